@@ -1,0 +1,52 @@
+"""What every context shares: validated options, and the hooks the kernel's runner calls."""
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from typing import Any
+
+from kernel.controller import Controller
+
+
+class ConfigError(ValueError):
+    """A context built with a value it cannot use; the message names the fix."""
+
+
+def check_int(name: str, value: Any, minimum: int, owner: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{owner}({name}={value!r}): {name} must be an integer >= {minimum}")
+
+
+def check_direction(direction: Any, owner: str) -> str:
+    if direction not in ("max", "min"):
+        raise ConfigError(f"{owner}(direction={direction!r}): use 'max' or 'min'")
+    return direction
+
+
+class Context(ABC):
+    """A way to run the training function. Subclasses validate in ``__init__``."""
+
+    provides: frozenset[str] = frozenset({"hparams", "reporter"})
+    launcher: Any = "local"
+    workers: int = 1
+    name: str = "experiment"
+
+    @abstractmethod
+    def controller(self) -> Controller:
+        """A fresh controller for one run of this context."""
+
+    def default_url(self) -> str:
+        """Where the kernel listens when the user names no address."""
+        from transports import private_ipc_url
+
+        return private_ipc_url()
+
+    def finish(self, result: Any) -> Any:
+        """Post-process the result before ``lagom`` returns it (default: as it is)."""
+        return result
+
+
+def inproc_url() -> str:
+    return f"inproc://lagom-{secrets.token_hex(6)}"

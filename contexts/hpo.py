@@ -1,0 +1,149 @@
+"""``HyperparameterSearch``: many trials, chosen by an optimizer, stopped early by a rule.
+
+The context validates its options at construction, then builds a controller from two plugins:
+an optimizer (``lagom.optimizers``) and an early stopper (``lagom.earlystop``), each given by
+name or as an instance.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from kernel.controller import DONE, WAIT, Controller, ExperimentError, TrialSpec
+from plugins.earlystop import EarlyStopper
+from plugins.optimizers import FINISHED, Observation, Optimizer
+from plugins.optimizers import WAIT as OPT_WAIT
+from plugins.registry import PluginError, resolve
+
+from .base import ConfigError, Context, check_direction, check_int
+from .searchspace import Searchspace
+
+
+class SearchController(Controller):
+    def __init__(self, optimizer: Optimizer, stopper: EarlyStopper, *, metric: str, direction: str,
+                 es_interval: int, es_min: int, num_trials: int | None):
+        self.optimizer = optimizer
+        self.stopper = stopper
+        self.metric = metric
+        self.direction = direction
+        self.es_interval = es_interval
+        self.es_min = es_min
+        self.num_trials = num_trials
+        self._reports: dict[int, int] = {}
+
+    def next_trial(self, trial_id: int):
+        decision = self.optimizer.suggest(trial_id)
+        if decision is FINISHED:
+            return DONE
+        if decision is OPT_WAIT:
+            return WAIT
+        return TrialSpec(decision.params, decision.budget, dict(decision.info))
+
+    def on_metric(self, trial_id: int, step: float, value: float) -> bool:
+        self.optimizer.report(trial_id, step, value)
+        n = self._reports[trial_id] = self._reports.get(trial_id, 0) + 1
+        if n < self.es_min or n % self.es_interval:
+            return False
+        return self.stopper.should_stop(trial_id, step, value)
+
+    def score(self, result: Any) -> float | None:
+        if isinstance(result, dict):
+            if self.metric not in result:
+                returned = ", ".join(sorted(result)) or "nothing"
+                raise ExperimentError(
+                    f"the training function returned {{{returned}}} but the search optimizes "
+                    f"metric={self.metric!r}; return {self.metric!r} in the dict, or pass "
+                    f"metric= one of: {returned}"
+                )
+            value = result[self.metric]
+        else:
+            value = result
+        if value is None:
+            raise ExperimentError(
+                f"the training function returned nothing; return a dict with {self.metric!r} "
+                f"(e.g. {{{self.metric!r}: 0.93}}) or one number"
+            )
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ExperimentError(f"metric {self.metric!r} is a {type(value).__name__}, not a number")
+        return float(value)
+
+    def on_end(self, trial: Any) -> None:
+        self._reports.pop(trial.id, None)
+        value = trial.metric if trial.metric is not None and not math.isnan(trial.metric) else None
+        obs = Observation(trial.id, trial.params, trial.budget, trial.state, value)
+        self.optimizer.observe(obs)
+        self.stopper.observe(obs)
+
+    def describe(self) -> dict[str, Any]:
+        return {"optimizer": type(self.optimizer).__name__, "early_stop": type(self.stopper).__name__,
+                "metric": self.metric, "direction": self.direction, "num_trials": self.num_trials}
+
+
+class HyperparameterSearch(Context):
+    """Search ``searchspace`` with ``optimizer`` over ``num_trials`` trials on ``workers`` agents.
+
+    ``optimizer``: "randomsearch", "gridsearch", any registered name, or an Optimizer instance.
+    ``es_policy``: "none" (default), any registered early stopper, or an instance; a trial is
+    considered for stopping from its ``es_min``-th broadcast on, every ``es_interval`` broadcasts.
+    """
+
+    name = "hpo"
+
+    def __init__(self, searchspace: Searchspace, optimizer: Any = "randomsearch", *,
+                 num_trials: int | None = None, direction: str = "max", metric: str = "metric",
+                 workers: int = 2, es_policy: Any = "none", es_interval: int = 1, es_min: int = 10,
+                 seed: int | None = None, launcher: Any = "local", name: str | None = None):
+        owner = "HyperparameterSearch"
+        if not isinstance(searchspace, Searchspace):
+            raise ConfigError(f"{owner}(searchspace=...) needs a contexts.Searchspace, got "
+                              f"{type(searchspace).__name__}")
+        if len(searchspace) == 0:
+            raise ConfigError(f"{owner}: the search space is empty; add parameters with "
+                              f"Searchspace(lr=('DOUBLE', [1e-4, 1e-1], 'log'))")
+        check_int("num_trials", num_trials, 1, owner, allow_none=True)
+        check_int("workers", workers, 0, owner)
+        check_int("es_interval", es_interval, 1, owner)
+        check_int("es_min", es_min, 0, owner)
+        check_int("seed", seed, 0, owner, allow_none=True)
+        self.direction = check_direction(direction, owner)
+        if not isinstance(metric, str) or not metric:
+            raise ConfigError(f"{owner}(metric={metric!r}): metric is the name of a returned value, "
+                              f"e.g. metric='accuracy'")
+        self.searchspace = searchspace
+        self.optimizer = optimizer
+        self.num_trials = num_trials
+        self.metric = metric
+        self.workers = workers
+        self.es_policy = "none" if es_policy is None else es_policy
+        self.es_interval = es_interval
+        self.es_min = es_min
+        self.seed = seed
+        self.launcher = launcher
+        if name is not None:
+            self.name = name
+        self._build()  # a bad plugin name or space fails here, at construction
+
+    def _build(self) -> SearchController:
+        try:
+            optimizer = resolve("lagom.optimizers", self.optimizer, Optimizer)
+            stopper = resolve("lagom.earlystop", self.es_policy, EarlyStopper)
+        except PluginError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
+            optimizer.setup(self.searchspace, num_trials=self.num_trials, direction=self.direction,
+                            seed=self.seed)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{type(optimizer).__name__}: {exc}") from None
+        stopper.setup(direction=self.direction)
+        return SearchController(optimizer, stopper, metric=self.metric, direction=self.direction,
+                                es_interval=self.es_interval, es_min=self.es_min,
+                                num_trials=getattr(optimizer, "size", None) if self.num_trials is None
+                                else self.num_trials)
+
+    def controller(self) -> Controller:
+        return self._build()
+
+    def __repr__(self) -> str:
+        opt = self.optimizer if isinstance(self.optimizer, str) else type(self.optimizer).__name__
+        return (f"HyperparameterSearch({self.searchspace!r}, optimizer={opt!r}, num_trials={self.num_trials}, "
+                f"direction={self.direction!r}, metric={self.metric!r}, workers={self.workers})")

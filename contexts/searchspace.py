@@ -1,0 +1,198 @@
+"""The search space: named hyperparameters of four types, validated when they are declared.
+
+``DOUBLE`` and ``INTEGER`` take ``[low, high]`` and an optional ``"log"`` scale; ``DISCRETE``
+takes a list of numbers and ``CATEGORICAL`` a list of anything msgpack can carry. Sampling and
+grid enumeration live here, so every optimizer draws from the same, checked, definition.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+TYPES = ("DOUBLE", "INTEGER", "DISCRETE", "CATEGORICAL")
+
+
+class SearchspaceError(ValueError):
+    """A hyperparameter declared in a way that cannot be searched."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    values: tuple  # (low, high) for ranges; the choices otherwise
+    log: bool = False
+
+    @property
+    def is_range(self) -> bool:
+        return self.type in ("DOUBLE", "INTEGER")
+
+    def sample(self, rng: random.Random) -> Any:
+        if not self.is_range:
+            return self.values[rng.randrange(len(self.values))]
+        low, high = self.values
+        if self.type == "DOUBLE":
+            if self.log:
+                return math.exp(rng.uniform(math.log(low), math.log(high)))
+            return rng.uniform(low, high)
+        if self.log:  # log-uniform over integers: draw in [low, high + 1) on the log scale
+            return min(high, int(math.exp(rng.uniform(math.log(low), math.log(high + 1)))))
+        return rng.randint(low, high)
+
+    def contains(self, value: Any) -> bool:
+        if not self.is_range:
+            return any(value == v and type(value) is type(v) for v in self.values)
+        low, high = self.values
+        if self.type == "INTEGER":
+            return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+        return isinstance(value, float) and low <= value <= high
+
+    def grid(self, resolution: int | None) -> list:
+        """The values a grid search visits: all choices, or ``resolution`` points of a range."""
+        if not self.is_range:
+            return list(self.values)
+        if resolution is None:
+            raise SearchspaceError(
+                f"grid search cannot enumerate the {self.type} range {self.name!r}; declare it "
+                f"DISCRETE with the values to try, or give the grid a resolution "
+                f"(optimizer=GridSearch(resolution=5))"
+            )
+        low, high = self.values
+        if resolution == 1:
+            points = [low]
+        elif self.log:
+            a, b = math.log(low), math.log(high)
+            points = [math.exp(a + (b - a) * i / (resolution - 1)) for i in range(resolution)]
+        else:
+            points = [low + (high - low) * i / (resolution - 1) for i in range(resolution)]
+        if self.type == "INTEGER":
+            return sorted(set(min(high, max(low, round(p))) for p in points))
+        points[0], points[-1] = float(low), float(high)  # exact ends despite exp(log(x))
+        return points
+
+    def describe(self) -> str:
+        if self.is_range:
+            return f"{self.type}[{self.values[0]}, {self.values[1]}]" + (" log" if self.log else "")
+        return f"{self.type}{list(self.values)}"
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _param(name: str, spec: Any) -> Param:
+    where = f"hyperparameter {name!r}"
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SearchspaceError(f"{name!r} is not a valid hyperparameter name; use a Python identifier")
+    if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3):
+        raise SearchspaceError(
+            f"{where}: expected (TYPE, values) or (TYPE, [low, high], 'log'), got {spec!r}; "
+            f"for example ('DOUBLE', [1e-4, 1e-1], 'log')"
+        )
+    kind, values = spec[0], spec[1]
+    scale = spec[2] if len(spec) == 3 else None
+    if not isinstance(kind, str) or kind.upper() not in TYPES:
+        raise SearchspaceError(f"{where}: unknown type {kind!r}; use one of {', '.join(TYPES)}")
+    kind = kind.upper()
+    if scale is not None and (kind not in ("DOUBLE", "INTEGER") or scale not in ("log", "linear")):
+        raise SearchspaceError(
+            f"{where}: scale {scale!r} is not allowed for {kind}; only DOUBLE and INTEGER take 'log' (or 'linear')"
+        )
+    if not isinstance(values, (list, tuple)):
+        raise SearchspaceError(f"{where}: values must be a list, got {type(values).__name__}")
+    if kind in ("DOUBLE", "INTEGER"):
+        if len(values) != 2:
+            raise SearchspaceError(f"{where}: a {kind} range needs exactly [low, high], got {list(values)}")
+        low, high = values
+        if not (_is_number(low) and _is_number(high)):
+            raise SearchspaceError(f"{where}: bounds must be finite numbers, got {list(values)}")
+        if kind == "INTEGER":
+            if not (float(low).is_integer() and float(high).is_integer()):
+                raise SearchspaceError(f"{where}: INTEGER bounds must be whole numbers, got {list(values)}")
+            low, high = int(low), int(high)
+        else:
+            low, high = float(low), float(high)
+        if low > high or (kind == "DOUBLE" and low == high):
+            raise SearchspaceError(
+                f"{where}: the range [{values[0]}, {values[1]}] is "
+                f"{'empty' if low == high else 'reversed'}; write it as [low, high] with low < high"
+            )
+        log = scale == "log"
+        if log and low <= 0:
+            raise SearchspaceError(
+                f"{where}: a log range must lie above 0, got [{values[0]}, {values[1]}]; "
+                f"raise the lower bound (e.g. 1e-6) or drop 'log'"
+            )
+        return Param(name, kind, (low, high), log)
+    if len(values) == 0:
+        raise SearchspaceError(f"{where}: {kind} needs at least one value")
+    if kind == "DISCRETE" and not all(_is_number(v) for v in values):
+        raise SearchspaceError(f"{where}: DISCRETE values must be numbers; use CATEGORICAL for {list(values)}")
+    if len(set(map(repr, values))) != len(values):
+        raise SearchspaceError(f"{where}: {kind} values repeat: {list(values)}")
+    return Param(name, kind, tuple(values))
+
+
+class Searchspace:
+    """Named hyperparameters, in the order they were declared.
+
+    >>> sp = Searchspace(lr=("DOUBLE", [1e-4, 1e-1], "log"), act=("CATEGORICAL", ["relu", "tanh"]))
+    >>> sp.add("depth", ("DISCRETE", [1, 2, 3]))
+    """
+
+    def __init__(self, **params: Sequence):
+        self._params: dict[str, Param] = {}
+        for name, spec in params.items():
+            self.add(name, spec)
+
+    def add(self, name: str, spec: Sequence) -> "Searchspace":
+        if name in self._params:
+            raise SearchspaceError(f"hyperparameter {name!r} is already in the search space")
+        if name == "budget":
+            raise SearchspaceError("'budget' is reserved: the optimizer sets hparams['budget']")
+        self._params[name] = _param(name, spec)
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._params)
+
+    def __getitem__(self, name: str) -> Param:
+        return self._params[name]
+
+    def __iter__(self) -> Iterator[Param]:
+        return iter(self._params.values())
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._params
+
+    def sample(self, rng: random.Random) -> dict[str, Any]:
+        return {p.name: p.sample(rng) for p in self._params.values()}
+
+    def contains(self, params: dict[str, Any]) -> bool:
+        """True when ``params`` names exactly this space's parameters, each inside its range."""
+        return set(params) == set(self._params) and all(
+            p.contains(params[p.name]) for p in self._params.values()
+        )
+
+    def grid(self, resolution: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every combination once, the last parameter varying fastest."""
+        axes = [p.grid(resolution) for p in self._params.values()]
+        for combo in itertools.product(*axes):
+            yield dict(zip(self._params, combo))
+
+    def grid_size(self, resolution: int | None = None) -> int:
+        return math.prod(len(p.grid(resolution)) for p in self._params.values())
+
+    def to_dict(self) -> dict[str, list]:
+        return {p.name: [p.type, list(p.values), *(["log"] if p.log else [])] for p in self}
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{p.name}={p.describe()}" for p in self)
+        return f"Searchspace({inner})"

@@ -1,0 +1,78 @@
+"""``Single``: one run of the training function, here, as on a laptop.
+
+The run goes through the same kernel, agent and reporter as a search (so what works here
+works there), with the agent in a thread of this process over ``inproc://``: no subprocess,
+output straight to the terminal, and a failure raises here with the function's traceback.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from kernel.controller import DONE, Controller, TrialSpec
+
+from .base import ConfigError, Context, inproc_url
+
+
+class TrialFailed(RuntimeError):
+    """The single run raised; the message carries the function's own traceback."""
+
+    def __init__(self, message: str, result: Any):
+        super().__init__(message)
+        self.result = result
+
+
+class _OneTrial(Controller):
+    def __init__(self, hparams: dict[str, Any], metric: str | None, direction: str):
+        self.hparams = hparams
+        self.metric = metric
+        self.direction = direction
+        self._issued = False
+
+    def next_trial(self, trial_id: int):
+        if self._issued:
+            return DONE
+        self._issued = True
+        return TrialSpec(dict(self.hparams))
+
+    def score(self, result: Any) -> float | None:
+        if isinstance(result, dict):
+            value = result.get(self.metric) if self.metric else None
+            return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return super().score(result)
+
+    def describe(self) -> dict[str, Any]:
+        return {"hparams": self.hparams, "num_trials": 1}
+
+
+class Single(Context):
+    """One run with fixed ``hparams``. ``in_process=False`` runs it in an agent subprocess."""
+
+    name = "single"
+
+    def __init__(self, hparams: dict[str, Any] | None = None, *, metric: str | None = None,
+                 direction: str = "max", in_process: bool = True):
+        if hparams is None:
+            hparams = {}
+        if not isinstance(hparams, dict) or not all(isinstance(k, str) for k in hparams):
+            raise ConfigError(f"Single(hparams={hparams!r}): hparams must be a dict with string keys")
+        self.hparams = dict(hparams)
+        self.metric = metric
+        self.direction = direction
+        self.workers = 1
+        self.launcher = "thread" if in_process else "local"
+        self._in_process = in_process
+
+    def controller(self) -> Controller:
+        return _OneTrial(self.hparams, self.metric, self.direction)
+
+    def default_url(self) -> str:
+        return inproc_url() if self._in_process else super().default_url()
+
+    def finish(self, result):
+        trial = result.trials[0] if result.trials else None
+        if trial is not None and trial.state == "failed":
+            raise TrialFailed(f"the training function failed: {trial.error}\n\n{trial.traceback or ''}", result)
+        return result
+
+    def __repr__(self) -> str:
+        return f"Single(hparams={self.hparams!r})"

@@ -1,0 +1,67 @@
+"""What the kernel needs from an experiment's policy, and nothing more.
+
+A context (``contexts/``) turns its configuration into a :class:`Controller` built from plugins;
+the kernel only asks it what to run next, passes it metrics and outcomes, and asks it to score
+a returned result. This is the whole surface between the kernel and every search, ablation or
+distribution policy, which is why the kernel knows no optimizer.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    params: dict[str, Any]
+    budget: float | int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class _Signal:
+    def __init__(self, name: str):
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+WAIT = _Signal("WAIT")  # nothing to run now; the kernel asks again when any trial ends
+DONE = _Signal("DONE")  # no more trials; the experiment ends when the running ones do
+
+
+class ExperimentError(RuntimeError):
+    """The experiment cannot go on (a configuration mistake seen at run time, no agents left).
+
+    Raised from :func:`kernel.lagom` after the experiment folder has been written, so nothing
+    already done is lost; ``path`` names that folder.
+    """
+
+    path: Any = None
+
+
+class Controller(ABC):
+    metric: str | None = None
+    direction: Literal["max", "min"] = "max"
+
+    @abstractmethod
+    def next_trial(self, trial_id: int) -> Union[TrialSpec, _Signal]:
+        """The trial to run as ``trial_id``, or WAIT, or DONE."""
+
+    def on_metric(self, trial_id: int, step: float, value: float) -> bool:
+        """An intermediate metric; return True to stop that trial now."""
+        return False
+
+    def score(self, result: Any) -> float | None:
+        """The number to rank a finished trial by, from what the function returned.
+
+        Raise :class:`ExperimentError` when the result can never be scored (a wrong metric name).
+        """
+        return float(result) if isinstance(result, (int, float)) and not isinstance(result, bool) else None
+
+    def on_end(self, trial: Any) -> None:
+        """A trial ended (finished, stopped, failed or lost)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,368 @@
+"""The kernel: one asyncio loop, one dispatcher, the scheduler, the journal.
+
+Everything that happens is a message from an agent. The receive loop decodes each one (the
+codec drops and counts anything invalid before a handler sees it) and routes it by type to a
+``_on_<type>`` handler. Assignment is pushed: the moment an agent is ready or returns a result,
+the controller is asked for the next trial and it is sent to that agent. There is no polling:
+between messages the loop sleeps, and the only timer is the heartbeat.
+
+The kernel holds no optimizer and no JAX: the policy is the :class:`Controller` it was given.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from typing import Any, Callable, Iterable
+
+from transports.codec import Codec, CodecError
+
+from .controller import DONE, WAIT, Controller, ExperimentError, TrialSpec
+from .journal import ExperimentFolder
+from .registry import AgentInfo, AgentRegistry
+from .trials import Result, Trial
+
+log = logging.getLogger("lagom.kernel")
+
+
+class Observer:
+    """Hooks for things that watch an experiment (progress display, reports); all optional."""
+
+    def experiment_started(self, kernel: "Kernel") -> None: ...
+    def trial_started(self, kernel: "Kernel", trial: Trial) -> None: ...
+    def trial_ended(self, kernel: "Kernel", trial: Trial) -> None: ...
+    def experiment_ended(self, kernel: "Kernel", result: Result | None) -> None: ...
+
+
+class Kernel:
+    def __init__(self, *, experiment: str, context_name: str, function: bytes, controller: Controller,
+                 listener: Any, codec: Codec, folder: ExperimentFolder, heartbeat: float = 1.0,
+                 max_retries: int = 1, agent_env: dict[str, str] | None = None,
+                 observers: Iterable[Observer] = ()):
+        self.experiment = experiment
+        self.context_name = context_name
+        self.controller = controller
+        self.listener = listener
+        self.codec = codec
+        self.folder = folder
+        self.heartbeat = heartbeat
+        self.max_retries = max_retries
+        self.observers = list(observers)
+        self.agents = AgentRegistry()
+        self.trials: dict[int, Trial] = {}
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.rejected: collections.Counter[str] = collections.Counter()
+        self.best: Trial | None = None
+        self.dispatch_latencies: list[float] = []  # seconds from a result to the next trial sent
+        self._welcome = codec.encode("welcome", experiment=experiment, function=function,
+                                     heartbeat=heartbeat, env=dict(agent_env or {}))
+        self._retry: collections.deque[Trial] = collections.deque()
+        self._waiting: dict[bytes, AgentInfo] = {}  # agents told WAIT, in arrival order
+        self._next_id = 0
+        self._controller_done = False
+        self._expected_agents: int | None = None  # agents a launcher promised; None: any may join
+        self._exited_agents = 0
+        self._early_exits: list[tuple[str, str]] = []
+        self._handlers: dict[str, Callable[[AgentInfo | None, bytes, dict], None]] = {
+            "hello": self._on_hello, "ready": self._on_ready, "metric": self._on_metric,
+            "log": self._on_log, "final": self._on_final, "heartbeat": self._on_heartbeat,
+            "bye": self._on_bye,
+        }
+        self._outcome: asyncio.Future | None = None
+        self._loop = asyncio.get_running_loop()  # launchers report from their own threads
+        self.started_at = time.time()
+        self.first_trial_at: float | None = None
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def run(self) -> Result:
+        loop = self._loop
+        self._outcome = loop.create_future()
+        self.started_at = time.time()
+        for agent_id, detail in self._early_exits:
+            self._exited_agents -= 1
+            self._agent_exited(agent_id, detail)
+        self.folder.record("experiment", id=self.experiment, context=self.context_name,
+                           controller=self.controller.describe())
+        for ob in self.observers:
+            ob.experiment_started(self)
+        receiver = asyncio.create_task(self._receive(), name="lagom-receive")
+        self._beat_handle = loop.call_later(self.heartbeat, self._beat)
+        try:
+            await asyncio.wait({receiver, self._outcome}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver.done() and not self._outcome.done():
+                receiver.result()  # a bug in a handler: surface it
+            self._outcome.result()
+        finally:
+            self._beat_handle.cancel()
+            receiver.cancel()
+            self._broadcast_shutdown("experiment over")
+        return self.result()
+
+    async def _receive(self) -> None:
+        decode = self.codec.decode
+        handlers = self._handlers
+        agents = self.agents
+        while True:
+            batch = await self.listener.recv_batch()
+            for peer, frames in batch:
+                try:
+                    msg = decode(frames)
+                except CodecError as exc:
+                    self.rejected[exc.reason] += 1
+                    continue
+                agent = agents.get(peer)
+                if agent is None and msg["type"] != "hello":
+                    self.rejected["unknown-peer"] += 1
+                    continue
+                handlers[msg["type"]](agent, peer, msg)
+            if self._outcome.done():
+                return
+            await asyncio.sleep(0)  # let timers run even under a flood of messages
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        if self._outcome is not None and not self._outcome.done():
+            if error is None:
+                self._outcome.set_result(None)
+            else:
+                self._outcome.set_exception(error)
+
+    def abort(self, message: str) -> None:
+        """End the experiment with an error the user sees; what was done stays in the folder."""
+        err = ExperimentError(message)
+        err.path = self.folder.path
+        self.folder.record("aborted", reason=message)
+        self._finish(err)
+
+    # -- sending ----------------------------------------------------------------------------
+    def _send(self, agent: AgentInfo, frames: list[bytes]) -> bool:
+        if self.listener.send(agent.peer, frames):
+            return True
+        self._agent_gone(agent, "unreachable")
+        return False
+
+    def _beat(self) -> None:
+        frames = self.codec.encode("heartbeat")
+        for agent in self.agents.alive():
+            self._send(agent, frames)
+        self._beat_handle = self._loop.call_later(self.heartbeat, self._beat)
+
+    def _broadcast_shutdown(self, reason: str) -> None:
+        frames = self.codec.encode("shutdown", reason=reason)
+        for agent in self.agents.alive():
+            self.listener.send(agent.peer, frames)
+
+    # -- handlers ---------------------------------------------------------------------------
+    def _on_hello(self, agent: AgentInfo | None, peer: bytes, msg: dict) -> None:
+        if agent is not None and agent.trial is not None:
+            self._trial_interrupted(agent, "its agent restarted")
+        agent = self.agents.add(peer, msg)
+        self.folder.record("agent", id=agent.id, host=agent.host, pid=agent.pid, devices=agent.devices)
+        self._send(agent, self._welcome)
+
+    def _on_ready(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
+        agent.last_seen = time.monotonic()
+        if not msg["ok"]:
+            agent.state, agent.error = "broken", msg["error"]
+            self.folder.record("agent-broken", id=agent.id, error=msg["error"])
+            self._send(agent, self.codec.encode("shutdown", reason="cannot run the training function"))
+            if not self.agents.alive() and self._no_more_agents():
+                self.abort(f"agent {agent.id} on {agent.host}: {msg['error']}")
+            return
+        self._assign(agent)
+
+    def _on_heartbeat(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
+        agent.last_seen = time.monotonic()
+
+    def _on_metric(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
+        trial = self.trials.get(msg["trial"])
+        if trial is None or trial.state != "running" or trial.agent != agent.id:
+            self.rejected["stale"] += 1
+            return
+        for step, value in msg["points"]:
+            trial.history.append((step, value))
+            if self.controller.on_metric(trial.id, step, value) and not trial.info.get("stop_sent"):
+                trial.info["stop_sent"] = time.time()
+                self._send(agent, self.codec.encode("stop", trial=trial.id))
+
+    def _on_log(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
+        if msg["trial"] in self.trials:
+            self.folder.log_lines(msg["trial"], msg["lines"])
+
+    def _on_bye(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
+        self._agent_gone(agent, msg["reason"])
+
+    def _on_final(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
+        now = time.perf_counter()
+        agent.last_seen = time.monotonic()
+        trial = self.trials.get(msg["trial"])
+        if trial is None or trial.state != "running" or trial.agent != agent.id:
+            self.rejected["stale"] += 1
+            return
+        trial.started = msg["started"]
+        trial.ended = msg["started"] + msg["duration"]
+        outcome = msg["outcome"]
+        error = None
+        if outcome == "error":
+            trial.state, trial.error, trial.traceback = "failed", msg["error"], msg["traceback"]
+            if msg["traceback"]:
+                self.folder.log_lines(trial.id, [msg["traceback"]])
+        else:
+            trial.result = msg["result"]
+            if outcome == "stopped" or trial.info.get("stop_sent"):
+                trial.state = "stopped"
+            else:
+                trial.state = "finished"
+            try:
+                trial.metric = self.controller.score(trial.result) if outcome == "ok" else msg["value"]
+            except ExperimentError as exc:
+                trial.state, trial.error = "failed", str(exc)
+                error = exc
+        agent.trial = None
+        agent.trials_done += 1
+        agent.last_final_at = now
+        self._trial_ended(trial)
+        if error is not None:
+            self.abort(str(error))
+            return
+        self._assign(agent)
+        if self._waiting:
+            self._wake_waiting()
+
+    # -- scheduling -------------------------------------------------------------------------
+    def _assign(self, agent: AgentInfo) -> None:
+        """Give ``agent`` its next trial now, or park it until something changes."""
+        if self._outcome.done() or not agent.alive:
+            return
+        if self._retry:
+            trial = self._retry.popleft()
+        else:
+            decision = DONE if self._controller_done else self.controller.next_trial(self._next_id)
+            if decision is WAIT:
+                agent.state = "waiting"
+                self._waiting[agent.peer] = agent
+                self._check_done()
+                return
+            if decision is DONE:
+                self._controller_done = True
+                agent.state = "idle"
+                self._waiting.pop(agent.peer, None)
+                self._check_done()
+                return
+            if not isinstance(decision, TrialSpec):
+                raise TypeError(f"controller.next_trial returned {decision!r}")
+            trial = Trial(self._next_id, dict(decision.params), decision.budget, info=dict(decision.info))
+            self._next_id += 1
+            self.trials[trial.id] = trial
+        self._waiting.pop(agent.peer, None)
+        trial.state, trial.agent = "running", agent.id
+        trial.attempts += 1
+        agent.state, agent.trial = "busy", trial.id
+        frames = self.codec.encode("trial", trial=trial.id, params=trial.params, budget=trial.budget)
+        if not self._send(agent, frames):
+            return  # _agent_gone re-queued it
+        if agent.last_final_at is not None:
+            self.dispatch_latencies.append(time.perf_counter() - agent.last_final_at)
+        if self.first_trial_at is None:
+            self.first_trial_at = time.time()
+        self.counts["running"] += 1
+        self.folder.record("start", trial=trial.id, params=trial.params, budget=trial.budget,
+                           agent=agent.id, attempt=trial.attempts, info=trial.info)
+        for ob in self.observers:
+            ob.trial_started(self, trial)
+
+    def _wake_waiting(self) -> None:
+        for agent in list(self._waiting.values()):
+            self._assign(agent)
+            if agent.state == "waiting":
+                break  # the controller still has nothing; the rest would hear the same
+
+    def _trial_ended(self, trial: Trial) -> None:
+        self.counts["running"] -= 1
+        self.counts[trial.state] += 1
+        if trial.metric is not None and trial.state in ("finished", "stopped"):
+            if self.best is None or (trial.metric > self.best.metric if self.controller.direction == "max"
+                                     else trial.metric < self.best.metric):
+                self.best = trial
+        self.folder.close_log(trial.id)
+        self.folder.record("end", trial=trial.to_dict())
+        self.controller.on_end(trial)
+        for ob in self.observers:
+            ob.trial_ended(self, trial)
+
+    def _check_done(self) -> None:
+        if self._controller_done and not self._retry and self.counts["running"] == 0:
+            self._finish()
+
+    # -- agents that leave ------------------------------------------------------------------
+    def _trial_interrupted(self, agent: AgentInfo, why: str) -> None:
+        trial = self.trials.get(agent.trial) if agent.trial is not None else None
+        agent.trial = None
+        if trial is None or trial.state != "running":
+            return
+        self.counts["running"] -= 1
+        if trial.attempts <= self.max_retries:
+            trial.state, trial.agent = "pending", None
+            trial.history.clear()
+            self.folder.record("requeue", trial=trial.id, reason=why)
+            self._retry.append(trial)
+            for other in list(self._waiting.values()) + [a for a in self.agents.alive() if a.state == "idle"]:
+                if self._retry:
+                    self._assign(other)
+        else:
+            trial.state, trial.error = "lost", f"lost: {why}"
+            self.counts["running"] += 1  # _trial_ended decrements
+            self._trial_ended(trial)
+            self._check_done()
+
+    def _agent_gone(self, agent: AgentInfo, why: str) -> None:
+        if not agent.alive:
+            return
+        agent.state = "gone"
+        self._waiting.pop(agent.peer, None)
+        self.folder.record("agent-gone", id=agent.id, reason=why)
+        self._trial_interrupted(agent, f"agent {agent.id} {why}")
+        if not self.agents.alive() and self._no_more_agents() and not self._outcome.done():
+            self._out_of_agents()
+
+    def _no_more_agents(self) -> bool:
+        return self._expected_agents is not None and self._exited_agents >= self._expected_agents
+
+    def _out_of_agents(self) -> None:
+        broken = [a for a in self.agents if a.state == "broken"]
+        if broken:
+            self.abort(f"agent {broken[0].id} on {broken[0].host}: {broken[0].error}")
+        else:
+            self.abort(f"every agent has exited; see their logs in {self.folder.agents_dir}")
+
+    def expect_agents(self, count: int | None) -> None:
+        """A launcher promised ``count`` agents; when all have exited the experiment cannot go on."""
+        self._expected_agents = count
+
+    def agent_exited(self, agent_id: str, detail: str) -> None:
+        """A launcher saw an agent process end (thread-safe; ignored once the loop is closed)."""
+        try:
+            self._loop.call_soon_threadsafe(self._agent_exited, agent_id, detail)
+        except RuntimeError:
+            pass
+
+    def _agent_exited(self, agent_id: str, detail: str) -> None:
+        self._exited_agents += 1
+        if self._outcome is None:  # before run(): remember, and decide when it starts
+            self._early_exits.append((agent_id, detail))
+            return
+        agent = self.agents.by_id(agent_id)
+        if agent is not None:
+            self._agent_gone(agent, f"exited ({detail})")
+        elif self._no_more_agents() and not self.agents.alive() and not self._outcome.done():
+            self._out_of_agents()
+
+    # -- the result -------------------------------------------------------------------------
+    def result(self) -> Result:
+        return Result(
+            experiment=self.experiment, path=self.folder.path, context=self.context_name,
+            metric=self.controller.metric, direction=self.controller.direction,
+            trials=[self.trials[k] for k in sorted(self.trials)],
+            duration=time.time() - self.started_at, rejected=dict(self.rejected),
+            agents=len(self.agents),
+        )

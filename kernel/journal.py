@@ -1,0 +1,57 @@
+"""The experiment folder: an append-only journal, one log per trial, result.json at the end.
+
+The journal is JSON lines, one event each, written and flushed as it happens, so a kernel
+killed at any moment leaves a readable record of everything that had ended. Each write is a
+single line: the cost per trial stays flat however many trials came before.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any, IO
+
+DEFAULT_ROOT_ENV = "LAGOM_RUNS"
+
+
+def new_experiment_path(root: str | os.PathLike | None, name: str) -> Path:
+    base = Path(root or os.environ.get(DEFAULT_ROOT_ENV) or "lagom-runs")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return base / f"{name}-{stamp}-{secrets.token_hex(2)}"
+
+
+class ExperimentFolder:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.trials_dir = self.path / "trials"
+        self.agents_dir = self.path / "agents"
+        for d in (self.path, self.trials_dir, self.agents_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self._journal: IO[str] = open(self.path / "journal.jsonl", "a", encoding="utf-8")
+        self._logs: dict[int, IO[str]] = {}
+
+    def record(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"event": event, "time": time.time(), **fields}, default=str)
+        self._journal.write(line + "\n")
+        self._journal.flush()
+
+    def trial_log_path(self, trial_id: int) -> Path:
+        return self.trials_dir / f"trial-{trial_id:05d}.log"
+
+    def log_lines(self, trial_id: int, lines: list[str]) -> None:
+        f = self._logs.get(trial_id)
+        if f is None:
+            f = self._logs[trial_id] = open(self.trial_log_path(trial_id), "a", encoding="utf-8")
+        f.write("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+
+    def close_log(self, trial_id: int) -> None:
+        f = self._logs.pop(trial_id, None)
+        if f is not None:
+            f.close()
+
+    def close(self) -> None:
+        for tid in list(self._logs):
+            self.close_log(tid)
+        self._journal.close()

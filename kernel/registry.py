@@ -1,0 +1,53 @@
+"""The agents the kernel knows: who they are, whether they are alive, what they are running."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+
+@dataclass
+class AgentInfo:
+    peer: bytes
+    id: str
+    host: str
+    pid: int
+    devices: list[str]
+    state: str = "joining"  # joining, idle, busy, waiting, gone, broken
+    trial: int | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+    trials_done: int = 0
+    last_final_at: float | None = None  # kernel clock when its last result arrived
+    error: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in ("gone", "broken")
+
+
+class AgentRegistry:
+    def __init__(self) -> None:
+        self._by_peer: dict[bytes, AgentInfo] = {}
+
+    def add(self, peer: bytes, msg: dict[str, Any]) -> AgentInfo:
+        info = AgentInfo(peer, msg["agent"], msg["host"], msg["pid"], list(map(str, msg["devices"])))
+        self._by_peer[peer] = info
+        return info
+
+    def get(self, peer: bytes) -> AgentInfo | None:
+        return self._by_peer.get(peer)
+
+    def by_id(self, agent_id: str) -> AgentInfo | None:
+        for info in self._by_peer.values():
+            if info.id == agent_id:
+                return info
+        return None
+
+    def __iter__(self) -> Iterator[AgentInfo]:
+        return iter(list(self._by_peer.values()))
+
+    def alive(self) -> list[AgentInfo]:
+        return [a for a in self._by_peer.values() if a.alive]
+
+    def __len__(self) -> int:
+        return len(self._by_peer)

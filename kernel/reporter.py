@@ -1,0 +1,173 @@
+"""What the training function talks to: metrics and logs out, the kernel's stop decision in.
+
+``broadcast`` sends the metric at once (the kernel decides early stopping on every value), then
+looks, without blocking, for a stop the kernel pushed; if there is one it raises
+:class:`EarlyStop`, which the agent turns into a "stopped" trial. No timer and no polling
+thread: a stop is seen at the next broadcast, and costs nothing in between.
+
+``print`` inside a trial is captured too: a process-wide stdout proxy routes writes from the
+thread running a trial into that trial's log, and passes everything else through.
+"""
+from __future__ import annotations
+
+import io
+import math
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+
+class EarlyStop(Exception):
+    """Raised by ``reporter.broadcast`` when the kernel stopped this trial.
+
+    Let it propagate (the agent records the trial as stopped with its last metric); catch it
+    only to save a checkpoint, then re-raise or return.
+    """
+
+
+class Shutdown(BaseException):
+    """The kernel ended the experiment while a trial ran; not for user code to catch."""
+
+
+class Reporter:
+    """Handed to the training function as ``reporter``."""
+
+    def __init__(self, trial_id: int, send_metric: Callable[[int, float, float], None],
+                 send_log: Callable[[int, list[str]], None], check_stop: Callable[[], bool]):
+        self.trial_id = trial_id
+        self._send_metric = send_metric
+        self._send_log = send_log
+        self._check_stop = check_stop
+        self._owner = threading.get_ident()
+        self._step = -1
+        self.last: tuple[float, float] | None = None
+        self._stopped = False
+
+    def broadcast(self, metric: Any, step: int | float | None = None) -> None:
+        """Send one value of the trial's metric; raises EarlyStop if the kernel said stop."""
+        if threading.get_ident() != self._owner:
+            raise RuntimeError("reporter.broadcast must be called from the thread running the trial")
+        try:
+            value = float(metric)
+        except (TypeError, ValueError):
+            raise TypeError(f"reporter.broadcast(metric=...) needs a number, got {type(metric).__name__}") from None
+        if step is None:
+            step = self._step + 1
+        elif not isinstance(step, (int, float)) or isinstance(step, bool) or not math.isfinite(step):
+            raise TypeError(f"reporter.broadcast(step=...) needs a finite number, got {step!r}")
+        self._step = step
+        if not math.isnan(value):
+            self.last = (step, value)
+            self._send_metric(self.trial_id, step, value)
+        if self.should_stop():
+            raise EarlyStop(f"trial {self.trial_id} stopped by the kernel at step {step}")
+
+    def should_stop(self) -> bool:
+        """True once the kernel has decided to stop this trial (checkpoint, then return)."""
+        if not self._stopped:
+            self._stopped = self._check_stop()
+        return self._stopped
+
+    def log(self, *parts: Any) -> None:
+        """A line in the trial's log (like print, without going through stdout)."""
+        self._send_log(self.trial_id, [" ".join(str(p) for p in parts)])
+
+
+class _Capture:
+    """Line buffer for one trial's printed output; flushes in batches, not per write."""
+
+    def __init__(self, trial_id: int, send_log: Callable[[int, list[str]], None], echo: io.TextIOBase | None):
+        self.trial_id = trial_id
+        self._send = send_log
+        self._echo = echo
+        self._partial = ""
+        self._lines: list[str] = []
+        self._last_flush = time.monotonic()
+
+    def write(self, text: str) -> int:
+        if self._echo is not None:
+            self._echo.write(text)
+        if "\n" in text:
+            head, *middle, tail = (self._partial + text).split("\n")
+            self._lines.append(head)
+            self._lines.extend(middle)
+            self._partial = tail
+            if len(self._lines) >= 200 or time.monotonic() - self._last_flush > 0.25:
+                self.flush()
+        else:
+            self._partial += text
+        return len(text)
+
+    def flush(self, final: bool = False) -> None:
+        if final and self._partial:
+            self._lines.append(self._partial)
+            self._partial = ""
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._send(self.trial_id, lines)
+        self._last_flush = time.monotonic()
+
+
+class StreamRouter(io.TextIOBase):
+    """Stands in for sys.stdout/sys.stderr: a thread running a trial writes to its capture."""
+
+    def __init__(self, original):
+        self.original = original
+        self._captures: dict[int, _Capture] = {}
+
+    def write(self, text: str) -> int:
+        cap = self._captures.get(threading.get_ident())
+        if cap is None:
+            return self.original.write(text)
+        return cap.write(text)
+
+    def flush(self) -> None:
+        self.original.flush()
+
+    def isatty(self) -> bool:
+        return self.original.isatty()
+
+    @property
+    def encoding(self):
+        return getattr(self.original, "encoding", "utf-8")
+
+    def fileno(self) -> int:
+        return self.original.fileno()
+
+    def start(self, capture: _Capture) -> None:
+        self._captures[threading.get_ident()] = capture
+
+    def stop(self) -> None:
+        self._captures.pop(threading.get_ident(), None)
+
+
+_install_lock = threading.Lock()
+
+
+def install_routers() -> tuple[StreamRouter, StreamRouter]:
+    """Put the stdout and stderr routers in place once per process (idempotent)."""
+    with _install_lock:
+        if not isinstance(sys.stdout, StreamRouter):
+            sys.stdout = StreamRouter(sys.stdout)
+        if not isinstance(sys.stderr, StreamRouter):
+            sys.stderr = StreamRouter(sys.stderr)
+        return sys.stdout, sys.stderr
+
+
+class captured_output:
+    """Context manager: route this thread's print output into a trial's log."""
+
+    def __init__(self, trial_id: int, send_log: Callable[[int, list[str]], None], echo: bool = True):
+        self.out, self.err = install_routers()
+        self.capture = _Capture(trial_id, send_log, self.out.original if echo else None)
+
+    def __enter__(self) -> _Capture:
+        self.out.start(self.capture)
+        self.err.start(self.capture)
+        return self.capture
+
+    def __exit__(self, *exc) -> None:
+        self.out.stop()
+        self.err.stop()
+        self.capture.flush(final=True)

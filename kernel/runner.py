@@ -1,0 +1,171 @@
+"""``lagom()``: run one training function in the context given, from any Python program.
+
+The experiment runs on its own event loop (uvloop when installed). Called from code that
+already runs a loop (Jupyter, an async application), it runs that loop in a helper thread and
+waits, so the caller never sees "event loop is already running"; ``await lagom_async(...)`` is
+the native form for async code.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+import threading
+from typing import Any, Callable
+
+import cloudpickle
+
+import transports
+from transports.codec import kernel_codec, token_key
+
+from .controller import ExperimentError
+from .driver import Kernel
+from .injection import requested
+from .journal import ExperimentFolder, new_experiment_path
+from .progress import Progress
+from .trials import Result
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def _default_context():
+    from contexts import Single  # the kernel depends on no context but this default
+
+    return Single()
+
+
+def _agent_command(url: str, token: str) -> str:
+    return f"python -m kernel.agent --connect {url} --token {token}"
+
+
+async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | None = None,
+                      path: str | os.PathLike | None = None, name: str | None = None,
+                      verbose: int = 1, launcher: Any = None, heartbeat: float = 1.0,
+                      _on_kernel: Callable[[Kernel, Any], None] | None = None) -> Result:
+    """The coroutine behind :func:`lagom`; see there."""
+    from plugins.launchers import Launcher
+    from plugins.registry import resolve
+
+    context = context if context is not None else _default_context()
+    context_name = type(context).__name__
+    requested(train_fn, context.provides, context_name)  # fail before anything starts
+    try:
+        function = cloudpickle.dumps(train_fn)
+    except Exception as exc:
+        raise TypeError(
+            f"the training function cannot be sent to agents ({type(exc).__name__}: {exc}); "
+            f"create unpicklable objects (open files, locks, clients) inside the function"
+        ) from None
+    controller = context.controller()
+    workers = context.workers
+    if listen is None and workers < 1:
+        raise ValueError(f"{context_name}(workers={workers}) with no listen address: no agent could ever "
+                         f"join; set workers >= 1, or listen='tcp://0.0.0.0:PORT' for agents started by hand")
+    url = listen or context.default_url()
+    launch = resolve("lagom.launchers", launcher or context.launcher, Launcher) if workers else None
+
+    experiment = name or context.name
+    folder = ExperimentFolder(new_experiment_path(path, experiment))
+    token = secrets.token_urlsafe(32)
+    listener = transports.listen(url)
+    observers = [Progress()] if verbose else []
+    kernel = Kernel(experiment=folder.path.name, context_name=context_name, function=function,
+                    controller=controller, listener=listener, codec=kernel_codec(token_key(token)),
+                    folder=folder, heartbeat=heartbeat, observers=observers)
+    if listen is not None:
+        remote = listener.address.for_remote_agents().url
+        print(f"lagom: experiment {folder.path.name} listens on {listener.url}; start agents with\n"
+              f"  {_agent_command(remote, token)}", flush=True)
+    if verbose:
+        print(f"lagom: {context_name} → {folder.path}", flush=True)
+    result: Result | None = None
+    try:
+        if launch is not None:
+            launch.start(url=listener.address.for_local_agents().url, token=token, count=workers,
+                         log_dir=folder.agents_dir, on_exit=kernel.agent_exited)
+            kernel.expect_agents(None if listen is not None else workers)
+        if _on_kernel is not None:
+            _on_kernel(kernel, launch)
+        try:
+            result = await kernel.run()
+        except BaseException:
+            result = kernel.result()
+            raise
+    finally:
+        if result is None:
+            result = kernel.result()
+        result.save()
+        for ob in observers:
+            ob.experiment_ended(kernel, result)
+        if launch is not None:
+            await asyncio.to_thread(launch.stop)
+        listener.close()
+        folder.record("closed", counts={k: v for k, v in kernel.counts.items() if k != "running"})
+        folder.close()
+    if verbose:
+        print(result, flush=True)
+    return context.finish(result)
+
+
+def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
+    """Run ``train_fn`` in ``context`` (default: one run here) and return the :class:`Result`.
+
+    ``train_fn`` asks by name for what it needs: ``hparams``, ``reporter`` (and, where the
+    context provides them, ``dataset``, ``model``, ``strategy``). Options:
+
+    - ``listen="tcp://0.0.0.0:7777"``: also accept agents started by hand on other hosts; the
+      command to start them, with the token, is printed.
+    - ``path``: the folder under which the experiment folder is made (default ``./lagom-runs``,
+      or ``$LAGOM_RUNS``); ``name``: the experiment's name.
+    - ``verbose=0`` silences the progress line and the summary.
+    - ``launcher``: how local agents start (``"local"`` processes, ``"thread"``, or an instance).
+
+    Raises :class:`~kernel.controller.ExperimentError` when the experiment cannot go on; the
+    experiment folder (journal, result.json) is written first.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(lagom_async(train_fn, context, **options))
+    return _run_in_thread(train_fn, context, options)
+
+
+def _run_in_thread(train_fn: Callable, context: Any, options: dict) -> Result:
+    """For callers inside a running loop (Jupyter): the experiment gets a loop of its own."""
+    box: dict[str, Any] = {}
+    kernel_box: dict[str, Kernel] = {}
+
+    def on_kernel(kernel: Kernel, launch: Any) -> None:
+        kernel_box["kernel"] = kernel
+
+    def target() -> None:
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                box["result"] = runner.run(lagom_async(train_fn, context, _on_kernel=on_kernel, **options))
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="lagom-kernel", daemon=True)
+    thread.start()
+    try:
+        thread.join()  # interruptible: Ctrl-C lands here
+    except KeyboardInterrupt:
+        kernel = kernel_box.get("kernel")
+        if kernel is not None:
+            kernel._loop.call_soon_threadsafe(kernel.abort, "interrupted by the user")
+        thread.join(30)
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+__all__ = ["lagom", "lagom_async", "ExperimentError"]

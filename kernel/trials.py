@@ -1,0 +1,141 @@
+"""Trial records and the result object that :func:`kernel.lagom` returns."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENDED = ("finished", "stopped", "failed", "lost")
+
+
+@dataclass
+class Trial:
+    """One run of the training function: what it was given, what it did, how it ended."""
+
+    id: int
+    params: dict[str, Any]
+    budget: float | int | None = None
+    state: str = "pending"  # pending, running, finished, stopped, failed, lost
+    metric: float | None = None  # the number this trial is ranked by
+    result: Any = None  # what the function returned (a dict of metrics, or a number)
+    history: list[tuple[float, float]] = field(default_factory=list)  # (step, value) broadcasts
+    started: float | None = None
+    ended: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+    agent: str | None = None
+    attempts: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The returned metrics as a dict (a bare number appears under ``"metric"``)."""
+        if isinstance(self.result, dict):
+            return self.result
+        return {} if self.result is None else {"metric": self.result}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["history"] = [list(p) for p in self.history]
+        d["duration"] = self.duration
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Trial":
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        d["history"] = [tuple(p) for p in d.get("history", [])]
+        return cls(**d)
+
+    def __repr__(self) -> str:
+        metric = "" if self.metric is None else f", metric={self.metric:.6g}"
+        return f"Trial({self.id}, {self.state}{metric}, params={self.params})"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+@dataclass
+class Result:
+    """Everything an experiment produced. ``best`` is None when no trial could be ranked."""
+
+    experiment: str
+    path: Path
+    context: str
+    metric: str | None
+    direction: str
+    trials: list[Trial]
+    duration: float
+    rejected: dict[str, int] = field(default_factory=dict)  # dropped messages, by reason
+    agents: int = 0
+
+    @property
+    def best(self) -> Trial | None:
+        ranked = [t for t in self.trials if t.metric is not None and not math.isnan(t.metric)
+                  and t.state in ("finished", "stopped")]
+        if not ranked:
+            done = [t for t in self.trials if t.state == "finished"]
+            return done[0] if len(self.trials) == 1 and done else None
+        pick = max if self.direction == "max" else min
+        return pick(ranked, key=lambda t: t.metric)
+
+    def count(self, state: str) -> int:
+        return sum(1 for t in self.trials if t.state == state)
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best
+        return {
+            "experiment": self.experiment,
+            "path": str(self.path),
+            "context": self.context,
+            "metric": self.metric,
+            "direction": self.direction,
+            "duration": self.duration,
+            "agents": self.agents,
+            "rejected_messages": self.rejected,
+            "counts": {s: self.count(s) for s in ENDED},
+            "best": None if best is None else {"trial": best.id, "params": best.params,
+                                               "metric": best.metric, "result": best.result},
+            "trials": [t.to_dict() for t in self.trials],
+        }
+
+    def save(self, path: Path | None = None) -> Path:
+        target = Path(path or self.path / "result.json")
+        tmp = target.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, default=str))
+        tmp.replace(target)  # never a half-written result.json
+        return target
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{self.count(s)} {s}" for s in ENDED if self.count(s))
+        lines = [f"{self.context} {self.experiment}: {len(self.trials)} trials ({counts or 'none'}) "
+                 f"in {self.duration:.1f}s on {self.agents} agent(s)"]
+        best = self.best
+        if best is not None:
+            name = self.metric or "metric"
+            lines.append(f"  best: trial {best.id}, {name} = {_fmt(best.metric)} ({self.direction})")
+            if best.params:
+                lines.append("        " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
+        failed = [t for t in self.trials if t.state == "failed"]
+        if failed:
+            lines.append(f"  first failure: trial {failed[0].id}: {failed[0].error}")
+        if self.rejected:
+            lines.append(f"  rejected messages: {sum(self.rejected.values())} "
+                         + str(dict(sorted(self.rejected.items()))))
+        lines.append(f"  folder: {self.path}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        best = self.best
+        return (f"Result({self.experiment!r}, trials={len(self.trials)}, "
+                f"best={None if best is None else best.id}, path={str(self.path)!r})")

@@ -1,0 +1,5 @@
+"""Early-stopping rules, registered in the entry-point group ``lagom.earlystop``."""
+from .base import EarlyStopper
+from .none import NoStopping
+
+__all__ = ["EarlyStopper", "NoStopping"]

@@ -1,0 +1,82 @@
+"""The optimizer interface: what a search algorithm must do to run on the kernel.
+
+The kernel asks whenever an agent is free: ``suggest(trial_id)`` answers with a
+:class:`Suggestion`, with :data:`WAIT` (nothing right now: an asynchronous algorithm waiting for
+results, asked again the moment any trial ends), or with :data:`FINISHED`. Intermediate metrics
+arrive through ``report`` and final outcomes through ``observe``; both are optional hooks, so a
+stateless sampler implements one method.
+
+Everything an optimizer learns arrives through these calls, in the order the kernel journals
+them: replaying the journal through a fresh instance rebuilds its state.
+"""
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+Direction = Literal["max", "min"]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One configuration to run; ``budget`` reaches the function as ``hparams['budget']``."""
+
+    params: dict[str, Any]
+    budget: float | int | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # shown in the result (e.g. a rung)
+
+
+class _Signal:
+    def __init__(self, name: str):
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+WAIT = _Signal("WAIT")          # nothing to run now; ask again when a trial ends
+FINISHED = _Signal("FINISHED")  # the search is over; running trials still finish
+Decision = Union[Suggestion, _Signal]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A trial's outcome as optimizers see it. ``value`` is None unless it finished or stopped."""
+
+    trial_id: int
+    params: dict[str, Any]
+    budget: float | int | None
+    state: str  # "finished", "stopped", "failed", "lost"
+    value: float | None
+
+
+class Optimizer(ABC):
+    """Base class for search algorithms; subclass it and register it in ``lagom.optimizers``."""
+
+    space: Any = None
+    num_trials: int | None = None
+    direction: Direction = "max"
+    rng: random.Random
+
+    def setup(self, space: Any, *, num_trials: int | None, direction: Direction, seed: int | None) -> None:
+        """Called once before the first suggestion. Override to validate the space; call super()."""
+        self.space = space
+        self.num_trials = num_trials
+        self.direction = direction
+        self.rng = random.Random(seed)
+
+    @abstractmethod
+    def suggest(self, trial_id: int) -> Decision:
+        """The next configuration for ``trial_id``, or WAIT, or FINISHED."""
+
+    def report(self, trial_id: int, step: int | float, value: float) -> None:
+        """An intermediate metric of a running trial (optional)."""
+
+    def observe(self, obs: Observation) -> None:
+        """A trial ended (optional)."""
+
+    def better(self, a: float, b: float) -> bool:
+        """True when ``a`` beats ``b`` in this search's direction."""
+        return a > b if self.direction == "max" else a < b

@@ -1,0 +1,34 @@
+"""Grid search: every combination of the space once (ranges need a resolution)."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from .base import FINISHED, Decision, Optimizer, Suggestion
+
+
+class GridSearch(Optimizer):
+    """Visits the grid in order. ``num_trials`` (if smaller than the grid) stops it early;
+    ``resolution`` gives DOUBLE and INTEGER ranges that many evenly spaced points (log-spaced
+    on a log range)."""
+
+    def __init__(self, resolution: int | None = None, budget: float | int | None = None):
+        if resolution is not None and (not isinstance(resolution, int) or resolution < 1):
+            raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+        self.resolution = resolution
+        self.budget = budget
+        self._grid: Iterator[dict[str, Any]] | None = None
+        self._issued = 0
+
+    def setup(self, space, *, num_trials, direction, seed) -> None:
+        super().setup(space, num_trials=num_trials, direction=direction, seed=seed)
+        self.size = space.grid_size(self.resolution)  # raises with a clear message for bare ranges
+        self._grid = space.grid(self.resolution)
+
+    def suggest(self, trial_id: int) -> Decision:
+        if self.num_trials is not None and self._issued >= self.num_trials:
+            return FINISHED
+        params = next(self._grid, None)
+        if params is None:
+            return FINISHED
+        self._issued += 1
+        return Suggestion(params, self.budget)

@@ -1,0 +1,36 @@
+"""Random search: ``num_trials`` independent draws from the search space."""
+from __future__ import annotations
+
+from .base import FINISHED, Decision, Optimizer, Suggestion
+
+
+class RandomSearch(Optimizer):
+    """Draws each configuration independently; with a finite space, never the same one twice
+    until every configuration has been drawn."""
+
+    def __init__(self, budget: float | int | None = None):
+        self.budget = budget
+        self._issued = 0
+        self._seen: set[tuple] = set()
+
+    def setup(self, space, *, num_trials, direction, seed) -> None:
+        if num_trials is None:
+            raise ValueError("randomsearch needs num_trials (how many configurations to draw)")
+        super().setup(space, num_trials=num_trials, direction=direction, seed=seed)
+
+    def suggest(self, trial_id: int) -> Decision:
+        if self.num_trials is not None and self._issued >= self.num_trials:
+            return FINISHED
+        params = self.space.sample(self.rng)
+        if all(not p.is_range for p in self.space):
+            size = self.space.grid_size()
+            if len(self._seen) >= size:
+                self._seen.clear()
+            for _ in range(100 * size):
+                key = tuple(map(repr, params.values()))
+                if key not in self._seen:
+                    break
+                params = self.space.sample(self.rng)
+            self._seen.add(tuple(map(repr, params.values())))
+        self._issued += 1
+        return Suggestion(params, self.budget)

@@ -1,0 +1,193 @@
+"""The wire format: the only module that knows how a message becomes bytes and back.
+
+A message is one msgpack map ``{"v": PROTOCOL, "type": T, ...fields}``, sent as two frames:
+an HMAC-SHA256 signature and the msgpack payload. The signature is checked *before* any
+byte is decoded (a peer without the experiment's token never reaches msgpack, let alone a
+handler); then msgpack decodes with hard limits, and a per-type schema validates the fields.
+Anything that fails raises :class:`CodecError` and nothing else, so a receive loop needs
+one ``except`` to stay alive under hostile input.
+
+Encoding and decoding are pure and symmetric: no socket I/O here.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from typing import Any, Iterable, Mapping
+
+import msgpack
+
+PROTOCOL = 1
+SIGNATURE_BYTES = 32
+DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # a welcome carries the pickled function; keep room for closures
+
+# Field kinds used by the schemas below.
+_NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
+_STR = (str,)
+_OPT_STR = (str, type(None))
+_INT = (int,)
+_BYTES = (bytes,)
+_MAP = (dict,)
+_LIST = (list,)
+_BOOL = (bool,)
+_ANY = (object,)
+
+# type -> {field: allowed python types}; every listed field is required, no others allowed.
+AGENT_TO_KERNEL: dict[str, dict[str, tuple]] = {
+    "hello": {"agent": _STR, "host": _STR, "pid": _INT, "devices": _LIST, "protocol": _INT},
+    "ready": {"ok": _BOOL, "error": _OPT_STR},
+    "metric": {"trial": _INT, "points": _LIST},
+    "log": {"trial": _INT, "lines": _LIST},
+    "final": {
+        "trial": _INT,
+        "outcome": _STR,
+        "result": _ANY,
+        "error": _OPT_STR,
+        "traceback": _OPT_STR,
+        "started": _NUM,
+        "duration": _NUM,
+        "step": _OPT_NUM,
+        "value": _OPT_NUM,
+    },
+    "heartbeat": {},
+    "bye": {"reason": _STR},
+}
+KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
+    "welcome": {"experiment": _STR, "function": _BYTES, "heartbeat": _NUM, "env": _MAP},
+    "trial": {"trial": _INT, "params": _MAP, "budget": _OPT_NUM},
+    "stop": {"trial": _INT},
+    "heartbeat": {},
+    "shutdown": {"reason": _STR},
+}
+OUTCOMES = ("ok", "stopped", "error")
+
+
+class CodecError(ValueError):
+    """A frame list that is not a valid message; ``reason`` is a short, countable label."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def _default(obj: Any) -> Any:
+    """Let numpy and JAX scalars (and small arrays) cross the wire as plain numbers and lists."""
+    item = getattr(obj, "item", None)
+    if item is not None and getattr(obj, "size", 1) == 1:
+        return item()
+    tolist = getattr(obj, "tolist", None)
+    if tolist is not None:
+        return tolist()
+    raise TypeError(f"cannot send a {type(obj).__name__} to the kernel; use numbers, strings, lists or dicts")
+
+
+class Codec:
+    """Signs, packs, verifies and unpacks messages for one experiment.
+
+    ``key`` is the experiment's shared secret; ``accept`` is the schema table of messages this
+    side may receive (the kernel accepts AGENT_TO_KERNEL, an agent KERNEL_TO_AGENT).
+    """
+
+    def __init__(self, key: bytes, accept: Mapping[str, Mapping[str, tuple]],
+                 max_size: int = DEFAULT_MAX_SIZE):
+        if not key:
+            raise ValueError("a codec needs a non-empty key")
+        self._key = bytes(key)
+        self._accept = accept
+        self.max_size = max_size
+        self._packer = msgpack.Packer(default=_default, use_bin_type=True)
+        # Containers may not claim more entries than a message could hold; strings and binaries
+        # are bounded by the size check before decoding.
+        self._unpack_opts = dict(
+            raw=False, strict_map_key=True, use_list=True,
+            max_str_len=max_size, max_bin_len=max_size,
+            max_array_len=1_000_000, max_map_len=100_000, max_ext_len=0,
+        )
+
+    def encode(self, msg_type: str, **fields: Any) -> list[bytes]:
+        payload = self._packer.pack({"v": PROTOCOL, "type": msg_type, **fields})
+        return [hmac.digest(self._key, payload, "sha256"), payload]
+
+    def decode(self, frames: Iterable[bytes]) -> dict[str, Any]:
+        frames = list(frames)
+        if len(frames) != 2:
+            raise CodecError("frame-count", f"expected 2 frames, got {len(frames)}")
+        signature, payload = frames
+        if len(payload) > self.max_size:
+            raise CodecError("oversize", f"{len(payload)} bytes > {self.max_size}")
+        if len(signature) != SIGNATURE_BYTES or not hmac.compare_digest(
+            signature, hmac.digest(self._key, payload, "sha256")
+        ):
+            raise CodecError("signature", "bad or missing signature (wrong token?)")
+        try:
+            msg = msgpack.unpackb(payload, **self._unpack_opts)
+        except Exception as exc:  # msgpack raises many types; all mean the same thing here
+            raise CodecError("msgpack", type(exc).__name__) from None
+        return self.validate(msg)
+
+    def validate(self, msg: Any) -> dict[str, Any]:
+        if not isinstance(msg, dict):
+            raise CodecError("not-a-map", type(msg).__name__)
+        if msg.get("v") != PROTOCOL:
+            raise CodecError("protocol", f"version {msg.get('v')!r}, expected {PROTOCOL}")
+        msg_type = msg.get("type")
+        schema = self._accept.get(msg_type) if isinstance(msg_type, str) else None
+        if schema is None:
+            raise CodecError("type", f"unexpected message type {msg_type!r}")
+        if len(msg) != len(schema) + 2:
+            extra = set(msg) - set(schema) - {"v", "type"}
+            missing = set(schema) - set(msg)
+            raise CodecError("fields", f"{msg_type}: missing {sorted(missing)}, unexpected {sorted(map(str, extra))}")
+        for name, kinds in schema.items():
+            if name not in msg:
+                raise CodecError("fields", f"{msg_type}: missing {name!r}")
+            value = msg[name]
+            if kinds is not _ANY and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+                raise CodecError("field-type", f"{msg_type}.{name} is {type(value).__name__}")
+        check = _CHECKS.get(msg_type)
+        if check is not None:
+            check(msg)
+        return msg
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and (isinstance(x, int) or not math.isnan(x))
+
+
+def _check_metric(msg: dict) -> None:
+    for point in msg["points"]:
+        if not (isinstance(point, list) and len(point) == 2 and _finite(point[0]) and _finite(point[1])):
+            raise CodecError("field-type", "metric.points must be [step, value] pairs of numbers")
+
+
+def _check_log(msg: dict) -> None:
+    if not all(isinstance(line, str) for line in msg["lines"]):
+        raise CodecError("field-type", "log.lines must be strings")
+
+
+def _check_final(msg: dict) -> None:
+    if msg["outcome"] not in OUTCOMES:
+        raise CodecError("field-type", f"final.outcome {msg['outcome']!r} not in {OUTCOMES}")
+
+
+def _check_trial(msg: dict) -> None:
+    if not all(isinstance(k, str) for k in msg["params"]):
+        raise CodecError("field-type", "trial.params keys must be strings")
+
+
+_CHECKS = {"metric": _check_metric, "log": _check_log, "final": _check_final, "trial": _check_trial}
+
+
+def kernel_codec(key: bytes, max_size: int = DEFAULT_MAX_SIZE) -> Codec:
+    return Codec(key, AGENT_TO_KERNEL, max_size)
+
+
+def agent_codec(key: bytes, max_size: int = DEFAULT_MAX_SIZE) -> Codec:
+    return Codec(key, KERNEL_TO_AGENT, max_size)
+
+
+def token_key(token: str) -> bytes:
+    """The signing key derived from an experiment token (the token itself never signs)."""
+    return hashlib.sha256(b"lagom-kernel/v1/" + token.encode()).digest()

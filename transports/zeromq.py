@@ -1,0 +1,155 @@
+"""ZeroMQ transport for ``tcp://``, ``ipc://`` and ``inproc://``: moves lists of frames, nothing more.
+
+The kernel side is a ROUTER on ``zmq.asyncio`` (one socket, every agent, peers told apart by
+routing id). Receiving awaits readiness once, then drains with non-blocking reads on a sync
+shadow of the same socket: awaiting every message costs 4-5x more CPU, and a loop that never
+yields starves timers, so the caller gets batches and yields between them.
+
+The agent side is a plain blocking DEALER, used from one thread.
+
+``inproc://`` is the in-process transport for tests and single runs: real ZeroMQ, real frames,
+real codec, without a network stack. Its peers must share the listener's context, which is
+kept in a small table keyed by URL.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import zmq
+import zmq.asyncio
+
+from .address import Address, parse
+
+HWM = 100_000  # absorb bursts of metrics instead of dropping or blocking on them
+_ZMTP_HEARTBEAT_MS = (1000, 3000)  # a backstop under the application heartbeats
+_INPROC: dict[str, zmq.asyncio.Context] = {}
+
+
+def _common_options(sock: zmq.Socket, max_size: int, linger_ms: int) -> None:
+    sock.setsockopt(zmq.LINGER, linger_ms)  # the default (infinite) hangs close() on a dead peer
+    sock.setsockopt(zmq.MAXMSGSIZE, max_size + 4096)  # a peer sending more is disconnected
+    sock.setsockopt(zmq.SNDHWM, HWM)
+    sock.setsockopt(zmq.RCVHWM, HWM)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, _ZMTP_HEARTBEAT_MS[0])
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ZMTP_HEARTBEAT_MS[1])
+
+
+class ZmqListener:
+    """The kernel's end: bind, receive batches of ``(peer, frames)``, send to a peer."""
+
+    def __init__(self, url: str, *, max_size: int):
+        address = parse(url)
+        self._ipc_dir: Path | None = None
+        self._ctx = zmq.asyncio.Context.instance()
+        self._sock = self._ctx.socket(zmq.ROUTER)
+        _common_options(self._sock, max_size, linger_ms=500)
+        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a gone peer raises, not vanishes
+        if address.scheme == "tcp":
+            host = address.host or "0.0.0.0"
+            host = f"[{host}]" if ":" in host else host
+            if ":" in host:
+                self._sock.setsockopt(zmq.IPV6, 1)
+            self._sock.bind(f"tcp://{host}:{address.port or '*'}")
+        elif address.scheme == "ipc":
+            path = Path(address.path)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._sock.bind(f"ipc://{path}")
+            self._ipc_path = path
+        else:
+            self._sock.bind(address.url)
+            _INPROC[address.url] = self._ctx
+        self.address: Address = parse(self._sock.getsockopt_string(zmq.LAST_ENDPOINT)) \
+            if address.scheme != "inproc" else address
+        self._sync = zmq.Socket.shadow(self._sock.underlying)
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        return self.address.url
+
+    async def recv_batch(self, limit: int = 1024) -> list[tuple[bytes, list[bytes]]]:
+        """Wait for at least one message, then return up to ``limit`` without waiting again."""
+        while True:
+            batch = self._drain(limit)
+            if batch:
+                return batch
+            await self._sock.poll(flags=zmq.POLLIN)
+
+    def _drain(self, limit: int) -> list[tuple[bytes, list[bytes]]]:
+        out = []
+        recv = self._sync.recv_multipart
+        try:
+            for _ in range(limit):
+                frames = recv(zmq.NOBLOCK)
+                out.append((frames[0], frames[1:]))
+        except zmq.Again:
+            pass
+        return out
+
+    def send(self, peer: bytes, frames: list[bytes]) -> bool:
+        """Queue frames for ``peer``; False when the peer is gone or its queue is full."""
+        try:
+            self._sync.send_multipart([peer, *frames], zmq.NOBLOCK)
+            return True
+        except (zmq.Again, zmq.ZMQError):
+            return False
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._sock.close(linger=200)
+        if self.address.scheme == "inproc":
+            _INPROC.pop(self.address.url, None)
+        if getattr(self, "_ipc_path", None) is not None:
+            try:
+                self._ipc_path.unlink()
+            except OSError:
+                pass
+
+
+class ZmqConnection:
+    """An agent's end: a blocking DEALER with a fixed routing id."""
+
+    def __init__(self, url: str, *, identity: bytes, max_size: int):
+        address = parse(url)
+        if address.scheme == "inproc":
+            shared = _INPROC.get(address.url)
+            if shared is None:
+                raise ConnectionError(f"no kernel listens on {address.url} in this process")
+            self._ctx = zmq.Context.shadow(shared.underlying)
+        else:
+            self._ctx = zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        _common_options(self._sock, max_size, linger_ms=1000)
+        self._sock.setsockopt(zmq.IDENTITY, identity)
+        self._sock.connect(address.url)
+        self._poller = zmq.Poller()
+        self._poller.register(self._sock, zmq.POLLIN)
+
+    def send(self, frames: list[bytes]) -> None:
+        self._sock.send_multipart(frames, copy=len(frames[-1]) > 65536)
+
+    def recv(self, timeout: float | None) -> list[bytes] | None:
+        """The next message, or None after ``timeout`` seconds (None waits forever)."""
+        if self._poller.poll(None if timeout is None else int(timeout * 1000)):
+            return self._sock.recv_multipart()
+        return None
+
+    def recv_nowait(self) -> list[bytes] | None:
+        try:
+            return self._sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def private_ipc_url() -> str:
+    """An ipc:// URL in a fresh 0700 folder, so only this user can connect."""
+    folder = tempfile.mkdtemp(prefix="lagom-")
+    os.chmod(folder, 0o700)
+    return f"ipc://{folder}/kernel.sock"
