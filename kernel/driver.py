@@ -54,7 +54,7 @@ class Kernel:
         self.counts: collections.Counter[str] = collections.Counter()
         self.rejected: collections.Counter[str] = collections.Counter()
         self.best: Trial | None = None
-        self.dispatch_latencies: list[float] = []  # seconds from a result to the next trial sent
+        self.dispatch_latencies: list[float] = []  # a result's arrival -> the next trial starting there
         self._welcome = codec.encode("welcome", experiment=experiment, function=function,
                                      heartbeat=heartbeat, env=dict(agent_env or {}))
         self._retry: collections.deque[Trial] = collections.deque()
@@ -193,12 +193,14 @@ class Kernel:
         self._agent_gone(agent, msg["reason"])
 
     def _on_final(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
-        now = time.perf_counter()
+        now = time.time()
         agent.last_seen = time.monotonic()
         trial = self.trials.get(msg["trial"])
         if trial is None or trial.state != "running" or trial.agent != agent.id:
             self.rejected["stale"] += 1
             return
+        if agent.last_final_at is not None:  # agent clock vs kernel clock: one host, or NTP
+            self.dispatch_latencies.append(msg["started"] - agent.last_final_at)
         trial.started = msg["started"]
         trial.ended = msg["started"] + msg["duration"]
         outcome = msg["outcome"]
@@ -261,8 +263,6 @@ class Kernel:
         frames = self.codec.encode("trial", trial=trial.id, params=trial.params, budget=trial.budget)
         if not self._send(agent, frames):
             return  # _agent_gone re-queued it
-        if agent.last_final_at is not None:
-            self.dispatch_latencies.append(time.perf_counter() - agent.last_final_at)
         if self.first_trial_at is None:
             self.first_trial_at = time.time()
         self.counts["running"] += 1

@@ -17,7 +17,7 @@ class AgentInfo:
     trial: int | None = None
     last_seen: float = field(default_factory=time.monotonic)
     trials_done: int = 0
-    last_final_at: float | None = None  # kernel clock when its last result arrived
+    last_final_at: float | None = None  # wall clock when its last result arrived
     error: str | None = None
 
     @property

@@ -48,6 +48,7 @@ def _agent_command(url: str, token: str) -> str:
 async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | None = None,
                       path: str | os.PathLike | None = None, name: str | None = None,
                       verbose: int = 1, launcher: Any = None, heartbeat: float = 1.0,
+                      observers: list | tuple = (), token: str | None = None,
                       _on_kernel: Callable[[Kernel, Any], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
     from plugins.launchers import Launcher
@@ -73,9 +74,11 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
 
     experiment = name or context.name
     folder = ExperimentFolder(new_experiment_path(path, experiment))
-    token = secrets.token_urlsafe(32)
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        raise ValueError("token must be a string of at least 16 characters (or None: one is made)")
+    token = token or secrets.token_urlsafe(32)
     listener = transports.listen(url)
-    observers = [Progress()] if verbose else []
+    observers = ([Progress()] if verbose else []) + list(observers)
     kernel = Kernel(experiment=folder.path.name, context_name=context_name, function=function,
                     controller=controller, listener=listener, codec=kernel_codec(token_key(token)),
                     folder=folder, heartbeat=heartbeat, observers=observers)
@@ -126,6 +129,9 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
       or ``$LAGOM_RUNS``); ``name``: the experiment's name.
     - ``verbose=0`` silences the progress line and the summary.
     - ``launcher``: how local agents start (``"local"`` processes, ``"thread"``, or an instance).
+    - ``token``: the secret agents must present (default: a fresh random one per experiment);
+      set it when agents are started ahead of the kernel, e.g. by a cluster job script.
+    - ``observers``: objects with :class:`~kernel.driver.Observer` hooks, told of every trial.
 
     Raises :class:`~kernel.controller.ExperimentError` when the experiment cannot go on; the
     experiment folder (journal, result.json) is written first.

@@ -1,4 +1,7 @@
 """Search algorithms, registered in the entry-point group ``lagom.optimizers``."""
 from .base import FINISHED, WAIT, Decision, Observation, Optimizer, Suggestion
+from .grid_search import GridSearch
+from .random_search import RandomSearch
 
-__all__ = ["Optimizer", "Suggestion", "Observation", "Decision", "WAIT", "FINISHED"]
+__all__ = ["Optimizer", "Suggestion", "Observation", "Decision", "WAIT", "FINISHED",
+           "RandomSearch", "GridSearch"]

@@ -1,0 +1,83 @@
+"""How fast the kernel runs trials when the training function costs nothing.
+
+Many trivial trials (each broadcasts 10 metrics and returns) on 2 local agent processes over
+tcp://, random search over a small space. The per-trial cost must stay flat as trials pile up:
+run it at 1,000 and at 20,000 and compare ``trials_per_s``.
+
+    python bench/dispatch.py --trials 1000
+    python bench/dispatch.py --trials 20000
+
+Figures (last line, JSON): trials_per_s, metrics_per_s, dispatch_latency_ms (p50, p99: a
+result arriving at the kernel -> the next trial starting on that agent), startup_s (lagom()
+called -> the first trial running), kernel_rss_mb.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from _common import emit, percentile, rss_mb  # noqa: E402
+
+from contexts import HyperparameterSearch, Searchspace  # noqa: E402
+from kernel import lagom  # noqa: E402
+from kernel.driver import Observer  # noqa: E402
+
+
+def trivial(hparams, reporter):
+    x = hparams["x"]
+    for step in range(10):
+        reporter.broadcast(metric=x * step, step=step)
+    return {"value": x}
+
+
+class Grab(Observer):
+    kernel = None
+
+    def experiment_started(self, kernel):
+        self.kernel = kernel
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--url", default="tcp://127.0.0.1:0", help="where the kernel listens")
+    args = ap.parse_args()
+
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]))
+    grab = Grab()
+    with tempfile.TemporaryDirectory() as root:
+        t0 = time.time()
+        result = lagom(trivial, HyperparameterSearch(space, "randomsearch", num_trials=args.trials,
+                                                     metric="value", workers=args.workers, seed=0),
+                       listen=args.url, path=root, verbose=0, observers=[grab])
+        wall = time.time() - t0
+    kernel = grab.kernel
+    trials = result.trials
+    first_start = min(t.started for t in trials)
+    last_end = max(t.ended for t in trials)
+    span = last_end - first_start
+    lat = [x * 1000 for x in kernel.dispatch_latencies]
+    metrics = sum(len(t.history) for t in trials)
+    assert all(t.state == "finished" for t in trials), "every trial must finish"
+    emit({
+        "bench": "dispatch",
+        "trials": len(trials),
+        "workers": args.workers,
+        "transport": args.url.split(":")[0],
+        "trials_per_s": round(len(trials) / span, 1),
+        "metrics_per_s": round(metrics / span, 1),
+        "dispatch_latency_ms": {"p50": round(percentile(lat, 50), 3), "p99": round(percentile(lat, 99), 3)},
+        "startup_s": round(first_start - t0, 3),
+        "wall_s": round(wall, 2),
+        "kernel_rss_mb": round(rss_mb(), 1),
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transports.codec import (AGENT_TO_KERNEL, KERNEL_TO_AGENT, PROTOCOL, CodecError, agent_codec,
+                              kernel_codec, token_key)
+
+KEY = token_key("test-token")
+K = kernel_codec(KEY)   # decodes what agents send
+A = agent_codec(KEY)    # decodes what the kernel sends
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+number = st.one_of(st.integers(-2**62, 2**62), finite)
+scalar = st.one_of(number, st.text(max_size=20), st.booleans())
+text = st.text(max_size=50)
+
+FIELD = {
+    "agent": text, "host": text, "pid": st.integers(0, 2**31), "devices": st.lists(text, max_size=4),
+    "protocol": st.integers(0, 5), "ok": st.booleans(), "error": st.one_of(st.none(), text),
+    "trial": st.integers(0, 2**40), "points": st.lists(st.tuples(number, number).map(list), max_size=20),
+    "lines": st.lists(text, max_size=10), "outcome": st.sampled_from(["ok", "stopped", "error"]),
+    "result": st.one_of(st.none(), number, st.dictionaries(text, number, max_size=5)),
+    "traceback": st.one_of(st.none(), text), "started": number, "duration": number,
+    "step": st.one_of(st.none(), number), "value": st.one_of(st.none(), number),
+    "reason": text, "experiment": text, "function": st.binary(max_size=200), "heartbeat": number,
+    "env": st.dictionaries(text, text, max_size=3),
+    "params": st.dictionaries(text, scalar, max_size=6), "budget": st.one_of(st.none(), number),
+}
+
+
+def messages(table):
+    return st.sampled_from(sorted(table)).flatmap(
+        lambda t: st.fixed_dictionaries({f: FIELD[f] for f in table[t]}).map(lambda d, t=t: (t, d))
+    )
+
+
+@settings(max_examples=300)
+@given(messages(AGENT_TO_KERNEL))
+def test_every_agent_message_round_trips(msg):
+    kind, fields = msg
+    out = K.decode(A.encode(kind, **fields))
+    assert out == {"v": PROTOCOL, "type": kind, **fields}
+
+
+@settings(max_examples=300)
+@given(messages(KERNEL_TO_AGENT))
+def test_every_kernel_message_round_trips(msg):
+    kind, fields = msg
+    out = A.decode(K.encode(kind, **fields))
+    assert out == {"v": PROTOCOL, "type": kind, **fields}
+
+
+@settings(max_examples=500)
+@given(st.lists(st.binary(max_size=300), max_size=4))
+def test_random_frames_raise_only_codec_error(frames):
+    with pytest.raises(CodecError):
+        K.decode(frames)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300))
+def test_random_payload_with_a_valid_signature_raises_only_codec_error(payload):
+    """A peer that knows the token but sends garbage still never reaches a handler."""
+    import hmac
+    frames = [hmac.digest(KEY, payload, "sha256"), payload]
+    try:
+        K.decode(frames)
+    except CodecError:
+        pass
+
+
+def signed(obj):
+    import hmac
+    payload = msgpack.packb(obj, use_bin_type=True)
+    return [hmac.digest(KEY, payload, "sha256"), payload]
+
+
+@pytest.mark.parametrize("obj, reason", [
+    ([1, 2], "not-a-map"),
+    ({"v": 99, "type": "heartbeat"}, "protocol"),
+    ({"v": PROTOCOL, "type": "nope"}, "type"),
+    ({"v": PROTOCOL, "type": "welcome", "experiment": "x", "function": b"", "heartbeat": 1, "env": {}}, "type"),
+    ({"v": PROTOCOL, "type": "log", "trial": 1}, "fields"),
+    ({"v": PROTOCOL, "type": "log", "trial": 1, "lines": [], "extra": 1}, "fields"),
+    ({"v": PROTOCOL, "type": "log", "trial": "1", "lines": []}, "field-type"),
+    ({"v": PROTOCOL, "type": "log", "trial": True, "lines": []}, "field-type"),
+    ({"v": PROTOCOL, "type": "log", "trial": 1, "lines": [1]}, "field-type"),
+    ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, "x"]]}, "field-type"),
+    ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, float("nan")]]}, "field-type"),
+])
+def test_invalid_messages_name_their_reason(obj, reason):
+    with pytest.raises(CodecError) as info:
+        K.decode(signed(obj))
+    assert info.value.reason == reason
+
+
+def test_a_wrong_token_is_refused_before_decoding():
+    other = agent_codec(token_key("another-token"))
+    with pytest.raises(CodecError) as info:
+        K.decode(other.encode("heartbeat"))
+    assert info.value.reason == "signature"
+
+
+def test_oversize_payload_is_refused():
+    small = kernel_codec(KEY, max_size=1000)
+    with pytest.raises(CodecError) as info:
+        small.decode(A.encode("log", trial=1, lines=["x" * 2000]))
+    assert info.value.reason == "oversize"
+
+
+def test_numpy_scalars_cross_the_wire_as_numbers():
+    np = pytest.importorskip("numpy")
+    out = K.decode(A.encode("final", trial=1, outcome="ok", result={"acc": np.float32(0.5), "n": np.int64(3)},
+                            error=None, traceback=None, started=0.0, duration=1.0, step=None, value=None))
+    assert out["result"] == {"acc": 0.5, "n": 3}

@@ -1,0 +1,198 @@
+"""End to end with real agent processes (``python -m kernel.agent``) over tcp:// and ipc://."""
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import zmq
+
+import fns
+from contexts import HyperparameterSearch, Searchspace
+from kernel import ExperimentError, lagom, lagom_async
+from kernel.driver import Observer
+from plugins.launchers.local import LocalLauncher
+from transports.codec import agent_codec, kernel_codec, token_key
+
+TOKEN = "integration-test-token-0123456789"
+SPACE = Searchspace(x=("DOUBLE", [0.0, 1.0]))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hpo(fn_metric="score", **kw):
+    kw.setdefault("workers", 2)
+    return HyperparameterSearch(kw.pop("space", SPACE), "randomsearch", metric=fn_metric, **kw)
+
+
+@pytest.mark.parametrize("listen", ["tcp://127.0.0.1:0", None], ids=["tcp", "ipc"])
+def test_twenty_trials_on_two_agent_processes(runs, listen):
+    result = lagom(fns.quadratic, hpo(num_trials=20, seed=0), listen=listen, path=runs, verbose=0)
+    assert len(result.trials) == 20
+    assert {t.state for t in result.trials} == {"finished"}
+    assert len({t.agent for t in result.trials}) == 2  # both agents worked
+    best = max(result.trials, key=lambda t: t.metric)
+    assert result.best is best and result.best.result["score"] == best.metric
+    assert all(t.history == [(s, t.metric * (s + 1) / 3) for s in range(3)] for t in result.trials)
+    journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+    assert sum(e["event"] == "end" for e in journal) == 20
+    assert sum(e["event"] == "agent" for e in journal) == 2
+    assert len(list((result.path / "agents").glob("*.log"))) == 2
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(runs):
+    space = Searchspace(n=("DISCRETE", [1, 2, 3, 4, 5, 6]))
+    result = lagom(fns.fails_on_odd, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
+                   path=runs, verbose=0)
+    by_n = {t.params["n"]: t for t in result.trials}
+    assert {n for n, t in by_n.items() if t.state == "failed"} == {1, 3, 5}
+    assert {n for n, t in by_n.items() if t.state == "finished"} == {2, 4, 6}
+    t1 = by_n[1]
+    assert t1.error == "ValueError: odd n=1 is not allowed"
+    assert "fns.py" in t1.traceback and "in fails_on_odd" in t1.traceback
+    assert "kernel/agent.py" not in t1.traceback  # the agent's own frames are trimmed
+    assert "ValueError: odd n=1" in (result.path / "trials" / f"trial-{t1.id:05d}.log").read_text()
+    assert result.best.params == {"n": 6}
+
+
+def test_printed_output_reaches_the_trials_log(runs):
+    space = Searchspace(n=("DISCRETE", [7, 8]))
+    result = lagom(fns.prints, HyperparameterSearch(space, "gridsearch", metric="m", workers=1),
+                   path=runs, verbose=0)
+    for t in result.trials:
+        text = (result.path / "trials" / f"trial-{t.id:05d}.log").read_text()
+        assert f"hello from trial with n={t.params['n']}" in text
+        assert "second line" in text and "via reporter.log" in text
+
+
+def test_a_number_returned_is_the_metric(runs):
+    result = lagom(fns.returns_number, hpo("anything", num_trials=4, workers=1), path=runs, verbose=0)
+    assert all(t.metric == t.params["x"] * 2 for t in result.trials)
+
+
+def test_unknown_argument_fails_before_any_agent_starts(runs):
+    t0 = time.monotonic()
+    with pytest.raises(TypeError) as info:
+        lagom(fns.asks_for_nonsense, hpo(num_trials=3), path=runs, verbose=0)
+    assert "'optimizer_state'" in str(info.value)
+    assert "hparams, reporter, dataset, model, strategy" in str(info.value)
+    assert not runs.exists() and time.monotonic() - t0 < 2
+
+
+def test_wrong_metric_name_stops_with_the_names_returned(runs):
+    with pytest.raises(ExperimentError, match="returned {loss}.*metric='accuracy'"):
+        lagom(fns.returns_wrong_metric, hpo("accuracy", num_trials=5), path=runs, verbose=0)
+
+
+def test_an_agent_started_by_hand_joins_a_listening_experiment(runs):
+    url = f"tcp://127.0.0.1:{free_port()}"
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "kernel.agent", "--connect", url, "--token", TOKEN, "--id", "by-hand"],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        result = lagom(fns.quadratic, hpo(num_trials=5, workers=0), listen=url, token=TOKEN,
+                       path=runs, verbose=0)
+        assert {t.agent for t in result.trials} == {"by-hand"}
+        assert result.count("finished") == 5
+        assert agent.wait(timeout=10) == 0  # told to shut down, it leaves cleanly
+    finally:
+        agent.kill()
+
+
+def test_the_printed_agent_command_is_complete(runs, capsys):
+    url = f"tcp://0.0.0.0:{free_port()}"
+    lagom(fns.quadratic, hpo(num_trials=1, workers=1), listen=url, path=runs, verbose=0)
+    out = capsys.readouterr().out
+    assert "python -m kernel.agent --connect tcp://" in out and "--token " in out
+    assert "0.0.0.0" not in out.split("--connect")[1]  # a reachable host name, not the wildcard
+
+
+def test_an_agent_with_the_wrong_token_gets_nothing_and_gives_up(runs):
+    url = f"tcp://127.0.0.1:{free_port()}"
+    intruder = subprocess.Popen(
+        [sys.executable, "-m", "kernel.agent", "--connect", url, "--token", "wrong-token-wrong-token",
+         "--wait", "3"], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = lagom(fns.quadratic, hpo(num_trials=4, workers=1), listen=url, path=runs, verbose=0)
+    out, _ = intruder.communicate(timeout=30)
+    assert intruder.returncode == 1 and "token" in out
+    assert {t.agent for t in result.trials} != {None} and all(t.agent.startswith("local-") for t in result.trials)
+    assert result.rejected.get("signature", 0) >= 1
+
+
+def test_agent_leaves_when_the_kernel_goes_silent(tmp_path):
+    """A fake kernel welcomes the agent, then says nothing: the agent exits on its own."""
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    key = token_key(TOKEN)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "kernel.agent", "--connect", f"tcp://127.0.0.1:{port}", "--token", TOKEN,
+         "--patience", "2"], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert router.poll(20_000)
+        peer, *frames = router.recv_multipart()
+        assert kernel_codec(key).decode(frames)["type"] == "hello"
+        import cloudpickle
+        router.send_multipart([peer, *agent_codec(key).encode(
+            "welcome", experiment="x", function=cloudpickle.dumps(fns.quadratic), heartbeat=0.5, env={})])
+        out, _ = agent.communicate(timeout=30)
+        assert agent.returncode == 2 and "silent" in out
+    finally:
+        agent.kill()
+        router.close()
+
+
+def test_agent_help():
+    out = subprocess.run([sys.executable, "-m", "kernel.agent", "--help"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0 and "--connect" in out.stdout and "--token" in out.stdout
+
+
+def test_a_killed_agent_loses_no_trial(runs):
+    """SIGKILL one of two agents mid-trial: its trial is re-queued and the search finishes."""
+    launcher = LocalLauncher()
+    killed = {}
+
+    class KillOnce(Observer):
+        def trial_started(self, kernel, trial):
+            if trial.id == 3 and not killed:
+                killed["agent"] = trial.agent
+                os.kill(launcher.pids()[trial.agent], signal.SIGKILL)
+
+    space = Searchspace(n=("DISCRETE", list(range(8))), sleep=("DISCRETE", [0.3]))
+    result = lagom(fns.pid_and_sleep, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
+                   launcher=launcher, path=runs, verbose=0, observers=[KillOnce()])
+    assert result.count("finished") == 8
+    t3 = result.trials[3]
+    assert t3.attempts == 2 and t3.agent != killed["agent"]
+    journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+    assert any(e["event"] == "requeue" and e["trial"] == 3 for e in journal)
+
+
+def test_all_agents_dying_ends_the_experiment_with_an_error(runs):
+    launcher = LocalLauncher()
+
+    class KillAll(Observer):
+        def trial_started(self, kernel, trial):
+            for pid in launcher.pids().values():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    space = Searchspace(n=("DISCRETE", [1, 2, 3]), sleep=("DISCRETE", [5.0]))
+    with pytest.raises(ExperimentError, match="every agent has exited"):
+        lagom(fns.pid_and_sleep, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
+              launcher=launcher, path=runs, verbose=0, observers=[KillAll()])

@@ -1,0 +1,240 @@
+"""The kernel on a real event loop, with agents in threads (same agent code, same sockets)."""
+import asyncio
+import json
+import os
+import threading
+
+import pytest
+import zmq
+
+from contexts import HyperparameterSearch, Searchspace, Single, TrialFailed
+from kernel import EarlyStop, ExperimentError, lagom, lagom_async
+from kernel.driver import Observer
+from plugins.earlystop import EarlyStopper
+from plugins.optimizers import FINISHED, WAIT, Optimizer, Suggestion
+
+SPACE = Searchspace(x=("DOUBLE", [0.0, 1.0]))
+
+
+def search(**kw):
+    kw.setdefault("num_trials", 6)
+    kw.setdefault("metric", "score")
+    kw.setdefault("workers", 2)
+    kw.setdefault("launcher", "thread")
+    return HyperparameterSearch(kw.pop("space", SPACE), **kw)
+
+
+def score_x(hparams, reporter):
+    for step in range(3):
+        reporter.broadcast(metric=hparams["x"] * step, step=step)
+    return {"score": hparams["x"]}
+
+
+class Grab(Observer):
+    def __init__(self, on_start=None):
+        self.kernel = None
+        self.on_start = on_start
+        self.started = []
+
+    def experiment_started(self, kernel):
+        self.kernel = kernel
+        if self.on_start:
+            self.on_start(kernel)
+
+    def trial_started(self, kernel, trial):
+        self.started.append(trial.id)
+
+
+async def test_search_on_thread_agents_accounts_for_every_trial(runs):
+    result = await lagom_async(score_x, search(num_trials=10, seed=3), path=runs, verbose=0)
+    assert [t.state for t in result.trials] == ["finished"] * 10
+    assert result.best.metric == max(t.params["x"] for t in result.trials)
+    assert all(len(t.history) == 3 for t in result.trials)
+    events = [json.loads(line)["event"] for line in open(result.path / "journal.jsonl")]
+    assert events.count("start") == 10 and events.count("end") == 10
+    saved = json.loads((result.path / "result.json").read_text())
+    assert saved["best"]["trial"] == result.best.id and len(saved["trials"]) == 10
+
+
+def test_single_runs_here_and_returns_the_result(runs):
+    def train(hparams):
+        return {"accuracy": 0.5 + hparams["lr"]}
+
+    result = lagom(train, Single(hparams={"lr": 0.25}), path=runs, verbose=0)
+    assert result.best.result == {"accuracy": 0.75}
+    assert result.trials[0].state == "finished"
+
+
+def test_single_with_no_context_and_no_hparams(runs, monkeypatch):
+    monkeypatch.setenv("LAGOM_RUNS", str(runs))
+
+    def train(hparams, reporter):
+        reporter.broadcast(1.0)
+        return len(hparams)
+
+    result = lagom(train, verbose=0)
+    assert result.trials[0].result == 0 and result.path.parent == runs
+
+
+def test_single_that_raises_raises_here_with_its_traceback(runs):
+    def train():
+        raise KeyError("no such column")
+
+    with pytest.raises(TrialFailed) as info:
+        lagom(train, path=runs, verbose=0)
+    assert "KeyError" in str(info.value) and "no such column" in str(info.value)
+    assert "def train" not in str(info.value) and "in train" in str(info.value)
+    assert info.value.result.trials[0].state == "failed"
+
+
+async def test_lagom_works_inside_a_running_event_loop(runs):
+    """As in Jupyter: a loop is already running in this thread."""
+    asyncio.get_running_loop()
+    result = lagom(score_x, search(num_trials=2), path=runs, verbose=0)
+    assert result.count("finished") == 2
+
+
+class OneAtATime(Optimizer):
+    """Suggests the next trial only when the previous one has ended: agents must be parked
+    with WAIT and woken, without polling, when a result arrives."""
+
+    def __init__(self, n):
+        self.n, self.issued, self.running, self.max_running = n, 0, 0, 0
+
+    def suggest(self, trial_id):
+        if self.issued >= self.n:
+            return FINISHED
+        if self.running:
+            return WAIT
+        self.issued += 1
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        return Suggestion({"x": self.issued / 10})
+
+    def observe(self, obs):
+        self.running -= 1
+
+
+async def test_wait_parks_agents_until_a_result_arrives(runs):
+    opt = OneAtATime(5)
+    result = await asyncio.wait_for(
+        lagom_async(score_x, search(optimizer=opt, num_trials=5, workers=3), path=runs, verbose=0), 30)
+    assert result.count("finished") == 5 and opt.max_running == 1
+
+
+class StopAfter(EarlyStopper):
+    def __init__(self, steps):
+        self.steps = steps
+
+    def should_stop(self, trial_id, step, value):
+        return step >= self.steps
+
+
+def broadcast_forever(hparams, reporter):
+    import time
+    for step in range(100_000):
+        time.sleep(0.001)  # a millisecond of "training" per step
+        reporter.broadcast(metric=float(step), step=step)
+    return {"score": -1.0}
+
+
+async def test_a_stop_reaches_a_running_trial(runs):
+    result = await asyncio.wait_for(lagom_async(
+        broadcast_forever, search(num_trials=2, es_policy=StopAfter(5), es_min=0), path=runs, verbose=0), 30)
+    for t in result.trials:
+        assert t.state == "stopped"
+        assert 5 <= t.history[-1][0] < 50  # ended within a bounded number of broadcasts
+        assert t.metric == t.history[-1][1]
+
+
+def checkpoint_then_return(hparams, reporter):
+    for step in range(100_000):
+        try:
+            reporter.broadcast(metric=float(step), step=step)
+        except EarlyStop:
+            return {"score": float(step), "saved": 1}
+    return {"score": -1.0}
+
+
+async def test_a_function_that_catches_the_stop_is_still_stopped(runs):
+    result = await asyncio.wait_for(lagom_async(
+        checkpoint_then_return, search(num_trials=1, es_policy=StopAfter(3), es_min=0), path=runs, verbose=0), 30)
+    (t,) = result.trials
+    assert t.state == "stopped" and t.result["saved"] == 1
+
+
+async def test_a_missing_metric_ends_the_experiment_with_a_clear_error(runs):
+    def train(hparams):
+        return {"loss": 1.0, "acc": 0.5}
+
+    with pytest.raises(ExperimentError) as info:
+        await lagom_async(train, search(metric="accuracy"), path=runs, verbose=0)
+    assert "'accuracy'" in str(info.value) and "acc, loss" in str(info.value)
+    saved = json.loads((info.value.path / "result.json").read_text())
+    assert saved["trials"][0]["state"] == "failed"
+
+
+async def test_an_unknown_argument_fails_before_anything_starts(runs):
+    def train(hparams, optimizer_state):
+        return 0.0
+
+    with pytest.raises(TypeError, match="optimizer_state.*hparams, reporter"):
+        await lagom_async(train, search(), path=runs, verbose=0)
+    assert not runs.exists()
+
+
+async def test_an_unpicklable_function_says_what_to_do(runs):
+    lock = threading.Lock()
+
+    def train(hparams):
+        with lock:
+            return 0.0
+
+    with pytest.raises(TypeError, match="cannot be sent to agents"):
+        await lagom_async(train, search(), path=runs, verbose=0)
+
+
+async def test_returning_a_non_metric_fails_the_trial_not_the_experiment(runs):
+    def train(hparams):
+        if hparams["x"] < 0.5:
+            return [1, 2]
+        return {"score": hparams["x"]}
+
+    result = await lagom_async(train, search(num_trials=8, seed=1), path=runs, verbose=0)
+    failed = [t for t in result.trials if t.state == "failed"]
+    assert failed and all("return a dict of metrics" in t.error for t in failed)
+    assert result.count("finished") + len(failed) == 8
+
+
+async def test_hostile_frames_are_counted_and_never_reach_a_handler(runs):
+    """Raw ZeroMQ peers send garbage, and signed but invalid messages, during an experiment."""
+    sent = {}
+
+    def attack(kernel):
+        url = kernel.listener.url
+        ctx = zmq.Context.instance()
+        frames = [
+            [b"just one frame"], [b"a", b"b", b"c"], [b"\x00" * 32, b"not msgpack"],
+            [os.urandom(32), os.urandom(100)],
+            kernel.codec.encode("metric", trial=0, points=[[0, 1.0]]),  # signed, but no hello first
+            kernel.codec.encode("shutdown", reason="x"),  # a kernel-bound type from an agent
+        ]
+        socks = []
+        for i, f in enumerate(frames):
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(url)
+            s.send_multipart(f)
+            socks.append(s)
+        sent["n"] = len(frames)
+        sent["socks"] = socks
+
+    slow = Searchspace(x=("DOUBLE", [0.0, 1.0]))
+    result = await lagom_async(score_x, search(space=slow, num_trials=20), listen="tcp://127.0.0.1:0",
+                               path=runs, verbose=0, observers=[Grab(on_start=attack)])
+    for s in sent["socks"]:
+        s.close()
+    assert result.count("finished") == 20
+    assert sum(result.rejected.values()) == sent["n"]
+    assert result.rejected["signature"] == 2 and result.rejected["frame-count"] == 2
+    assert result.rejected["unknown-peer"] == 1 and result.rejected["type"] == 1

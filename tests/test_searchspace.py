@@ -1,0 +1,108 @@
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contexts import Searchspace, SearchspaceError
+
+bounds = st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)).filter(lambda b: b[0] < b[1])
+pos_bounds = st.tuples(st.floats(1e-8, 1e6), st.floats(1e-8, 1e6)).filter(lambda b: b[0] < b[1])
+int_bounds = st.tuples(st.integers(-1000, 1000), st.integers(-1000, 1000)).filter(lambda b: b[0] <= b[1])
+
+
+@st.composite
+def spaces(draw):
+    sp = Searchspace()
+    for i in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["DOUBLE", "DOUBLE_LOG", "INTEGER", "INTEGER_LOG", "DISCRETE", "CATEGORICAL"]))
+        name = f"p{i}"
+        if kind == "DOUBLE":
+            sp.add(name, ("DOUBLE", list(draw(bounds))))
+        elif kind == "DOUBLE_LOG":
+            sp.add(name, ("DOUBLE", list(draw(pos_bounds)), "log"))
+        elif kind == "INTEGER":
+            sp.add(name, ("INTEGER", list(draw(int_bounds))))
+        elif kind == "INTEGER_LOG":
+            lo = draw(st.integers(1, 1000))
+            sp.add(name, ("INTEGER", [lo, lo + draw(st.integers(0, 5000))], "log"))
+        elif kind == "DISCRETE":
+            sp.add(name, ("DISCRETE", draw(st.lists(st.integers(-50, 50), min_size=1, max_size=5, unique=True))))
+        else:
+            sp.add(name, ("CATEGORICAL", draw(st.lists(st.text(max_size=5), min_size=1, max_size=4, unique=True))))
+    return sp
+
+
+@settings(max_examples=200)
+@given(spaces(), st.integers(0, 2**32))
+def test_samples_always_lie_inside_the_space(sp, seed):
+    rng = random.Random(seed)
+    for _ in range(20):
+        assert sp.contains(sp.sample(rng))
+
+
+@settings(max_examples=100)
+@given(spaces(), st.integers(1, 4))
+def test_grid_enumerates_every_combination_once(sp, resolution):
+    grid = list(sp.grid(resolution))
+    keys = [tuple(repr(v) for v in g.values()) for g in grid]
+    assert len(keys) == len(set(keys)) == sp.grid_size(resolution)
+    assert all(sp.contains(g) for g in grid)
+    expected = math.prod(len(p.grid(resolution)) for p in sp)
+    assert len(grid) == expected
+
+
+def test_grid_of_choices_is_the_cartesian_product():
+    sp = Searchspace(a=("DISCRETE", [1, 2, 3]), b=("CATEGORICAL", ["x", "y"]))
+    assert list(sp.grid()) == [{"a": a, "b": b} for a in (1, 2, 3) for b in ("x", "y")]
+
+
+def test_grid_of_a_range_needs_a_resolution():
+    sp = Searchspace(lr=("DOUBLE", [0.1, 1.0]))
+    with pytest.raises(SearchspaceError, match="resolution"):
+        list(sp.grid())
+    assert [round(v, 6) for v in list(zip(*[g.values() for g in sp.grid(3)]))[0]] == [0.1, 0.55, 1.0]
+
+
+def test_log_grid_is_log_spaced():
+    sp = Searchspace(lr=("DOUBLE", [1e-4, 1e-2], "log"))
+    values = [g["lr"] for g in sp.grid(3)]
+    assert values[0] == 1e-4 and values[-1] == 1e-2 and abs(values[1] - 1e-3) < 1e-12
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    (("DOUBLE", [1.0, 0.1]), "reversed"),
+    (("DOUBLE", [1.0, 1.0]), "empty"),
+    (("INTEGER", [5, 1]), "reversed"),
+    (("FLOAT", [0, 1]), "unknown type"),
+    (("DOUBLE", [0.0, 1.0], "log"), "above 0"),
+    (("DOUBLE", [-1.0, 1.0], "log"), "above 0"),
+    (("DOUBLE", [0, 1, 2]), "exactly"),
+    (("DISCRETE", []), "at least one"),
+    (("DISCRETE", ["a"]), "CATEGORICAL"),
+    (("CATEGORICAL", ["a", "a"]), "repeat"),
+    (("CATEGORICAL", ["a"], "log"), "not allowed"),
+    (("INTEGER", [0.5, 3]), "whole"),
+    (("DOUBLE", [0, float("inf")]), "finite"),
+    ("DOUBLE", "expected"),
+])
+def test_bad_declarations_name_the_problem(spec, fragment):
+    with pytest.raises(SearchspaceError, match=fragment):
+        Searchspace(p=spec)
+
+
+def test_names_are_unique_and_budget_is_reserved():
+    sp = Searchspace(a=("DISCRETE", [1]))
+    with pytest.raises(SearchspaceError, match="already"):
+        sp.add("a", ("DISCRETE", [2]))
+    with pytest.raises(SearchspaceError, match="reserved"):
+        sp.add("budget", ("DISCRETE", [2]))
+
+
+def test_api_example_builds():
+    sp = Searchspace(lr=("DOUBLE", [1e-4, 1e-1], "log"), width=("INTEGER", [32, 512]),
+                     depth=("DISCRETE", [1, 2, 3]), act=("CATEGORICAL", ["relu", "tanh"]))
+    sp.add("dropout", ("DOUBLE", [0.0, 0.5]))
+    assert sp.names == ["lr", "width", "depth", "act", "dropout"]
+    assert "lr=DOUBLE[0.0001, 0.1] log" in repr(sp)
