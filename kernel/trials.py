@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +43,14 @@ class Trial:
         return {} if self.result is None else {"metric": self.result}
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["history"] = [list(p) for p in self.history]
-        d["duration"] = self.duration
-        return d
+        # By hand: dataclasses.asdict deep-copies every value, and this runs once per trial.
+        return {
+            "id": self.id, "params": self.params, "budget": self.budget, "state": self.state,
+            "metric": self.metric, "result": self.result, "history": self.history,
+            "started": self.started, "ended": self.ended, "duration": self.duration,
+            "error": self.error, "traceback": self.traceback, "agent": self.agent,
+            "attempts": self.attempts, "info": self.info,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Trial":
@@ -112,7 +116,8 @@ class Result:
     def save(self, path: Path | None = None) -> Path:
         target = Path(path or self.path / "result.json")
         tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, default=str))
+        with open(tmp, "w", encoding="utf-8") as f:  # streamed: no whole-file string in memory
+            json.dump(self.to_dict(), f, indent=1, default=str)
         tmp.replace(target)  # never a half-written result.json
         return target
 

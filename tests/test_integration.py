@@ -35,7 +35,9 @@ def hpo(fn_metric="score", **kw):
 
 @pytest.mark.parametrize("listen", ["tcp://127.0.0.1:0", None], ids=["tcp", "ipc"])
 def test_twenty_trials_on_two_agent_processes(runs, listen):
-    result = lagom(fns.quadratic, hpo(num_trials=20, seed=0), listen=listen, path=runs, verbose=0)
+    # 50 ms per trial: long enough that the second agent has joined before the first is done
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.05]))
+    result = lagom(fns.quadratic, hpo(num_trials=20, seed=0, space=space), listen=listen, path=runs, verbose=0)
     assert len(result.trials) == 20
     assert {t.state for t in result.trials} == {"finished"}
     assert len({t.agent for t in result.trials}) == 2  # both agents worked
