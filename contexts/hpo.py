@@ -29,7 +29,7 @@ class SearchController(Controller):
         self.es_interval = es_interval
         self.es_min = es_min
         self.num_trials = num_trials
-        self._reports: dict[int, int] = {}
+        self._ended = 0  # trials that finished or were stopped: the rule waits for es_min
 
     def next_trial(self, trial_id: int):
         decision = self.optimizer.suggest(trial_id)
@@ -37,14 +37,13 @@ class SearchController(Controller):
             return DONE
         if decision is OPT_WAIT:
             return WAIT
-        return TrialSpec(decision.params, decision.budget, dict(decision.info))
+        return TrialSpec(decision.params, decision.budget, dict(decision.info), decision.parent)
 
-    def on_metric(self, trial_id: int, step: float, value: float) -> bool:
-        self.optimizer.report(trial_id, step, value)
-        n = self._reports[trial_id] = self._reports.get(trial_id, 0) + 1
-        if n < self.es_min or n % self.es_interval:
+    def on_metric(self, trial: Any, step: float, value: float) -> bool:
+        self.optimizer.report(trial.id, step, value)
+        if self._ended < self.es_min or len(trial.history) % self.es_interval:
             return False
-        return self.stopper.should_stop(trial_id, step, value)
+        return self.stopper.should_stop(trial.id, trial.history)
 
     def score(self, result: Any) -> float | None:
         if isinstance(result, dict):
@@ -68,9 +67,11 @@ class SearchController(Controller):
         return float(value)
 
     def on_end(self, trial: Any) -> None:
-        self._reports.pop(trial.id, None)
+        if trial.state in ("finished", "stopped"):
+            self._ended += 1
         value = trial.metric if trial.metric is not None and not math.isnan(trial.metric) else None
-        obs = Observation(trial.id, trial.params, trial.budget, trial.state, value)
+        obs = Observation(trial.id, trial.params, trial.budget, trial.state, value,
+                          tuple(trial.history), dict(trial.info))
         self.optimizer.observe(obs)
         self.stopper.observe(obs)
 
@@ -83,15 +84,17 @@ class HyperparameterSearch(Context):
     """Search ``searchspace`` with ``optimizer`` over ``num_trials`` trials on ``workers`` agents.
 
     ``optimizer``: "randomsearch", "gridsearch", any registered name, or an Optimizer instance.
-    ``es_policy``: "none" (default), any registered early stopper, or an instance; a trial is
-    considered for stopping from its ``es_min``-th broadcast on, every ``es_interval`` broadcasts.
+    ``es_policy``: "none" (default), "median", any registered early stopper, or an instance. The
+    rule starts once ``es_min`` trials have ended, and judges a running trial every
+    ``es_interval`` broadcasts (as Maggy's options, counted in broadcasts instead of seconds:
+    the kernel sees every broadcast, so it needs no timer).
     """
 
     name = "hpo"
 
     def __init__(self, searchspace: Searchspace, optimizer: Any = "randomsearch", *,
                  num_trials: int | None = None, direction: str = "max", metric: str = "metric",
-                 workers: int = 2, es_policy: Any = "none", es_interval: int = 1, es_min: int = 10,
+                 workers: int = 2, es_policy: Any = "none", es_interval: int = 1, es_min: int = 5,
                  seed: int | None = None, launcher: Any = "local", name: str | None = None):
         owner = "HyperparameterSearch"
         if not isinstance(searchspace, Searchspace):

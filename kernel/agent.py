@@ -241,7 +241,8 @@ class Agent:
         if msg["budget"] is not None:
             hparams["budget"] = msg["budget"]
         self._current, self._stop_current = tid, False
-        reporter = Reporter(tid, self._send_metric, self._send_log, self._check_stop)
+        reporter = Reporter(tid, self._send_metric, self._send_log, self._check_stop,
+                            msg["checkpoint"], msg["parent_checkpoint"])
         available = {"hparams": hparams, "reporter": reporter}
         kwargs = {n: available[n] for n in self._names}
         started = time.time()

@@ -17,6 +17,7 @@ class TrialSpec:
     params: dict[str, Any]
     budget: float | int | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    parent: int | None = None  # the trial this one continues from (its checkpoint)
 
 
 class _Signal:
@@ -49,8 +50,9 @@ class Controller(ABC):
     def next_trial(self, trial_id: int) -> Union[TrialSpec, _Signal]:
         """The trial to run as ``trial_id``, or WAIT, or DONE."""
 
-    def on_metric(self, trial_id: int, step: float, value: float) -> bool:
-        """An intermediate metric; return True to stop that trial now."""
+    def on_metric(self, trial: Any, step: float, value: float) -> bool:
+        """An intermediate metric of a running trial (already appended to ``trial.history``);
+        return True to stop that trial now."""
         return False
 
     def score(self, result: Any) -> float | None:

@@ -181,7 +181,7 @@ class Kernel:
             return
         for step, value in msg["points"]:
             trial.history.append((step, value))
-            if self.controller.on_metric(trial.id, step, value) and not trial.info.get("stop_sent"):
+            if self.controller.on_metric(trial, step, value) and not trial.info.get("stop_sent"):
                 trial.info["stop_sent"] = time.time()
                 self._send(agent, self.codec.encode("stop", trial=trial.id))
 
@@ -253,21 +253,24 @@ class Kernel:
                 return
             if not isinstance(decision, TrialSpec):
                 raise TypeError(f"controller.next_trial returned {decision!r}")
-            trial = Trial(self._next_id, dict(decision.params), decision.budget, info=dict(decision.info))
+            trial = Trial(self._next_id, dict(decision.params), decision.budget, info=dict(decision.info),
+                          parent=decision.parent)
             self._next_id += 1
             self.trials[trial.id] = trial
         self._waiting.pop(agent.peer, None)
         trial.state, trial.agent = "running", agent.id
         trial.attempts += 1
         agent.state, agent.trial = "busy", trial.id
-        frames = self.codec.encode("trial", trial=trial.id, params=trial.params, budget=trial.budget)
+        parent = None if trial.parent is None else self.folder.checkpoint_dir(trial.parent)
+        frames = self.codec.encode("trial", trial=trial.id, params=trial.params, budget=trial.budget,
+                                   checkpoint=self.folder.checkpoint_dir(trial.id), parent_checkpoint=parent)
         if not self._send(agent, frames):
             return  # _agent_gone re-queued it
         if self.first_trial_at is None:
             self.first_trial_at = time.time()
         self.counts["running"] += 1
         self.folder.record("start", trial=trial.id, params=trial.params, budget=trial.budget,
-                           agent=agent.id, attempt=trial.attempts, info=trial.info)
+                           agent=agent.id, attempt=trial.attempts, info=trial.info, parent=trial.parent)
         for ob in self.observers:
             ob.trial_started(self, trial)
 

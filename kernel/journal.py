@@ -31,11 +31,17 @@ class ExperimentFolder:
             d.mkdir(parents=True, exist_ok=True)
         self._journal: IO[str] = open(self.path / "journal.jsonl", "a", encoding="utf-8")
         self._logs: dict[int, IO[str]] = {}
+        self._checkpoints = str((self.path / "checkpoints").absolute())
 
     def record(self, event: str, **fields: Any) -> None:
         line = json.dumps({"event": event, "time": time.time(), **fields}, default=str)
         self._journal.write(line + "\n")
         self._journal.flush()
+
+    def checkpoint_dir(self, trial_id: int) -> str:
+        """Where a trial may save checkpoints (made by the agent on first use). Agents on other
+        hosts need this folder on a shared file system to hand checkpoints between trials."""
+        return f"{self._checkpoints}{os.sep}trial-{trial_id:05d}"
 
     def trial_log_path(self, trial_id: int) -> Path:
         return self.trials_dir / f"trial-{trial_id:05d}.log"

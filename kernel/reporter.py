@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import sys
 import threading
 import time
@@ -31,11 +32,19 @@ class Shutdown(BaseException):
 
 
 class Reporter:
-    """Handed to the training function as ``reporter``."""
+    """Handed to the training function as ``reporter``.
+
+    ``checkpoint_dir`` is this trial's own folder for checkpoints (made on first use);
+    ``parent_checkpoint_dir`` is the folder of the trial this one continues (an ASHA promotion),
+    or None: load from it to resume training instead of starting over.
+    """
 
     def __init__(self, trial_id: int, send_metric: Callable[[int, float, float], None],
-                 send_log: Callable[[int, list[str]], None], check_stop: Callable[[], bool]):
+                 send_log: Callable[[int, list[str]], None], check_stop: Callable[[], bool],
+                 checkpoint: str | None = None, parent_checkpoint: str | None = None):
         self.trial_id = trial_id
+        self._checkpoint = checkpoint
+        self.parent_checkpoint_dir = parent_checkpoint
         self._send_metric = send_metric
         self._send_log = send_log
         self._check_stop = check_stop
@@ -43,6 +52,12 @@ class Reporter:
         self._step = -1
         self.last: tuple[float, float] | None = None
         self._stopped = False
+
+    @property
+    def checkpoint_dir(self) -> str | None:
+        if self._checkpoint is not None:
+            os.makedirs(self._checkpoint, exist_ok=True)
+        return self._checkpoint
 
     def broadcast(self, metric: Any, step: int | float | None = None) -> None:
         """Send one value of the trial's metric; raises EarlyStop if the kernel said stop."""

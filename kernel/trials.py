@@ -28,6 +28,7 @@ class Trial:
     agent: str | None = None
     attempts: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    parent: int | None = None  # the trial whose checkpoint this one continued from
 
     @property
     def duration(self) -> float | None:
@@ -49,7 +50,7 @@ class Trial:
             "metric": self.metric, "result": self.result, "history": self.history,
             "started": self.started, "ended": self.ended, "duration": self.duration,
             "error": self.error, "traceback": self.traceback, "agent": self.agent,
-            "attempts": self.attempts, "info": self.info,
+            "attempts": self.attempts, "info": self.info, "parent": self.parent,
         }
 
     @classmethod

@@ -26,6 +26,7 @@ FIELD = {
     "reason": text, "experiment": text, "function": st.binary(max_size=200), "heartbeat": number,
     "env": st.dictionaries(text, text, max_size=3),
     "params": st.dictionaries(text, scalar, max_size=6), "budget": st.one_of(st.none(), number),
+    "checkpoint": st.one_of(st.none(), text), "parent_checkpoint": st.one_of(st.none(), text),
 }
 
 

@@ -126,8 +126,8 @@ class StopAfter(EarlyStopper):
     def __init__(self, steps):
         self.steps = steps
 
-    def should_stop(self, trial_id, step, value):
-        return step >= self.steps
+    def should_stop(self, trial_id, history):
+        return history[-1][0] >= self.steps
 
 
 def broadcast_forever(hparams, reporter):

@@ -56,7 +56,8 @@ AGENT_TO_KERNEL: dict[str, dict[str, tuple]] = {
 }
 KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
     "welcome": {"experiment": _STR, "function": _BYTES, "heartbeat": _NUM, "env": _MAP},
-    "trial": {"trial": _INT, "params": _MAP, "budget": _OPT_NUM},
+    "trial": {"trial": _INT, "params": _MAP, "budget": _OPT_NUM, "checkpoint": _OPT_STR,
+              "parent_checkpoint": _OPT_STR},
     "stop": {"trial": _INT},
     "heartbeat": {},
     "shutdown": {"reason": _STR},

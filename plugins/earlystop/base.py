@@ -1,13 +1,15 @@
 """The early-stopper interface: decide, from a running trial's metrics, whether to end it.
 
-The kernel calls ``should_stop`` for every broadcast of a running trial and, when it answers
-True, pushes a stop to that trial at once; ``observe`` tells it how trials ended, so a rule
-such as the median rule can compare against finished trials.
+The kernel hands every broadcast to the context's controller, which asks ``should_stop`` (from
+the ``es_min``-th finished trial on, every ``es_interval`` broadcasts of a trial). When it
+answers True the kernel pushes a stop to that trial at once. ``observe`` tells the rule how
+each trial ended, with its whole metric history, so a rule such as the median rule compares
+against finished trials; replaying observations rebuilds its state.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Literal
+from typing import Literal, Sequence
 
 from ..optimizers.base import Observation
 
@@ -19,8 +21,8 @@ class EarlyStopper(ABC):
         self.direction = direction
 
     @abstractmethod
-    def should_stop(self, trial_id: int, step: int | float, value: float) -> bool:
-        """True to stop ``trial_id`` now."""
+    def should_stop(self, trial_id: int, history: Sequence[tuple[float, float]]) -> bool:
+        """True to stop ``trial_id`` now. ``history`` is its ``(step, value)`` broadcasts so far."""
 
     def observe(self, obs: Observation) -> None:
         """A trial ended (optional)."""

@@ -1,7 +1,9 @@
 """Search algorithms, registered in the entry-point group ``lagom.optimizers``."""
+from .asha import ASHA
 from .base import FINISHED, WAIT, Decision, Observation, Optimizer, Suggestion
 from .grid_search import GridSearch
 from .random_search import RandomSearch
+from .tpe import TPE
 
 __all__ = ["Optimizer", "Suggestion", "Observation", "Decision", "WAIT", "FINISHED",
-           "RandomSearch", "GridSearch"]
+           "RandomSearch", "GridSearch", "ASHA", "TPE"]

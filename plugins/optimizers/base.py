@@ -26,6 +26,7 @@ class Suggestion:
     params: dict[str, Any]
     budget: float | int | None = None
     info: dict[str, Any] = field(default_factory=dict)  # shown in the result (e.g. a rung)
+    parent: int | None = None  # a trial this one continues (its checkpoint is handed over)
 
 
 class _Signal:
@@ -50,6 +51,8 @@ class Observation:
     budget: float | int | None
     state: str  # "finished", "stopped", "failed", "lost"
     value: float | None
+    history: tuple[tuple[float, float], ...] = ()  # the (step, value) broadcasts
+    info: dict[str, Any] = field(default_factory=dict)  # what the Suggestion carried
 
 
 class Optimizer(ABC):

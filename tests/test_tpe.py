@@ -1,0 +1,66 @@
+import math
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contexts import Searchspace
+from plugins.optimizers import FINISHED, TPE, Observation, RandomSearch
+
+SPACE = Searchspace(lr=("DOUBLE", [1e-5, 1.0], "log"), width=("INTEGER", [1, 512], "log"),
+                    depth=("INTEGER", [1, 4]), drop=("DOUBLE", [0.0, 0.5]),
+                    bs=("DISCRETE", [16, 32, 64]), act=("CATEGORICAL", ["relu", "tanh", "gelu"]))
+
+
+def objective(p):
+    """Best near lr=1e-2, width=64, depth=2, drop=0.1, bs=32, act=gelu."""
+    return -(math.log10(p["lr"]) + 2) ** 2 - (math.log2(p["width"]) - 6) ** 2 / 4 \
+        - (p["depth"] - 2) ** 2 - 10 * (p["drop"] - 0.1) ** 2 \
+        - (p["bs"] != 32) * 0.5 - (p["act"] != "gelu") * 0.5
+
+
+def run(opt, n, seed, direction="max", parallel=1):
+    opt.setup(SPACE, num_trials=n, direction=direction, seed=seed)
+    sign = 1 if direction == "max" else -1
+    values, running, tid = [], [], 0
+    rng = random.Random(seed)
+    while True:
+        while len(running) < parallel:
+            s = opt.suggest(tid)
+            if s is FINISHED:
+                break
+            assert SPACE.contains(s.params), s.params
+            running.append((tid, s.params))
+            tid += 1
+        if not running:
+            return values
+        t, p = running.pop(rng.randrange(len(running)))
+        v = sign * objective(p)
+        values.append(sign * v)
+        opt.observe(Observation(t, p, None, "finished", v))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from(["max", "min"]), st.integers(1, 4))
+def test_never_outside_the_space(seed, direction, parallel):
+    run(TPE(n_startup=3), 25, seed, direction, parallel)
+
+
+def test_beats_random_search_on_a_smooth_objective():
+    """Median over seeds of the best found in 60 trials, 2 running at a time."""
+    tpe_best, rs_best = [], []
+    for seed in range(5):
+        tpe_best.append(max(run(TPE(), 60, seed, parallel=2)))
+        rs_best.append(max(run(RandomSearch(), 60, seed, parallel=2)))
+    assert sorted(tpe_best)[2] > sorted(rs_best)[2]
+
+
+def test_running_trials_push_suggestions_apart():
+    """With a constant liar, simultaneous suggestions are not all the same point."""
+    opt = TPE(n_startup=5)
+    opt.setup(Searchspace(c=("CATEGORICAL", list("abcdefgh"))), num_trials=30, direction="max", seed=1)
+    for t in range(5):
+        s = opt.suggest(t)
+        opt.observe(Observation(t, s.params, None, "finished", 1.0 if s.params["c"] == "a" else 0.0))
+    picks = {opt.suggest(t).params["c"] for t in range(5, 13)}
+    assert len(picks) > 1
