@@ -50,3 +50,12 @@ def pid_and_sleep(hparams, reporter):
     reporter.broadcast(metric=float(os.getpid()), step=0)
     time.sleep(hparams.get("sleep", 0.0))
     return {"score": float(hparams["n"]), "pid": os.getpid()}
+
+
+def countdown(hparams, reporter):
+    """Broadcasts n, n-1, ... down to -20, slowly enough for a stop to arrive."""
+    n = hparams["n"]
+    for step, value in enumerate(range(n, -21, -1)):
+        time.sleep(0.01)
+        reporter.broadcast(metric=float(value), step=step)
+    return {"score": -20.0}
