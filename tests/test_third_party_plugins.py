@@ -1,5 +1,6 @@
 """A separate package, built and pip-installed, adds an optimizer and an early stopper that an
 experiment then uses by name."""
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,10 @@ PKG = Path(__file__).parent / "plugin_pkg"
 
 @pytest.fixture
 def installed(tmp_path, monkeypatch):
-    site = tmp_path / "site"
+    site, src = tmp_path / "site", tmp_path / "src"
+    shutil.copytree(PKG, src)  # build a copy: the source tree stays clean
     out = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
-                          str(PKG)], capture_output=True, text=True, timeout=300)
+                          str(src)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     monkeypatch.syspath_prepend(str(site))  # as if installed in site-packages
     return site
