@@ -9,7 +9,9 @@ run it at 1,000 and at 20,000 and compare ``trials_per_s``.
 
 Figures (last line, JSON): trials_per_s, metrics_per_s, dispatch_latency_ms (p50, p99: a
 result arriving at the kernel -> the next trial starting on that agent), startup_s (lagom()
-called -> the first trial running), kernel_rss_mb.
+called -> the first trial running), kernel_rss_mb, and stop_latency_ms (p50, p99: the kernel
+deciding to stop a trial that broadcasts continuously -> that trial ending with EarlyStop),
+from a second experiment of ``--stop-trials`` trials.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from _common import emit, percentile, rss_mb  # noqa: E402
 from contexts import HyperparameterSearch, Searchspace  # noqa: E402
 from kernel import lagom  # noqa: E402
 from kernel.driver import Observer  # noqa: E402
+from plugins.earlystop import EarlyStopper  # noqa: E402
 
 
 def trivial(hparams, reporter):
@@ -33,6 +36,18 @@ def trivial(hparams, reporter):
     for step in range(10):
         reporter.broadcast(metric=x * step, step=step)
     return {"value": x}
+
+
+def continuous(hparams, reporter):
+    """Broadcasts as fast as it can until stopped."""
+    for step in range(10_000_000):
+        reporter.broadcast(metric=1.0, step=step)
+    return {"value": 0.0}
+
+
+class StopAt(EarlyStopper):
+    def should_stop(self, trial_id, history):
+        return len(history) >= 20
 
 
 class Grab(Observer):
@@ -46,6 +61,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--stop-trials", type=int, default=200, help="trials of the stop-latency run")
     ap.add_argument("--url", default="tcp://127.0.0.1:0", help="where the kernel listens")
     args = ap.parse_args()
 
@@ -65,6 +81,14 @@ def main() -> None:
     lat = [x * 1000 for x in kernel.dispatch_latencies]
     metrics = sum(len(t.history) for t in trials)
     assert all(t.state == "finished" for t in trials), "every trial must finish"
+
+    with tempfile.TemporaryDirectory() as root:
+        stopped = lagom(continuous, HyperparameterSearch(space, "randomsearch", num_trials=args.stop_trials,
+                                                         metric="value", workers=args.workers, seed=0,
+                                                         es_policy=StopAt(), es_min=0),
+                        listen=args.url, path=root, verbose=0)
+    assert all(t.state == "stopped" for t in stopped.trials), "every trial must be stopped"
+    stop_ms = [(t.ended - t.info["stop_sent"]) * 1000 for t in stopped.trials]
     emit({
         "bench": "dispatch",
         "trials": len(trials),
@@ -76,6 +100,8 @@ def main() -> None:
         "startup_s": round(first_start - t0, 3),
         "wall_s": round(wall, 2),
         "kernel_rss_mb": round(rss_mb(), 1),
+        "stop_latency_ms": {"p50": round(percentile(stop_ms, 50), 3), "p99": round(percentile(stop_ms, 99), 3),
+                            "trials": len(stop_ms)},
     })
 
 

@@ -21,7 +21,7 @@ from .searchspace import Searchspace
 
 class SearchController(Controller):
     def __init__(self, optimizer: Optimizer, stopper: EarlyStopper, *, metric: str, direction: str,
-                 es_interval: int, es_min: int, num_trials: int | None):
+                 es_interval: int, es_min: int, num_trials: int | None, max_time: float | None = None):
         self.optimizer = optimizer
         self.stopper = stopper
         self.metric = metric
@@ -29,6 +29,7 @@ class SearchController(Controller):
         self.es_interval = es_interval
         self.es_min = es_min
         self.num_trials = num_trials
+        self.max_time = max_time
         self._ended = 0  # trials that finished or were stopped: the rule waits for es_min
 
     def next_trial(self, trial_id: int):
@@ -88,6 +89,8 @@ class HyperparameterSearch(Context):
     rule starts once ``es_min`` trials have ended, and judges a running trial every
     ``es_interval`` broadcasts (as Maggy's options, counted in broadcasts instead of seconds:
     the kernel sees every broadcast, so it needs no timer).
+    ``max_time``: a wall-clock budget in seconds; when it is spent no trial starts, and the
+    running ones are stopped (they end "stopped", with their last metric).
     """
 
     name = "hpo"
@@ -95,7 +98,8 @@ class HyperparameterSearch(Context):
     def __init__(self, searchspace: Searchspace, optimizer: Any = "randomsearch", *,
                  num_trials: int | None = None, direction: str = "max", metric: str = "metric",
                  workers: int = 2, es_policy: Any = "none", es_interval: int = 1, es_min: int = 5,
-                 seed: int | None = None, launcher: Any = "local", name: str | None = None):
+                 seed: int | None = None, launcher: Any = "local", name: str | None = None,
+                 max_time: float | None = None):
         owner = "HyperparameterSearch"
         if not isinstance(searchspace, Searchspace):
             raise ConfigError(f"{owner}(searchspace=...) needs a contexts.Searchspace, got "
@@ -108,6 +112,10 @@ class HyperparameterSearch(Context):
         check_int("es_interval", es_interval, 1, owner)
         check_int("es_min", es_min, 0, owner)
         check_int("seed", seed, 0, owner, allow_none=True)
+        if max_time is not None and (not isinstance(max_time, (int, float)) or isinstance(max_time, bool)
+                                     or max_time <= 0):
+            raise ConfigError(f"{owner}(max_time={max_time!r}): max_time is a number of seconds > 0")
+        self.max_time = max_time
         self.direction = check_direction(direction, owner)
         if not isinstance(metric, str) or not metric:
             raise ConfigError(f"{owner}(metric={metric!r}): metric is the name of a returned value, "
@@ -141,7 +149,7 @@ class HyperparameterSearch(Context):
         return SearchController(optimizer, stopper, metric=self.metric, direction=self.direction,
                                 es_interval=self.es_interval, es_min=self.es_min,
                                 num_trials=getattr(optimizer, "size", None) if self.num_trials is None
-                                else self.num_trials)
+                                else self.num_trials, max_time=self.max_time)
 
     def controller(self) -> Controller:
         return self._build()

@@ -45,6 +45,7 @@ class ExperimentError(RuntimeError):
 class Controller(ABC):
     metric: str | None = None
     direction: Literal["max", "min"] = "max"
+    max_time: float | None = None  # seconds; then no new trials, and running ones are stopped
 
     @abstractmethod
     def next_trial(self, trial_id: int) -> Union[TrialSpec, _Signal]:

@@ -88,6 +88,9 @@ class Kernel:
             ob.experiment_started(self)
         receiver = asyncio.create_task(self._receive(), name="lagom-receive")
         self._beat_handle = loop.call_later(self.heartbeat, self._beat)
+        deadline = None
+        if self.controller.max_time is not None:
+            deadline = loop.call_later(self.controller.max_time, self._time_is_up)
         try:
             await asyncio.wait({receiver, self._outcome}, return_when=asyncio.FIRST_COMPLETED)
             if receiver.done() and not self._outcome.done():
@@ -95,6 +98,8 @@ class Kernel:
             self._outcome.result()
         finally:
             self._beat_handle.cancel()
+            if deadline is not None:
+                deadline.cancel()
             receiver.cancel()
             self._broadcast_shutdown("experiment over")
         return self.result()
@@ -292,6 +297,17 @@ class Kernel:
         self.controller.on_end(trial)
         for ob in self.observers:
             ob.trial_ended(self, trial)
+
+    def _time_is_up(self) -> None:
+        """The time budget is spent: start nothing more, and stop what runs (it ends "stopped")."""
+        self.folder.record("time-up", max_time=self.controller.max_time)
+        self._controller_done = True
+        for agent in self.agents.alive():
+            trial = self.trials.get(agent.trial) if agent.trial is not None else None
+            if trial is not None and trial.state == "running" and not trial.info.get("stop_sent"):
+                trial.info["stop_sent"] = time.time()
+                self._send(agent, self.codec.encode("stop", trial=trial.id))
+        self._check_done()
 
     def _check_done(self) -> None:
         if self._controller_done and not self._retry and self.counts["running"] == 0:

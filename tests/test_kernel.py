@@ -238,3 +238,20 @@ async def test_hostile_frames_are_counted_and_never_reach_a_handler(runs):
     assert sum(result.rejected.values()) == sent["n"]
     assert result.rejected["signature"] == 2 and result.rejected["frame-count"] == 2
     assert result.rejected["unknown-peer"] == 1 and result.rejected["type"] == 1
+
+
+def sleepy(hparams, reporter):
+    import time
+    for step in range(10_000):
+        time.sleep(0.01)
+        reporter.broadcast(metric=hparams["x"], step=step)
+    return {"score": hparams["x"]}
+
+
+async def test_a_time_budget_stops_running_trials_and_starts_no_more(runs):
+    t0 = asyncio.get_running_loop().time()
+    result = await asyncio.wait_for(lagom_async(
+        sleepy, search(num_trials=50, max_time=0.5), path=runs, verbose=0), 30)
+    assert asyncio.get_running_loop().time() - t0 < 10
+    assert len(result.trials) == 2 and result.count("stopped") == 2
+    assert result.best is not None and result.best.metric == max(t.params["x"] for t in result.trials)
