@@ -1,16 +1,21 @@
-"""Hyperparameter search of a flax.nnx MLP on scikit-learn's digits, on 2 local agents.
+"""Hyperparameter search of a flax.nnx MLP on scikit-learn's digits, with ASHA, on 2 local agents.
 
-    python examples/digits_hpo.py                 # 20 trials of random search
-    python examples/digits_hpo.py --trials 8 --epochs 3
+    python examples/digits_hpo.py                   # 20 configurations, budgets 1, 3, 9 epochs
+    python examples/digits_hpo.py --trials 8 --max-epochs 3
 
 The training function is plain JAX: build the model, split it into a pure state, jit one train
 step, loop over epochs, broadcast the validation accuracy after each. The learning rate reaches
 the jitted step as a traced value (optax.inject_hyperparams), so trials that share a shape
 (width, depth) reuse one compiled step on a warm agent.
+
+ASHA promotes the best configurations to larger budgets. A promoted trial does not start over:
+it loads its parent's checkpoint (a msgpack-serialised pytree in ``reporter.parent_checkpoint_dir``)
+and trains only the epochs its parent had not, then saves its own for its children.
 """
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def load_digits_split(seed: int = 0):
@@ -26,9 +31,30 @@ def load_digits_split(seed: int = 0):
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
 
 
+def save_checkpoint(folder, tree, epoch):
+    import jax
+    import numpy as np
+    from flax import serialization
+
+    leaves = {str(i): np.asarray(x) for i, x in enumerate(jax.tree_util.tree_leaves(tree))}
+    with open(os.path.join(folder, "state.msgpack"), "wb") as f:
+        f.write(serialization.msgpack_serialize({"leaves": leaves, "epoch": epoch}))
+
+
+def load_checkpoint(folder, like):
+    """The pytree saved in ``folder``, shaped like ``like`` (same model config), and its epoch."""
+    import jax
+    from flax import serialization
+
+    with open(os.path.join(folder, "state.msgpack"), "rb") as f:
+        saved = serialization.msgpack_restore(f.read())
+    treedef = jax.tree_util.tree_structure(like)
+    leaves = [saved["leaves"][str(i)] for i in range(treedef.num_leaves)]
+    return jax.tree_util.tree_unflatten(treedef, leaves), int(saved["epoch"])
+
+
 def train(hparams, reporter):
     import jax
-    import jax.numpy as jnp
     import numpy as np
     import optax
     from flax import nnx
@@ -36,7 +62,7 @@ def train(hparams, reporter):
     (x_train, y_train), (x_val, y_val) = load_digits_split()
     width, depth = int(hparams.get("width", 64)), int(hparams.get("depth", 2))
     act = {"relu": nnx.relu, "tanh": nnx.tanh, "gelu": nnx.gelu}[hparams.get("act", "relu")]
-    epochs, batch = int(hparams.get("budget", 8)), 64  # the optimizer's budget is epochs
+    epochs, batch = int(hparams.get("budget", 8)), 64  # ASHA's budget is a number of epochs
 
     class MLP(nnx.Module):
         def __init__(self, rngs: nnx.Rngs):
@@ -52,6 +78,10 @@ def train(hparams, reporter):
     graphdef, params = nnx.split(MLP(nnx.Rngs(hparams.get("seed", 0))))
     tx = optax.inject_hyperparams(optax.adam)(learning_rate=hparams.get("lr", 1e-3))
     opt_state = tx.init(params)
+    start = 0
+    if reporter.parent_checkpoint_dir:  # promoted by ASHA: continue the parent's training
+        (params, opt_state), start = load_checkpoint(reporter.parent_checkpoint_dir, (params, opt_state))
+        print(f"continuing from epoch {start} (parent checkpoint)")
 
     def loss_fn(params, x, y):
         logits = nnx.merge(graphdef, params)(x)
@@ -67,9 +97,9 @@ def train(hparams, reporter):
     def accuracy(params, x, y):
         return (nnx.merge(graphdef, params)(x).argmax(-1) == y).mean()
 
-    rng = np.random.default_rng(hparams.get("seed", 0))
-    acc = 0.0
-    for epoch in range(epochs):
+    rng = np.random.default_rng(start)
+    acc, loss = 0.0, float("nan")
+    for epoch in range(start, epochs):
         order = rng.permutation(len(x_train))
         for i in range(0, len(order) - batch + 1, batch):
             idx = order[i:i + batch]
@@ -77,6 +107,8 @@ def train(hparams, reporter):
         acc = float(accuracy(params, x_val, y_val))
         reporter.broadcast(metric=acc, step=epoch)
         print(f"epoch {epoch}: loss {float(loss):.4f}, val accuracy {acc:.4f}")
+    if reporter.checkpoint_dir and epochs > start:
+        save_checkpoint(reporter.checkpoint_dir, (params, opt_state), epochs)
     return {"accuracy": acc, "loss": float(loss)}
 
 
@@ -94,23 +126,26 @@ def searchspace():
 def main(argv=None):
     from contexts import HyperparameterSearch
     from kernel import lagom
-    from plugins.optimizers import RandomSearch
+    from plugins.optimizers import ASHA
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--trials", type=int, default=20, help="new configurations to try")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=8, help="epochs per trial")
+    ap.add_argument("--max-epochs", type=int, default=9, help="ASHA's top budget (epochs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--path", default=None, help="where experiment folders go (default ./lagom-runs)")
     args = ap.parse_args(argv)
 
-    optimizer = RandomSearch(budget=args.epochs)  # or simply "randomsearch" (budget: the default)
-    result = lagom(train, HyperparameterSearch(searchspace(), optimizer=optimizer, num_trials=args.trials,
+    asha = ASHA(reduction_factor=3, min_budget=1, max_budget=args.max_epochs)  # or optimizer="asha"
+    result = lagom(train, HyperparameterSearch(searchspace(), optimizer=asha, num_trials=args.trials,
                                                direction="max", metric="accuracy", workers=args.workers,
                                                seed=args.seed, name="digits"),
                    path=args.path)
     best = result.best
-    print(f"\nbest configuration: {best.params}\nvalidation accuracy: {best.metric:.4f}")
+    print(f"\nbest configuration: {best.params} (trained {best.budget} epochs)")
+    print(f"validation accuracy: {best.metric:.4f}")
+    print(f"budgets run: " + ", ".join(f"{b} epochs x {sum(1 for t in result.trials if t.budget == b)}"
+                                       for b in asha.budgets))
     print(f"experiment folder: {result.path} (journal.jsonl, result.json, trials/*.log)")
     return result
 

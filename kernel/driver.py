@@ -97,6 +97,10 @@ class Kernel:
                 receiver.result()  # a bug in a handler: surface it
             self._outcome.result()
         finally:
+            for trial in self.trials.values():  # cut short by an abort or an interrupt
+                if trial.state in ("running", "pending"):
+                    trial.state, trial.error = "lost", "the experiment ended while it ran"
+                    self.folder.close_log(trial.id)
             self._beat_handle.cancel()
             if deadline is not None:
                 deadline.cancel()

@@ -1,4 +1,5 @@
 """The README's main job, run as a user runs it (small budget)."""
+import json
 import os
 import subprocess
 import sys
@@ -12,14 +13,20 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_digits_hpo_example_runs_a_real_search(tmp_path):
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "digits_hpo.py"), "--trials", "4", "--epochs", "3",
+        [sys.executable, str(ROOT / "examples" / "digits_hpo.py"), "--trials", "6", "--max-epochs", "3",
          "--path", str(tmp_path)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "4 trials (4 finished)" in out.stdout
     accuracy = float(out.stdout.split("validation accuracy:")[1].split()[0])
     assert accuracy > 0.8  # a real MLP really trained on digits
     (folder,) = tmp_path.glob("digits-*")
-    assert (folder / "result.json").exists() and len(list((folder / "trials").glob("*.log"))) == 4
+    result = json.loads((folder / "result.json").read_text())
+    trials = result["trials"]
+    assert sum(t["parent"] is None for t in trials) == 6  # six configurations...
+    promoted = [t for t in trials if t["parent"] is not None]
+    assert promoted and all(t["budget"] == 3 for t in promoted)  # ...the best went up a rung
+    for t in promoted:  # and continued from its parent's checkpoint instead of starting over
+        log = (folder / "trials" / f"trial-{t['id']:05d}.log").read_text()
+        assert "continuing from epoch 1" in log and [h[0] for h in t["history"]] == [1, 2]

@@ -198,3 +198,17 @@ def test_all_agents_dying_ends_the_experiment_with_an_error(runs):
     with pytest.raises(ExperimentError, match="every agent has exited"):
         lagom(fns.pid_and_sleep, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
               launcher=launcher, path=runs, verbose=0, observers=[KillAll()])
+
+
+def test_the_median_rule_stops_poor_trials_on_real_agents(runs):
+    """The first two trials are good and end; the poor ones that follow are stopped at the next
+    broadcast after the rule can judge them, the good one is left to finish."""
+    space = Searchspace(x=("DISCRETE", [0.9, 0.8, 0.1, 0.2, 0.87]))
+    result = lagom(fns.flat_curve, HyperparameterSearch(space, "gridsearch", metric="score", workers=2,
+                                                        es_policy="median", es_min=2),
+                   path=runs, verbose=0)
+    state = {t.params["x"]: t for t in result.trials}
+    assert state[0.9].state == state[0.8].state == state[0.87].state == "finished"
+    assert state[0.1].state == state[0.2].state == "stopped"
+    assert all(len(state[x].history) < 10 for x in (0.1, 0.2))
+    assert state[0.1].metric == 0.1 and result.best.params == {"x": 0.9}

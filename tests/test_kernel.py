@@ -171,7 +171,8 @@ async def test_a_missing_metric_ends_the_experiment_with_a_clear_error(runs):
         await lagom_async(train, search(metric="accuracy"), path=runs, verbose=0)
     assert "'accuracy'" in str(info.value) and "acc, loss" in str(info.value)
     saved = json.loads((info.value.path / "result.json").read_text())
-    assert saved["trials"][0]["state"] == "failed"
+    states = [t["state"] for t in saved["trials"]]
+    assert "failed" in states and "running" not in states  # the other one was cut short: lost
 
 
 async def test_an_unknown_argument_fails_before_anything_starts(runs):
