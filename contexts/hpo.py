@@ -78,7 +78,8 @@ class SearchController(Controller):
 
     def describe(self) -> dict[str, Any]:
         return {"optimizer": type(self.optimizer).__name__, "early_stop": type(self.stopper).__name__,
-                "metric": self.metric, "direction": self.direction, "num_trials": self.num_trials}
+                "metric": self.metric, "direction": self.direction, "num_trials": self.num_trials,
+                "total_trials": self.optimizer.total_trials()}
 
 
 class HyperparameterSearch(Context):
@@ -148,8 +149,7 @@ class HyperparameterSearch(Context):
         stopper.setup(direction=self.direction)
         return SearchController(optimizer, stopper, metric=self.metric, direction=self.direction,
                                 es_interval=self.es_interval, es_min=self.es_min,
-                                num_trials=getattr(optimizer, "size", None) if self.num_trials is None
-                                else self.num_trials, max_time=self.max_time)
+                                num_trials=self.num_trials, max_time=self.max_time)
 
     def controller(self) -> Controller:
         return self._build()

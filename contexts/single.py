@@ -41,7 +41,7 @@ class _OneTrial(Controller):
         return super().score(result)
 
     def describe(self) -> dict[str, Any]:
-        return {"hparams": self.hparams, "num_trials": 1}
+        return {"hparams": self.hparams, "num_trials": 1, "total_trials": 1}
 
 
 class Single(Context):

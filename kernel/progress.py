@@ -24,6 +24,7 @@ class Progress(Observer):
         self._last = 0.0
         self._dirty = False
         self._timer = None
+        self._total = None
 
     @property
     def _out(self):
@@ -31,7 +32,8 @@ class Progress(Observer):
 
     def line(self, kernel: Kernel) -> str:
         c = kernel.counts
-        total = kernel.controller.describe().get("num_trials")
+        total = self._total if self._total is not None else kernel.controller.describe().get("total_trials")
+        self._total = total
         done = sum(c[s] for s in ("finished", "stopped", "failed", "lost"))
         parts = [f"{done}{'/' + str(total) if total else ''} trials",
                  f"{c['running']} running"]

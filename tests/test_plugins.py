@@ -116,7 +116,7 @@ def test_grid_search_over_a_range_explains_itself():
     with pytest.raises(ConfigError, match="DISCRETE .* resolution"):
         HyperparameterSearch(SPACE, "gridsearch")
     ctx = HyperparameterSearch(SPACE, GridSearch(resolution=2))
-    assert ctx.controller().num_trials == 2 * 2 * 3 * 2
+    assert ctx.controller().describe()["total_trials"] == 2 * 2 * 3 * 2
 
 
 @pytest.mark.parametrize("kwargs, fragment", [

@@ -55,6 +55,9 @@ class ASHA(Optimizer):
             raise ValueError("asha needs num_trials (new configurations to try) or stop_at_max=True")
         super().setup(space, num_trials=num_trials, direction=direction, seed=seed)
 
+    def total_trials(self) -> int | None:
+        return None  # promotions come on top of num_trials configurations
+
     def rungs(self) -> list[dict[str, Any]]:
         """Each rung's budget, results and promotions (for reports)."""
         return [{"budget": b, "results": dict(r), "promoted": sorted(p)}

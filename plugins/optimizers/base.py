@@ -80,6 +80,10 @@ class Optimizer(ABC):
     def observe(self, obs: Observation) -> None:
         """A trial ended (optional)."""
 
+    def total_trials(self) -> int | None:
+        """How many trials the search will run, when known in advance (for progress displays)."""
+        return self.num_trials
+
     def better(self, a: float, b: float) -> bool:
         """True when ``a`` beats ``b`` in this search's direction."""
         return a > b if self.direction == "max" else a < b

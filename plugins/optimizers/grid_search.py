@@ -24,6 +24,9 @@ class GridSearch(Optimizer):
         self.size = space.grid_size(self.resolution)  # raises with a clear message for bare ranges
         self._grid = space.grid(self.resolution)
 
+    def total_trials(self) -> int | None:
+        return self.size if self.num_trials is None else min(self.size, self.num_trials)
+
     def suggest(self, trial_id: int) -> Decision:
         if self.num_trials is not None and self._issued >= self.num_trials:
             return FINISHED
