@@ -2,11 +2,13 @@
 
     Single(hparams={...})                   one run, here
     HyperparameterSearch(searchspace, ...)  many trials on local or remote agents
+    Distributed(strategy="pmap", agents=1)  one run over the devices of one or many agents
 """
 from .base import ConfigError, Context
+from .distributed import Distributed
 from .hpo import HyperparameterSearch
 from .searchspace import Searchspace, SearchspaceError
 from .single import Single, TrialFailed
 
-__all__ = ["Context", "ConfigError", "Single", "HyperparameterSearch", "Searchspace",
+__all__ = ["Context", "ConfigError", "Single", "HyperparameterSearch", "Distributed", "Searchspace",
            "SearchspaceError", "TrialFailed"]

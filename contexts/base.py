@@ -28,7 +28,7 @@ def check_direction(direction: Any, owner: str) -> str:
 class Context(ABC):
     """A way to run the training function. Subclasses validate in ``__init__``."""
 
-    provides: frozenset[str] = frozenset({"hparams", "reporter"})
+    provides: frozenset[str] = frozenset({"hparams", "reporter", "strategy"})
     launcher: Any = "local"
     workers: int = 1
     name: str = "experiment"

@@ -53,7 +53,9 @@ def load_checkpoint(folder, like):
     return jax.tree_util.tree_unflatten(treedef, leaves), int(saved["epoch"])
 
 
-def train(hparams, reporter):
+def train(hparams, reporter, strategy):
+    """The one training function: a trial of a search (strategy: one device), or a data-parallel
+    run over many devices and hosts (strategy: pmap, multihost), unchanged."""
     import jax
     import numpy as np
     import optax
@@ -77,38 +79,42 @@ def train(hparams, reporter):
 
     graphdef, params = nnx.split(MLP(nnx.Rngs(hparams.get("seed", 0))))
     tx = optax.inject_hyperparams(optax.adam)(learning_rate=hparams.get("lr", 1e-3))
-    opt_state = tx.init(params)
-    start = 0
+    state, start = (params, tx.init(params)), 0
     if reporter.parent_checkpoint_dir:  # promoted by ASHA: continue the parent's training
-        (params, opt_state), start = load_checkpoint(reporter.parent_checkpoint_dir, (params, opt_state))
+        state, start = load_checkpoint(reporter.parent_checkpoint_dir, state)
         print(f"continuing from epoch {start} (parent checkpoint)")
 
     def loss_fn(params, x, y):
         logits = nnx.merge(graphdef, params)(x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    @jax.jit
-    def step(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+    def train_step(state, batch):
+        params, opt_state = state
+        loss, grads = jax.value_and_grad(loss_fn)(params, *batch)
+        grads = strategy.mean(grads)  # averaged across devices (a no-op on one device)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        return (optax.apply_updates(params, updates), opt_state), strategy.mean(loss)
 
     @jax.jit
     def accuracy(params, x, y):
         return (nnx.merge(graphdef, params)(x).argmax(-1) == y).mean()
 
-    rng = np.random.default_rng(start)
+    step = strategy.step(train_step)
+    state = strategy.replicate(state)
+    rank, ranks = strategy.process_index, strategy.process_count
+    rng = np.random.default_rng(start)  # the same order in every process
     acc, loss = 0.0, float("nan")
     for epoch in range(start, epochs):
         order = rng.permutation(len(x_train))
         for i in range(0, len(order) - batch + 1, batch):
-            idx = order[i:i + batch]
-            params, opt_state, loss = step(params, opt_state, x_train[idx], y_train[idx])
-        acc = float(accuracy(params, x_val, y_val))
+            idx = order[i:i + batch][rank::ranks]  # this process's part of the global batch
+            state, loss = step(state, strategy.shard((x_train[idx], y_train[idx])))
+        params_now, loss = strategy.gather((state[0], loss))  # to the host (and blocks)
+        acc = float(accuracy(params_now, x_val, y_val))
         reporter.broadcast(metric=acc, step=epoch)
         print(f"epoch {epoch}: loss {float(loss):.4f}, val accuracy {acc:.4f}")
-    if reporter.checkpoint_dir and epochs > start:
-        save_checkpoint(reporter.checkpoint_dir, (params, opt_state), epochs)
+    if reporter.checkpoint_dir and epochs > start and strategy.is_main:
+        save_checkpoint(reporter.checkpoint_dir, strategy.gather(state), epochs)
     return {"accuracy": acc, "loss": float(loss)}
 
 

@@ -13,12 +13,11 @@ silent for ``patience`` seconds.
 from __future__ import annotations
 
 import argparse
-import math
+import multiprocessing
 import os
 import socket
 import sys
 import time
-import traceback
 import uuid
 from typing import Any, Callable
 
@@ -27,10 +26,11 @@ import cloudpickle
 from transports import connect
 from transports.codec import PROTOCOL, CodecError, agent_codec, token_key
 
+from . import execute
 from .injection import InjectionError, requested
-from .reporter import EarlyStop, Reporter, Shutdown, captured_output
+from .reporter import Reporter, Shutdown
 
-PROVIDED = ("hparams", "reporter")
+PROVIDED = ("hparams", "reporter", "strategy")
 TOKEN_ENV = "LAGOM_TOKEN"
 
 
@@ -46,51 +46,26 @@ def _devices() -> list[str]:
     return devices
 
 
-def _number(value: Any) -> Any:
-    """A Python number from a Python, numpy or JAX scalar; strings pass through."""
-    if isinstance(value, bool):
-        raise TypeError("a bool")
-    if isinstance(value, (int, float, str)):
-        return value
-    if getattr(value, "size", 1) == 1 and hasattr(value, "__float__"):
-        f = float(value)
-        return int(f) if "int" in str(getattr(value, "dtype", "")) else f
-    raise TypeError(type(value).__name__)
+def _address_towards(url: str) -> str:
+    """This host's address as the kernel's network sees it (for peers of a distributed run)."""
+    from transports import parse
 
-
-def normalize_result(value: Any) -> Any:
-    """What the function returned, made safe for the wire: None, a number, or a dict of them."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            try:
-                out[str(k)] = _number(v)
-            except TypeError as exc:
-                raise TypeError(
-                    f"the training function returned {k!r}: {exc}; every value of the returned "
-                    f"dict must be a number (or a string)"
-                ) from None
-        return out
+    address = parse(url)
+    if address.scheme != "tcp" or address.is_loopback:
+        return "127.0.0.1"
     try:
-        n = _number(value)
-    except TypeError:
-        n = None
-    if n is None or isinstance(n, str):
-        raise TypeError(
-            f"the training function returned a {type(value).__name__}; return a dict of metrics "
-            f"(e.g. {{'accuracy': 0.93}}) or one number"
-        )
-    return n
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((address.host, address.port or 9))  # no packet is sent
+            return s.getsockname()[0]
+    except OSError:
+        return socket.gethostname()
 
 
-def _user_traceback(exc: BaseException) -> str:
-    """The traceback from the training function down, without the agent's own frames."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb))
+def _free_port() -> int:
+    """A port that was free a moment ago: rank 0 of a distributed run hosts JAX's coordinator there."""
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
 
 
 class Agent:
@@ -115,6 +90,10 @@ class Agent:
         self._shutdown: str | None = None
         self._last_heard = time.monotonic()
         self.trials_run = 0
+        from plugins.registry import resolve
+        from plugins.strategies import Strategy
+
+        self._single = resolve("lagom.strategies", "single", Strategy)  # imports no JAX until used
 
     # -- wire -------------------------------------------------------------------------------
     def _send(self, msg_type: str, **fields: Any) -> None:
@@ -161,7 +140,8 @@ class Agent:
         self._conn = connect(self.url, identity=self.id.encode())
         try:
             self._send("hello", agent=self.id, host=socket.gethostname(), pid=os.getpid(),
-                       devices=_devices(), protocol=PROTOCOL)
+                       devices=_devices(), protocol=PROTOCOL, address=_address_towards(self.url),
+                       port=_free_port())
             if not self._await_welcome():
                 return 1
             return self._serve()
@@ -196,6 +176,7 @@ class Agent:
         for key, value in msg["env"].items():
             os.environ.setdefault(str(key), str(value))
         try:
+            self._function_bytes = msg["function"]
             fn = cloudpickle.loads(msg["function"])
             self._names = requested(fn, PROVIDED, "this agent")
             self._fn = fn
@@ -225,50 +206,94 @@ class Agent:
             kind = msg["type"]
             if kind == "trial":
                 if self._fn is None:
-                    self._send("final", trial=msg["trial"], outcome="error", result=None,
+                    self._send("final", trial=msg["trial"], rank=0, outcome="error", result=None,
                                error="this agent could not load the training function", traceback=None,
                                started=time.time(), duration=0.0, step=None, value=None)
                     continue
-                self._run_trial(msg)
+                if msg["run"] is not None:
+                    self._run_in_child(msg)
+                else:
+                    self._run_trial(msg)
             elif kind == "shutdown":
                 return 0
             elif kind == "welcome":  # the kernel restarted or re-sent: take the new function
                 self._on_welcome(msg)
 
     def _run_trial(self, msg: dict) -> None:
+        """A trial in this warm process, with the single-device strategy."""
         tid = msg["trial"]
-        hparams = dict(msg["params"])
-        if msg["budget"] is not None:
-            hparams["budget"] = msg["budget"]
         self._current, self._stop_current = tid, False
         reporter = Reporter(tid, self._send_metric, self._send_log, self._check_stop,
                             msg["checkpoint"], msg["parent_checkpoint"])
-        available = {"hparams": hparams, "reporter": reporter}
-        kwargs = {n: available[n] for n in self._names}
-        started = time.time()
-        t0 = time.perf_counter()
-        result = error = tb = None
-        try:
-            with captured_output(tid, self._send_log, echo=self.echo):
-                returned = self._fn(**kwargs)
-            result = normalize_result(returned)
-            outcome = "ok"
-        except EarlyStop:
-            outcome = "stopped"
-        except (Shutdown, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # SystemExit from user code is a failed trial, not our exit
-            outcome = "error"
-            error = f"{type(exc).__name__}: {exc}"
-            tb = _user_traceback(exc)
-        duration = time.perf_counter() - t0
-        step, value = reporter.last if reporter.last else (None, None)
-        if value is not None and not math.isfinite(value):
-            value = None
+        available = {"hparams": execute.hparams_of(msg), "reporter": reporter, "strategy": self._single}
+        fields = execute.call(self._fn, {n: available[n] for n in self._names}, reporter,
+                              self._send_log, self.echo)
         self._current = None
         self.trials_run += 1
-        self._send("final", trial=tid, outcome=outcome, result=result, error=error, traceback=tb,
-                   started=started, duration=duration, step=step, value=value)
+        self._send("final", trial=tid, rank=0, **fields)
+
+    def _run_in_child(self, msg: dict) -> None:
+        """A distributed (or fresh-process) run: spawn its process, relay, forward stops, kill on abort."""
+        tid, run = msg["trial"], msg["run"]
+        rank = int(run.get("process_id", 0))
+        payload = {"trial": tid, "run": run, "function": self._function_bytes, "names": self._names,
+                   "hparams": execute.hparams_of(msg), "checkpoint": msg["checkpoint"],
+                   "parent_checkpoint": msg["parent_checkpoint"], "echo": self.echo}
+        ctx = multiprocessing.get_context("spawn")
+        mine, theirs = ctx.Pipe()
+        from .child import main as child_main
+
+        proc = ctx.Process(target=child_main, args=(theirs, payload), name=f"lagom-run-{tid}", daemon=True)
+        proc.start()
+        theirs.close()
+        self._current = tid
+        final = None
+        try:
+            while final is None:
+                sock_ready, fds = self._conn.wait(self.heartbeat, [mine.fileno()])
+                if fds:
+                    try:
+                        while final is None and mine.poll():
+                            item = mine.recv()
+                            if item[0] == "metric":
+                                self._send_metric(tid, item[1], item[2])
+                            elif item[0] == "log":
+                                self._send_log(tid, item[1])
+                            elif item[0] == "final":
+                                final = item[1]
+                    except (EOFError, OSError):
+                        proc.join(5)
+                        final = _died(proc)
+                if sock_ready:
+                    while (frames := self._conn.recv_nowait()) is not None:
+                        m = self._decode(frames)
+                        if m is None:
+                            continue
+                        if m["type"] == "stop" and m["trial"] == tid:
+                            mine.send(("stop",))
+                        elif m["type"] == "abort" and m["trial"] == tid and final is None:
+                            proc.kill()
+                            final = _died(proc, f"aborted: {m['reason']}")
+                        elif m["type"] == "shutdown":
+                            proc.kill()
+                            raise Shutdown(m["reason"])
+                if not fds and not sock_ready:
+                    self._send("heartbeat")
+            self._send("final", trial=tid, rank=rank, **final)
+        finally:
+            self._current = None
+            mine.close()
+            proc.join(30)  # a multihost child leaves its process group with its peers first
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def _died(proc, why: str | None = None) -> dict:
+    code = proc.exitcode
+    error = why or f"the run's process died (exit code {code})"
+    return {"outcome": "error", "result": None, "error": error, "traceback": None, "started": time.time(),
+            "duration": 0.0, "step": None, "value": None}
 
 
 def _parser() -> argparse.ArgumentParser:

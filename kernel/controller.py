@@ -18,6 +18,8 @@ class TrialSpec:
     budget: float | int | None = None
     info: dict[str, Any] = field(default_factory=dict)
     parent: int | None = None  # the trial this one continues from (its checkpoint)
+    gang: int = 1  # agents that run this trial together (a distributed run)
+    run: dict[str, Any] | None = None  # how agents run it (strategy, environment); None: in-process
 
 
 class _Signal:

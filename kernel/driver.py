@@ -64,6 +64,8 @@ class Kernel:
         self._expected_agents: int | None = None  # agents a launcher promised; None: any may join
         self._exited_agents = 0
         self._early_exits: list[tuple[str, str]] = []
+        self._gang: Trial | None = None  # a distributed trial gathering its agents
+        self._gang_agents: list[AgentInfo] = []
         self._handlers: dict[str, Callable[[AgentInfo | None, bytes, dict], None]] = {
             "hello": self._on_hello, "ready": self._on_ready, "metric": self._on_metric,
             "log": self._on_log, "final": self._on_final, "heartbeat": self._on_heartbeat,
@@ -205,6 +207,9 @@ class Kernel:
         now = time.time()
         agent.last_seen = time.monotonic()
         trial = self.trials.get(msg["trial"])
+        if trial is not None and trial.state == "running" and "ranks" in trial.info:
+            self._on_gang_final(agent, trial, msg)
+            return
         if trial is None or trial.state != "running" or trial.agent != agent.id:
             self.rejected["stale"] += 1
             return
@@ -245,6 +250,9 @@ class Kernel:
         """Give ``agent`` its next trial now, or park it until something changes."""
         if self._outcome.done() or not agent.alive:
             return
+        if self._gang is not None:
+            self._join_gang(agent)
+            return
         if self._retry:
             trial = self._retry.popleft()
         else:
@@ -266,13 +274,17 @@ class Kernel:
                           parent=decision.parent)
             self._next_id += 1
             self.trials[trial.id] = trial
+            trial.run = decision.run
+            if decision.gang > 1:
+                trial.info["gang"] = decision.gang
+                self._gang, self._gang_agents = trial, []
+                self._join_gang(agent)
+                return
         self._waiting.pop(agent.peer, None)
         trial.state, trial.agent = "running", agent.id
         trial.attempts += 1
         agent.state, agent.trial = "busy", trial.id
-        parent = None if trial.parent is None else self.folder.checkpoint_dir(trial.parent)
-        frames = self.codec.encode("trial", trial=trial.id, params=trial.params, budget=trial.budget,
-                                   checkpoint=self.folder.checkpoint_dir(trial.id), parent_checkpoint=parent)
+        frames = self._trial_frames(trial, trial.run)
         if not self._send(agent, frames):
             return  # _agent_gone re-queued it
         if self.first_trial_at is None:
@@ -282,6 +294,79 @@ class Kernel:
                            agent=agent.id, attempt=trial.attempts, info=trial.info, parent=trial.parent)
         for ob in self.observers:
             ob.trial_started(self, trial)
+
+    def _trial_frames(self, trial: Trial, run: dict | None) -> list[bytes]:
+        parent = None if trial.parent is None else self.folder.checkpoint_dir(trial.parent)
+        return self.codec.encode("trial", trial=trial.id, params=trial.params, budget=trial.budget,
+                                 checkpoint=self.folder.checkpoint_dir(trial.id), parent_checkpoint=parent,
+                                 run=run)
+
+    def _join_gang(self, agent: AgentInfo) -> None:
+        """A distributed trial starts once ``gang`` agents are free: rank 0 hosts the coordinator."""
+        trial = self._gang
+        self._waiting.pop(agent.peer, None)
+        self._gang_agents = [a for a in self._gang_agents if a.alive]
+        if agent not in self._gang_agents:
+            self._gang_agents.append(agent)
+            agent.state = "reserved"
+        n = trial.info["gang"]
+        if len(self._gang_agents) < n:
+            return
+        agents, self._gang, self._gang_agents = self._gang_agents[:n], None, []
+        coordinator = f"{agents[0].address}:{agents[0].port}"
+        trial.state, trial.agent, trial.attempts = "running", agents[0].id, trial.attempts + 1
+        trial.info["ranks"] = [a.id for a in agents]
+        trial.info["coordinator"] = coordinator
+        self._gang_finals: dict[int, dict] = {}
+        for rank, a in enumerate(agents):
+            a.state, a.trial = "busy", trial.id
+            run = dict(trial.run or {}, process_id=rank, num_processes=n, coordinator=coordinator)
+            self._send(a, self._trial_frames(trial, run))
+        if self.first_trial_at is None:
+            self.first_trial_at = time.time()
+        self.counts["running"] += 1
+        self.folder.record("start", trial=trial.id, params=trial.params, budget=trial.budget,
+                           agent=trial.agent, attempt=trial.attempts, info=trial.info, parent=trial.parent)
+        for ob in self.observers:
+            ob.trial_started(self, trial)
+
+    def _on_gang_final(self, agent: AgentInfo, trial: Trial, msg: dict) -> None:
+        ranks = trial.info["ranks"]
+        rank = msg["rank"]
+        if not (0 <= rank < len(ranks)) or ranks[rank] != agent.id or rank in self._gang_finals:
+            self.rejected["stale"] += 1
+            return
+        self._gang_finals[rank] = msg
+        agent.trial, agent.state = None, "idle"
+        if msg["outcome"] == "error" and not trial.info.get("aborting"):
+            trial.info["aborting"] = rank  # one rank failed: end the others now, not at a timeout
+            trial.error, trial.traceback = f"rank {rank}: {msg['error']}", msg["traceback"]
+            for other_rank, other_id in enumerate(ranks):
+                other = self.agents.by_id(other_id)
+                if other_rank in self._gang_finals:
+                    continue
+                if other is not None and other.alive:
+                    self._send(other, self.codec.encode("abort", trial=trial.id,
+                                                        reason=f"rank {rank} failed: {msg['error']}"))
+                else:  # nobody left to answer for that rank
+                    self._gang_finals[other_rank] = dict(msg, outcome="error", error="its agent was lost")
+        if len(self._gang_finals) < len(ranks):
+            return
+        lead = self._gang_finals[0]
+        trial.started, trial.ended = lead["started"], lead["started"] + lead["duration"]
+        if "aborting" in trial.info:
+            trial.state = "failed"
+            if trial.traceback:
+                self.folder.log_lines(trial.id, [trial.traceback])
+        else:
+            trial.result = lead["result"]
+            trial.state = "stopped" if lead["outcome"] == "stopped" else "finished"
+            trial.metric = self.controller.score(trial.result) if lead["outcome"] == "ok" else lead["value"]
+        self._trial_ended(trial)
+        for other_id in ranks:
+            other = self.agents.by_id(other_id)
+            if other is not None and other.alive:
+                self._assign(other)
 
     def _wake_waiting(self) -> None:
         for agent in list(self._waiting.values()):
@@ -319,9 +404,17 @@ class Kernel:
 
     # -- agents that leave ------------------------------------------------------------------
     def _trial_interrupted(self, agent: AgentInfo, why: str) -> None:
+        if self._gang is not None and agent in self._gang_agents:
+            self._gang_agents.remove(agent)
         trial = self.trials.get(agent.trial) if agent.trial is not None else None
         agent.trial = None
         if trial is None or trial.state != "running":
+            return
+        if "ranks" in trial.info:  # a distributed run cannot go on without one of its processes
+            rank = trial.info["ranks"].index(agent.id)
+            self._on_gang_final(agent, trial, {
+                "rank": rank, "outcome": "error", "error": f"its agent was lost ({why})", "traceback": None,
+                "result": None, "started": time.time(), "duration": 0.0, "step": None, "value": None})
             return
         self.counts["running"] -= 1
         if trial.attempts <= self.max_retries:

@@ -13,6 +13,8 @@ class AgentInfo:
     host: str
     pid: int
     devices: list[str]
+    address: str = "127.0.0.1"
+    port: int = 0
     state: str = "joining"  # joining, idle, busy, waiting, gone, broken
     trial: int | None = None
     last_seen: float = field(default_factory=time.monotonic)
@@ -30,7 +32,8 @@ class AgentRegistry:
         self._by_peer: dict[bytes, AgentInfo] = {}
 
     def add(self, peer: bytes, msg: dict[str, Any]) -> AgentInfo:
-        info = AgentInfo(peer, msg["agent"], msg["host"], msg["pid"], list(map(str, msg["devices"])))
+        info = AgentInfo(peer, msg["agent"], msg["host"], msg["pid"], list(map(str, msg["devices"])),
+                         msg["address"], msg["port"])
         self._by_peer[peer] = info
         return info
 

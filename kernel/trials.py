@@ -29,6 +29,7 @@ class Trial:
     attempts: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     parent: int | None = None  # the trial whose checkpoint this one continued from
+    run: dict[str, Any] | None = field(default=None, repr=False)  # how agents run it (distributed)
 
     @property
     def duration(self) -> float | None:

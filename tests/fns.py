@@ -67,3 +67,34 @@ def flat_curve(hparams, reporter):
         time.sleep(0.02)
         reporter.broadcast(metric=hparams["x"], step=step)
     return {"score": hparams["x"]}
+
+
+def dist_fails_on_rank1(hparams, reporter, strategy):
+    """Rank 1 raises after one step; rank 0 goes on with collective steps and would wait forever."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    def step_fn(w, x):
+        g = jax.grad(lambda w: jnp.mean((x @ w) ** 2))(w)
+        return w - 0.1 * strategy.mean(g)
+
+    step = strategy.step(step_fn)
+    w = strategy.replicate(np.ones((4,), np.float32))
+    n = strategy.num_devices // strategy.process_count
+    x = np.ones((2 * n, 4), np.float32)
+    w = step(w, strategy.shard(x))
+    jax.block_until_ready(w)
+    if strategy.process_index == 1:
+        raise RuntimeError("boom on rank 1")
+    for i in range(1_000_000):
+        w = step(w, strategy.shard(x))
+        if i % 10 == 0:
+            jax.block_until_ready(w)
+            reporter.broadcast(metric=float(i), step=i)
+    return 0.0
+
+
+def reports_devices(hparams, reporter, strategy):
+    return {"devices": strategy.num_devices, "processes": strategy.process_count,
+            "rank": strategy.process_index, "name": strategy.name}

@@ -64,7 +64,7 @@ def main():
     if mode == "single-vs-local":
         import jax
         ref, ref_loss = run(SingleDevice(), params, x, y)
-        out = {"devices": jax.local_device_count()}
+        out = {"devices": jax.local_device_count(), "single_vs_plain_jax": max_diff(ref, plain_jax(params, x, y))}
         for name, s in (("pmap", DataParallel()), ("jaxpmap", LiteralPmap())):
             got, loss = run(s, params, x, y)
             out[name] = {"param_diff": max_diff(ref, got), "loss_diff": abs(loss - ref_loss),
@@ -86,6 +86,23 @@ def main():
         print(json.dumps(out), flush=True)
     else:
         raise SystemExit(f"unknown mode {mode}")
+
+
+def plain_jax(params, x, y):
+    """The same two steps written without any strategy: what ``single`` must reproduce."""
+    import jax
+    import jax.numpy as jnp
+
+    def loss_fn(p, x, y):
+        h = jnp.tanh(x @ p["w1"] + p["b1"])
+        logits = h @ p["w2"] + p["b2"]
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1))
+
+    @jax.jit
+    def step(p, x, y):
+        return jax.tree_util.tree_map(lambda a, g: a - 0.5 * g, p, jax.grad(loss_fn)(p, x, y))
+
+    return jax.device_get(step(step(params, x, y), x, y))
 
 
 def make_step_single_ref(params, x, y):

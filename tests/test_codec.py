@@ -27,6 +27,8 @@ FIELD = {
     "env": st.dictionaries(text, text, max_size=3),
     "params": st.dictionaries(text, scalar, max_size=6), "budget": st.one_of(st.none(), number),
     "checkpoint": st.one_of(st.none(), text), "parent_checkpoint": st.one_of(st.none(), text),
+    "address": text, "port": st.integers(0, 65535), "rank": st.integers(0, 64),
+    "run": st.one_of(st.none(), st.dictionaries(text, scalar, max_size=4)),
 }
 
 
@@ -112,6 +114,6 @@ def test_oversize_payload_is_refused():
 
 def test_numpy_scalars_cross_the_wire_as_numbers():
     np = pytest.importorskip("numpy")
-    out = K.decode(A.encode("final", trial=1, outcome="ok", result={"acc": np.float32(0.5), "n": np.int64(3)},
+    out = K.decode(A.encode("final", trial=1, rank=0, outcome="ok", result={"acc": np.float32(0.5), "n": np.int64(3)},
                             error=None, traceback=None, started=0.0, duration=1.0, step=None, value=None))
     assert out["result"] == {"acc": 0.5, "n": 3}

@@ -30,18 +30,21 @@ _OPT_STR = (str, type(None))
 _INT = (int,)
 _BYTES = (bytes,)
 _MAP = (dict,)
+_OPT_MAP = (dict, type(None))
 _LIST = (list,)
 _BOOL = (bool,)
 _ANY = (object,)
 
 # type -> {field: allowed python types}; every listed field is required, no others allowed.
 AGENT_TO_KERNEL: dict[str, dict[str, tuple]] = {
-    "hello": {"agent": _STR, "host": _STR, "pid": _INT, "devices": _LIST, "protocol": _INT},
+    "hello": {"agent": _STR, "host": _STR, "pid": _INT, "devices": _LIST, "protocol": _INT,
+              "address": _STR, "port": _INT},
     "ready": {"ok": _BOOL, "error": _OPT_STR},
     "metric": {"trial": _INT, "points": _LIST},
     "log": {"trial": _INT, "lines": _LIST},
     "final": {
         "trial": _INT,
+        "rank": _INT,
         "outcome": _STR,
         "result": _ANY,
         "error": _OPT_STR,
@@ -57,7 +60,8 @@ AGENT_TO_KERNEL: dict[str, dict[str, tuple]] = {
 KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
     "welcome": {"experiment": _STR, "function": _BYTES, "heartbeat": _NUM, "env": _MAP},
     "trial": {"trial": _INT, "params": _MAP, "budget": _OPT_NUM, "checkpoint": _OPT_STR,
-              "parent_checkpoint": _OPT_STR},
+              "parent_checkpoint": _OPT_STR, "run": _OPT_MAP},
+    "abort": {"trial": _INT, "reason": _STR},
     "stop": {"trial": _INT},
     "heartbeat": {},
     "shutdown": {"reason": _STR},

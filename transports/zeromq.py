@@ -138,6 +138,15 @@ class ZmqConnection:
             return self._sock.recv_multipart()
         return None
 
+    def wait(self, timeout: float | None, fds: list[int] = ()) -> tuple[bool, list[int]]:
+        """Wait for a message or for one of ``fds`` to be readable: (message ready, ready fds)."""
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        for fd in fds:
+            poller.register(fd, zmq.POLLIN)
+        ready = dict(poller.poll(None if timeout is None else int(timeout * 1000)))
+        return self._sock in ready, [fd for fd in fds if fd in ready]
+
     def recv_nowait(self) -> list[bytes] | None:
         try:
             return self._sock.recv_multipart(zmq.NOBLOCK)

@@ -37,8 +37,11 @@ class DataParallel(Strategy):
 
         devs = self._all_devices()
         self._mesh = Mesh(np.array(devs), (self.axis,))
-        self._replicated = NamedSharding(self._mesh, PartitionSpec())
-        self._split = NamedSharding(self._mesh, PartitionSpec(self.axis))
+        if len(devs) == 1:  # one device: plain placement, no sharding annotations to dispatch
+            self._replicated = self._split = devs[0]
+        else:
+            self._replicated = NamedSharding(self._mesh, PartitionSpec())
+            self._split = NamedSharding(self._mesh, PartitionSpec(self.axis))
 
     @property
     def mesh(self):

@@ -1,0 +1,95 @@
+"""Calling the training function once: arguments by name, output captured, outcome as a dict.
+
+Shared by the agent (a trial in its own warm process) and the child process of a distributed
+run, so a function fails, stops and returns the same way everywhere.
+"""
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from typing import Any, Callable
+
+from .reporter import EarlyStop, Reporter, Shutdown, captured_output
+
+
+def hparams_of(msg: dict) -> dict[str, Any]:
+    """The ``hparams`` a trial message gives the function (its params, and the budget if any)."""
+    hparams = dict(msg["params"])
+    if msg["budget"] is not None:
+        hparams["budget"] = msg["budget"]
+    return hparams
+
+
+def _number(value: Any) -> Any:
+    """A Python number from a Python, numpy or JAX scalar; strings pass through."""
+    if isinstance(value, bool):
+        raise TypeError("a bool")
+    if isinstance(value, (int, float, str)):
+        return value
+    if getattr(value, "size", 1) == 1 and hasattr(value, "__float__"):
+        f = float(value)
+        return int(f) if "int" in str(getattr(value, "dtype", "")) else f
+    raise TypeError(type(value).__name__)
+
+
+def normalize_result(value: Any) -> Any:
+    """What the function returned, made safe for the wire: None, a number, or a dict of them."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            try:
+                out[str(k)] = _number(v)
+            except TypeError as exc:
+                raise TypeError(
+                    f"the training function returned {k!r}: {exc}; every value of the returned "
+                    f"dict must be a number (or a string)"
+                ) from None
+        return out
+    try:
+        n = _number(value)
+    except TypeError:
+        n = None
+    if n is None or isinstance(n, str):
+        raise TypeError(
+            f"the training function returned a {type(value).__name__}; return a dict of metrics "
+            f"(e.g. {{'accuracy': 0.93}}) or one number"
+        )
+    return n
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback from the training function down, without this module's own frame."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter,
+         send_log: Callable[[int, list[str]], None], echo: bool) -> dict[str, Any]:
+    """Run ``fn(**kwargs)`` and return the fields of a ``final`` message (without the trial id)."""
+    started = time.time()
+    t0 = time.perf_counter()
+    result = error = tb = None
+    try:
+        with captured_output(reporter.trial_id, send_log, echo=echo):
+            returned = fn(**kwargs)
+        result = normalize_result(returned)
+        outcome = "ok"
+    except EarlyStop:
+        outcome = "stopped"
+    except (Shutdown, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # SystemExit from user code is a failed trial, not our exit
+        outcome = "error"
+        error = f"{type(exc).__name__}: {exc}"
+        tb = user_traceback(exc)
+    duration = time.perf_counter() - t0
+    step, value = reporter.last if reporter.last else (None, None)
+    if value is not None and not math.isfinite(value):
+        value = None
+    return {"outcome": outcome, "result": result, "error": error, "traceback": tb,
+            "started": started, "duration": duration, "step": step, "value": value}

@@ -1,0 +1,104 @@
+"""Strategies give the numbers one device gives; Distributed runs on real agents over tcp://."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import fns
+from contexts import ConfigError, Distributed, HyperparameterSearch, Searchspace, TrialFailed
+from kernel import lagom
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECK = str(ROOT / "tests" / "strategy_check.py")
+
+
+def env(devices=2):
+    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+            "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def test_pmap_and_literal_pmap_equal_one_device_on_the_whole_batch():
+    out = subprocess.run([sys.executable, CHECK, "single-vs-local"], capture_output=True, text=True,
+                         env=env(2), timeout=120)
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["devices"] == 2
+    assert figures["single_vs_plain_jax"] < 1e-6  # single is plain JAX
+    assert figures["step_changed_params_by"] > 0.01  # the comparison is not vacuous
+    for name in ("pmap", "jaxpmap"):
+        assert figures[name]["devices"] == 2
+        assert figures[name]["param_diff"] < 1e-5 and figures[name]["loss_diff"] < 1e-5
+
+
+@pytest.mark.slow
+def test_multihost_two_processes_of_two_devices_equal_one_device():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, CHECK, "multihost", str(i), "2", f"127.0.0.1:{port}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(2))
+             for i in (0, 1)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    lead = json.loads(outs[0][0].strip().splitlines()[-1])
+    assert lead["devices"] == 4 and lead["local"] == 2
+    assert lead["param_diff"] < 1e-5
+
+
+def test_bad_distributed_configurations():
+    with pytest.raises(ConfigError, match="multihost"):
+        Distributed(strategy="pmap", agents=2)
+    with pytest.raises(ConfigError, match="registered strategies: .*multihost.*pmap"):
+        Distributed(strategy="ring-allreduce")
+    with pytest.raises(ConfigError, match="agents"):
+        Distributed(strategy="multihost", agents=0)
+    assert Distributed("multihost").agents == 2 and Distributed().agents == 1
+
+
+def test_trials_of_a_search_get_the_single_strategy(runs):
+    space = Searchspace(n=("DISCRETE", [1, 2]))
+    result = lagom(fns.reports_devices, HyperparameterSearch(space, "gridsearch", metric="devices", workers=1),
+                   path=runs, verbose=0)
+    assert all(t.result == {"devices": 1, "processes": 1, "rank": 0, "name": "single"} for t in result.trials)
+
+
+@pytest.mark.slow
+def test_pmap_on_one_agent_sees_its_cpu_devices(runs):
+    result = lagom(fns.reports_devices, Distributed("pmap", cpu_devices=2), path=runs, verbose=0)
+    assert result.trials[0].result == {"devices": 2, "processes": 1, "rank": 0, "name": "pmap"}
+
+
+@pytest.mark.slow
+def test_multihost_digits_on_two_agents_of_two_devices_over_tcp(runs):
+    sys.path.insert(0, str(ROOT / "examples"))
+    import digits_hpo
+
+    hparams = {"lr": 3e-3, "width": 64, "depth": 2, "act": "relu", "budget": 4}
+    result = lagom(digits_hpo.train, Distributed("multihost", agents=2, cpu_devices=2, hparams=hparams,
+                                                 metric="accuracy"),
+                   listen="tcp://127.0.0.1:0", path=runs, verbose=0)
+    (trial,) = result.trials
+    assert trial.state == "finished" and len(trial.info["ranks"]) == 2
+    assert trial.result["accuracy"] > 0.9  # digits, really trained over 4 devices in 2 processes
+    assert [s for s, _ in trial.history] == [0, 1, 2, 3]  # rank 0's broadcasts, once each
+    log = (result.path / "trials" / "trial-00000.log").read_text()
+    assert "[rank 1] epoch 3" in log and "\nepoch 3" in log
+
+
+@pytest.mark.slow
+def test_a_failing_rank_ends_the_run_everywhere_within_seconds(runs):
+    t0 = time.monotonic()
+    with pytest.raises(TrialFailed) as info:
+        lagom(fns.dist_fails_on_rank1, Distributed("multihost", agents=2, cpu_devices=1, timeout=60),
+              path=runs, verbose=0)
+    elapsed = time.monotonic() - t0
+    assert "rank 1" in str(info.value) and "boom on rank 1" in str(info.value)
+    assert "dist_fails_on_rank1" in str(info.value)  # the function's own traceback
+    assert elapsed < 40  # start-up included; JAX's own timeouts are 60 s here: the kernel ended it
+    (trial,) = info.value.result.trials
+    assert trial.state == "failed"
