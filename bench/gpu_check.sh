@@ -12,4 +12,9 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python3 -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
+# From lagom() to the first step of a Distributed pmap run on this host's GPU (needs pyzmq,
+# from .whl/ if the host lacks it); then the overhead benchmark, whose JSON is the last line.
+if python3 -c "import zmq, msgpack, cloudpickle" 2> /dev/null; then
+  python3 bench/distributed_startup.py --strategy pmap --agents 1 --cpu-devices 0 --repeats 3 | tail -n 1
+fi
 python3 bench/pmap_overhead.py --preset gpu "$@"
