@@ -25,7 +25,33 @@ class PluginError(LookupError):
 
 def _entry_points(group: str) -> list[EntryPoint]:
     # One seam for tests: monkeypatch this to present a fake installed package.
-    return list(entry_points(group=group))
+    found = list(entry_points(group=group))
+    if not any(ep.value.startswith(_BUILTIN_PREFIXES) for ep in found):
+        found += _source_tree_entry_points(group)
+    return found
+
+
+_BUILTIN_PREFIXES = ("plugins.", "kernel.")
+
+
+def _source_tree_entry_points(group: str) -> list[EntryPoint]:
+    """The built-ins as declared in pyproject.toml, for a source checkout that was never
+    pip-installed (a GPU host with only JAX, say): same names, same groups."""
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        distribution("lagom-kernel")
+        return []  # installed: its own metadata is the truth
+    except PackageNotFoundError:
+        pass
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if not pyproject.exists():
+        return []
+    declared = tomllib.loads(pyproject.read_text()).get("project", {}).get("entry-points", {})
+    return [EntryPoint(name=n, value=v, group=group) for n, v in declared.get(group, {}).items()]
 
 
 def names(group: str) -> list[str]:

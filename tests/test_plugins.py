@@ -134,3 +134,20 @@ def test_searchspace_must_be_a_searchspace():
         HyperparameterSearch({"lr": ("DOUBLE", [0, 1])}, num_trials=2)
     with pytest.raises(ConfigError, match="empty"):
         HyperparameterSearch(Searchspace(), num_trials=2)
+
+
+def test_a_source_checkout_without_install_still_finds_the_builtins(monkeypatch):
+    import importlib.metadata as md
+
+    real = md.distribution
+
+    def not_installed(name):
+        if name == "lagom-kernel":
+            raise md.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(md, "distribution", not_installed)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [])
+    assert {"randomsearch", "asha", "tpe"} <= set(registry.names("lagom.optimizers"))
+    assert "multihost" in registry.names("lagom.strategies")
+    assert registry.load("lagom.earlystop", "median").__name__ == "MedianStopping"
