@@ -130,8 +130,10 @@ def main() -> None:
     for *sizes, batch in PRESETS[preset]:
         runs, n = variants(sizes, batch)
         rates = {k: [] for k in runs}
-        for _ in range(args.rounds):
-            for name, (step, state, data) in runs.items():
+        names = list(runs)
+        for r in range(args.rounds):  # rotate the order: no variant always runs first
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                step, state, data = runs[name]
                 rates[name].append(timed(step, state, data, steps))
         med = {k: round(statistics.median(v), 1) for k, v in rates.items()}
         baseline = med["jit_sharded"] if n > 1 else med["jit_1dev"]
