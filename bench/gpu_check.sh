@@ -2,7 +2,10 @@
 # The GPU check: bench/pmap_overhead.py on a GPU host, printing the same JSON as on CPU.
 # The host is expected to have JAX, flax and optax and no network. This package's other
 # dependencies are not needed by the benchmark; where wheels of them were brought along in
-# .whl/ (pip download ... -d .whl), they are installed from there, never from the network.
+# .whl/, they are installed from there, never from the network. To bring pyzmq for a host with
+# Python 3.12 (the Distributed start-up figure needs it), on a machine with a network:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 -d .whl pyzmq
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"

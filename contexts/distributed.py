@@ -45,6 +45,8 @@ class _OneRun(Controller):
 class Distributed(Context):
     """Run the function once, data parallel, on ``agents`` agents.
 
+    ``start_agents=False`` starts no local agent: the run begins when ``agents`` agents started
+    by hand (``python -m kernel.agent``, on other hosts) have joined; pass ``listen=`` to lagom.
     ``cpu_devices=N`` gives each run N CPU devices (XLA's forced host device count), to try
     data parallelism on a machine without accelerators; ``env`` adds environment variables for
     the run's process; ``timeout`` bounds how long processes wait for each other (seconds).
@@ -56,7 +58,8 @@ class Distributed(Context):
     def __init__(self, strategy: Any = "pmap", agents: int | None = None, *,
                  hparams: dict[str, Any] | None = None, cpu_devices: int | None = None,
                  env: dict[str, str] | None = None, timeout: int = 60, metric: str | None = None,
-                 direction: str = "max", launcher: Any = "local", name: str | None = None):
+                 direction: str = "max", launcher: Any = "local", start_agents: bool = True,
+                 name: str | None = None):
         owner = "Distributed"
         multihost = self._is_multihost(strategy)
         if agents is None:
@@ -70,7 +73,8 @@ class Distributed(Context):
         if hparams is not None and not isinstance(hparams, dict):
             raise ConfigError(f"{owner}(hparams={hparams!r}): hparams must be a dict")
         self.strategy = strategy
-        self.agents = self.workers = agents
+        self.agents = agents
+        self.workers = agents if start_agents else 0  # 0: agents started by hand join (listen=...)
         self.hparams = dict(hparams or {})
         self.env = {str(k): str(v) for k, v in (env or {}).items()}
         if cpu_devices:

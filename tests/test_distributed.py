@@ -102,3 +102,25 @@ def test_a_failing_rank_ends_the_run_everywhere_within_seconds(runs):
     assert elapsed < 40  # start-up included; JAX's own timeouts are 60 s here: the kernel ended it
     (trial,) = info.value.result.trials
     assert trial.state == "failed"
+
+
+@pytest.mark.slow
+def test_agents_started_by_hand_form_a_multihost_run(runs):
+    """Two agents started with python -m kernel.agent (as on two hosts) join a listening run."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url, token = f"tcp://127.0.0.1:{port}", "multihost-by-hand-token-0123456789"
+    agents = [subprocess.Popen([sys.executable, "-m", "kernel.agent", "--connect", url, "--token", token,
+                                "--id", f"host-{i}"], env=env(1), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) for i in range(2)]
+    try:
+        result = lagom(fns.reports_devices, Distributed("multihost", agents=2, cpu_devices=2, start_agents=False),
+                       listen=url, token=token, path=runs, verbose=0)
+        (trial,) = result.trials
+        assert sorted(trial.info["ranks"]) == ["host-0", "host-1"]
+        assert trial.result == {"devices": 4, "processes": 2, "rank": 0, "name": "multihost"}
+        assert all(a.wait(timeout=30) == 0 for a in agents)
+    finally:
+        for a in agents:
+            a.kill()
