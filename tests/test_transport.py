@@ -109,3 +109,31 @@ def test_wildcard_binds_become_reachable_addresses():
     assert a.for_local_agents().url == "tcp://127.0.0.1:7777"
     assert a.for_remote_agents().host not in ("0.0.0.0", "")
     assert not a.is_loopback and parse("tcp://127.0.0.1:1").is_loopback
+
+
+async def test_a_send_never_leaves_the_receiver_asleep_on_waiting_input(listener):
+    """ZeroMQ's descriptor is edge-triggered: processing the socket's commands outside the
+    event loop (as a send does) uses up the edge that announced waiting input. The receiver
+    must still wake; this hung the kernel with finals unread."""
+    import threading
+
+    import zmq
+
+    a = transports.connect(listener.url, identity=b"edge")
+    try:
+        a.send([b"s", b"hello"])
+        await recv_one(listener)  # the peer is known; the queue is empty again
+        task = asyncio.ensure_future(listener.recv_batch())
+        for _ in range(5):
+            await asyncio.sleep(0)  # the receiver is now waiting
+        sender = threading.Thread(target=a.send, args=([b"s", b"late"],))
+        sender.start()
+        sender.join()
+        for _ in range(100_000):  # take in the message's announcement outside the loop...
+            if listener._sync.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                break
+        assert listener.send(b"edge", [b"x", b"y"])  # ...then send, as the heartbeat timer does
+        batch = await asyncio.wait_for(task, 5)
+        assert batch[0][1] == [b"s", b"late"]
+    finally:
+        a.close()

@@ -13,6 +13,7 @@ kept in a small table keyed by URL.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from pathlib import Path
@@ -63,6 +64,7 @@ class ZmqListener:
         self.address: Address = parse(self._sock.getsockopt_string(zmq.LAST_ENDPOINT)) \
             if address.scheme != "inproc" else address
         self._sync = zmq.Socket.shadow(self._sock.underlying)
+        self._wakeup: asyncio.Future | None = None  # set while recv_batch sleeps
         self._closed = False
 
     @property
@@ -75,7 +77,15 @@ class ZmqListener:
             batch = self._drain(limit)
             if batch:
                 return batch
-            await self._sock.poll(flags=zmq.POLLIN)
+            loop = asyncio.get_running_loop()
+            self._wakeup = loop.create_future()
+            poll = asyncio.ensure_future(self._sock.poll(flags=zmq.POLLIN))
+            try:
+                await asyncio.wait({poll, self._wakeup}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self._wakeup = None
+                if not poll.done():
+                    poll.cancel()
 
     def _drain(self, limit: int) -> list[tuple[bytes, list[bytes]]]:
         out = []
@@ -95,6 +105,13 @@ class ZmqListener:
             return True
         except (zmq.Again, zmq.ZMQError):
             return False
+        finally:
+            # ZeroMQ's file descriptor is edge-triggered, and a send processes the socket's pending
+            # commands, which can use up the edge that announced messages already waiting: the
+            # receiver would then sleep on a queue that is not empty. Wake it whenever input waits.
+            if self._wakeup is not None and not self._wakeup.done() \
+                    and self._sync.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                self._wakeup.set_result(None)
 
     def close(self) -> None:
         if self._closed:
