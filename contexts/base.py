@@ -37,6 +37,11 @@ class Context(ABC):
     def controller(self) -> Controller:
         """A fresh controller for one run of this context."""
 
+    def injector(self) -> Any:
+        """An object shipped once to every agent whose ``provide(extra)`` returns more arguments
+        for a trial (``dataset``, ``model``), or None. See kernel/injection.py."""
+        return None
+
     def default_url(self) -> str:
         """Where the kernel listens when the user names no address."""
         from transports import private_ipc_url

@@ -90,6 +90,8 @@ class HyperparameterSearch(Context):
     rule starts once ``es_min`` trials have ended, and judges a running trial every
     ``es_interval`` broadcasts (as Maggy's options, counted in broadcasts instead of seconds:
     the kernel sees every broadcast, so it needs no timer).
+    ``study``: an AblationStudy whose data set and model the function gets (as ``dataset`` and
+    ``model``) with nothing left out, so an ablation's function searches unchanged.
     ``max_time``: a wall-clock budget in seconds; when it is spent no trial starts, and the
     running ones are stopped (they end "stopped", with their last metric).
     """
@@ -100,7 +102,7 @@ class HyperparameterSearch(Context):
                  num_trials: int | None = None, direction: str = "max", metric: str = "metric",
                  workers: int = 2, es_policy: Any = "none", es_interval: int = 1, es_min: int = 5,
                  seed: int | None = None, launcher: Any = "local", name: str | None = None,
-                 max_time: float | None = None):
+                 max_time: float | None = None, study: Any = None):
         owner = "HyperparameterSearch"
         if not isinstance(searchspace, Searchspace):
             raise ConfigError(f"{owner}(searchspace=...) needs a contexts.Searchspace, got "
@@ -121,6 +123,10 @@ class HyperparameterSearch(Context):
         if not isinstance(metric, str) or not metric:
             raise ConfigError(f"{owner}(metric={metric!r}): metric is the name of a returned value, "
                               f"e.g. metric='accuracy'")
+        self.study = study
+        if study is not None:  # every trial gets the full data set and model, nothing left out
+            study.validate()
+            self.provides = self.provides | {"dataset", "model"}
         self.searchspace = searchspace
         self.optimizer = optimizer
         self.num_trials = num_trials
@@ -153,6 +159,9 @@ class HyperparameterSearch(Context):
 
     def controller(self) -> Controller:
         return self._build()
+
+    def injector(self):
+        return self.study.injector() if self.study is not None else None
 
     def __repr__(self) -> str:
         opt = self.optimizer if isinstance(self.optimizer, str) else type(self.optimizer).__name__

@@ -50,7 +50,7 @@ class Single(Context):
     name = "single"
 
     def __init__(self, hparams: dict[str, Any] | None = None, *, metric: str | None = None,
-                 direction: str = "max", in_process: bool = True):
+                 direction: str = "max", in_process: bool = True, study: Any = None):
         if hparams is None:
             hparams = {}
         if not isinstance(hparams, dict) or not all(isinstance(k, str) for k in hparams):
@@ -61,9 +61,16 @@ class Single(Context):
         self.workers = 1
         self.launcher = "thread" if in_process else "local"
         self._in_process = in_process
+        self.study = study
+        if study is not None:  # the function gets the full data set and model, nothing left out
+            study.validate()
+            self.provides = self.provides | {"dataset", "model"}
 
     def controller(self) -> Controller:
         return _OneTrial(self.hparams, self.metric, self.direction)
+
+    def injector(self):
+        return self.study.injector() if self.study is not None else None
 
     def default_url(self) -> str:
         return inproc_url() if self._in_process else super().default_url()

@@ -84,6 +84,7 @@ class Agent:
         self.rejected = 0
         self._log = on_log or (lambda line: print(f"[agent {self.id}] {line}", file=sys.__stderr__, flush=True))
         self._fn: Callable | None = None
+        self._injector = None
         self._names: list[str] = []
         self._current: int | None = None
         self._stop_current = False
@@ -177,8 +178,10 @@ class Agent:
             os.environ.setdefault(str(key), str(value))
         try:
             self._function_bytes = msg["function"]
+            self._injector = cloudpickle.loads(msg["inject"]) if msg["inject"] is not None else None
+            provided = PROVIDED + tuple(getattr(self._injector, "provides", ()))
             fn = cloudpickle.loads(msg["function"])
-            self._names = requested(fn, PROVIDED, "this agent")
+            self._names = requested(fn, provided, "this agent")
             self._fn = fn
         except InjectionError as exc:
             self._send("ready", ok=False, error=str(exc))
@@ -226,6 +229,15 @@ class Agent:
         reporter = Reporter(tid, self._send_metric, self._send_log, self._check_stop,
                             msg["checkpoint"], msg["parent_checkpoint"])
         available = {"hparams": execute.hparams_of(msg), "reporter": reporter, "strategy": self._single}
+        if self._injector is not None and any(n not in available for n in self._names):
+            try:
+                available.update(self._injector.provide(msg["extra"]))
+            except Exception as exc:  # a generator that cannot be built fails this trial, not the agent
+                self._send("final", trial=tid, rank=0, outcome="error", result=None,
+                           error=f"{type(exc).__name__}: {exc}", traceback=execute.user_traceback(exc),
+                           started=time.time(), duration=0.0, step=None, value=None)
+                self._current = None
+                return
         fields = execute.call(self._fn, {n: available[n] for n in self._names}, reporter,
                               self._send_log, self.echo)
         self._current = None

@@ -20,6 +20,7 @@ class TrialSpec:
     parent: int | None = None  # the trial this one continues from (its checkpoint)
     gang: int = 1  # agents that run this trial together (a distributed run)
     run: dict[str, Any] | None = None  # how agents run it (strategy, environment); None: in-process
+    extra: dict[str, Any] | None = None  # for the context's injector (e.g. which component to ablate)
 
 
 class _Signal:

@@ -38,7 +38,7 @@ class Observer:
 class Kernel:
     def __init__(self, *, experiment: str, context_name: str, function: bytes, controller: Controller,
                  listener: Any, codec: Codec, folder: ExperimentFolder, heartbeat: float = 1.0,
-                 max_retries: int = 1, agent_env: dict[str, str] | None = None,
+                 max_retries: int = 1, agent_env: dict[str, str] | None = None, inject: bytes | None = None,
                  observers: Iterable[Observer] = ()):
         self.experiment = experiment
         self.context_name = context_name
@@ -56,7 +56,7 @@ class Kernel:
         self.best: Trial | None = None
         self.dispatch_latencies: list[float] = []  # a result's arrival -> the next trial starting there
         self._welcome = codec.encode("welcome", experiment=experiment, function=function,
-                                     heartbeat=heartbeat, env=dict(agent_env or {}))
+                                     heartbeat=heartbeat, env=dict(agent_env or {}), inject=inject)
         self._retry: collections.deque[Trial] = collections.deque()
         self._waiting: dict[bytes, AgentInfo] = {}  # agents told WAIT, in arrival order
         self._next_id = 0
@@ -274,7 +274,7 @@ class Kernel:
                           parent=decision.parent)
             self._next_id += 1
             self.trials[trial.id] = trial
-            trial.run = decision.run
+            trial.run, trial.extra = decision.run, decision.extra
             if decision.gang > 1:
                 trial.info["gang"] = decision.gang
                 self._gang, self._gang_agents = trial, []
@@ -299,7 +299,7 @@ class Kernel:
         parent = None if trial.parent is None else self.folder.checkpoint_dir(trial.parent)
         return self.codec.encode("trial", trial=trial.id, params=trial.params, budget=trial.budget,
                                  checkpoint=self.folder.checkpoint_dir(trial.id), parent_checkpoint=parent,
-                                 run=run)
+                                 run=run, extra=trial.extra)
 
     def _join_gang(self, agent: AgentInfo) -> None:
         """A distributed trial starts once ``gang`` agents are free: rank 0 hosts the coordinator."""

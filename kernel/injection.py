@@ -55,5 +55,15 @@ def requested(fn: Callable, provided: Iterable[str], context: str = "this contex
     return names
 
 
-def arguments(names: Iterable[str], available: dict[str, Any]) -> dict[str, Any]:
-    return {n: available[n] for n in names}
+class Injector:
+    """Gives a trial the arguments a context adds (``dataset``, ``model``...).
+
+    A context ships one to every agent (pickled, once); for each trial the agent calls
+    ``provide`` with the trial's ``extra`` (what the controller put there, e.g. the component to
+    leave out) and passes what it returns to the function by name.
+    """
+
+    provides: frozenset[str] = frozenset()
+
+    def provide(self, extra: dict[str, Any] | None) -> dict[str, Any]:
+        return {}

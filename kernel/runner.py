@@ -65,6 +65,8 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
             f"create unpicklable objects (open files, locks, clients) inside the function"
         ) from None
     controller = context.controller()
+    injector = context.injector()
+    inject = cloudpickle.dumps(injector) if injector is not None else None
     workers = context.workers
     if listen is None and workers < 1:
         raise ValueError(f"{context_name}(workers={workers}) with no listen address: no agent could ever "
@@ -81,7 +83,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     observers = ([Progress()] if verbose else []) + list(observers)
     kernel = Kernel(experiment=folder.path.name, context_name=context_name, function=function,
                     controller=controller, listener=listener, codec=kernel_codec(token_key(token)),
-                    folder=folder, heartbeat=heartbeat, observers=observers)
+                    folder=folder, heartbeat=heartbeat, observers=observers, inject=inject)
     if listen is not None:
         remote = listener.address.for_remote_agents().url
         print(f"lagom: experiment {folder.path.name} listens on {listener.url}; start agents with\n"
@@ -112,9 +114,10 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
         listener.close()
         folder.record("closed", counts={k: v for k, v in kernel.counts.items() if k != "running"})
         folder.close()
+    result = context.finish(result)
     if verbose:
         print(result, flush=True)
-    return context.finish(result)
+    return result
 
 
 def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:

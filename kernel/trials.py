@@ -30,6 +30,7 @@ class Trial:
     info: dict[str, Any] = field(default_factory=dict)
     parent: int | None = None  # the trial whose checkpoint this one continued from
     run: dict[str, Any] | None = field(default=None, repr=False)  # how agents run it (distributed)
+    extra: dict[str, Any] | None = field(default=None, repr=False)  # what the context's injector reads
 
     @property
     def duration(self) -> float | None:
@@ -84,6 +85,9 @@ class Result:
     duration: float
     rejected: dict[str, int] = field(default_factory=dict)  # dropped messages, by reason
     agents: int = 0
+    ranking: list[dict[str, Any]] | None = None  # an ablation's components, most important first
+    baseline: float | None = None  # an ablation's baseline metric
+    extras: dict[str, Any] = field(default_factory=dict)  # what contexts add (e.g. a chart's path)
 
     @property
     def best(self) -> Trial | None:
@@ -113,6 +117,8 @@ class Result:
             "best": None if best is None else {"trial": best.id, "params": best.params,
                                                "metric": best.metric, "result": best.result},
             "trials": [t.to_dict() for t in self.trials],
+            **({"ranking": self.ranking, "baseline": self.baseline} if self.ranking is not None else {}),
+            **self.extras,
         }
 
     def save(self, path: Path | None = None) -> Path:
@@ -133,6 +139,11 @@ class Result:
             lines.append(f"  best: trial {best.id}, {name} = {_fmt(best.metric)} ({self.direction})")
             if best.params:
                 lines.append("        " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
+        if self.ranking is not None:
+            lines.append(f"  baseline {self.metric} = {_fmt(self.baseline)}; effect of leaving out, most important first:")
+            for r in self.ranking:
+                effect = "failed" if r["effect"] is None else f"{r['effect']:+.4f}"
+                lines.append(f"    {r['component']:<28s} {effect}")
         failed = [t for t in self.trials if t.state == "failed"]
         if failed:
             lines.append(f"  first failure: trial {failed[0].id}: {failed[0].error}")

@@ -98,3 +98,17 @@ def dist_fails_on_rank1(hparams, reporter, strategy):
 def reports_devices(hparams, reporter, strategy):
     return {"devices": strategy.num_devices, "processes": strategy.process_count,
             "rank": strategy.process_index, "name": strategy.name}
+
+
+def until_pid_exits(hparams, reporter):
+    """Lasts until process ``pid`` has ended (at most 30 s): keeps an experiment open meanwhile."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{hparams['pid']}/stat") as f:
+                if f.read().split(") ", 1)[1].startswith("Z"):  # exited, not yet reaped
+                    return {"score": 1.0}
+        except FileNotFoundError:
+            return {"score": 1.0}
+        time.sleep(0.05)
+    raise TimeoutError(f"process {hparams['pid']} is still running")

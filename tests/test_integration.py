@@ -124,8 +124,12 @@ def test_an_agent_with_the_wrong_token_gets_nothing_and_gives_up(runs):
         [sys.executable, "-m", "kernel.agent", "--connect", url, "--token", "wrong-token-wrong-token",
          "--wait", "3"], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    result = lagom(fns.quadratic, hpo(num_trials=4, workers=1), listen=url, path=runs, verbose=0)
+    # The experiment stays open until the intruder has given up, so its hello surely arrived.
+    space = Searchspace(pid=("DISCRETE", [intruder.pid]))
+    result = lagom(fns.until_pid_exits, HyperparameterSearch(space, "gridsearch", metric="score", workers=1),
+                   listen=url, path=runs, verbose=0)
     out, _ = intruder.communicate(timeout=30)
+    assert result.trials[0].state == "finished"
     assert intruder.returncode == 1 and "token" in out
     assert {t.agent for t in result.trials} != {None} and all(t.agent.startswith("local-") for t in result.trials)
     assert result.rejected.get("signature", 0) >= 1
@@ -148,7 +152,8 @@ def test_agent_leaves_when_the_kernel_goes_silent(tmp_path):
         assert kernel_codec(key).decode(frames)["type"] == "hello"
         import cloudpickle
         router.send_multipart([peer, *agent_codec(key).encode(
-            "welcome", experiment="x", function=cloudpickle.dumps(fns.quadratic), heartbeat=0.5, env={})])
+            "welcome", experiment="x", function=cloudpickle.dumps(fns.quadratic), heartbeat=0.5, env={},
+            inject=None)])
         out, _ = agent.communicate(timeout=30)
         assert agent.returncode == 2 and "silent" in out
     finally:

@@ -29,6 +29,7 @@ _STR = (str,)
 _OPT_STR = (str, type(None))
 _INT = (int,)
 _BYTES = (bytes,)
+_OPT_BYTES = (bytes, type(None))
 _MAP = (dict,)
 _OPT_MAP = (dict, type(None))
 _LIST = (list,)
@@ -58,9 +59,10 @@ AGENT_TO_KERNEL: dict[str, dict[str, tuple]] = {
     "bye": {"reason": _STR},
 }
 KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
-    "welcome": {"experiment": _STR, "function": _BYTES, "heartbeat": _NUM, "env": _MAP},
+    "welcome": {"experiment": _STR, "function": _BYTES, "heartbeat": _NUM, "env": _MAP,
+                "inject": _OPT_BYTES},
     "trial": {"trial": _INT, "params": _MAP, "budget": _OPT_NUM, "checkpoint": _OPT_STR,
-              "parent_checkpoint": _OPT_STR, "run": _OPT_MAP},
+              "parent_checkpoint": _OPT_STR, "run": _OPT_MAP, "extra": _OPT_MAP},
     "abort": {"trial": _INT, "reason": _STR},
     "stop": {"trial": _INT},
     "heartbeat": {},

@@ -1,0 +1,27 @@
+"""The ablation ranking as a bar chart (PNG), for the experiment folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def ranking_chart(ranking: list[dict], baseline: float, metric: str, path: Path) -> Path | None:
+    """Horizontal bars of each component's effect on the metric; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = [r for r in ranking if r["effect"] is not None][::-1]  # most important at the top
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(3, len(rows)) + 1.2))
+    effects = [r["effect"] for r in rows]
+    ax.barh([r["component"] for r in rows], effects,
+            color=["#c0392b" if e < 0 else "#2e86c1" for e in effects])
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"{metric} without the component - baseline ({baseline:.4g})")
+    ax.set_title("Ablation: effect of leaving each component out")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
