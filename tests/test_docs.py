@@ -47,3 +47,15 @@ def test_the_patience_stopper_of_the_docs():
     assert rule.should_stop(0, [(0, 0.5), (1, 0.6), (2, 0.55), (3, 0.58)])
     rule.setup(direction="min")
     assert rule.should_stop(0, [(0, 0.5), (1, 0.6), (2, 0.7)])
+
+
+def test_the_pair_ablator_of_the_docs():
+    ns = block_defining("LeavePairOut")
+    from contexts import AblationStudy
+
+    study = AblationStudy(dataset={"a": [1.0, 2.0], "b": [1.0, 0.0], "c": [0.0, 1.0], "y": [0, 1]}, label="y")
+    study.features.include_all()
+    ablator = ns["LeavePairOut"]()
+    ablator.setup(study)
+    assert [c.name for c in ablator.components()] == ["baseline", "a+b", "a+c", "b+c"]
+    assert ablator.components()[1].features == ("a", "b")
