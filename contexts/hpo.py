@@ -7,6 +7,7 @@ name or as an instance.
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 from kernel.controller import DONE, WAIT, Controller, ExperimentError, TrialSpec
@@ -20,6 +21,7 @@ from .searchspace import Searchspace
 
 
 class SearchController(Controller):
+    seed: int | None = None
     def __init__(self, optimizer: Optimizer, stopper: EarlyStopper, *, metric: str, direction: str,
                  es_interval: int, es_min: int, num_trials: int | None, max_time: float | None = None):
         self.optimizer = optimizer
@@ -79,7 +81,7 @@ class SearchController(Controller):
     def describe(self) -> dict[str, Any]:
         return {"optimizer": type(self.optimizer).__name__, "early_stop": type(self.stopper).__name__,
                 "metric": self.metric, "direction": self.direction, "num_trials": self.num_trials,
-                "total_trials": self.optimizer.total_trials()}
+                "total_trials": self.optimizer.total_trials(), "seed": self.seed}
 
 
 class HyperparameterSearch(Context):
@@ -135,7 +137,7 @@ class HyperparameterSearch(Context):
         self.es_policy = "none" if es_policy is None else es_policy
         self.es_interval = es_interval
         self.es_min = es_min
-        self.seed = seed
+        self.seed = seed if seed is not None else random.randrange(2**31)  # journaled: resume replays it
         self.launcher = launcher
         if name is not None:
             self.name = name
@@ -153,9 +155,11 @@ class HyperparameterSearch(Context):
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{type(optimizer).__name__}: {exc}") from None
         stopper.setup(direction=self.direction)
-        return SearchController(optimizer, stopper, metric=self.metric, direction=self.direction,
+        controller = SearchController(optimizer, stopper, metric=self.metric, direction=self.direction,
                                 es_interval=self.es_interval, es_min=self.es_min,
                                 num_trials=self.num_trials, max_time=self.max_time)
+        controller.seed = self.seed
+        return controller
 
     def controller(self) -> Controller:
         return self._build()

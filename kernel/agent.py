@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import socket
 import sys
+import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -136,15 +137,32 @@ class Agent:
         self._send("log", trial=trial_id, lines=lines)
 
     # -- lifecycle --------------------------------------------------------------------------
+    def _beat_forever(self, stop: threading.Event) -> None:
+        """Heartbeats from a thread of their own, on a socket of their own (ZeroMQ sockets are
+        not shared between threads), so the kernel hears from this agent while the training
+        function runs; a frozen or vanished process stops beating, and is declared lost."""
+        from kernel.registry import BEAT_SUFFIX
+
+        conn = connect(self.url, identity=self.id.encode() + BEAT_SUFFIX)
+        frames = self.codec.encode("heartbeat")
+        try:
+            while not stop.wait(self.heartbeat):
+                conn.send(frames)
+        finally:
+            conn.close()
+
     def run(self) -> int:
         """Serve the kernel until it says shutdown (0) or is gone (1: never answered, 2: went silent)."""
         self._conn = connect(self.url, identity=self.id.encode())
+        stop_beating = threading.Event()
         try:
             self._send("hello", agent=self.id, host=socket.gethostname(), pid=os.getpid(),
                        devices=_devices(), protocol=PROTOCOL, address=_address_towards(self.url),
                        port=_free_port())
             if not self._await_welcome():
                 return 1
+            threading.Thread(target=self._beat_forever, args=(stop_beating,), daemon=True,
+                             name=f"lagom-beat-{self.id}").start()
             return self._serve()
         except _KernelGone as exc:
             self._log(str(exc))
@@ -152,6 +170,7 @@ class Agent:
         except Shutdown:
             return 0
         finally:
+            stop_beating.set()
             self._conn.close()
 
     def _await_welcome(self) -> bool:

@@ -39,6 +39,7 @@ class Kernel:
     def __init__(self, *, experiment: str, context_name: str, function: bytes, controller: Controller,
                  listener: Any, codec: Codec, folder: ExperimentFolder, heartbeat: float = 1.0,
                  max_retries: int = 1, agent_env: dict[str, str] | None = None, inject: bytes | None = None,
+                 agent_timeout: float | None = 5.0,
                  observers: Iterable[Observer] = ()):
         self.experiment = experiment
         self.context_name = context_name
@@ -48,6 +49,7 @@ class Kernel:
         self.folder = folder
         self.heartbeat = heartbeat
         self.max_retries = max_retries
+        self.agent_timeout = agent_timeout
         self.observers = list(observers)
         self.agents = AgentRegistry()
         self.trials: dict[int, Trial] = {}
@@ -64,6 +66,7 @@ class Kernel:
         self._expected_agents: int | None = None  # agents a launcher promised; None: any may join
         self._exited_agents = 0
         self._early_exits: list[tuple[str, str]] = []
+        self._resumed: dict | None = None
         self._gang: Trial | None = None  # a distributed trial gathering its agents
         self._gang_agents: list[AgentInfo] = []
         self._handlers: dict[str, Callable[[AgentInfo | None, bytes, dict], None]] = {
@@ -84,8 +87,11 @@ class Kernel:
         for agent_id, detail in self._early_exits:
             self._exited_agents -= 1
             self._agent_exited(agent_id, detail)
-        self.folder.record("experiment", id=self.experiment, context=self.context_name,
-                           controller=self.controller.describe())
+        if self._resumed is None:
+            self.folder.record("experiment", id=self.experiment, context=self.context_name,
+                               controller=self.controller.describe())
+        else:
+            self.folder.record("resumed", **self._resumed)
         for ob in self.observers:
             ob.experiment_started(self)
         receiver = asyncio.create_task(self._receive(), name="lagom-receive")
@@ -123,9 +129,12 @@ class Kernel:
                     self.rejected[exc.reason] += 1
                     continue
                 agent = agents.get(peer)
-                if agent is None and msg["type"] != "hello":
-                    self.rejected["unknown-peer"] += 1
-                    continue
+                if agent is None:
+                    if msg["type"] != "hello":
+                        self.rejected["unknown-peer"] += 1
+                        continue
+                else:
+                    agent.last_seen = time.monotonic()
                 handlers[msg["type"]](agent, peer, msg)
             if self._outcome.done():
                 return
@@ -153,8 +162,15 @@ class Kernel:
         return False
 
     def _beat(self) -> None:
+        """Once per heartbeat interval: beat to every agent, and declare lost those silent for
+        longer than ``agent_timeout`` (a frozen process, a host gone without closing its socket)."""
         frames = self.codec.encode("heartbeat")
+        now = time.monotonic()
         for agent in self.agents.alive():
+            if self.agent_timeout is not None and now - agent.last_seen > self.agent_timeout:
+                self._agent_gone(agent, f"silent for {now - agent.last_seen:.1f}s")
+                self.listener.send(agent.peer, self.codec.encode("shutdown", reason="declared lost"))
+                continue
             self._send(agent, frames)
         self._beat_handle = self._loop.call_later(self.heartbeat, self._beat)
 
@@ -472,6 +488,51 @@ class Kernel:
             self._agent_gone(agent, f"exited ({detail})")
         elif self._no_more_agents() and not self.agents.alive() and not self._outcome.done():
             self._out_of_agents()
+
+    # -- resume -----------------------------------------------------------------------------
+    def restore(self, events: list[dict]) -> dict[str, int]:
+        """Replay a journal: the controller makes the same decisions again (same seed, same
+        results in the same order), so the optimizer's and early stopper's state come back
+        without either of them knowing; trials that had ended keep their results, and those
+        that were running are queued to run again."""
+        mismatched = 0
+        for event in events:
+            kind = event["event"]
+            if kind == "start":
+                tid = event["trial"]
+                if tid not in self.trials:
+                    decision = self.controller.next_trial(tid)
+                    if not isinstance(decision, TrialSpec) or decision.params != event["params"]:
+                        mismatched += 1  # the journal is the truth: run what was run
+                    trial = Trial(tid, dict(event["params"]), event.get("budget"), info=dict(event.get("info") or {}),
+                                  parent=event.get("parent"))
+                    if isinstance(decision, TrialSpec):
+                        trial.run, trial.extra = decision.run, decision.extra
+                    self.trials[tid] = trial
+                    self._next_id = max(self._next_id, tid + 1)
+                trial = self.trials[tid]
+                trial.state, trial.attempts = "running", event.get("attempt", trial.attempts + 1)
+            elif kind == "end":
+                ended = Trial.from_dict(event["trial"])
+                known = self.trials.get(ended.id)
+                if known is not None:
+                    ended.run, ended.extra = known.run, known.extra
+                self.trials[ended.id] = ended
+                self.counts[ended.state] += 1
+                if ended.metric is not None and ended.state in ("finished", "stopped") and (
+                        self.best is None or (ended.metric > self.best.metric if self.controller.direction == "max"
+                                              else ended.metric < self.best.metric)):
+                    self.best = ended
+                self.controller.on_end(ended)
+        requeued = 0
+        for trial in self.trials.values():
+            if trial.state in ("running", "pending"):
+                trial.state, trial.agent, trial.history = "pending", None, []
+                self._retry.append(trial)
+                requeued += 1
+        ended = sum(1 for t in self.trials.values() if t.state not in ("pending",))
+        self._resumed = {"ended": ended, "requeued": requeued, "replay_mismatches": mismatched}
+        return dict(self._resumed)
 
     # -- the result -------------------------------------------------------------------------
     def result(self) -> Result:

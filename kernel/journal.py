@@ -22,6 +22,35 @@ def new_experiment_path(root: str | os.PathLike | None, name: str) -> Path:
     return base / f"{name}-{stamp}-{secrets.token_hex(2)}"
 
 
+def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The events of a journal, and how many lines could not be read (a kernel killed mid-write
+    leaves at most a cut-off last line; it is skipped, and what it recorded happens again)."""
+    events, bad = [], 0
+    with open(Path(path) / "journal.jsonl", encoding="utf-8") as f:
+        for line in f:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                bad += 1
+                continue
+            if isinstance(event, dict) and "event" in event:
+                events.append(event)
+            else:
+                bad += 1
+    return events, bad
+
+
+def latest_experiment(root: str | os.PathLike | None, name: str) -> Path:
+    """The newest experiment folder called ``name-*`` under ``root`` (for ``resume=True``)."""
+    base = Path(root or os.environ.get(DEFAULT_ROOT_ENV) or "lagom-runs")
+    found = sorted((p for p in base.glob(f"{name}-*") if (p / "journal.jsonl").exists()),
+                   key=lambda p: (p / "journal.jsonl").stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"no experiment named {name!r} to resume under {base.absolute()}; "
+                                f"pass resume=<experiment folder>")
+    return found[-1]
+
+
 class ExperimentFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -29,7 +58,15 @@ class ExperimentFolder:
         self.agents_dir = self.path / "agents"
         for d in (self.path, self.trials_dir, self.agents_dir):
             d.mkdir(parents=True, exist_ok=True)
-        self._journal: IO[str] = open(self.path / "journal.jsonl", "a", encoding="utf-8")
+        journal = self.path / "journal.jsonl"
+        cut_off = False
+        if journal.exists() and journal.stat().st_size:
+            with open(journal, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                cut_off = f.read(1) != b"\n"  # a kernel killed mid-write: start on a new line
+        self._journal: IO[str] = open(journal, "a", encoding="utf-8")
+        if cut_off:
+            self._journal.write("\n")
         self._logs: dict[int, IO[str]] = {}
         self._checkpoints = str((self.path / "checkpoints").absolute())
 

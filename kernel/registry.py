@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 
+BEAT_SUFFIX = b"#beat"  # an agent's heartbeat socket has its routing id plus this
+
+
 @dataclass
 class AgentInfo:
     peer: bytes
@@ -30,15 +33,18 @@ class AgentInfo:
 class AgentRegistry:
     def __init__(self) -> None:
         self._by_peer: dict[bytes, AgentInfo] = {}
+        self._beats: dict[bytes, AgentInfo] = {}
 
     def add(self, peer: bytes, msg: dict[str, Any]) -> AgentInfo:
         info = AgentInfo(peer, msg["agent"], msg["host"], msg["pid"], list(map(str, msg["devices"])),
                          msg["address"], msg["port"])
         self._by_peer[peer] = info
+        self._beats[peer + BEAT_SUFFIX] = info  # the agent's heartbeat socket speaks for it
         return info
 
     def get(self, peer: bytes) -> AgentInfo | None:
-        return self._by_peer.get(peer)
+        info = self._by_peer.get(peer)
+        return info if info is not None else self._beats.get(peer)
 
     def by_id(self, agent_id: str) -> AgentInfo | None:
         for info in self._by_peer.values():

@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 import cloudpickle
@@ -22,7 +23,7 @@ from transports.codec import kernel_codec, token_key
 from .controller import ExperimentError
 from .driver import Kernel
 from .injection import requested
-from .journal import ExperimentFolder, new_experiment_path
+from .journal import ExperimentFolder, latest_experiment, new_experiment_path, read_journal
 from .progress import Progress
 from .trials import Result
 
@@ -49,6 +50,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                       path: str | os.PathLike | None = None, name: str | None = None,
                       verbose: int = 1, launcher: Any = None, heartbeat: float = 1.0,
                       observers: list | tuple = (), token: str | None = None,
+                      resume: bool | str | os.PathLike | None = None, agent_timeout: float | None = 5.0,
                       _on_kernel: Callable[[Kernel, Any], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
     from plugins.launchers import Launcher
@@ -75,7 +77,23 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     launch = resolve("lagom.launchers", launcher or context.launcher, Launcher) if workers else None
 
     experiment = name or context.name
-    folder = ExperimentFolder(new_experiment_path(path, experiment))
+    events = None
+    if resume:
+        where = latest_experiment(path, experiment) if resume is True else Path(resume)
+        if not (where / "journal.jsonl").exists():
+            raise FileNotFoundError(f"resume={str(resume)!r}: no journal.jsonl in {where}; pass the experiment "
+                                    f"folder (printed when it started) or resume=True for the newest")
+        events, unreadable = read_journal(where)
+        first = next((e for e in events if e["event"] == "experiment"), None)
+        if first is not None and first.get("context") != context_name:
+            raise ValueError(f"{where} holds a {first.get('context')} experiment, not a {context_name}")
+        seed = (first or {}).get("controller", {}).get("seed")
+        if seed is not None and hasattr(context, "seed"):
+            context.seed = seed  # the same seed, so the controller makes the same decisions again
+            controller = context.controller()
+        folder = ExperimentFolder(where)
+    else:
+        folder = ExperimentFolder(new_experiment_path(path, experiment))
     if token is not None and (not isinstance(token, str) or len(token) < 16):
         raise ValueError("token must be a string of at least 16 characters (or None: one is made)")
     token = token or secrets.token_urlsafe(32)
@@ -83,7 +101,14 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     observers = ([Progress()] if verbose else []) + list(observers)
     kernel = Kernel(experiment=folder.path.name, context_name=context_name, function=function,
                     controller=controller, listener=listener, codec=kernel_codec(token_key(token)),
-                    folder=folder, heartbeat=heartbeat, observers=observers, inject=inject)
+                    folder=folder, heartbeat=heartbeat, observers=observers, inject=inject,
+                    agent_timeout=agent_timeout)
+    if events is not None:
+        restored = kernel.restore(events)
+        if verbose:
+            print(f"lagom: resuming {folder.path.name}: {restored['ended']} trials ended before, "
+                  f"{restored['requeued']} to run again" + (f" ({unreadable} unreadable journal line)"
+                                                            if unreadable else ""), flush=True)
     if listen is not None:
         remote = listener.address.for_remote_agents().url
         print(f"lagom: experiment {folder.path.name} listens on {listener.url}; start agents with\n"
@@ -132,6 +157,11 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
       or ``$LAGOM_RUNS``); ``name``: the experiment's name.
     - ``verbose=0`` silences the progress line and the summary.
     - ``launcher``: how local agents start (``"local"`` processes, ``"thread"``, or an instance).
+    - ``agent_timeout``: seconds of silence after which an agent is declared lost and its trial
+      runs again elsewhere (agents beat every ``heartbeat`` seconds, also while training).
+    - ``resume``: an experiment folder (or True: the newest of this name) whose kernel died; the
+      journal is replayed (trials that ended keep their results and are not run again, the
+      optimizer and early stopper are brought back to their state) and the rest runs.
     - ``token``: the secret agents must present (default: a fresh random one per experiment);
       set it when agents are started ahead of the kernel, e.g. by a cluster job script.
     - ``observers``: objects with :class:`~kernel.driver.Observer` hooks, told of every trial.

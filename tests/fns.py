@@ -112,3 +112,14 @@ def until_pid_exits(hparams, reporter):
             return {"score": 1.0}
         time.sleep(0.05)
     raise TimeoutError(f"process {hparams['pid']} is still running")
+
+
+def after_marker(hparams, reporter):
+    """Waits (at most 30 s) until file ``marker`` exists, then works for ``sleep`` seconds."""
+    deadline = time.monotonic() + 30
+    while not os.path.exists(hparams["marker"]):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{hparams['marker']} never appeared")
+        time.sleep(0.01)
+    time.sleep(hparams.get("sleep", 0.0))
+    return {"score": hparams["x"]}

@@ -217,3 +217,32 @@ def test_the_median_rule_stops_poor_trials_on_real_agents(runs):
     assert state[0.1].state == state[0.2].state == "stopped"
     assert all(len(state[x].history) < 10 for x in (0.1, 0.2))
     assert state[0.1].metric == 0.1 and result.best.params == {"x": 0.9}
+
+
+def test_a_frozen_agent_is_declared_lost_and_its_trial_runs_elsewhere(runs):
+    """SIGSTOP: the process lives and its socket stays open, but it stops beating."""
+    launcher = LocalLauncher()
+    frozen = {}
+
+    class Freeze(Observer):
+        def trial_started(self, kernel, trial):
+            if trial.id == 2 and not frozen:
+                frozen["agent"], frozen["pid"] = trial.agent, launcher.pids()[trial.agent]
+                frozen["at"] = time.monotonic()
+                os.kill(frozen["pid"], signal.SIGSTOP)
+
+        def trial_ended(self, kernel, trial):
+            if trial.id == 2 and "pid" in frozen:
+                frozen["detected_in"] = kernel.trials[2].started and time.monotonic() - frozen["at"]
+                os.kill(frozen["pid"], signal.SIGCONT)  # let it hear that it was declared lost
+
+    space = Searchspace(n=("DISCRETE", list(range(6))), sleep=("DISCRETE", [0.5]))
+    result = lagom(fns.pid_and_sleep, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
+                   launcher=launcher, path=runs, verbose=0, observers=[Freeze()], agent_timeout=2.0)
+    assert result.count("finished") == 6
+    t2 = result.trials[2]
+    assert t2.attempts == 2 and t2.agent != frozen["agent"]
+    journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+    gone = [e for e in journal if e["event"] == "agent-gone"]
+    assert gone and gone[0]["id"] == frozen["agent"] and "silent" in gone[0]["reason"]
+    assert frozen["detected_in"] < 10

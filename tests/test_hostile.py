@@ -1,0 +1,89 @@
+"""A raw ZeroMQ peer floods the kernel with malformed messages during a real experiment."""
+import hmac
+import os
+import random
+import threading
+
+import msgpack
+import pytest
+import zmq
+
+import fns
+from contexts import HyperparameterSearch, Searchspace
+from kernel import lagom
+from kernel.driver import Observer
+
+
+def malformed(rng: random.Random, codec, key: bytes) -> list[bytes]:
+    """One bad message: wrong frame counts, noise, unsigned or mis-signed msgpack, or signed
+    messages with wrong types, fields, versions or values."""
+    kind = rng.randrange(8)
+    if kind == 0:  # wrong number of frames
+        return [os.urandom(rng.randrange(0, 64)) for _ in range(rng.choice([1, 3, 4, 5]))]
+    if kind == 1:  # noise in the right shape
+        return [os.urandom(32), os.urandom(rng.randrange(0, 512))]
+    if kind == 2:  # valid msgpack, no signature
+        return [b"\0" * 32, msgpack.packb({"v": 1, "type": "final", "trial": 0})]
+    payload = msgpack.packb(rng.choice([
+        {"v": 1, "type": "metric", "trial": "zero", "points": [[0, 1.0]]},             # wrong type
+        {"v": 1, "type": "final", "trial": 0},                                          # missing fields
+        {"v": 2, "type": "heartbeat"},                                                  # wrong version
+        {"v": 1, "type": "welcome", "experiment": "x", "function": b"", "heartbeat": 1,  # wrong direction
+         "env": {}, "inject": None},
+        {"v": 1, "type": "metric", "trial": 0, "points": [[0, "NaN"]]},                 # bad values
+        [1, 2, 3], "just a string", {"v": 1, "type": None},                             # not a message
+        {"v": 1, "type": "log", "trial": 0, "lines": [b"bytes"]},
+        {"v": 1, "type": "heartbeat"},                                                  # valid, unknown peer
+    ]))
+    if kind == 3:  # a signature for other bytes
+        return [hmac.digest(key, payload + b"x", "sha256"), payload]
+    return [hmac.digest(key, payload, "sha256"), payload]
+
+
+class Flood(Observer):
+    def __init__(self, n, marker):
+        self.n, self.sent, self.marker = n, 0, marker
+
+    def experiment_started(self, kernel):
+        url, codec, key = kernel.listener.url, kernel.codec, kernel.codec._key
+
+        def run():
+            ctx = zmq.Context.instance()
+            rng = random.Random(0)
+            socks = []
+            for i in range(self.n):
+                if i % 500 == 0:  # many peers, as an attacker would use
+                    s = ctx.socket(zmq.DEALER)
+                    s.setsockopt(zmq.LINGER, 1000)
+                    s.setsockopt(zmq.SNDHWM, 0)
+                    s.connect(url)
+                    socks.append(s)
+                socks[-1].send_multipart(malformed(rng, codec, key))
+                self.sent += 1
+            big = ctx.socket(zmq.DEALER)  # over the size limit: ZeroMQ drops the connection itself
+            big.setsockopt(zmq.LINGER, 1000)
+            big.connect(url)
+            big.send_multipart([b"\0" * 32, b"\0" * (65 * 1024 * 1024)])
+            self.done_sockets = socks + [big]
+            open(self.marker, "w").close()  # the trials may end now
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+
+@pytest.mark.slow
+def test_ten_thousand_malformed_messages_during_an_experiment(runs):
+    marker = str(runs.parent / "flood-sent")
+    flood = Flood(10_000, marker)
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.05]), marker=("CATEGORICAL", [marker]))
+    result = lagom(fns.after_marker, HyperparameterSearch(space, num_trials=30, metric="score", workers=2, seed=1),
+                   listen="tcp://127.0.0.1:0", path=runs, verbose=0, observers=[flood])
+    flood.thread.join(30)
+    for s in getattr(flood, "done_sockets", []):
+        s.close()
+    assert flood.sent == 10_000
+    assert result.count("finished") == 30 and len(result.trials) == 30  # the experiment was not disturbed
+    assert sum(result.rejected.values()) == 10_000  # every one counted, none reached a handler
+    assert {"frame-count", "signature", "fields", "field-type", "protocol", "type", "unknown-peer",
+            "not-a-map"} <= set(result.rejected)
+    assert "rejected messages: 10000" in str(result)

@@ -1,0 +1,81 @@
+"""kill -9 the kernel mid-experiment, then resume from its folder."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import fns
+import resume_victim
+from kernel import lagom
+from kernel.journal import read_journal
+
+HERE = Path(__file__).resolve().parent
+
+
+def events(folder):
+    return read_journal(folder)[0]
+
+
+def kill_after(kind, runs, ended):
+    """Start the victim in its own process group; SIGKILL kernel and agents once ``ended`` trials ended."""
+    proc = subprocess.Popen([sys.executable, str(HERE / "resume_victim.py"), kind, str(runs)],
+                            start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    deadline = time.monotonic() + 60
+    folder = None
+    try:
+        while time.monotonic() < deadline:  # wait for the journal to show enough ended trials
+            found = list(runs.glob(f"victim-{kind}-*/journal.jsonl"))
+            if found:
+                folder = found[0].parent
+                if sum(e["event"] == "end" for e in events(folder)) >= ended:
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the victim never got far enough")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return folder
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_runs_no_finished_trial_again_and_restores_the_optimizer(runs, tmp_path):
+    folder = kill_after("random", runs, ended=4)
+    before = events(folder)
+    ended_before = {e["trial"]["id"] for e in before if e["event"] == "end"}
+    with open(folder / "journal.jsonl", "a") as f:
+        f.write('{"event": "end", "trial": {"id": 99, "par')  # a record cut off mid-write
+    t0 = time.monotonic()
+    result = lagom(fns.quadratic, resume_victim.context("random"), path=runs, resume=True, verbose=0)
+    resume_s = time.monotonic() - t0
+    assert result.path == folder and len(result.trials) == 12 and result.count("finished") == 12
+    after = events(folder)
+    marker = next(i for i, e in enumerate(after) if e["event"] == "resumed")
+    restarted = {e["trial"] for e in after[marker:] if e["event"] == "start"}
+    assert not restarted & ended_before  # no finished trial ran again
+    # The optimizer's state came back: the configurations are those of an uninterrupted run.
+    fresh = lagom(fns.quadratic, resume_victim.context("random"), path=tmp_path / "fresh", verbose=0)
+    assert [t.params for t in result.trials] == [t.params for t in fresh.trials]
+    assert resume_s < 30
+
+
+@pytest.mark.slow
+def test_resumed_asha_keeps_its_rungs(runs):
+    folder = kill_after("asha", runs, ended=5)
+    result = lagom(fns.quadratic, resume_victim.context("asha"), path=runs, resume=True, verbose=0)
+    configs = [t for t in result.trials if t.parent is None]
+    assert len(configs) == 12  # not 12 more: the optimizer knew what it had started
+    assert all(t.state == "finished" for t in result.trials)
+    promoted = [t for t in result.trials if t.parent is not None]
+    assert promoted and all(result.trials[t.parent].params == t.params for t in promoted)
+
+
+def test_resume_needs_a_journal(runs):
+    with pytest.raises(FileNotFoundError, match="no experiment named 'victim-random'"):
+        lagom(fns.quadratic, resume_victim.context("random"), path=runs, resume=True, verbose=0)
