@@ -23,7 +23,8 @@ from .searchspace import Searchspace
 class SearchController(Controller):
     seed: int | None = None
     def __init__(self, optimizer: Optimizer, stopper: EarlyStopper, *, metric: str, direction: str,
-                 es_interval: int, es_min: int, num_trials: int | None, max_time: float | None = None):
+                 es_interval: int, es_min: int, num_trials: int | None, max_time: float | None = None,
+                 trial_timeout: float | None = None):
         self.optimizer = optimizer
         self.stopper = stopper
         self.metric = metric
@@ -32,6 +33,7 @@ class SearchController(Controller):
         self.es_min = es_min
         self.num_trials = num_trials
         self.max_time = max_time
+        self.trial_timeout = trial_timeout
         self._ended = 0  # trials that finished or were stopped: the rule waits for es_min
 
     def next_trial(self, trial_id: int):
@@ -96,6 +98,8 @@ class HyperparameterSearch(Context):
     ``model``) with nothing left out, so an ablation's function searches unchanged.
     ``max_time``: a wall-clock budget in seconds; when it is spent no trial starts, and the
     running ones are stopped (they end "stopped", with their last metric).
+    ``trial_timeout``: seconds one trial may run; then it is stopped, and one that does not stop
+    within ``stop_grace`` (a lagom option) is ended by restarting its agent: it ends "failed".
     """
 
     name = "hpo"
@@ -104,7 +108,7 @@ class HyperparameterSearch(Context):
                  num_trials: int | None = None, direction: str = "max", metric: str = "metric",
                  workers: int = 2, es_policy: Any = "none", es_interval: int = 1, es_min: int = 5,
                  seed: int | None = None, launcher: Any = "local", name: str | None = None,
-                 max_time: float | None = None, study: Any = None):
+                 max_time: float | None = None, trial_timeout: float | None = None, study: Any = None):
         owner = "HyperparameterSearch"
         if not isinstance(searchspace, Searchspace):
             raise ConfigError(f"{owner}(searchspace=...) needs a contexts.Searchspace, got "
@@ -121,6 +125,9 @@ class HyperparameterSearch(Context):
                                      or max_time <= 0):
             raise ConfigError(f"{owner}(max_time={max_time!r}): max_time is a number of seconds > 0")
         self.max_time = max_time
+        if trial_timeout is not None and (not isinstance(trial_timeout, (int, float)) or trial_timeout <= 0):
+            raise ConfigError(f"{owner}(trial_timeout={trial_timeout!r}): a number of seconds > 0")
+        self.trial_timeout = trial_timeout
         self.direction = check_direction(direction, owner)
         if not isinstance(metric, str) or not metric:
             raise ConfigError(f"{owner}(metric={metric!r}): metric is the name of a returned value, "
@@ -157,7 +164,8 @@ class HyperparameterSearch(Context):
         stopper.setup(direction=self.direction)
         controller = SearchController(optimizer, stopper, metric=self.metric, direction=self.direction,
                                 es_interval=self.es_interval, es_min=self.es_min,
-                                num_trials=self.num_trials, max_time=self.max_time)
+                                num_trials=self.num_trials, max_time=self.max_time,
+                                trial_timeout=self.trial_timeout)
         controller.seed = self.seed
         return controller
 

@@ -33,6 +33,7 @@ from .reporter import Reporter, Shutdown
 
 PROVIDED = ("hparams", "reporter", "strategy")
 TOKEN_ENV = "LAGOM_TOKEN"
+RESTARTS_ENV = "LAGOM_AGENT_RESTARTS"
 
 
 class _KernelGone(Exception):
@@ -77,7 +78,8 @@ class Agent:
             raise ValueError(f"no token: pass --token or set {TOKEN_ENV}")
         self.url = url
         self.id = agent_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.codec = agent_codec(token_key(token))
+        self._key = token_key(token)
+        self.codec = agent_codec(self._key)
         self.wait = wait
         self.patience = patience
         self.echo = echo
@@ -92,6 +94,8 @@ class Agent:
         self._shutdown: str | None = None
         self._last_heard = time.monotonic()
         self.trials_run = 0
+        self.can_restart = False  # True in a process of its own (main); never for a thread agent
+        self.argv: list[str] = []
         from plugins.registry import resolve
         from plugins.strategies import Strategy
 
@@ -144,12 +148,36 @@ class Agent:
         from kernel.registry import BEAT_SUFFIX
 
         conn = connect(self.url, identity=self.id.encode() + BEAT_SUFFIX)
-        frames = self.codec.encode("heartbeat")
+        codec = agent_codec(self._key)  # a packer of its own: msgpack packers are not thread-safe
+        frames = codec.encode("heartbeat")
+        next_beat = time.monotonic() + self.heartbeat
         try:
-            while not stop.wait(self.heartbeat):
-                conn.send(frames)
+            while not stop.is_set():
+                got = conn.recv(timeout=max(0.0, next_beat - time.monotonic()))
+                if got is not None:
+                    try:
+                        msg = codec.decode(got)
+                    except CodecError:
+                        msg = None
+                    if msg is not None and msg["type"] == "kill" and msg["trial"] == self._current:
+                        self._restart(msg["trial"])
+                if time.monotonic() >= next_beat:
+                    conn.send(frames)
+                    next_beat = time.monotonic() + self.heartbeat
         finally:
             conn.close()
+
+    def _restart(self, trial_id: int) -> None:
+        """The kernel ended a trial that would not stop: start this process afresh (same pid,
+        same command line, a new agent id), which is the only way to end a running function."""
+        if not self.can_restart:
+            self._log(f"trial {trial_id} would not stop; an agent in a thread cannot end it")
+            return
+        self._log(f"trial {trial_id} would not stop: restarting this agent")
+        os.environ[RESTARTS_ENV] = str(int(os.environ.get(RESTARTS_ENV, "0")) + 1)
+        for stream in (sys.__stdout__, sys.__stderr__):
+            stream.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "kernel.agent", *self.argv])
 
     def run(self) -> int:
         """Serve the kernel until it says shutdown (0) or is gone (1: never answered, 2: went silent)."""
@@ -359,7 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     if not token:
         _parser().error(f"no token: pass --token TOKEN (printed by the kernel) or set {TOKEN_ENV}")
     _enable_jax_cache()
-    agent = Agent(args.connect, token, agent_id=args.id, wait=args.wait, patience=args.patience)
+    restarts = int(os.environ.get(RESTARTS_ENV, "0"))
+    agent_id = args.id and (f"{args.id}~{restarts}" if restarts else args.id)
+    agent = Agent(args.connect, token, agent_id=agent_id, wait=args.wait, patience=args.patience)
+    agent.can_restart = True
+    agent.argv = list(argv if argv is not None else sys.argv[1:])
     try:
         return agent.run()
     except KeyboardInterrupt:

@@ -49,6 +49,7 @@ class Controller(ABC):
     metric: str | None = None
     direction: Literal["max", "min"] = "max"
     max_time: float | None = None  # seconds; then no new trials, and running ones are stopped
+    trial_timeout: float | None = None  # seconds one trial may run before it is stopped
 
     @abstractmethod
     def next_trial(self, trial_id: int) -> Union[TrialSpec, _Signal]:

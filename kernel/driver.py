@@ -20,7 +20,7 @@ from transports.codec import Codec, CodecError
 
 from .controller import DONE, WAIT, Controller, ExperimentError, TrialSpec
 from .journal import ExperimentFolder
-from .registry import AgentInfo, AgentRegistry
+from .registry import BEAT_SUFFIX, AgentInfo, AgentRegistry
 from .trials import Result, Trial
 
 log = logging.getLogger("lagom.kernel")
@@ -39,7 +39,7 @@ class Kernel:
     def __init__(self, *, experiment: str, context_name: str, function: bytes, controller: Controller,
                  listener: Any, codec: Codec, folder: ExperimentFolder, heartbeat: float = 1.0,
                  max_retries: int = 1, agent_env: dict[str, str] | None = None, inject: bytes | None = None,
-                 agent_timeout: float | None = 5.0,
+                 agent_timeout: float | None = 5.0, stop_grace: float | None = 10.0,
                  observers: Iterable[Observer] = ()):
         self.experiment = experiment
         self.context_name = context_name
@@ -50,6 +50,7 @@ class Kernel:
         self.heartbeat = heartbeat
         self.max_retries = max_retries
         self.agent_timeout = agent_timeout
+        self.stop_grace = stop_grace
         self.observers = list(observers)
         self.agents = AgentRegistry()
         self.trials: dict[int, Trial] = {}
@@ -209,8 +210,7 @@ class Kernel:
         for step, value in msg["points"]:
             trial.history.append((step, value))
             if self.controller.on_metric(trial, step, value) and not trial.info.get("stop_sent"):
-                trial.info["stop_sent"] = time.time()
-                self._send(agent, self.codec.encode("stop", trial=trial.id))
+                self._request_stop(agent, trial)
 
     def _on_log(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
         if msg["trial"] in self.trials:
@@ -300,6 +300,8 @@ class Kernel:
         trial.state, trial.agent = "running", agent.id
         trial.attempts += 1
         agent.state, agent.trial = "busy", trial.id
+        if self.controller.trial_timeout is not None:
+            self._loop.call_later(self.controller.trial_timeout, self._overtime, trial.id, trial.attempts, agent)
         frames = self._trial_frames(trial, trial.run)
         if not self._send(agent, frames):
             return  # _agent_gone re-queued it
@@ -410,8 +412,45 @@ class Kernel:
         for agent in self.agents.alive():
             trial = self.trials.get(agent.trial) if agent.trial is not None else None
             if trial is not None and trial.state == "running" and not trial.info.get("stop_sent"):
-                trial.info["stop_sent"] = time.time()
-                self._send(agent, self.codec.encode("stop", trial=trial.id))
+                self._request_stop(agent, trial)
+        self._check_done()
+
+    def _request_stop(self, agent: AgentInfo, trial: Trial) -> None:
+        """Push a stop; a trial still running ``stop_grace`` seconds later is ended by force."""
+        trial.info["stop_sent"] = time.time()
+        self._send(agent, self.codec.encode("stop", trial=trial.id))
+        if self.stop_grace is not None and "ranks" not in trial.info:
+            self._loop.call_later(self.stop_grace, self._enforce_stop, trial.id, trial.attempts, agent)
+
+    def _overtime(self, trial_id: int, attempt: int, agent: AgentInfo) -> None:
+        trial = self.trials.get(trial_id)
+        if trial is not None and trial.state == "running" and trial.attempts == attempt and trial.agent == agent.id:
+            trial.info["time_limit"] = self.controller.trial_timeout
+            self.folder.record("overtime", trial=trial_id, limit=self.controller.trial_timeout)
+            if not trial.info.get("stop_sent"):
+                self._request_stop(agent, trial)
+
+    def _enforce_stop(self, trial_id: int, attempt: int, agent: AgentInfo) -> None:
+        """The trial ignored its stop: end it here, and have its agent restart (the only way to
+        end a function that does not return); the agent comes back as a fresh one."""
+        trial = self.trials.get(trial_id)
+        if trial is None or trial.state != "running" or trial.attempts != attempt or trial.agent != agent.id:
+            return
+        limit = trial.info.get("time_limit")
+        trial.state = "failed" if limit else "stopped"
+        trial.error = (f"ran past its time limit of {limit}s" if limit else "ignored its stop") + \
+            f" and was ended {self.stop_grace}s later; its agent restarted"
+        if trial.history:
+            trial.metric = trial.history[-1][1] if not limit else None
+        trial.ended = time.time()
+        self.listener.send(agent.peer + BEAT_SUFFIX, self.codec.encode("kill", trial=trial_id))
+        agent.trial = None
+        agent.state = "gone"
+        self._waiting.pop(agent.peer, None)
+        self.folder.record("killed", trial=trial_id, agent=agent.id)
+        self._trial_ended(trial)
+        if self._waiting:
+            self._wake_waiting()
         self._check_done()
 
     def _check_done(self) -> None:

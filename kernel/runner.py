@@ -51,6 +51,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                       verbose: int = 1, launcher: Any = None, heartbeat: float = 1.0,
                       observers: list | tuple = (), token: str | None = None,
                       resume: bool | str | os.PathLike | None = None, agent_timeout: float | None = 5.0,
+                      stop_grace: float | None = 10.0,
                       _on_kernel: Callable[[Kernel, Any], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
     from plugins.launchers import Launcher
@@ -102,7 +103,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     kernel = Kernel(experiment=folder.path.name, context_name=context_name, function=function,
                     controller=controller, listener=listener, codec=kernel_codec(token_key(token)),
                     folder=folder, heartbeat=heartbeat, observers=observers, inject=inject,
-                    agent_timeout=agent_timeout)
+                    agent_timeout=agent_timeout, stop_grace=stop_grace)
     if events is not None:
         restored = kernel.restore(events)
         if verbose:
@@ -159,6 +160,8 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
     - ``launcher``: how local agents start (``"local"`` processes, ``"thread"``, or an instance).
     - ``agent_timeout``: seconds of silence after which an agent is declared lost and its trial
       runs again elsewhere (agents beat every ``heartbeat`` seconds, also while training).
+    - ``stop_grace``: seconds a trial has to end after it was told to stop; then it is ended by
+      restarting its agent process (a function that ignores stops cannot hold an agent forever).
     - ``resume``: an experiment folder (or True: the newest of this name) whose kernel died; the
       journal is replayed (trials that ended keep their results and are not run again, the
       optimizer and early stopper are brought back to their state) and the rest runs.

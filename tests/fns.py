@@ -123,3 +123,25 @@ def after_marker(hparams, reporter):
         time.sleep(0.01)
     time.sleep(hparams.get("sleep", 0.0))
     return {"score": hparams["x"]}
+
+
+def ignores_stop(hparams, reporter):
+    """Catches every EarlyStop and goes on broadcasting: only a kill ends it."""
+    from kernel import EarlyStop
+
+    step = 0
+    while True:
+        try:
+            reporter.broadcast(metric=float(step), step=step)
+        except EarlyStop:
+            pass
+        step += 1
+        time.sleep(0.01)
+
+
+def hangs_or_returns(hparams, reporter):
+    """n == 1 hangs (never broadcasts, never returns); the others return at once."""
+    if hparams["n"] == 1:
+        while True:
+            time.sleep(0.05)
+    return {"score": float(hparams["n"]), "pid": os.getpid()}

@@ -246,3 +246,36 @@ def test_a_frozen_agent_is_declared_lost_and_its_trial_runs_elsewhere(runs):
     gone = [e for e in journal if e["event"] == "agent-gone"]
     assert gone and gone[0]["id"] == frozen["agent"] and "silent" in gone[0]["reason"]
     assert frozen["detected_in"] < 10
+
+
+def test_a_trial_that_ignores_stop_is_ended_and_its_agent_comes_back(runs):
+    from plugins.earlystop import EarlyStopper
+
+    class StopAt3(EarlyStopper):
+        def should_stop(self, trial_id, history):
+            return len(history) >= 3
+
+    space = Searchspace(n=("DISCRETE", [1, 2]))
+    t0 = time.monotonic()
+    result = lagom(fns.ignores_stop, HyperparameterSearch(space, "gridsearch", metric="score", workers=1,
+                                                          es_policy=StopAt3(), es_min=0),
+                   path=runs, verbose=0, stop_grace=1.0)
+    assert [t.state for t in result.trials] == ["stopped", "stopped"]
+    assert all("ignored its stop" in t.error for t in result.trials)
+    first, second = result.trials
+    assert second.agent == first.agent + "~1"  # the same agent process, restarted
+    assert time.monotonic() - t0 < 30
+
+
+def test_a_hung_trial_past_its_time_limit_fails_and_the_search_goes_on(runs):
+    space = Searchspace(n=("DISCRETE", [0, 1, 2, 3]))
+    result = lagom(fns.hangs_or_returns, HyperparameterSearch(space, "gridsearch", metric="score", workers=1,
+                                                              trial_timeout=1.0),
+                   path=runs, verbose=0, stop_grace=0.5)
+    states = {t.params["n"]: t.state for t in result.trials}
+    assert states == {0: "finished", 1: "failed", 2: "finished", 3: "finished"}
+    assert "time limit of 1.0s" in result.trials[1].error
+    pids = {t.result["pid"] for t in result.trials if t.result}
+    assert len(pids) == 1  # one agent process served them all, restarted in place
+    journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+    assert any(e["event"] == "killed" and e["trial"] == 1 for e in journal)

@@ -64,6 +64,7 @@ KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
     "trial": {"trial": _INT, "params": _MAP, "budget": _OPT_NUM, "checkpoint": _OPT_STR,
               "parent_checkpoint": _OPT_STR, "run": _OPT_MAP, "extra": _OPT_MAP},
     "abort": {"trial": _INT, "reason": _STR},
+    "kill": {"trial": _INT},
     "stop": {"trial": _INT},
     "heartbeat": {},
     "shutdown": {"reason": _STR},
