@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--stop-trials", type=int, default=200, help="trials of the stop-latency run")
     ap.add_argument("--url", default="tcp://127.0.0.1:0", help="where the kernel listens")
+    ap.add_argument("--insecure", action="store_true", help="no CurveZMQ (measures what it costs)")
     args = ap.parse_args()
 
     space = Searchspace(x=("DOUBLE", [0.0, 1.0]))
@@ -71,7 +72,7 @@ def main() -> None:
         t0 = time.time()
         result = lagom(trivial, HyperparameterSearch(space, "randomsearch", num_trials=args.trials,
                                                      metric="value", workers=args.workers, seed=0),
-                       listen=args.url, path=root, verbose=0, observers=[grab])
+                       listen=args.url, path=root, verbose=0, observers=[grab], insecure=args.insecure)
         wall = time.time() - t0
     kernel = grab.kernel
     trials = result.trials
@@ -86,7 +87,7 @@ def main() -> None:
         stopped = lagom(continuous, HyperparameterSearch(space, "randomsearch", num_trials=args.stop_trials,
                                                          metric="value", workers=args.workers, seed=0,
                                                          es_policy=StopAt(), es_min=0),
-                        listen=args.url, path=root, verbose=0)
+                        listen=args.url, path=root, verbose=0, insecure=args.insecure)
     assert all(t.state == "stopped" for t in stopped.trials), "every trial must be stopped"
     stop_ms = [(t.ended - t.info["stop_sent"]) * 1000 for t in stopped.trials]
     emit({
@@ -94,6 +95,7 @@ def main() -> None:
         "trials": len(trials),
         "workers": args.workers,
         "transport": args.url.split(":")[0],
+        "curve": not args.insecure and args.url.startswith("tcp"),
         "trials_per_s": round(len(trials) / span, 1),
         "metrics_per_s": round(metrics / span, 1),
         "dispatch_latency_ms": {"p50": round(percentile(lat, 50), 3), "p99": round(percentile(lat, 99), 3)},

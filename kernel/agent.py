@@ -26,6 +26,7 @@ import cloudpickle
 
 from transports import connect
 from transports.codec import PROTOCOL, CodecError, agent_codec, token_key
+from transports.curve import derive
 
 from . import execute
 from .injection import InjectionError, requested
@@ -72,13 +73,16 @@ def _free_port() -> int:
 
 class Agent:
     def __init__(self, url: str, token: str, *, agent_id: str | None = None, wait: float = 60.0,
-                 patience: float = 30.0, echo: bool = True,
+                 patience: float = 30.0, echo: bool = True, insecure: bool = False,
                  on_log: Callable[[str], None] | None = None):
         if not token:
             raise ValueError(f"no token: pass --token or set {TOKEN_ENV}")
         self.url = url
         self.id = agent_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._key = token_key(token)
+        # tcp:// is CurveZMQ unless the kernel was started insecure: the handshake proves the
+        # kernel holds the key derived from this token before a byte of code is accepted.
+        self._curve = None if insecure else derive(token)[1]
         self.codec = agent_codec(self._key)
         self.wait = wait
         self.patience = patience
@@ -147,7 +151,7 @@ class Agent:
         function runs; a frozen or vanished process stops beating, and is declared lost."""
         from kernel.registry import BEAT_SUFFIX
 
-        conn = connect(self.url, identity=self.id.encode() + BEAT_SUFFIX)
+        conn = connect(self.url, identity=self.id.encode() + BEAT_SUFFIX, curve=self._curve)
         codec = agent_codec(self._key)  # a packer of its own: msgpack packers are not thread-safe
         frames = codec.encode("heartbeat")
         next_beat = time.monotonic() + self.heartbeat
@@ -181,7 +185,7 @@ class Agent:
 
     def run(self) -> int:
         """Serve the kernel until it says shutdown (0) or is gone (1: never answered, 2: went silent)."""
-        self._conn = connect(self.url, identity=self.id.encode())
+        self._conn = connect(self.url, identity=self.id.encode(), curve=self._curve)
         stop_beating = threading.Event()
         try:
             self._send("hello", agent=self.id, host=socket.gethostname(), pid=os.getpid(),
@@ -216,7 +220,7 @@ class Agent:
             if msg["type"] == "shutdown":
                 return False
         self._log(f"no answer from a kernel at {self.url} within {self.wait:.0f}s: check the URL, "
-                  f"and that the token is the one the kernel printed")
+                  f"that the token is the one the kernel printed, and --insecure if the kernel has it")
         return False
 
     def _on_welcome(self, msg: dict) -> None:
@@ -367,6 +371,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--id", default=None, help="this agent's name (default: host-pid-random)")
     p.add_argument("--wait", type=float, default=60.0,
                    help="seconds to wait for the kernel to answer before giving up (default 60)")
+    p.add_argument("--insecure", action="store_true",
+                   help="no CurveZMQ on tcp:// (only when the kernel was started with insecure=True)")
     p.add_argument("--patience", type=float, default=30.0,
                    help="seconds of silence from the kernel after which the agent leaves (default 30)")
     return p
@@ -389,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     _enable_jax_cache()
     restarts = int(os.environ.get(RESTARTS_ENV, "0"))
     agent_id = args.id and (f"{args.id}~{restarts}" if restarts else args.id)
-    agent = Agent(args.connect, token, agent_id=agent_id, wait=args.wait, patience=args.patience)
+    agent = Agent(args.connect, token, agent_id=agent_id, wait=args.wait, patience=args.patience,
+                  insecure=args.insecure)
     agent.can_restart = True
     agent.argv = list(argv if argv is not None else sys.argv[1:])
     try:

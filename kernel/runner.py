@@ -17,7 +17,10 @@ from typing import Any, Callable
 
 import cloudpickle
 
+import zmq
+
 import transports
+from transports import curve
 from transports.codec import kernel_codec, token_key
 
 from .controller import ExperimentError
@@ -51,7 +54,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                       verbose: int = 1, launcher: Any = None, heartbeat: float = 1.0,
                       observers: list | tuple = (), token: str | None = None,
                       resume: bool | str | os.PathLike | None = None, agent_timeout: float | None = 5.0,
-                      stop_grace: float | None = 10.0,
+                      stop_grace: float | None = 10.0, insecure: bool = False,
                       _on_kernel: Callable[[Kernel, Any], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
     from plugins.launchers import Launcher
@@ -98,7 +101,16 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     if token is not None and (not isinstance(token, str) or len(token) < 16):
         raise ValueError("token must be a string of at least 16 characters (or None: one is made)")
     token = token or secrets.token_urlsafe(32)
-    listener = transports.listen(url)
+    address = transports.parse(url)
+    kernel_keys = agent_keys = None
+    denied_before = curve.denied_count()
+    if address.scheme == "tcp" and not insecure:  # CurveZMQ: encrypted, both ends authenticated
+        kernel_keys, agent_keys = curve.derive(token)
+        curve.admit(zmq.Context.instance(), agent_keys.public)
+    elif address.scheme == "tcp" and not address.is_loopback:
+        print(f"lagom: WARNING: {url} is reachable from other hosts and insecure=True: traffic is "
+              f"signed but not encrypted, and anyone on the network can read it", file=sys.stderr, flush=True)
+    listener = transports.listen(url, curve=kernel_keys)
     observers = ([Progress()] if verbose else []) + list(observers)
     kernel = Kernel(experiment=folder.path.name, context_name=context_name, function=function,
                     controller=controller, listener=listener, codec=kernel_codec(token_key(token)),
@@ -113,13 +125,13 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     if listen is not None:
         remote = listener.address.for_remote_agents().url
         print(f"lagom: experiment {folder.path.name} listens on {listener.url}; start agents with\n"
-              f"  {_agent_command(remote, token)}", flush=True)
+              f"  {_agent_command(remote, token)}{' --insecure' if insecure else ''}", flush=True)
     if verbose:
         print(f"lagom: {context_name} → {folder.path}", flush=True)
     result: Result | None = None
     try:
         if launch is not None:
-            launch.start(url=listener.address.for_local_agents().url, token=token, count=workers,
+            launch.start(url=listener.address.for_local_agents().url, token=token, count=workers, insecure=insecure,
                          log_dir=folder.agents_dir, on_exit=kernel.agent_exited)
             kernel.expect_agents(None if listen is not None else workers)
         if _on_kernel is not None:
@@ -132,12 +144,17 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     finally:
         if result is None:
             result = kernel.result()
+        denied = curve.denied_count() - denied_before
+        if denied:  # handshakes with a wrong key pair: refused before any message existed
+            result.rejected["curve-handshake"] = denied
         result.save()
         for ob in observers:
             ob.experiment_ended(kernel, result)
         if launch is not None:
             await asyncio.to_thread(launch.stop)
         listener.close()
+        if agent_keys is not None:
+            curve.revoke(agent_keys.public)
         folder.record("closed", counts={k: v for k, v in kernel.counts.items() if k != "running"})
         folder.close()
     result = context.finish(result)
@@ -158,6 +175,8 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
       or ``$LAGOM_RUNS``); ``name``: the experiment's name.
     - ``verbose=0`` silences the progress line and the summary.
     - ``launcher``: how local agents start (``"local"`` processes, ``"thread"``, or an instance).
+    - ``insecure=True``: no CurveZMQ on tcp:// (messages stay signed, not encrypted); agents
+      then need ``--insecure`` too. A warning is printed when such an address is not loopback.
     - ``agent_timeout``: seconds of silence after which an agent is declared lost and its trial
       runs again elsewhere (agents beat every ``heartbeat`` seconds, also while training).
     - ``stop_grace``: seconds a trial has to end after it was told to stop; then it is ended by

@@ -77,7 +77,8 @@ def test_ten_thousand_malformed_messages_during_an_experiment(runs):
     flood = Flood(10_000, marker)
     space = Searchspace(x=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.05]), marker=("CATEGORICAL", [marker]))
     result = lagom(fns.after_marker, HyperparameterSearch(space, num_trials=30, metric="score", workers=2, seed=1),
-                   listen="tcp://127.0.0.1:0", path=runs, verbose=0, observers=[flood])
+                   listen="tcp://127.0.0.1:0", path=runs, verbose=0, observers=[flood],
+                   insecure=True)  # the raw peers speak plain ZeroMQ: this tests the codec layer
     flood.thread.join(30)
     for s in getattr(flood, "done_sockets", []):
         s.close()
@@ -87,3 +88,26 @@ def test_ten_thousand_malformed_messages_during_an_experiment(runs):
     assert {"frame-count", "signature", "fields", "field-type", "protocol", "type", "unknown-peer",
             "not-a-map"} <= set(result.rejected)
     assert "rejected messages: 10000" in str(result)
+
+
+def test_plain_zeromq_peers_get_nothing_through_curve(runs):
+    """By default tcp:// is CurveZMQ: a peer without the key pair never completes a handshake, so
+    not even a malformed message reaches the kernel, and it receives nothing."""
+    got = {}
+
+    class Probe(Observer):
+        def experiment_started(self, kernel):
+            ctx = zmq.Context.instance()
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(kernel.listener.url)
+            for _ in range(50):
+                s.send_multipart([b"\0" * 32, b"garbage"])
+            got["reply"] = s.poll(1000)
+            s.close()
+
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]))
+    result = lagom(fns.quadratic, HyperparameterSearch(space, num_trials=4, metric="score", workers=1),
+                   listen="tcp://127.0.0.1:0", path=runs, verbose=0, observers=[Probe()])
+    assert result.count("finished") == 4 and got["reply"] == 0
+    assert sum(v for k, v in result.rejected.items() if k != "curve-handshake") == 0

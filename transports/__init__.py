@@ -20,14 +20,15 @@ _CONNECTORS: dict[str, Callable[..., ZmqConnection]] = {
 }
 
 
-def listen(url: str, *, max_size: int = DEFAULT_MAX_SIZE) -> ZmqListener:
-    """Bind the kernel's end at ``url`` (``tcp://host:0`` picks a free port)."""
-    return _LISTENERS[parse(url).scheme](url, max_size=max_size)
+def listen(url: str, *, max_size: int = DEFAULT_MAX_SIZE, curve=None) -> ZmqListener:
+    """Bind the kernel's end at ``url`` (``tcp://host:0`` picks a free port); ``curve``: the
+    kernel's CurveZMQ credentials (transports/curve.py), or None."""
+    return _LISTENERS[parse(url).scheme](url, max_size=max_size, curve=curve)
 
 
-def connect(url: str, *, identity: bytes, max_size: int = DEFAULT_MAX_SIZE) -> ZmqConnection:
-    """Connect an agent's end to the kernel at ``url``."""
-    return _CONNECTORS[parse(url).scheme](url, identity=identity, max_size=max_size)
+def connect(url: str, *, identity: bytes, max_size: int = DEFAULT_MAX_SIZE, curve=None) -> ZmqConnection:
+    """Connect an agent's end to the kernel at ``url`` (``curve``: the agent's credentials)."""
+    return _CONNECTORS[parse(url).scheme](url, identity=identity, max_size=max_size, curve=curve)
 
 
 __all__ = ["Address", "AddressError", "parse", "listen", "connect", "private_ipc_url"]

@@ -40,12 +40,17 @@ def _common_options(sock: zmq.Socket, max_size: int, linger_ms: int) -> None:
 class ZmqListener:
     """The kernel's end: bind, receive batches of ``(peer, frames)``, send to a peer."""
 
-    def __init__(self, url: str, *, max_size: int):
+    def __init__(self, url: str, *, max_size: int, curve=None):
         address = parse(url)
         self._ipc_dir: Path | None = None
         self._ctx = zmq.asyncio.Context.instance()
         self._sock = self._ctx.socket(zmq.ROUTER)
         _common_options(self._sock, max_size, linger_ms=500)
+        self.curve = curve
+        if curve is not None:  # encrypted and authenticated: see transports/curve.py
+            self._sock.curve_server = True
+            self._sock.curve_secretkey = curve.secret
+            self._sock.curve_publickey = curve.public
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a gone peer raises, not vanishes
         if address.scheme == "tcp":
             host = address.host or "0.0.0.0"
@@ -130,7 +135,7 @@ class ZmqListener:
 class ZmqConnection:
     """An agent's end: a blocking DEALER with a fixed routing id."""
 
-    def __init__(self, url: str, *, identity: bytes, max_size: int):
+    def __init__(self, url: str, *, identity: bytes, max_size: int, curve=None):
         address = parse(url)
         if address.scheme == "inproc":
             shared = _INPROC.get(address.url)
@@ -142,6 +147,10 @@ class ZmqConnection:
         self._sock = self._ctx.socket(zmq.DEALER)
         _common_options(self._sock, max_size, linger_ms=1000)
         self._sock.setsockopt(zmq.IDENTITY, identity)
+        if curve is not None and address.scheme == "tcp":  # the handshake fails with a wrong kernel
+            self._sock.curve_serverkey = curve.server_public
+            self._sock.curve_publickey = curve.public
+            self._sock.curve_secretkey = curve.secret
         self._sock.connect(address.url)
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)

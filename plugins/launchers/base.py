@@ -14,8 +14,10 @@ OnExit = Callable[[str, str], None]  # (agent id, what happened)
 
 class Launcher(ABC):
     @abstractmethod
-    def start(self, *, url: str, token: str, count: int, log_dir: Path, on_exit: OnExit) -> list[str]:
-        """Start ``count`` agents; return their ids. Call ``on_exit(id, detail)`` when one ends."""
+    def start(self, *, url: str, token: str, count: int, log_dir: Path, on_exit: OnExit,
+              insecure: bool = False) -> list[str]:
+        """Start ``count`` agents; return their ids. Call ``on_exit(id, detail)`` when one ends.
+        ``insecure``: the kernel uses no CurveZMQ on tcp://, so the agents must not either."""
 
     @abstractmethod
     def stop(self, timeout: float = 5.0) -> None:

@@ -24,7 +24,8 @@ class LocalLauncher(Launcher):
         self._procs: dict[str, subprocess.Popen] = {}
         self._stopping = threading.Event()
 
-    def start(self, *, url: str, token: str, count: int, log_dir: Path, on_exit: OnExit) -> list[str]:
+    def start(self, *, url: str, token: str, count: int, log_dir: Path, on_exit: OnExit,
+              insecure: bool = False) -> list[str]:
         env = dict(os.environ)
         env.update(self.env)
         env["LAGOM_TOKEN"] = token
@@ -36,7 +37,8 @@ class LocalLauncher(Launcher):
             agent_id = f"local-{i}-{uuid.uuid4().hex[:6]}"
             log = open(Path(log_dir) / f"{agent_id}.log", "ab")
             proc = subprocess.Popen(
-                [self.python, "-m", "kernel.agent", "--connect", url, "--id", agent_id],
+                [self.python, "-m", "kernel.agent", "--connect", url, "--id", agent_id,
+                 *(["--insecure"] if insecure else [])],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=os.getcwd(),
             )

@@ -19,13 +19,14 @@ class ThreadLauncher(Launcher):
         self._threads: dict[str, threading.Thread] = {}
         self._stopping = threading.Event()
 
-    def start(self, *, url: str, token: str, count: int, log_dir: Path, on_exit: OnExit) -> list[str]:
+    def start(self, *, url: str, token: str, count: int, log_dir: Path, on_exit: OnExit,
+              insecure: bool = False) -> list[str]:
         from kernel.agent import Agent  # the agent is the kernel's; launchers only start it
 
         ids = []
         for i in range(count):
             agent_id = f"thread-{i}-{uuid.uuid4().hex[:6]}"
-            agent = Agent(url, token, agent_id=agent_id, wait=30.0, echo=self.echo)
+            agent = Agent(url, token, agent_id=agent_id, wait=30.0, echo=self.echo, insecure=insecure)
 
             def run(agent=agent, agent_id=agent_id) -> None:
                 try:
