@@ -317,3 +317,11 @@ def test_agents_refuse_a_kernel_that_lacks_the_key(tmp_path):
     finally:
         agent.kill()
         router.close()
+
+
+def test_an_agent_without_a_token_says_how_to_get_one():
+    env = {k: v for k, v in os.environ.items() if k != "LAGOM_TOKEN"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    out = subprocess.run([sys.executable, "-m", "kernel.agent", "--connect", "tcp://127.0.0.1:9"],
+                         capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 2 and "no token" in out.stderr and "LAGOM_TOKEN" in out.stderr
