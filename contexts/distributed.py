@@ -59,7 +59,7 @@ class Distributed(Context):
                  hparams: dict[str, Any] | None = None, cpu_devices: int | None = None,
                  env: dict[str, str] | None = None, timeout: int = 60, metric: str | None = None,
                  direction: str = "max", launcher: Any = "local", start_agents: bool = True,
-                 name: str | None = None):
+                 study: Any = None, name: str | None = None):
         owner = "Distributed"
         multihost = self._is_multihost(strategy)
         if agents is None:
@@ -72,6 +72,10 @@ class Distributed(Context):
                               f"agent's devices; use strategy='multihost' to train across {agents} agents")
         if hparams is not None and not isinstance(hparams, dict):
             raise ConfigError(f"{owner}(hparams={hparams!r}): hparams must be a dict")
+        self.study = study
+        if study is not None:  # the run gets the full data set and model, nothing left out
+            study.validate()
+            self.provides = self.provides | {"dataset", "model"}
         self.strategy = strategy
         self.agents = agents
         self.workers = agents if start_agents else 0  # 0: agents started by hand join (listen=...)
@@ -110,6 +114,9 @@ class Distributed(Context):
             run["strategy"] = type(self.strategy).__name__
             run["strategy_pickle"] = cloudpickle.dumps(self.strategy)
         return _OneRun(TrialSpec(dict(self.hparams), gang=self.agents, run=run), self.metric, self.direction)
+
+    def injector(self):
+        return self.study.injector() if self.study is not None else None
 
     def finish(self, result):
         trial = result.trials[0] if result.trials else None

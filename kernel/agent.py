@@ -92,6 +92,7 @@ class Agent:
         self._log = on_log or (lambda line: print(f"[agent {self.id}] {line}", file=sys.__stderr__, flush=True))
         self._fn: Callable | None = None
         self._injector = None
+        self._inject_bytes: bytes | None = None
         self._names: list[str] = []
         self._current: int | None = None
         self._stop_current = False
@@ -229,6 +230,7 @@ class Agent:
             os.environ.setdefault(str(key), str(value))
         try:
             self._function_bytes = msg["function"]
+            self._inject_bytes = msg["inject"]
             self._injector = cloudpickle.loads(msg["inject"]) if msg["inject"] is not None else None
             provided = PROVIDED + tuple(getattr(self._injector, "provides", ()))
             fn = cloudpickle.loads(msg["function"])
@@ -301,7 +303,8 @@ class Agent:
         rank = int(run.get("process_id", 0))
         payload = {"trial": tid, "run": run, "function": self._function_bytes, "names": self._names,
                    "hparams": execute.hparams_of(msg), "checkpoint": msg["checkpoint"],
-                   "parent_checkpoint": msg["parent_checkpoint"], "echo": self.echo}
+                   "parent_checkpoint": msg["parent_checkpoint"], "echo": self.echo,
+                   "inject": self._inject_bytes, "extra": msg["extra"]}
         ctx = multiprocessing.get_context("spawn")
         mine, theirs = ctx.Pipe()
         from .child import main as child_main

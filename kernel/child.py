@@ -62,6 +62,8 @@ def main(conn, payload: dict[str, Any]) -> None:
         strategy.setup()  # multihost: joins the process group before anything else touches JAX
         fn = cloudpickle.loads(payload["function"])
         available = {"hparams": payload["hparams"], "reporter": reporter, "strategy": strategy}
+        if payload.get("inject"):  # the context's dataset and model generators
+            available.update(cloudpickle.loads(payload["inject"]).provide(payload.get("extra")))
         fields = execute.call(fn, {n: available[n] for n in payload["names"]}, reporter, send_log,
                               echo=payload.get("echo", False))
     except Exception as exc:  # the strategy could not start: a failed run, with why

@@ -30,3 +30,17 @@ def test_digits_hpo_example_runs_a_real_search(tmp_path):
     for t in promoted:  # and continued from its parent's checkpoint instead of starting over
         log = (folder / "trials" / f"trial-{t['id']:05d}.log").read_text()
         assert "continuing from epoch 1" in log and [h[0] for h in t["history"]] == [1, 2]
+
+
+@pytest.mark.slow
+def test_four_contexts_run_one_function_unchanged(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "four_contexts.py"), "--path", str(tmp_path)],
+                         capture_output=True, text=True, timeout=400, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "the same function: single" in out.stdout
+    kinds = sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.is_dir())
+    assert kinds == ["ablation", "distributed", "hpo", "single"]
+    for folder in tmp_path.iterdir():
+        result = json.loads((folder / "result.json").read_text())
+        assert result["counts"]["failed"] == 0 and result["counts"]["finished"] >= 1
