@@ -54,7 +54,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                       verbose: int = 1, launcher: Any = None, heartbeat: float = 1.0,
                       observers: list | tuple = (), token: str | None = None,
                       resume: bool | str | os.PathLike | None = None, agent_timeout: float | None = 5.0,
-                      stop_grace: float | None = 10.0, insecure: bool = False,
+                      stop_grace: float | None = 10.0, insecure: bool = False, report: bool = True,
                       _on_kernel: Callable[[Kernel, Any], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
     from plugins.launchers import Launcher
@@ -116,6 +116,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                     controller=controller, listener=listener, codec=kernel_codec(token_key(token)),
                     folder=folder, heartbeat=heartbeat, observers=observers, inject=inject,
                     agent_timeout=agent_timeout, stop_grace=stop_grace)
+    _save_for_resume(folder.path, function, context)
     if events is not None:
         restored = kernel.restore(events)
         if verbose:
@@ -153,6 +154,8 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
         if launch is not None:
             await asyncio.to_thread(launch.stop)
         listener.close()
+        if report and os.environ.get("LAGOM_REPORT", "1") != "0":
+            _write_report(folder.path)
         if agent_keys is not None:
             curve.revoke(agent_keys.public)
         folder.record("closed", counts={k: v for k, v in kernel.counts.items() if k != "running"})
@@ -161,6 +164,24 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     if verbose:
         print(result, flush=True)
     return result
+
+
+def _save_for_resume(folder: Path, function: bytes, context: Any) -> None:
+    """The function and the context, so ``python -m kernel resume <folder>`` can continue."""
+    try:
+        (folder / "function.pkl").write_bytes(function)
+        (folder / "context.pkl").write_bytes(cloudpickle.dumps(context))
+    except Exception:  # a context that cannot be pickled can still be resumed from Python
+        pass
+
+
+def _write_report(folder: Path) -> None:
+    try:
+        from .report import write_report
+
+        write_report(folder)
+    except ImportError:
+        pass  # no matplotlib: the report is optional (pip install "lagom-kernel[report]")
 
 
 def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
@@ -177,6 +198,7 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
     - ``launcher``: how local agents start (``"local"`` processes, ``"thread"``, or an instance).
     - ``insecure=True``: no CurveZMQ on tcp:// (messages stay signed, not encrypted); agents
       then need ``--insecure`` too. A warning is printed when such an address is not loopback.
+    - ``report=False``: no report.html at the end (``python -m kernel report`` makes one later).
     - ``agent_timeout``: seconds of silence after which an agent is declared lost and its trial
       runs again elsewhere (agents beat every ``heartbeat`` seconds, also while training).
     - ``stop_grace``: seconds a trial has to end after it was told to stop; then it is ended by

@@ -1,0 +1,95 @@
+"""``python -m kernel``: agent, status, report and resume, for experiments on disk.
+
+Every subcommand reads the experiment folder (the journal is written as things happen), so
+``status`` works on a running experiment and ``resume`` on one whose kernel died. Mistakes give
+one line, not a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _folder(path: str) -> Path:
+    folder = Path(path)
+    if not (folder / "journal.jsonl").exists():
+        raise SystemExit(f"lagom: error: {path} is not an experiment folder (it has no journal.jsonl)")
+    return folder
+
+
+def status(args) -> int:
+    from .report import trials_from_journal
+
+    folder = _folder(args.folder)
+    head, trials = trials_from_journal(folder)
+    counts: dict[str, int] = {}
+    for t in trials.values():
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    state = "ended" if head.get("closed") else "running (or its kernel died: resume it)"
+    print(f"{folder.name}: {head.get('context', '?')}, {state}; "
+          + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    print(f"{'id':>5}  {'state':9s} {'metric':>10s} {'budget':>7s} {'seconds':>8s}  params")
+    for t in sorted(trials.values(), key=lambda t: t["id"]):
+        metric = "" if t.get("metric") is None else f"{t['metric']:.6g}"
+        duration = "" if t.get("duration") is None else f"{t['duration']:.1f}"
+        budget = "" if t.get("budget") is None else str(t["budget"])
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
+        print(f"{t['id']:>5}  {t['state']:9s} {metric:>10s} {budget:>7s} {duration:>8s}  {params}")
+    return 0
+
+
+def report(args) -> int:
+    from .report import write_report
+
+    out = write_report(_folder(args.folder))
+    print(out)
+    return 0
+
+
+def resume(args) -> int:
+    import cloudpickle
+
+    from .runner import lagom
+
+    folder = _folder(args.folder)
+    try:
+        fn = cloudpickle.loads((folder / "function.pkl").read_bytes())
+        context = cloudpickle.loads((folder / "context.pkl").read_bytes())
+    except FileNotFoundError:
+        raise SystemExit(f"lagom: error: {folder} holds no saved function and context; resume it from "
+                         f"Python with lagom(train, context, resume={str(folder)!r})") from None
+    except Exception as exc:
+        raise SystemExit(f"lagom: error: cannot load the saved function or context ({type(exc).__name__}: "
+                         f"{exc}); resume it from Python with lagom(train, context, resume=...)") from None
+    result = lagom(fn, context, resume=folder, path=folder.parent, verbose=args.verbose)
+    return 0 if result is not None else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kernel", description="lagom-kernel's command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("agent", help="run a worker agent (as python -m kernel.agent)", add_help=False)
+    p = sub.add_parser("status", help="a table of an experiment's trials (also while it runs)")
+    p.add_argument("folder")
+    p.set_defaults(run=status)
+    p = sub.add_parser("report", help="write report.html with plots into an experiment folder")
+    p.add_argument("folder")
+    p.set_defaults(run=report)
+    p = sub.add_parser("resume", help="continue an experiment whose kernel died")
+    p.add_argument("folder")
+    p.add_argument("--verbose", type=int, default=1)
+    p.set_defaults(run=resume)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["agent"]:
+        from .agent import main as agent_main
+
+        return agent_main(argv[1:])
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a one-line error, not a traceback
+        print(f"lagom: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,135 @@
+"""The experiment's report: report.html with PNG plots, made from the journal alone, so it works
+for a finished experiment, one still running, and one whose kernel died.
+
+Plots: every trial's learning curve (stopped ones end early, failed ones in grey), the best
+metric so far over time, each parameter against the metric, budgets against the metric (ASHA's
+rungs), and the ablation ranking when there is one.
+"""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from .journal import read_journal
+
+COLORS = {"finished": "#2e86c1", "stopped": "#e67e22", "failed": "#95a5a6", "lost": "#c0392b",
+          "running": "#27ae60"}
+
+
+def trials_from_journal(folder: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """(the experiment's first record, trials by id) as the journal tells them."""
+    events, _ = read_journal(folder)
+    head = next((e for e in events if e["event"] == "experiment"), {})
+    trials: dict[int, dict[str, Any]] = {}
+    for e in events:
+        if e["event"] == "start":
+            t = trials.setdefault(e["trial"], {"id": e["trial"], "params": e["params"], "history": []})
+            t.update(state="running", budget=e.get("budget"), started=e["time"], info=e.get("info") or {})
+        elif e["event"] == "end":
+            trials[e["trial"]["id"]] = dict(e["trial"], ended_at=e["time"])
+        elif e["event"] == "closed":
+            head = dict(head, closed=True)
+    return head, trials
+
+
+def write_report(folder: str | Path) -> Path:
+    """Write report.html (and its PNGs) into ``folder``; returns the HTML's path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    head, trials = trials_from_journal(folder)
+    controller = head.get("controller", {})
+    direction, metric = controller.get("direction", "max"), controller.get("metric") or "metric"
+    ended = sorted((t for t in trials.values() if t.get("metric") is not None), key=lambda t: t.get("ended") or 0)
+    images = []
+
+    def save(fig, name, caption):
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=100)
+        plt.close(fig)
+        images.append((name, caption))
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for t in trials.values():
+        hist = t.get("history") or []
+        if hist:
+            steps, values = zip(*hist)
+            ax.plot(steps, values, color=COLORS.get(t.get("state"), "#333"), alpha=0.6, linewidth=1,
+                    marker="o", markersize=2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("broadcast metric")
+    ax.set_title("Learning curves (blue finished, orange stopped early, grey failed)")
+    save(fig, "report_curves.png", "Every trial's broadcasts")
+
+    if ended:
+        t0 = min(t["started"] for t in ended if t.get("started")) if any(t.get("started") for t in ended) else 0
+        best, xs, ys = None, [], []
+        for t in ended:
+            m = t["metric"]
+            best = m if best is None or (m > best if direction == "max" else m < best) else best
+            xs.append((t.get("ended") or t0) - t0)
+            ys.append(best)
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        ax.step(xs, ys, where="post")
+        ax.scatter(xs, [t["metric"] for t in ended], s=8, alpha=0.4)
+        ax.set_xlabel("seconds")
+        ax.set_ylabel(f"{metric} ({direction})")
+        ax.set_title("Best so far")
+        save(fig, "report_best.png", "The best metric over time (dots: each trial)")
+
+        names = [k for k in ended[0]["params"] if k != "budget"]
+        if names:
+            fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
+            for ax, name in zip(axes[0], names):
+                values = [t["params"].get(name) for t in ended]
+                if all(isinstance(v, (int, float)) for v in values):
+                    ax.scatter(values, [t["metric"] for t in ended], s=10)
+                    if min(values) > 0 and max(values) / max(min(values), 1e-12) > 100:
+                        ax.set_xscale("log")
+                else:
+                    cats = sorted({str(v) for v in values})
+                    ax.scatter([cats.index(str(v)) for v in values], [t["metric"] for t in ended], s=10)
+                    ax.set_xticks(range(len(cats)), cats, rotation=30)
+                ax.set_xlabel(name)
+            axes[0][0].set_ylabel(metric)
+            save(fig, "report_params.png", "Each parameter against the metric")
+
+        budgets = [t.get("budget") for t in ended]
+        if any(b is not None for b in budgets) and len({b for b in budgets}) > 1:
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            ax.scatter([b for b in budgets], [t["metric"] for t in ended], s=12)
+            ax.set_xscale("log")
+            ax.set_xlabel("budget (rung)")
+            ax.set_ylabel(metric)
+            ax.set_title("Results by budget (ASHA's rungs)")
+            save(fig, "report_rungs.png", "Results at each budget")
+
+    if (folder / "ablation.png").exists():
+        images.append(("ablation.png", "Ablation: effect of leaving each component out"))
+
+    counts: dict[str, int] = {}
+    for t in trials.values():
+        counts[t.get("state", "?")] = counts.get(t.get("state", "?"), 0) + 1
+    def row(t: dict) -> str:
+        value = "" if t.get("metric") is None else format(t["metric"], ".6g")
+        return (f"<tr><td>{t['id']}</td><td>{html.escape(str(t.get('state')))}</td><td>{value}</td>"
+                f"<td>{html.escape(json.dumps(t.get('params')))}</td></tr>")
+
+    rows = "".join(row(t) for t in sorted(trials.values(), key=lambda t: t["id"]))
+    body = "".join(f'<figure><img src="{n}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}</figcaption></figure>'
+                   for n, c in images)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(folder.name)}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}td,th{padding:2px 8px}"
+            "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style></head><body>"
+            f"<h1>{html.escape(folder.name)}</h1><p>{html.escape(head.get('context', ''))}: "
+            f"{html.escape(', '.join(f'{v} {k}' for k, v in sorted(counts.items())))}</p>{body}"
+            f"<h2>Trials</h2><table><tr><th>id</th><th>state</th><th>{html.escape(metric)}</th><th>params</th></tr>"
+            f"{rows}</table></body></html>")
+    out = folder / "report.html"
+    out.write_text(page, encoding="utf-8")
+    return out

@@ -1,0 +1,70 @@
+"""python -m kernel: status, report, resume, agent; one-line errors."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fns
+from contexts import HyperparameterSearch, Searchspace
+from kernel import lagom
+from kernel.report import write_report
+
+
+def cli(*args, **kw):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-m", "kernel", *args], capture_output=True, text=True,
+                          env=env, timeout=kw.get("timeout", 60))
+
+
+@pytest.fixture
+def finished(runs):
+    space = Searchspace(n=("DISCRETE", [1, 2, 3, 4]))
+    return lagom(fns.fails_on_odd, HyperparameterSearch(space, "gridsearch", metric="score", workers=1,
+                                                        launcher="thread"), path=runs, verbose=0)
+
+
+def test_status_lists_every_trial(finished):
+    out = cli("status", str(finished.path))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "ended; 2 failed, 2 finished" in lines[0]
+    assert [line.split()[1] for line in lines[2:]] == ["failed", "finished", "failed", "finished"]
+    assert "n=4" in lines[-1] and "4" in lines[-1].split()[2]
+
+
+def test_report_writes_html_with_its_images(finished):
+    html = write_report(finished.path)
+    text = html.read_text()
+    images = [part.split('"')[0] for part in text.split('<img src="')[1:]]
+    assert images and all((finished.path / name).read_bytes()[:4] == b"\x89PNG" for name in images)
+    assert "<table>" in text and text.count("<tr>") == 5
+    out = cli("report", str(finished.path))
+    assert out.returncode == 0 and out.stdout.strip().endswith("report.html")
+
+
+def test_wrong_paths_and_arguments_give_one_line(tmp_path):
+    for args in (("status", str(tmp_path / "nope")), ("report", str(tmp_path)), ("resume", str(tmp_path))):
+        out = cli(*args)
+        assert out.returncode != 0 and "Traceback" not in out.stderr
+        assert out.stderr.strip().count("\n") == 0 and "not an experiment folder" in out.stderr
+    out = cli("frobnicate")
+    assert out.returncode == 2 and "invalid choice" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args", [("--help",), ("status", "--help"), ("report", "--help"), ("resume", "--help"),
+                                  ("agent", "--help")])
+def test_help_everywhere(args):
+    out = cli(*args)
+    assert out.returncode == 0 and "usage:" in out.stdout
+
+
+@pytest.mark.slow
+def test_resume_from_the_command_line(runs):
+    from test_resume import kill_after
+
+    folder = kill_after("random", runs, ended=3)
+    out = cli("resume", str(folder), "--verbose", "0", timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    status = cli("status", str(folder))
+    assert "ended; 12 finished" in status.stdout.splitlines()[0]
