@@ -57,7 +57,6 @@ def detection(sig: int, timeout: float, root: str) -> float:
 
 
 def resume(root: str) -> dict:
-    from contexts import HyperparameterSearch, Searchspace
     from kernel import lagom
     from kernel.journal import read_journal
 

@@ -42,7 +42,6 @@ def model(sizes, seed=0):
 
 def make_train_step(strategy, tx):
     import jax
-    import jax.numpy as jnp
     import optax
 
     def loss_fn(params, x, y):

@@ -5,7 +5,7 @@ import secrets
 from abc import ABC, abstractmethod
 from typing import Any
 
-from kernel.controller import Controller
+from kernel.controller import DONE, Controller, TrialSpec
 
 
 class ConfigError(ValueError):
@@ -25,6 +25,30 @@ def check_direction(direction: Any, owner: str) -> str:
     return direction
 
 
+class OneTrial(Controller):
+    """The controller of contexts that run the function once (Single, Distributed)."""
+
+    def __init__(self, spec: TrialSpec, metric: str | None, direction: str, description: dict[str, Any]):
+        self.spec, self.metric, self.direction = spec, metric, direction
+        self._description = dict(description, total_trials=1)
+        self._issued = False
+
+    def next_trial(self, trial_id: int):
+        if self._issued:
+            return DONE
+        self._issued = True
+        return self.spec
+
+    def score(self, result: Any) -> float | None:
+        if isinstance(result, dict):
+            value = result.get(self.metric) if self.metric else None
+            return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return super().score(result)
+
+    def describe(self) -> dict[str, Any]:
+        return self._description
+
+
 class Context(ABC):
     """A way to run the training function. Subclasses validate in ``__init__``."""
 
@@ -32,6 +56,14 @@ class Context(ABC):
     launcher: Any = "local"
     workers: int = 1
     name: str = "experiment"
+    study: Any = None
+
+    def _use_study(self, study: Any) -> None:
+        """Give the function the study's ``dataset`` and ``model``, with nothing left out."""
+        self.study = study
+        if study is not None:
+            study.validate()
+            self.provides = self.provides | {"dataset", "model"}
 
     @abstractmethod
     def controller(self) -> Controller:
@@ -40,7 +72,7 @@ class Context(ABC):
     def injector(self) -> Any:
         """An object shipped once to every agent whose ``provide(extra)`` returns more arguments
         for a trial (``dataset``, ``model``), or None. See kernel/injection.py."""
-        return None
+        return self.study.injector() if self.study is not None else None
 
     def default_url(self) -> str:
         """Where the kernel listens when the user names no address."""

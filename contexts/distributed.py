@@ -13,33 +13,12 @@ from typing import Any
 
 import cloudpickle
 
-from kernel.controller import DONE, Controller, TrialSpec
+from kernel.controller import Controller, TrialSpec
 from plugins.registry import PluginError, load, names
 from plugins.strategies import MultiHost, Strategy
 
-from .base import ConfigError, Context, check_int
+from .base import ConfigError, Context, OneTrial, check_int
 from .single import TrialFailed
-
-
-class _OneRun(Controller):
-    def __init__(self, spec: TrialSpec, metric: str | None, direction: str):
-        self.spec, self.metric, self.direction = spec, metric, direction
-        self._issued = False
-
-    def next_trial(self, trial_id: int):
-        if self._issued:
-            return DONE
-        self._issued = True
-        return self.spec
-
-    def score(self, result: Any) -> float | None:
-        if isinstance(result, dict):
-            value = result.get(self.metric) if self.metric else None
-            return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-        return super().score(result)
-
-    def describe(self) -> dict[str, Any]:
-        return {"gang": self.spec.gang, "strategy": (self.spec.run or {}).get("strategy"), "total_trials": 1}
 
 
 class Distributed(Context):
@@ -72,10 +51,7 @@ class Distributed(Context):
                               f"agent's devices; use strategy='multihost' to train across {agents} agents")
         if hparams is not None and not isinstance(hparams, dict):
             raise ConfigError(f"{owner}(hparams={hparams!r}): hparams must be a dict")
-        self.study = study
-        if study is not None:  # the run gets the full data set and model, nothing left out
-            study.validate()
-            self.provides = self.provides | {"dataset", "model"}
+        self._use_study(study)
         self.strategy = strategy
         self.agents = agents
         self.workers = agents if start_agents else 0  # 0: agents started by hand join (listen=...)
@@ -113,10 +89,8 @@ class Distributed(Context):
         else:
             run["strategy"] = type(self.strategy).__name__
             run["strategy_pickle"] = cloudpickle.dumps(self.strategy)
-        return _OneRun(TrialSpec(dict(self.hparams), gang=self.agents, run=run), self.metric, self.direction)
-
-    def injector(self):
-        return self.study.injector() if self.study is not None else None
+        return OneTrial(TrialSpec(dict(self.hparams), gang=self.agents, run=run), self.metric, self.direction,
+                        {"gang": self.agents, "strategy": run["strategy"]})
 
     def finish(self, result):
         trial = result.trials[0] if result.trials else None

@@ -132,10 +132,7 @@ class HyperparameterSearch(Context):
         if not isinstance(metric, str) or not metric:
             raise ConfigError(f"{owner}(metric={metric!r}): metric is the name of a returned value, "
                               f"e.g. metric='accuracy'")
-        self.study = study
-        if study is not None:  # every trial gets the full data set and model, nothing left out
-            study.validate()
-            self.provides = self.provides | {"dataset", "model"}
+        self._use_study(study)
         self.searchspace = searchspace
         self.optimizer = optimizer
         self.num_trials = num_trials
@@ -172,8 +169,6 @@ class HyperparameterSearch(Context):
     def controller(self) -> Controller:
         return self._build()
 
-    def injector(self):
-        return self.study.injector() if self.study is not None else None
 
     def __repr__(self) -> str:
         opt = self.optimizer if isinstance(self.optimizer, str) else type(self.optimizer).__name__

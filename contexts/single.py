@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernel.controller import DONE, Controller, TrialSpec
+from kernel.controller import Controller, TrialSpec
 
-from .base import ConfigError, Context, inproc_url
+from .base import ConfigError, Context, OneTrial, inproc_url
 
 
 class TrialFailed(RuntimeError):
@@ -19,29 +19,6 @@ class TrialFailed(RuntimeError):
     def __init__(self, message: str, result: Any):
         super().__init__(message)
         self.result = result
-
-
-class _OneTrial(Controller):
-    def __init__(self, hparams: dict[str, Any], metric: str | None, direction: str):
-        self.hparams = hparams
-        self.metric = metric
-        self.direction = direction
-        self._issued = False
-
-    def next_trial(self, trial_id: int):
-        if self._issued:
-            return DONE
-        self._issued = True
-        return TrialSpec(dict(self.hparams))
-
-    def score(self, result: Any) -> float | None:
-        if isinstance(result, dict):
-            value = result.get(self.metric) if self.metric else None
-            return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-        return super().score(result)
-
-    def describe(self) -> dict[str, Any]:
-        return {"hparams": self.hparams, "num_trials": 1, "total_trials": 1}
 
 
 class Single(Context):
@@ -61,16 +38,10 @@ class Single(Context):
         self.workers = 1
         self.launcher = "thread" if in_process else "local"
         self._in_process = in_process
-        self.study = study
-        if study is not None:  # the function gets the full data set and model, nothing left out
-            study.validate()
-            self.provides = self.provides | {"dataset", "model"}
+        self._use_study(study)
 
     def controller(self) -> Controller:
-        return _OneTrial(self.hparams, self.metric, self.direction)
-
-    def injector(self):
-        return self.study.injector() if self.study is not None else None
+        return OneTrial(TrialSpec(dict(self.hparams)), self.metric, self.direction, {"hparams": self.hparams})
 
     def default_url(self) -> str:
         return inproc_url() if self._in_process else super().default_url()

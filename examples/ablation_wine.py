@@ -69,8 +69,6 @@ def train(dataset, model, hparams, reporter):
 
 
 def make_study():
-    from flax import nnx  # noqa: F401  (the custom generator builds a flax model on the agent)
-
     from contexts import AblationStudy
 
     table = wine_table()
@@ -80,8 +78,9 @@ def make_study():
     study.model.layers.include("hidden_2")
     study.model.layers.include_groups(prefix="hidden")
 
-    def linear(rngs):
+    def linear(rngs):  # a custom model generator: called on the agent, imports there
         from flax import nnx
+
         return nnx.Linear(len(table) - 1, 3, rngs=rngs)
 
     study.model.add_custom_model_generator(linear, "linear")

@@ -150,7 +150,7 @@ def main(argv=None):
     best = result.best
     print(f"\nbest configuration: {best.params} (trained {best.budget} epochs)")
     print(f"validation accuracy: {best.metric:.4f}")
-    print(f"budgets run: " + ", ".join(f"{b} epochs x {sum(1 for t in result.trials if t.budget == b)}"
+    print("budgets run: " + ", ".join(f"{b} epochs x {sum(1 for t in result.trials if t.budget == b)}"
                                        for b in asha.budgets))
     print(f"experiment folder: {result.path} (journal.jsonl, result.json, trials/*.log)")
     return result

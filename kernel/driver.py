@@ -305,11 +305,14 @@ class Kernel:
         frames = self._trial_frames(trial, trial.run)
         if not self._send(agent, frames):
             return  # _agent_gone re-queued it
+        self._started(trial)
+
+    def _started(self, trial: Trial) -> None:
         if self.first_trial_at is None:
             self.first_trial_at = time.time()
         self.counts["running"] += 1
         self.folder.record("start", trial=trial.id, params=trial.params, budget=trial.budget,
-                           agent=agent.id, attempt=trial.attempts, info=trial.info, parent=trial.parent)
+                           agent=trial.agent, attempt=trial.attempts, info=trial.info, parent=trial.parent)
         for ob in self.observers:
             ob.trial_started(self, trial)
 
@@ -340,13 +343,7 @@ class Kernel:
             a.state, a.trial = "busy", trial.id
             run = dict(trial.run or {}, process_id=rank, num_processes=n, coordinator=coordinator)
             self._send(a, self._trial_frames(trial, run))
-        if self.first_trial_at is None:
-            self.first_trial_at = time.time()
-        self.counts["running"] += 1
-        self.folder.record("start", trial=trial.id, params=trial.params, budget=trial.budget,
-                           agent=trial.agent, attempt=trial.attempts, info=trial.info, parent=trial.parent)
-        for ob in self.observers:
-            ob.trial_started(self, trial)
+        self._started(trial)
 
     def _on_gang_final(self, agent: AgentInfo, trial: Trial, msg: dict) -> None:
         ranks = trial.info["ranks"]

@@ -1,6 +1,5 @@
 """Ablation: which trials a study makes, what the generators build, and a real run on agents."""
 import json
-import os
 import sys
 from pathlib import Path
 

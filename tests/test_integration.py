@@ -1,5 +1,4 @@
 """End to end with real agent processes (``python -m kernel.agent``) over tcp:// and ipc://."""
-import asyncio
 import json
 import os
 import signal
@@ -13,7 +12,7 @@ import zmq
 
 import fns
 from contexts import HyperparameterSearch, Searchspace
-from kernel import ExperimentError, lagom, lagom_async
+from kernel import ExperimentError, lagom
 from kernel.driver import Observer
 from plugins.launchers.local import LocalLauncher
 from transports.codec import agent_codec, kernel_codec, token_key

@@ -1,5 +1,4 @@
 """kill -9 the kernel mid-experiment, then resume from its folder."""
-import json
 import os
 import signal
 import subprocess
@@ -69,6 +68,7 @@ def test_resume_after_kill_9_runs_no_finished_trial_again_and_restores_the_optim
 def test_resumed_asha_keeps_its_rungs(runs):
     folder = kill_after("asha", runs, ended=5)
     result = lagom(fns.quadratic, resume_victim.context("asha"), path=runs, resume=True, verbose=0)
+    assert result.path == folder
     configs = [t for t in result.trials if t.parent is None]
     assert len(configs) == 12  # not 12 more: the optimizer knew what it had started
     assert all(t.state == "finished" for t in result.trials)
