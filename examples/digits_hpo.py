@@ -146,13 +146,14 @@ def main(argv=None):
     result = lagom(train, HyperparameterSearch(searchspace(), optimizer=asha, num_trials=args.trials,
                                                direction="max", metric="accuracy", workers=args.workers,
                                                seed=args.seed, name="digits"),
-                   path=args.path)
+                   path=args.path, tensorboard=True)
     best = result.best
     print(f"\nbest configuration: {best.params} (trained {best.budget} epochs)")
     print(f"validation accuracy: {best.metric:.4f}")
     print("budgets run: " + ", ".join(f"{b} epochs x {sum(1 for t in result.trials if t.budget == b)}"
                                        for b in asha.budgets))
-    print(f"experiment folder: {result.path} (journal.jsonl, result.json, trials/*.log)")
+    print(f"experiment folder: {result.path} (report.html, result.json, trials/*.log, journal.jsonl)")
+    print(f"tensorboard --logdir {result.path / 'tensorboard'}")
     return result
 
 

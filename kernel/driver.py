@@ -31,6 +31,7 @@ class Observer:
 
     def experiment_started(self, kernel: "Kernel") -> None: ...
     def trial_started(self, kernel: "Kernel", trial: Trial) -> None: ...
+    def trial_metric(self, kernel: "Kernel", trial: Trial, step: float, value: float) -> None: ...
     def trial_ended(self, kernel: "Kernel", trial: Trial) -> None: ...
     def experiment_ended(self, kernel: "Kernel", result: Result | None) -> None: ...
 
@@ -52,6 +53,9 @@ class Kernel:
         self.agent_timeout = agent_timeout
         self.stop_grace = stop_grace
         self.observers = list(observers)
+        # only those that want every broadcast are called per broadcast (the hot path)
+        self._metric_observers = [ob for ob in self.observers
+                                  if type(ob).trial_metric is not Observer.trial_metric]
         self.agents = AgentRegistry()
         self.trials: dict[int, Trial] = {}
         self.counts: collections.Counter[str] = collections.Counter()
@@ -209,6 +213,8 @@ class Kernel:
             return
         for step, value in msg["points"]:
             trial.history.append((step, value))
+            for ob in self._metric_observers:
+                ob.trial_metric(self, trial, step, value)
             if self.controller.on_metric(trial, step, value) and not trial.info.get("stop_sent"):
                 self._request_stop(agent, trial)
 

@@ -55,6 +55,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                       observers: list | tuple = (), token: str | None = None,
                       resume: bool | str | os.PathLike | None = None, agent_timeout: float | None = 5.0,
                       stop_grace: float | None = 10.0, insecure: bool = False, report: bool = True,
+                      tensorboard: bool = False,
                       _on_kernel: Callable[[Kernel, Any], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
     from plugins.launchers import Launcher
@@ -112,6 +113,10 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
               f"signed but not encrypted, and anyone on the network can read it", file=sys.stderr, flush=True)
     listener = transports.listen(url, curve=kernel_keys)
     observers = ([Progress()] if verbose else []) + list(observers)
+    if tensorboard:
+        from .tensorboard import TensorBoard
+
+        observers.append(TensorBoard())
     kernel = Kernel(experiment=folder.path.name, context_name=context_name, function=function,
                     controller=controller, listener=listener, codec=kernel_codec(token_key(token)),
                     folder=folder, heartbeat=heartbeat, observers=observers, inject=inject,
@@ -198,6 +203,8 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
     - ``launcher``: how local agents start (``"local"`` processes, ``"thread"``, or an instance).
     - ``insecure=True``: no CurveZMQ on tcp:// (messages stay signed, not encrypted); agents
       then need ``--insecure`` too. A warning is printed when such an address is not loopback.
+    - ``tensorboard=True``: event files in ``<folder>/tensorboard`` (every broadcast, and each
+      trial's parameters for the HParams plugin); needs tensorboardX (the ``report`` extra).
     - ``report=False``: no report.html at the end (``python -m kernel report`` makes one later).
     - ``agent_timeout``: seconds of silence after which an agent is declared lost and its trial
       runs again elsewhere (agents beat every ``heartbeat`` seconds, also while training).
