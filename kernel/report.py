@@ -129,7 +129,12 @@ def write_report(folder: str | Path) -> Path:
             f"<h1>{html.escape(folder.name)}</h1><p>{html.escape(head.get('context', ''))}: "
             f"{html.escape(', '.join(f'{v} {k}' for k, v in sorted(counts.items())))}</p>{body}"
             f"<h2>Trials</h2><table><tr><th>id</th><th>state</th><th>{html.escape(metric)}</th><th>params</th></tr>"
-            f"{rows}</table></body></html>")
+            f"{rows}</table>"
+            # Lets a headless browser (and the tests) tell that every plot actually rendered.
+            "<script>window.addEventListener('load',function(){var i=document.images,n=0;"
+            "for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0){n++}}"
+            "document.body.setAttribute('data-images-loaded',n+'/'+i.length)})</script>"
+            "</body></html>")
     out = folder / "report.html"
     out.write_text(page, encoding="utf-8")
     return out

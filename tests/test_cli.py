@@ -68,3 +68,26 @@ def test_resume_from_the_command_line(runs):
     assert out.returncode == 0, out.stderr[-2000:]
     status = cli("status", str(folder))
     assert "ended; 12 finished" in status.stdout.splitlines()[0]
+
+
+def _chromium():
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _chromium(), reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_the_report_renders_in_headless_chromium_with_its_images(finished, tmp_path):
+    html = write_report(finished.path)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    n = len([p for p in html.read_text().split('<img src="')[1:]])
+    assert f'data-images-loaded="{n}/{n}"' in dom.stdout, dom.stderr[-2000:]
+    shot = tmp_path / "report.png"
+    subprocess.run([_chromium(), *flags, f"--screenshot={shot}", "--window-size=1000,1400", html.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.read_bytes()[:4] == b"\x89PNG"
