@@ -35,9 +35,9 @@ class Param:
             return self.values[rng.randrange(len(self.values))]
         low, high = self.values
         if self.type == "DOUBLE":
-            if self.log:
-                return math.exp(rng.uniform(math.log(low), math.log(high)))
-            return rng.uniform(low, high)
+            if self.log:  # exp(log(x)) can miss the ends by an ulp: clamp into the range
+                return min(high, max(low, math.exp(rng.uniform(math.log(low), math.log(high)))))
+            return min(high, max(low, rng.uniform(low, high)))
         if self.log:  # log-uniform over integers: draw in [low, high + 1) on the log scale
             return min(high, int(math.exp(rng.uniform(math.log(low), math.log(high + 1)))))
         return rng.randint(low, high)

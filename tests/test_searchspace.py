@@ -53,6 +53,13 @@ def test_grid_enumerates_every_combination_once(sp, resolution):
     assert len(grid) == expected
 
 
+def test_a_very_narrow_log_range_samples_inside():
+    """Found by hypothesis: exp(log(x)) lands an ulp outside [1e-08, 1.0000000000000002e-08]."""
+    sp = Searchspace(p=("DOUBLE", [1e-08, 1.0000000000000002e-08], "log"))
+    rng = random.Random(0)
+    assert all(sp.contains(sp.sample(rng)) for _ in range(1000))
+
+
 def test_grid_of_choices_is_the_cartesian_product():
     sp = Searchspace(a=("DISCRETE", [1, 2, 3]), b=("CATEGORICAL", ["x", "y"]))
     assert list(sp.grid()) == [{"a": a, "b": b} for a in (1, 2, 3) for b in ("x", "y")]
