@@ -254,8 +254,7 @@ class Agent:
                 if time.monotonic() - self._last_heard > self.patience:
                     raise _KernelGone(f"the kernel at {self.url} has been silent for "
                                       f"{self.patience:.0f}s; leaving")
-                self._send("heartbeat")
-                continue
+                continue  # heartbeats go from the beat thread
             msg = self._decode(frames)
             if msg is None:
                 continue
@@ -343,8 +342,6 @@ class Agent:
                         elif m["type"] == "shutdown":
                             proc.kill()
                             raise Shutdown(m["reason"])
-                if not fds and not sock_ready:
-                    self._send("heartbeat")
             self._send("final", trial=tid, rank=rank, **final)
         finally:
             self._current = None

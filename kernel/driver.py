@@ -193,7 +193,6 @@ class Kernel:
         self._send(agent, self._welcome)
 
     def _on_ready(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
-        agent.last_seen = time.monotonic()
         if not msg["ok"]:
             agent.state, agent.error = "broken", msg["error"]
             self.folder.record("agent-broken", id=agent.id, error=msg["error"])
@@ -204,7 +203,7 @@ class Kernel:
         self._assign(agent)
 
     def _on_heartbeat(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
-        agent.last_seen = time.monotonic()
+        """Nothing to do: every message from an agent refreshes ``last_seen`` in ``_receive``."""
 
     def _on_metric(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
         trial = self.trials.get(msg["trial"])
@@ -227,7 +226,6 @@ class Kernel:
 
     def _on_final(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
         now = time.time()
-        agent.last_seen = time.monotonic()
         trial = self.trials.get(msg["trial"])
         if trial is not None and trial.state == "running" and "ranks" in trial.info:
             self._on_gang_final(agent, trial, msg)
@@ -398,15 +396,18 @@ class Kernel:
     def _trial_ended(self, trial: Trial) -> None:
         self.counts["running"] -= 1
         self.counts[trial.state] += 1
-        if trial.metric is not None and trial.state in ("finished", "stopped"):
-            if self.best is None or (trial.metric > self.best.metric if self.controller.direction == "max"
-                                     else trial.metric < self.best.metric):
-                self.best = trial
+        self._note_best(trial)
         self.folder.close_log(trial.id)
         self.folder.record("end", trial=trial.to_dict())
         self.controller.on_end(trial)
         for ob in self.observers:
             ob.trial_ended(self, trial)
+
+    def _note_best(self, trial: Trial) -> None:
+        if trial.metric is not None and trial.state in ("finished", "stopped"):
+            if self.best is None or (trial.metric > self.best.metric if self.controller.direction == "max"
+                                     else trial.metric < self.best.metric):
+                self.best = trial
 
     def _time_is_up(self) -> None:
         """The time budget is spent: start nothing more, and stop what runs (it ends "stopped")."""
@@ -561,10 +562,7 @@ class Kernel:
                     ended.run, ended.extra = known.run, known.extra
                 self.trials[ended.id] = ended
                 self.counts[ended.state] += 1
-                if ended.metric is not None and ended.state in ("finished", "stopped") and (
-                        self.best is None or (ended.metric > self.best.metric if self.controller.direction == "max"
-                                              else ended.metric < self.best.metric)):
-                    self.best = ended
+                self._note_best(ended)
                 self.controller.on_end(ended)
         requeued = 0
         for trial in self.trials.values():
