@@ -71,7 +71,6 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
             f"the training function cannot be sent to agents ({type(exc).__name__}: {exc}); "
             f"create unpicklable objects (open files, locks, clients) inside the function"
         ) from None
-    controller = context.controller()
     injector = context.injector()
     inject = cloudpickle.dumps(injector) if injector is not None else None
     workers = context.workers
@@ -95,12 +94,10 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
         seed = (first or {}).get("controller", {}).get("seed")
         if seed is not None and hasattr(context, "seed"):
             context.seed = seed  # the same seed, so the controller makes the same decisions again
-            controller = context.controller()
-        folder = ExperimentFolder(where)
-    else:
-        folder = ExperimentFolder(new_experiment_path(path, experiment))
     if token is not None and (not isinstance(token, str) or len(token) < 16):
         raise ValueError("token must be a string of at least 16 characters (or None: one is made)")
+    controller = context.controller()
+    folder = ExperimentFolder(where if events is not None else new_experiment_path(path, experiment))
     token = token or secrets.token_urlsafe(32)
     address = transports.parse(url)
     kernel_keys = agent_keys = None
