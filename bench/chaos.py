@@ -32,19 +32,19 @@ def detection(sig: int, timeout: float, root: str) -> float:
     import fns
     from contexts import HyperparameterSearch, Searchspace
     from kernel import lagom
-    from kernel.driver import Observer
+    from kernel import Observer
     from plugins.launchers.local import LocalLauncher
 
     launcher = LocalLauncher()
     hit = {}
 
     class Strike(Observer):
-        def trial_started(self, kernel, trial):
+        def trial_started(self, view, trial):
             if trial.id == 2 and not hit:
                 hit["pid"], hit["at"] = launcher.pids()[trial.agent], time.time()
                 os.kill(hit["pid"], sig)
 
-        def trial_ended(self, kernel, trial):
+        def trial_ended(self, view, trial):
             if trial.id == 2 and sig == signal.SIGSTOP:
                 os.kill(hit["pid"], signal.SIGCONT)
 

@@ -27,7 +27,7 @@ from _common import emit, percentile, rss_mb  # noqa: E402
 
 from contexts import HyperparameterSearch, Searchspace  # noqa: E402
 from kernel import lagom  # noqa: E402
-from kernel.driver import Observer  # noqa: E402
+from kernel import Observer  # noqa: E402
 from plugins.earlystop import EarlyStopper  # noqa: E402
 
 
@@ -51,10 +51,10 @@ class StopAt(EarlyStopper):
 
 
 class Grab(Observer):
-    kernel = None
+    view = None
 
-    def experiment_started(self, kernel):
-        self.kernel = kernel
+    def experiment_started(self, view):
+        self.view = view
 
 
 def main() -> None:
@@ -74,12 +74,11 @@ def main() -> None:
                                                      metric="value", workers=args.workers, seed=0),
                        listen=args.url, path=root, verbose=0, observers=[grab], insecure=args.insecure)
         wall = time.time() - t0
-    kernel = grab.kernel
     trials = result.trials
     first_start = min(t.started for t in trials)
     last_end = max(t.ended for t in trials)
     span = last_end - first_start
-    lat = [x * 1000 for x in kernel.dispatch_latencies]
+    lat = [x * 1000 for x in grab.view.dispatch_latencies]
     metrics = sum(len(t.history) for t in trials)
     assert all(t.state == "finished" for t in trials), "every trial must finish"
 
@@ -89,7 +88,7 @@ def main() -> None:
                                                          es_policy=StopAt(), es_min=0),
                         listen=args.url, path=root, verbose=0, insecure=args.insecure)
     assert all(t.state == "stopped" for t in stopped.trials), "every trial must be stopped"
-    stop_ms = [(t.ended - t.info["stop_sent"]) * 1000 for t in stopped.trials]
+    stop_ms = [(t.ended - t.stop_requested) * 1000 for t in stopped.trials]
     emit({
         "bench": "dispatch",
         "trials": len(trials),

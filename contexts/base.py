@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from kernel.controller import DONE, Controller, TrialSpec
+from kernel.direction import Direction
 
 
 class ConfigError(ValueError):
@@ -19,17 +20,18 @@ def check_int(name: str, value: Any, minimum: int, owner: str, allow_none: bool 
         raise ConfigError(f"{owner}({name}={value!r}): {name} must be an integer >= {minimum}")
 
 
-def check_direction(direction: Any, owner: str) -> str:
-    if direction not in ("max", "min"):
-        raise ConfigError(f"{owner}(direction={direction!r}): use 'max' or 'min'")
-    return direction
+def check_direction(direction: Any, owner: str) -> Direction:
+    try:
+        return Direction.of(direction)
+    except ValueError:
+        raise ConfigError(f"{owner}(direction={direction!r}): use 'max' or 'min'") from None
 
 
 class OneTrial(Controller):
     """The controller of contexts that run the function once (Single, Distributed)."""
 
     def __init__(self, spec: TrialSpec, metric: str | None, direction: str, description: dict[str, Any]):
-        self.spec, self.metric, self.direction = spec, metric, direction
+        self.spec, self.metric, self.direction = spec, metric, Direction.of(direction)
         self._description = dict(description, total_trials=1)
         self._issued = False
 
@@ -57,6 +59,8 @@ class Context(ABC):
     workers: int = 1
     name: str = "experiment"
     study: Any = None
+    max_time: float | None = None  # seconds for the whole experiment (kernel/deadlines.py)
+    trial_timeout: float | None = None  # seconds one trial may run
 
     def _use_study(self, study: Any) -> None:
         """Give the function the study's ``dataset`` and ``model``, with nothing left out."""

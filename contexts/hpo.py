@@ -11,7 +11,8 @@ import random
 from typing import Any
 
 from kernel.controller import DONE, WAIT, Controller, ExperimentError, TrialSpec
-from plugins.earlystop import EarlyStopper
+from kernel.direction import Direction
+from plugins.earlystop import EarlyStopper, NoStopping
 from plugins.optimizers import FINISHED, Observation, Optimizer
 from plugins.optimizers import WAIT as OPT_WAIT
 from plugins.registry import PluginError, resolve
@@ -21,19 +22,25 @@ from .searchspace import Searchspace
 
 
 class SearchController(Controller):
+    """A search as the kernel sees it: the optimizer proposes, the early stopper judges.
+
+    Every outcome reaches both plugins as an :class:`Observation`, in journal order, so a
+    replayed journal rebuilds their state. The rule judges a running trial every
+    ``es_interval`` broadcasts once ``es_min`` trials have ended.
+    """
+
     seed: int | None = None
+
     def __init__(self, optimizer: Optimizer, stopper: EarlyStopper, *, metric: str, direction: str,
-                 es_interval: int, es_min: int, num_trials: int | None, max_time: float | None = None,
-                 trial_timeout: float | None = None):
+                 es_interval: int, es_min: int, num_trials: int | None):
         self.optimizer = optimizer
         self.stopper = stopper
         self.metric = metric
-        self.direction = direction
+        self.direction = Direction.of(direction)
+        self.judges_metrics = not isinstance(stopper, NoStopping)
         self.es_interval = es_interval
         self.es_min = es_min
         self.num_trials = num_trials
-        self.max_time = max_time
-        self.trial_timeout = trial_timeout
         self._ended = 0  # trials that finished or were stopped: the rule waits for es_min
 
     def next_trial(self, trial_id: int):
@@ -160,15 +167,13 @@ class HyperparameterSearch(Context):
             raise ConfigError(f"{type(optimizer).__name__}: {exc}") from None
         stopper.setup(direction=self.direction)
         controller = SearchController(optimizer, stopper, metric=self.metric, direction=self.direction,
-                                es_interval=self.es_interval, es_min=self.es_min,
-                                num_trials=self.num_trials, max_time=self.max_time,
-                                trial_timeout=self.trial_timeout)
+                                      es_interval=self.es_interval, es_min=self.es_min,
+                                      num_trials=self.num_trials)
         controller.seed = self.seed
         return controller
 
     def controller(self) -> Controller:
         return self._build()
-
 
     def __repr__(self) -> str:
         opt = self.optimizer if isinstance(self.optimizer, str) else type(self.optimizer).__name__

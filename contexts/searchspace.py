@@ -190,9 +190,6 @@ class Searchspace:
     def grid_size(self, resolution: int | None = None) -> int:
         return math.prod(len(p.grid(resolution)) for p in self._params.values())
 
-    def to_dict(self) -> dict[str, list]:
-        return {p.name: [p.type, list(p.values), *(["log"] if p.log else [])] for p in self}
-
     def __repr__(self) -> str:
         inner = ", ".join(f"{p.name}={p.describe()}" for p in self)
         return f"Searchspace({inner})"

@@ -3,15 +3,19 @@
     from kernel import lagom
     result = lagom(train, HyperparameterSearch(...))
 
-The kernel is the asyncio driver (``driver``), its message dispatch and scheduling, the
-experiment folder (``journal``) and the worker agent (``agent``, run as
-``python -m kernel.agent``). It knows no optimizer and no JAX: policies come from ``contexts/``
-and ``plugins/``, and bytes move through ``transports/``.
+The kernel is the asyncio driver (``driver``) with its scheduler, gang runs, deadlines and
+journal replay beside it, the experiment folder (``journal``) and the worker agent (``agent``,
+run as ``python -m kernel.agent``). It knows no optimizer and no JAX: policies come from
+``contexts/`` and ``plugins/``, and bytes move through ``transports/``. Watchers subclass
+:class:`Observer` and see a read-only :class:`KernelView`.
 """
 from .controller import ExperimentError
+from .direction import Direction
 from .reporter import EarlyStop
 from .runner import lagom, lagom_async
-from .trials import Result, Trial
+from .trials import Result, Trial, TrialState
+from .views import KernelView, Observer
 
-__all__ = ["lagom", "lagom_async", "Result", "Trial", "EarlyStop", "ExperimentError"]
+__all__ = ["lagom", "lagom_async", "Result", "Trial", "TrialState", "EarlyStop", "ExperimentError",
+           "Observer", "KernelView", "Direction"]
 __version__ = "0.1.0"

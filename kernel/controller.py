@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Union
+
+from .direction import Direction
 
 
 @dataclass(frozen=True)
 class TrialSpec:
+    """A trial to run, as the controller decides it."""
+
     params: dict[str, Any]
     budget: float | int | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -46,10 +50,16 @@ class ExperimentError(RuntimeError):
 
 
 class Controller(ABC):
+    """An experiment's policy as the kernel sees it: what to run next, and what results mean.
+
+    ``judges_metrics`` says whether ``on_metric`` may ever answer True (an early stopper is at
+    work): only then does an agent wait for the kernel's verdict on each broadcast, so a stop
+    takes effect at the broadcast it was decided on, and searches without a rule pay nothing.
+    """
+
     metric: str | None = None
-    direction: Literal["max", "min"] = "max"
-    max_time: float | None = None  # seconds; then no new trials, and running ones are stopped
-    trial_timeout: float | None = None  # seconds one trial may run before it is stopped
+    direction: Direction = Direction.MAX
+    judges_metrics: bool = False
 
     @abstractmethod
     def next_trial(self, trial_id: int) -> Union[TrialSpec, _Signal]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 import time
 
-from .driver import Kernel, Observer
-from .trials import Result
+from .trials import ENDED, Result
+from .views import KernelView, Observer
 
 
 def _fmt(v) -> str:
@@ -33,32 +33,32 @@ class Progress(Observer):
     def _out(self):
         return self.stream or sys.stdout
 
-    def line(self, kernel: Kernel) -> str:
-        c = kernel.counts
-        total = self._total if self._total is not None else kernel.controller.describe().get("total_trials")
+    def line(self, view: KernelView) -> str:
+        c = view.counts
+        total = self._total if self._total is not None else view.total_trials
         self._total = total
-        done = sum(c[s] for s in ("finished", "stopped", "failed", "lost"))
-        elapsed = time.time() - kernel.started_at
+        done = sum(c.get(s, 0) for s in ENDED)
+        elapsed = view.elapsed
         eta = ""
         if total and done and done < total:
             eta = f" · ~{elapsed / done * (total - done):.0f}s left"
         parts = [f"{done}{'/' + str(total) if total else ''} trials",
-                 f"{c['running']} running"]
+                 f"{c.get('running', 0)} running"]
         for state in ("stopped", "failed", "lost"):
-            if c[state]:
+            if c.get(state):
                 parts.append(f"{c[state]} {state}")
-        parts.append(f"{len(kernel.agents.alive())} agents")
-        best = kernel.best
+        parts.append(f"{view.agents_alive} agents")
+        best = view.best
         if best is not None:
             params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
-            parts.append(f"best {kernel.controller.metric or 'metric'}={_fmt(best.metric)}"
+            parts.append(f"best {view.metric or 'metric'}={_fmt(best.metric)}"
                          + (f" ({params})" if params else ""))
         return f"[{elapsed:6.1f}s] " + " · ".join(parts) + eta
 
-    def _emit(self, kernel: Kernel, final: bool = False) -> None:
-        text = self.line(kernel)
+    def _emit(self, view: KernelView, final: bool = False) -> None:
+        text = self.line(view)
         if self._live is not None:
-            self._live.update(self._panel(kernel, text), refresh=True)
+            self._live.update(self._panel(view, text), refresh=True)
             if final:
                 self._live.stop()
                 self._live = None
@@ -73,56 +73,56 @@ class Progress(Observer):
         self._last = time.monotonic()
         self._dirty = False
 
-    def _tick(self, kernel: Kernel) -> None:
+    def _tick(self, view: KernelView) -> None:
         if self._dirty or self.tty:
-            self._emit(kernel)
-        self._timer = kernel._loop.call_later(self.interval if not self.tty else 1.0, self._tick, kernel)
+            self._emit(view)
+        self._timer = view.call_later(self.interval if not self.tty else 1.0, self._tick, view)
 
-    def _changed(self, kernel: Kernel) -> None:
+    def _changed(self, view: KernelView) -> None:
         self._dirty = True
         if self.tty and time.monotonic() - self._last >= self.interval:
-            self._emit(kernel)
+            self._emit(view)
 
-    def _panel(self, kernel: Kernel, text: str):
+    def _panel(self, view: KernelView, text: str):
         from rich.panel import Panel
         from rich.table import Table
 
         table = Table.grid(padding=(0, 2))
-        c = kernel.counts
-        table.add_row("trials", f"{sum(c[s] for s in ('finished', 'stopped', 'failed', 'lost'))} done, "
-                                f"{c['running']} running, {c['stopped']} stopped, {c['failed']} failed, {c['lost']} lost")
-        table.add_row("agents", str(len(kernel.agents.alive())))
-        best = kernel.best
+        c = view.counts
+        table.add_row("trials", f"{sum(c.get(s, 0) for s in ENDED)} done, {c.get('running', 0)} running, "
+                                f"{c.get('stopped', 0)} stopped, {c.get('failed', 0)} failed, {c.get('lost', 0)} lost")
+        table.add_row("agents", str(view.agents_alive))
+        best = view.best
         if best is not None:
             params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
-            table.add_row("best", f"{kernel.controller.metric or 'metric'} = {_fmt(best.metric)}  (trial {best.id}: {params})")
+            table.add_row("best", f"{view.metric or 'metric'} = {_fmt(best.metric)}  (trial {best.id}: {params})")
         table.add_row("time", text.split("]")[0].strip("[ ") + (text.split("·")[-1] if "left" in text else ""))
-        return Panel(table, title=f"lagom · {kernel.context_name} · {kernel.experiment}", expand=False)
+        return Panel(table, title=f"lagom · {view.context_name} · {view.experiment}", expand=False)
 
-    def experiment_started(self, kernel: Kernel) -> None:
+    def experiment_started(self, view: KernelView) -> None:
         if self.tty or _in_jupyter():
             try:
                 from rich.console import Console
                 from rich.live import Live
 
-                self._live = Live(self._panel(kernel, self.line(kernel)), console=Console(file=self._out),
+                self._live = Live(self._panel(view, self.line(view)), console=Console(file=self._out),
                                   auto_refresh=False, transient=False)
                 self._live.start()
                 self.tty = True
             except ImportError:
                 self._live = None
-        self._timer = kernel._loop.call_later(self.interval if not self.tty else 1.0, self._tick, kernel)
+        self._timer = view.call_later(self.interval if not self.tty else 1.0, self._tick, view)
 
-    def trial_started(self, kernel, trial) -> None:
-        self._changed(kernel)
+    def trial_started(self, view, trial) -> None:
+        self._changed(view)
 
-    def trial_ended(self, kernel, trial) -> None:
-        self._changed(kernel)
+    def trial_ended(self, view, trial) -> None:
+        self._changed(view)
 
-    def experiment_ended(self, kernel: Kernel, result: Result | None) -> None:
+    def experiment_ended(self, view: KernelView, result: Result | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._emit(kernel, final=True)
+        self._emit(view, final=True)
 
 
 def _in_jupyter() -> bool:

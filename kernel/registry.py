@@ -1,15 +1,33 @@
 """The agents the kernel knows: who they are, whether they are alive, what they are running."""
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
+if TYPE_CHECKING:
+    from .lifecycle import Attempt
 
 BEAT_SUFFIX = b"#beat"  # an agent's heartbeat socket has its routing id plus this
 
 
-@dataclass
+class AgentState(enum.StrEnum):
+    """What an agent is doing, as the kernel sees it."""
+
+    JOINING = "joining"    # said hello, loading the function
+    IDLE = "idle"          # nothing to do, and the controller has nothing more
+    BUSY = "busy"          # running an attempt
+    WAITING = "waiting"    # parked: the controller said WAIT
+    RESERVED = "reserved"  # held for a distributed trial that is gathering its agents
+    GONE = "gone"          # left, died, was declared lost or restarted
+    BROKEN = "broken"      # cannot run the training function
+
+
+_DEAD = frozenset({AgentState.GONE, AgentState.BROKEN})
+
+
+@dataclass(eq=False)
 class AgentInfo:
     peer: bytes
     id: str
@@ -18,16 +36,15 @@ class AgentInfo:
     devices: list[str]
     address: str = "127.0.0.1"
     port: int = 0
-    state: str = "joining"  # joining, idle, busy, waiting, gone, broken
-    trial: int | None = None
+    state: AgentState = AgentState.JOINING
+    attempt: "Attempt | None" = None  # what it is running now
     last_seen: float = field(default_factory=time.monotonic)
-    trials_done: int = 0
     last_final_at: float | None = None  # wall clock when its last result arrived
     error: str | None = None
 
     @property
     def alive(self) -> bool:
-        return self.state not in ("gone", "broken")
+        return self.state not in _DEAD
 
 
 class AgentRegistry:

@@ -7,11 +7,13 @@ rungs), and the ablation ranking when there is one.
 """
 from __future__ import annotations
 
+import collections
 import html
 import json
 from pathlib import Path
 from typing import Any
 
+from .direction import Direction
 from .journal import read_journal
 
 COLORS = {"finished": "#2e86c1", "stopped": "#e67e22", "failed": "#95a5a6", "lost": "#c0392b",
@@ -39,102 +41,126 @@ def write_report(folder: str | Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     folder = Path(folder)
     head, trials = trials_from_journal(folder)
-    controller = head.get("controller", {})
-    direction, metric = controller.get("direction", "max"), controller.get("metric") or "metric"
-    ended = sorted((t for t in trials.values() if t.get("metric") is not None), key=lambda t: t.get("ended") or 0)
-    images = []
+    report = _Report(folder, head, trials)
+    report.curves()
+    if report.ended:
+        report.best_so_far()
+        report.parameters()
+        report.budgets()
+    if (folder / "ablation.png").exists():
+        report.images.append(("ablation.png", "Ablation: effect of leaving each component out"))
+    out = folder / "report.html"
+    out.write_text(report.page(), encoding="utf-8")
+    return out
 
-    def save(fig, name, caption):
+
+class _Report:
+    """The plots of one experiment, each saved as a PNG beside report.html."""
+
+    def __init__(self, folder: Path, head: dict[str, Any], trials: dict[int, dict[str, Any]]):
+        import matplotlib.pyplot as plt
+
+        self.plt, self.folder, self.head, self.trials = plt, folder, head, trials
+        controller = head.get("controller", {})
+        self.direction = Direction.of(controller.get("direction", "max"))
+        self.metric = controller.get("metric") or "metric"
+        self.ended = sorted((t for t in trials.values() if t.get("metric") is not None),
+                            key=lambda t: t.get("ended") or 0)
+        self.images: list[tuple[str, str]] = []
+
+    def save(self, fig, name: str, caption: str) -> None:
         fig.tight_layout()
-        fig.savefig(folder / name, dpi=100)
-        plt.close(fig)
-        images.append((name, caption))
+        fig.savefig(self.folder / name, dpi=100)
+        self.plt.close(fig)
+        self.images.append((name, caption))
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for t in trials.values():
-        hist = t.get("history") or []
-        if hist:
-            steps, values = zip(*hist)
-            ax.plot(steps, values, color=COLORS.get(t.get("state"), "#333"), alpha=0.6, linewidth=1,
-                    marker="o", markersize=2)
-    ax.set_xlabel("step")
-    ax.set_ylabel("broadcast metric")
-    ax.set_title("Learning curves (blue finished, orange stopped early, grey failed)")
-    save(fig, "report_curves.png", "Every trial's broadcasts")
+    def curves(self) -> None:
+        fig, ax = self.plt.subplots(figsize=(8, 4.5))
+        for t in self.trials.values():
+            hist = t.get("history") or []
+            if hist:
+                steps, values = zip(*hist)
+                ax.plot(steps, values, color=COLORS.get(t.get("state"), "#333"), alpha=0.6, linewidth=1,
+                        marker="o", markersize=2)
+        ax.set_xlabel("step")
+        ax.set_ylabel("broadcast metric")
+        ax.set_title("Learning curves (blue finished, orange stopped early, grey failed)")
+        self.save(fig, "report_curves.png", "Every trial's broadcasts")
 
-    if ended:
-        t0 = min(t["started"] for t in ended if t.get("started")) if any(t.get("started") for t in ended) else 0
+    def best_so_far(self) -> None:
+        ended = self.ended
+        starts = [t["started"] for t in ended if t.get("started")]
+        t0 = min(starts) if starts else 0
         best, xs, ys = None, [], []
         for t in ended:
             m = t["metric"]
-            best = m if best is None or (m > best if direction == "max" else m < best) else best
+            best = m if best is None or self.direction.better(m, best) else best
             xs.append((t.get("ended") or t0) - t0)
             ys.append(best)
-        fig, ax = plt.subplots(figsize=(8, 3.5))
+        fig, ax = self.plt.subplots(figsize=(8, 3.5))
         ax.step(xs, ys, where="post")
         ax.scatter(xs, [t["metric"] for t in ended], s=8, alpha=0.4)
         ax.set_xlabel("seconds")
-        ax.set_ylabel(f"{metric} ({direction})")
+        ax.set_ylabel(f"{self.metric} ({self.direction})")
         ax.set_title("Best so far")
-        save(fig, "report_best.png", "The best metric over time (dots: each trial)")
+        self.save(fig, "report_best.png", "The best metric over time (dots: each trial)")
 
+    def parameters(self) -> None:
+        ended = self.ended
         names = [k for k in ended[0]["params"] if k != "budget"]
-        if names:
-            fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
-            for ax, name in zip(axes[0], names):
-                values = [t["params"].get(name) for t in ended]
-                if all(isinstance(v, (int, float)) for v in values):
-                    ax.scatter(values, [t["metric"] for t in ended], s=10)
-                    if min(values) > 0 and max(values) / max(min(values), 1e-12) > 100:
-                        ax.set_xscale("log")
-                else:
-                    cats = sorted({str(v) for v in values})
-                    ax.scatter([cats.index(str(v)) for v in values], [t["metric"] for t in ended], s=10)
-                    ax.set_xticks(range(len(cats)), cats, rotation=30)
-                ax.set_xlabel(name)
-            axes[0][0].set_ylabel(metric)
-            save(fig, "report_params.png", "Each parameter against the metric")
+        if not names:
+            return
+        fig, axes = self.plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
+        metrics = [t["metric"] for t in ended]
+        for ax, name in zip(axes[0], names):
+            values = [t["params"].get(name) for t in ended]
+            if all(isinstance(v, (int, float)) for v in values):
+                ax.scatter(values, metrics, s=10)
+                if min(values) > 0 and max(values) / max(min(values), 1e-12) > 100:
+                    ax.set_xscale("log")
+            else:
+                cats = sorted({str(v) for v in values})
+                ax.scatter([cats.index(str(v)) for v in values], metrics, s=10)
+                ax.set_xticks(range(len(cats)), cats, rotation=30)
+            ax.set_xlabel(name)
+        axes[0][0].set_ylabel(self.metric)
+        self.save(fig, "report_params.png", "Each parameter against the metric")
 
-        budgets = [t.get("budget") for t in ended]
-        if any(b is not None for b in budgets) and len({b for b in budgets}) > 1:
-            fig, ax = plt.subplots(figsize=(6, 3.5))
-            ax.scatter([b for b in budgets], [t["metric"] for t in ended], s=12)
-            ax.set_xscale("log")
-            ax.set_xlabel("budget (rung)")
-            ax.set_ylabel(metric)
-            ax.set_title("Results by budget (ASHA's rungs)")
-            save(fig, "report_rungs.png", "Results at each budget")
+    def budgets(self) -> None:
+        budgets = [t.get("budget") for t in self.ended]
+        if not (any(b is not None for b in budgets) and len(set(budgets)) > 1):
+            return
+        fig, ax = self.plt.subplots(figsize=(6, 3.5))
+        ax.scatter(budgets, [t["metric"] for t in self.ended], s=12)
+        ax.set_xscale("log")
+        ax.set_xlabel("budget (rung)")
+        ax.set_ylabel(self.metric)
+        ax.set_title("Results by budget (ASHA's rungs)")
+        self.save(fig, "report_rungs.png", "Results at each budget")
 
-    if (folder / "ablation.png").exists():
-        images.append(("ablation.png", "Ablation: effect of leaving each component out"))
+    def page(self) -> str:
+        counts = collections.Counter(t.get("state", "?") for t in self.trials.values())
+        name, metric = html.escape(self.folder.name), html.escape(self.metric)
+        rows = "".join(_row(t) for t in sorted(self.trials.values(), key=lambda t: t["id"]))
+        body = "".join(f'<figure><img src="{n}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}'
+                       f'</figcaption></figure>' for n, c in self.images)
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{name}</title>"
+                "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}td,th{padding:2px 8px}"
+                "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style></head><body>"
+                f"<h1>{name}</h1><p>{html.escape(self.head.get('context', ''))}: "
+                f"{html.escape(', '.join(f'{v} {k}' for k, v in sorted(counts.items())))}</p>{body}"
+                f"<h2>Trials</h2><table><tr><th>id</th><th>state</th><th>{metric}</th><th>params</th></tr>"
+                f"{rows}</table>"
+                # Lets a headless browser (and the tests) tell that every plot actually rendered.
+                "<script>window.addEventListener('load',function(){var i=document.images,n=0;"
+                "for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0){n++}}"
+                "document.body.setAttribute('data-images-loaded',n+'/'+i.length)})</script>"
+                "</body></html>")
 
-    counts: dict[str, int] = {}
-    for t in trials.values():
-        counts[t.get("state", "?")] = counts.get(t.get("state", "?"), 0) + 1
-    def row(t: dict) -> str:
-        value = "" if t.get("metric") is None else format(t["metric"], ".6g")
-        return (f"<tr><td>{t['id']}</td><td>{html.escape(str(t.get('state')))}</td><td>{value}</td>"
-                f"<td>{html.escape(json.dumps(t.get('params')))}</td></tr>")
 
-    rows = "".join(row(t) for t in sorted(trials.values(), key=lambda t: t["id"]))
-    body = "".join(f'<figure><img src="{n}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}</figcaption></figure>'
-                   for n, c in images)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(folder.name)}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}td,th{padding:2px 8px}"
-            "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style></head><body>"
-            f"<h1>{html.escape(folder.name)}</h1><p>{html.escape(head.get('context', ''))}: "
-            f"{html.escape(', '.join(f'{v} {k}' for k, v in sorted(counts.items())))}</p>{body}"
-            f"<h2>Trials</h2><table><tr><th>id</th><th>state</th><th>{html.escape(metric)}</th><th>params</th></tr>"
-            f"{rows}</table>"
-            # Lets a headless browser (and the tests) tell that every plot actually rendered.
-            "<script>window.addEventListener('load',function(){var i=document.images,n=0;"
-            "for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0){n++}}"
-            "document.body.setAttribute('data-images-loaded',n+'/'+i.length)})</script>"
-            "</body></html>")
-    out = folder / "report.html"
-    out.write_text(page, encoding="utf-8")
-    return out
+def _row(t: dict) -> str:
+    value = "" if t.get("metric") is None else format(t["metric"], ".6g")
+    return (f"<tr><td>{t['id']}</td><td>{html.escape(str(t.get('state')))}</td><td>{value}</td>"
+            f"<td>{html.escape(json.dumps(t.get('params')))}</td></tr>")

@@ -1,9 +1,12 @@
 """What the training function talks to: metrics and logs out, the kernel's stop decision in.
 
-``broadcast`` sends the metric at once (the kernel decides early stopping on every value), then
-looks, without blocking, for a stop the kernel pushed; if there is one it raises
-:class:`EarlyStop`, which the agent turns into a "stopped" trial. No timer and no polling
-thread: a stop is seen at the next broadcast, and costs nothing in between.
+The reporter speaks through a :class:`TrialChannel`: the agent's socket for a trial in the
+agent's own process, a pipe to the agent for a run in a fresh process. ``broadcast`` sends the
+metric at once; where an early-stopping rule is at work the channel waits for the kernel's
+verdict on that very broadcast, so a stop takes effect where it was decided and the function
+does no more work. Otherwise the channel only looks, without blocking, for a stop the kernel
+pushed (a time limit, say). Either way a stop raises :class:`EarlyStop`, which the agent turns
+into a "stopped" trial. No timer and no polling thread.
 
 ``print`` inside a trial is captured too: a process-wide stdout proxy routes writes from the
 thread running a trial into that trial's log, and passes everything else through.
@@ -16,7 +19,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 
 class EarlyStop(Exception):
@@ -31,6 +34,23 @@ class Shutdown(BaseException):
     """The kernel ended the experiment while a trial ran; not for user code to catch."""
 
 
+class KernelGone(Shutdown):
+    """The kernel went silent for longer than the agent's patience."""
+
+
+class TrialChannel(Protocol):
+    """How one trial's reporter reaches the kernel."""
+
+    def send_metric(self, step: float, value: float) -> None:
+        """Send one broadcast (waiting for the kernel's verdict where one is due)."""
+
+    def send_log(self, lines: list[str]) -> None:
+        """Send lines for the trial's log."""
+
+    def stop_requested(self) -> bool:
+        """True once the kernel said stop (never blocks)."""
+
+
 class Reporter:
     """Handed to the training function as ``reporter``.
 
@@ -39,15 +59,12 @@ class Reporter:
     or None: load from it to resume training instead of starting over.
     """
 
-    def __init__(self, trial_id: int, send_metric: Callable[[int, float, float], None],
-                 send_log: Callable[[int, list[str]], None], check_stop: Callable[[], bool],
-                 checkpoint: str | None = None, parent_checkpoint: str | None = None):
+    def __init__(self, trial_id: int, channel: TrialChannel, checkpoint: str | None = None,
+                 parent_checkpoint: str | None = None):
         self.trial_id = trial_id
+        self.channel = channel
         self._checkpoint = checkpoint
         self.parent_checkpoint_dir = parent_checkpoint
-        self._send_metric = send_metric
-        self._send_log = send_log
-        self._check_stop = check_stop
         self._owner = threading.get_ident()
         self._step = -1
         self.last: tuple[float, float] | None = None
@@ -74,26 +91,25 @@ class Reporter:
         self._step = step
         if not math.isnan(value):
             self.last = (step, value)
-            self._send_metric(self.trial_id, step, value)
+            self.channel.send_metric(step, value)
         if self.should_stop():
             raise EarlyStop(f"trial {self.trial_id} stopped by the kernel at step {step}")
 
     def should_stop(self) -> bool:
         """True once the kernel has decided to stop this trial (checkpoint, then return)."""
         if not self._stopped:
-            self._stopped = self._check_stop()
+            self._stopped = self.channel.stop_requested()
         return self._stopped
 
     def log(self, *parts: Any) -> None:
         """A line in the trial's log (like print, without going through stdout)."""
-        self._send_log(self.trial_id, [" ".join(str(p) for p in parts)])
+        self.channel.send_log([" ".join(str(p) for p in parts)])
 
 
 class _Capture:
     """Line buffer for one trial's printed output; flushes in batches, not per write."""
 
-    def __init__(self, trial_id: int, send_log: Callable[[int, list[str]], None], echo: io.TextIOBase | None):
-        self.trial_id = trial_id
+    def __init__(self, send_log: Callable[[list[str]], None], echo: io.TextIOBase | None):
         self._send = send_log
         self._echo = echo
         self._partial = ""
@@ -120,7 +136,7 @@ class _Capture:
             self._partial = ""
         if self._lines:
             lines, self._lines = self._lines, []
-            self._send(self.trial_id, lines)
+            self._send(lines)
         self._last_flush = time.monotonic()
 
 
@@ -173,9 +189,9 @@ def install_routers() -> tuple[StreamRouter, StreamRouter]:
 class captured_output:
     """Context manager: route this thread's print output into a trial's log."""
 
-    def __init__(self, trial_id: int, send_log: Callable[[int, list[str]], None], echo: bool = True):
+    def __init__(self, send_log: Callable[[list[str]], None], echo: bool = True):
         self.out, self.err = install_routers()
-        self.capture = _Capture(trial_id, send_log, self.out.original if echo else None)
+        self.capture = _Capture(send_log, self.out.original if echo else None)
 
     def __enter__(self) -> _Capture:
         self.out.start(self.capture)

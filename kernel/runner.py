@@ -12,23 +12,25 @@ import os
 import secrets
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import cloudpickle
 
-import zmq
-
 import transports
-from transports import curve
+from transports import Listener, curve
 from transports.codec import kernel_codec, token_key
 
+from . import replay
 from .controller import ExperimentError
+from .deadlines import Deadlines
 from .driver import Kernel
 from .injection import requested
 from .journal import ExperimentFolder, latest_experiment, new_experiment_path, read_journal
 from .progress import Progress
 from .trials import Result
+from .views import KernelView
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -49,6 +51,95 @@ def _agent_command(url: str, token: str) -> str:
     return f"python -m kernel.agent --connect {url} --token {token}"
 
 
+@dataclass
+class _Plan:
+    """What ``lagom`` settles before anything starts (so a mistake costs no folder, no agent)."""
+
+    context: Any
+    function: bytes
+    inject: bytes | None
+    url: str
+    launch: Any
+    experiment: str
+    token: str
+    events: list[dict] | None = None
+    where: Path | None = None
+    unreadable: int = 0
+
+
+def _pickled(train_fn: Callable) -> bytes:
+    try:
+        return cloudpickle.dumps(train_fn)
+    except Exception as exc:
+        raise TypeError(
+            f"the training function cannot be sent to agents ({type(exc).__name__}: {exc}); "
+            f"create unpicklable objects (open files, locks, clients) inside the function"
+        ) from None
+
+
+def _plan(train_fn: Callable, context: Any, *, listen: str | None, launcher: Any, name: str | None,
+          token: str | None, resume: Any, path: Any) -> _Plan:
+    from plugins.launchers import Launcher
+    from plugins.registry import resolve
+
+    context_name = type(context).__name__
+    requested(train_fn, context.provides, context_name)  # fail before anything starts
+    function = _pickled(train_fn)
+    injector = context.injector()
+    workers = context.workers
+    if listen is None and workers < 1:
+        raise ValueError(f"{context_name}(workers={workers}) with no listen address: no agent could ever "
+                         f"join; set workers >= 1, or listen='tcp://0.0.0.0:PORT' for agents started by hand")
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        raise ValueError("token must be a string of at least 16 characters (or None: one is made)")
+    plan = _Plan(context, function, cloudpickle.dumps(injector) if injector is not None else None,
+                 listen or context.default_url(),
+                 resolve("lagom.launchers", launcher or context.launcher, Launcher) if workers else None,
+                 name or context.name, token or secrets.token_urlsafe(32))
+    if resume:
+        _read_resume(plan, resume, path)
+    return plan
+
+
+def _read_resume(plan: _Plan, resume: Any, path: Any) -> None:
+    """The journal to replay; the context takes the journaled seed, so the controller makes the
+    same decisions again."""
+    context_name = type(plan.context).__name__
+    where = latest_experiment(path, plan.experiment) if resume is True else Path(resume)
+    if not (where / "journal.jsonl").exists():
+        raise FileNotFoundError(f"resume={str(resume)!r}: no journal.jsonl in {where}; pass the experiment "
+                                f"folder (printed when it started) or resume=True for the newest")
+    plan.events, plan.unreadable = read_journal(where)
+    plan.where = where
+    first = next((e for e in plan.events if e["event"] == "experiment"), None)
+    if first is not None and first.get("context") != context_name:
+        raise ValueError(f"{where} holds a {first.get('context')} experiment, not a {context_name}")
+    seed = (first or {}).get("controller", {}).get("seed")
+    if seed is not None and hasattr(plan.context, "seed"):
+        plan.context.seed = seed
+
+
+def _listen(url: str, token: str, insecure: bool) -> Listener:
+    """Bind the kernel's socket; tcp:// is CurveZMQ with keys derived from the token."""
+    address = transports.parse(url)
+    kernel_keys = None
+    if address.scheme == "tcp" and not insecure:  # encrypted, both ends authenticated
+        kernel_keys = curve.derive(token)[0]
+    elif address.scheme == "tcp" and not address.is_loopback:
+        print(f"lagom: WARNING: {url} is reachable from other hosts and insecure=True: traffic is "
+              f"signed but not encrypted, and anyone on the network can read it", file=sys.stderr, flush=True)
+    return transports.listen(url, curve=kernel_keys)
+
+
+def _observers(verbose: int, tensorboard: bool, extra: list | tuple) -> list:
+    observers = ([Progress()] if verbose else []) + list(extra)
+    if tensorboard:
+        from .tensorboard import TensorBoard
+
+        observers.append(TensorBoard())
+    return observers
+
+
 async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | None = None,
                       path: str | os.PathLike | None = None, name: str | None = None,
                       verbose: int = 1, launcher: Any = None, heartbeat: float = 1.0,
@@ -56,116 +147,75 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                       resume: bool | str | os.PathLike | None = None, agent_timeout: float | None = 5.0,
                       stop_grace: float | None = 10.0, insecure: bool = False, report: bool = True,
                       tensorboard: bool = False,
-                      _on_kernel: Callable[[Kernel, Any], None] | None = None) -> Result:
+                      _on_view: Callable[[KernelView], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
-    from plugins.launchers import Launcher
-    from plugins.registry import resolve
-
     context = context if context is not None else _default_context()
-    context_name = type(context).__name__
-    requested(train_fn, context.provides, context_name)  # fail before anything starts
-    try:
-        function = cloudpickle.dumps(train_fn)
-    except Exception as exc:
-        raise TypeError(
-            f"the training function cannot be sent to agents ({type(exc).__name__}: {exc}); "
-            f"create unpicklable objects (open files, locks, clients) inside the function"
-        ) from None
-    injector = context.injector()
-    inject = cloudpickle.dumps(injector) if injector is not None else None
-    workers = context.workers
-    if listen is None and workers < 1:
-        raise ValueError(f"{context_name}(workers={workers}) with no listen address: no agent could ever "
-                         f"join; set workers >= 1, or listen='tcp://0.0.0.0:PORT' for agents started by hand")
-    url = listen or context.default_url()
-    launch = resolve("lagom.launchers", launcher or context.launcher, Launcher) if workers else None
-
-    experiment = name or context.name
-    events = None
-    if resume:
-        where = latest_experiment(path, experiment) if resume is True else Path(resume)
-        if not (where / "journal.jsonl").exists():
-            raise FileNotFoundError(f"resume={str(resume)!r}: no journal.jsonl in {where}; pass the experiment "
-                                    f"folder (printed when it started) or resume=True for the newest")
-        events, unreadable = read_journal(where)
-        first = next((e for e in events if e["event"] == "experiment"), None)
-        if first is not None and first.get("context") != context_name:
-            raise ValueError(f"{where} holds a {first.get('context')} experiment, not a {context_name}")
-        seed = (first or {}).get("controller", {}).get("seed")
-        if seed is not None and hasattr(context, "seed"):
-            context.seed = seed  # the same seed, so the controller makes the same decisions again
-    if token is not None and (not isinstance(token, str) or len(token) < 16):
-        raise ValueError("token must be a string of at least 16 characters (or None: one is made)")
+    plan = _plan(train_fn, context, listen=listen, launcher=launcher, name=name, token=token,
+                 resume=resume, path=path)
     controller = context.controller()
-    folder = ExperimentFolder(where if events is not None else new_experiment_path(path, experiment))
-    token = token or secrets.token_urlsafe(32)
-    address = transports.parse(url)
-    kernel_keys = agent_keys = None
-    denied_before = curve.denied_count()
-    if address.scheme == "tcp" and not insecure:  # CurveZMQ: encrypted, both ends authenticated
-        kernel_keys, agent_keys = curve.derive(token)
-        curve.admit(zmq.Context.instance(), agent_keys.public)
-    elif address.scheme == "tcp" and not address.is_loopback:
-        print(f"lagom: WARNING: {url} is reachable from other hosts and insecure=True: traffic is "
-              f"signed but not encrypted, and anyone on the network can read it", file=sys.stderr, flush=True)
-    listener = transports.listen(url, curve=kernel_keys)
-    observers = ([Progress()] if verbose else []) + list(observers)
-    if tensorboard:
-        from .tensorboard import TensorBoard
-
-        observers.append(TensorBoard())
-    kernel = Kernel(experiment=folder.path.name, context_name=context_name, function=function,
-                    controller=controller, listener=listener, codec=kernel_codec(token_key(token)),
-                    folder=folder, heartbeat=heartbeat, observers=observers, inject=inject,
-                    agent_timeout=agent_timeout, stop_grace=stop_grace)
-    _save_for_resume(folder.path, function, context)
-    if events is not None:
-        restored = kernel.restore(events)
+    folder = ExperimentFolder(plan.where or new_experiment_path(path, plan.experiment))
+    listener = _listen(plan.url, plan.token, insecure)
+    watchers = _observers(verbose, tensorboard, observers)
+    deadlines = Deadlines(max_time=context.max_time, trial_timeout=context.trial_timeout, stop_grace=stop_grace)
+    kernel = Kernel(experiment=folder.path.name, context_name=type(context).__name__, function=plan.function,
+                    controller=controller, listener=listener, codec=kernel_codec(token_key(plan.token)),
+                    folder=folder, heartbeat=heartbeat, observers=watchers, inject=plan.inject,
+                    agent_timeout=agent_timeout, deadlines=deadlines)
+    _save_for_resume(folder.path, plan.function, context)
+    if plan.events is not None:
+        restored = replay.restore(kernel, plan.events)
         if verbose:
             print(f"lagom: resuming {folder.path.name}: {restored['ended']} trials ended before, "
-                  f"{restored['requeued']} to run again" + (f" ({unreadable} unreadable journal line)"
-                                                            if unreadable else ""), flush=True)
+                  f"{restored['requeued']} to run again" + (f" ({plan.unreadable} unreadable journal line)"
+                                                            if plan.unreadable else ""), flush=True)
     if listen is not None:
         remote = listener.address.for_remote_agents().url
         print(f"lagom: experiment {folder.path.name} listens on {listener.url}; start agents with\n"
-              f"  {_agent_command(remote, token)}{' --insecure' if insecure else ''}", flush=True)
+              f"  {_agent_command(remote, plan.token)}{' --insecure' if insecure else ''}", flush=True)
     if verbose:
-        print(f"lagom: {context_name} → {folder.path}", flush=True)
+        print(f"lagom: {type(context).__name__} → {folder.path}", flush=True)
+    result = await _serve(kernel, plan, listen=listen, insecure=insecure, report=report, on_view=_on_view)
+    result = context.finish(result)
+    if verbose:
+        print(result, flush=True)
+    return result
+
+
+async def _serve(kernel: Kernel, plan: _Plan, *, listen: str | None, insecure: bool, report: bool,
+                 on_view: Callable[[KernelView], None] | None) -> Result:
+    """Start the agents, run the kernel, and whatever happens leave the folder complete."""
     result: Result | None = None
     try:
-        if launch is not None:
-            launch.start(url=listener.address.for_local_agents().url, token=token, count=workers, insecure=insecure,
-                         log_dir=folder.agents_dir, on_exit=kernel.agent_exited)
-            kernel.expect_agents(None if listen is not None else workers)
-        if _on_kernel is not None:
-            _on_kernel(kernel, launch)
+        if plan.launch is not None:
+            plan.launch.start(url=kernel.listener.address.for_local_agents().url, token=plan.token,
+                              count=plan.context.workers, insecure=insecure, log_dir=kernel.folder.agents_dir,
+                              on_exit=kernel.agent_exited)
+            kernel.expect_agents(None if listen is not None else plan.context.workers)
+        if on_view is not None:
+            on_view(kernel.view)
         try:
             result = await kernel.run()
         except BaseException:
             result = kernel.result()
             raise
     finally:
-        if result is None:
-            result = kernel.result()
-        denied = curve.denied_count() - denied_before
-        if denied:  # handshakes with a wrong key pair: refused before any message existed
-            result.rejected["curve-handshake"] = denied
-        result.save()
-        for ob in observers:
-            ob.experiment_ended(kernel, result)
-        if launch is not None:
-            await asyncio.to_thread(launch.stop)
-        listener.close()
-        if report and os.environ.get("LAGOM_REPORT", "1") != "0":
-            _write_report(folder.path)
-        if agent_keys is not None:
-            curve.revoke(agent_keys.public)
-        folder.record("closed", counts={k: v for k, v in kernel.counts.items() if k != "running"})
-        folder.close()
-    result = context.finish(result)
-    if verbose:
-        print(result, flush=True)
+        await _close(kernel, plan, result if result is not None else kernel.result(), report)
     return result
+
+
+async def _close(kernel: Kernel, plan: _Plan, result: Result, report: bool) -> None:
+    if kernel.listener.refused:  # handshakes with a wrong key pair: refused before any message existed
+        result.rejected["curve-handshake"] = kernel.listener.refused
+    result.save()
+    for ob in kernel.observers:
+        ob.experiment_ended(kernel.view, result)
+    if plan.launch is not None:
+        await asyncio.to_thread(plan.launch.stop)
+    kernel.listener.close()
+    if report and os.environ.get("LAGOM_REPORT", "1") != "0":
+        _write_report(kernel.folder.path)
+    kernel.folder.record("closed", counts={k: v for k, v in kernel.book.counts.items() if k != "running"})
+    kernel.folder.close()
 
 
 def _save_for_resume(folder: Path, function: bytes, context: Any) -> None:
@@ -212,7 +262,8 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
       optimizer and early stopper are brought back to their state) and the rest runs.
     - ``token``: the secret agents must present (default: a fresh random one per experiment);
       set it when agents are started ahead of the kernel, e.g. by a cluster job script.
-    - ``observers``: objects with :class:`~kernel.driver.Observer` hooks, told of every trial.
+    - ``observers``: :class:`~kernel.Observer` objects, told of every trial (with a read-only
+      :class:`~kernel.views.KernelView`).
 
     Raises :class:`~kernel.controller.ExperimentError` when the experiment cannot go on; the
     experiment folder (journal, result.json) is written first.
@@ -228,15 +279,12 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
 def _run_in_thread(train_fn: Callable, context: Any, options: dict) -> Result:
     """For callers inside a running loop (Jupyter): the experiment gets a loop of its own."""
     box: dict[str, Any] = {}
-    kernel_box: dict[str, Kernel] = {}
-
-    def on_kernel(kernel: Kernel, launch: Any) -> None:
-        kernel_box["kernel"] = kernel
+    views: list[KernelView] = []
 
     def target() -> None:
         try:
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                box["result"] = runner.run(lagom_async(train_fn, context, _on_kernel=on_kernel, **options))
+                box["result"] = runner.run(lagom_async(train_fn, context, _on_view=views.append, **options))
         except BaseException as exc:
             box["error"] = exc
 
@@ -245,9 +293,8 @@ def _run_in_thread(train_fn: Callable, context: Any, options: dict) -> Result:
     try:
         thread.join()  # interruptible: Ctrl-C lands here
     except KeyboardInterrupt:
-        kernel = kernel_box.get("kernel")
-        if kernel is not None:
-            kernel._loop.call_soon_threadsafe(kernel.abort, "interrupted by the user")
+        for view in views:
+            view.abort("interrupted by the user")
         thread.join(30)
         raise
     if "error" in box:

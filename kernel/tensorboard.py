@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .driver import Kernel, Observer
+from .views import KernelView, Observer
 
 
 class TensorBoard(Observer):
@@ -18,28 +18,28 @@ class TensorBoard(Observer):
         self._writer_class = SummaryWriter
         self._writers: dict[int, Any] = {}
 
-    def _writer(self, kernel: Kernel, trial_id: int):
+    def _writer(self, view: KernelView, trial_id: int):
         w = self._writers.get(trial_id)
         if w is None:
             w = self._writers[trial_id] = self._writer_class(
-                str(kernel.folder.path / "tensorboard" / f"trial-{trial_id:05d}"), flush_secs=5)
+                str(view.path / "tensorboard" / f"trial-{trial_id:05d}"), flush_secs=5)
         return w
 
-    def trial_metric(self, kernel: Kernel, trial, step: float, value: float) -> None:
-        self._writer(kernel, trial.id).add_scalar(kernel.controller.metric or "metric", value, int(step))
+    def trial_metric(self, view: KernelView, trial, step: float, value: float) -> None:
+        self._writer(view, trial.id).add_scalar(view.metric or "metric", value, int(step))
 
-    def trial_ended(self, kernel: Kernel, trial) -> None:
-        w = self._writer(kernel, trial.id)
+    def trial_ended(self, view: KernelView, trial) -> None:
+        w = self._writer(view, trial.id)
         params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in trial.params.items()}
         if trial.budget is not None:
             params["budget"] = trial.budget
-        name = kernel.controller.metric or "metric"
+        name = view.metric or "metric"
         metrics = {f"hparam/{name}": trial.metric if trial.metric is not None else float("nan")}
         w.add_hparams(params, metrics, name="hparams")  # a sub-run: one row per trial in HParams
         w.close()
         self._writers.pop(trial.id, None)
 
-    def experiment_ended(self, kernel: Kernel, result) -> None:
+    def experiment_ended(self, view: KernelView, result) -> None:
         for w in self._writers.values():
             w.close()
         self._writers.clear()

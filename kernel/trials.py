@@ -1,13 +1,54 @@
-"""Trial records and the result object that :func:`kernel.lagom` returns."""
+"""Trial records and the result object that :func:`kernel.lagom` returns.
+
+Which trial is best follows one rule, :func:`rank_key`, for the live display and for
+``Result.best`` alike: finished or stopped trials with a finite metric, better metric first,
+the earlier trial on a tie.
+"""
 from __future__ import annotations
 
+import enum
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-ENDED = ("finished", "stopped", "failed", "lost")
+from .direction import Direction
+
+
+class TrialState(enum.StrEnum):
+    """Where a trial is: pending, running, or one of the four ways it ends."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    LOST = "lost"
+
+
+ENDED = (TrialState.FINISHED, TrialState.STOPPED, TrialState.FAILED, TrialState.LOST)
+RANKED = frozenset({TrialState.FINISHED, TrialState.STOPPED})
+
+
+def rank_key(trial: "Trial", direction: str) -> tuple[float, int] | None:
+    """What ``trial`` ranks by (larger is better), or None when it cannot be ranked."""
+    metric = trial.metric
+    if trial.state not in RANKED or metric is None or math.isnan(metric):
+        return None
+    return (Direction(direction).sign * metric, -trial.id)
+
+
+def best_trial(trials: Iterable["Trial"], direction: str) -> "Trial | None":
+    """The best trial by :func:`rank_key`; a lone finished trial with no metric (a single run
+    that returned nothing to rank) is its own best."""
+    trials = list(trials)
+    ranked = [(key, t) for t in trials if (key := rank_key(t, direction)) is not None]
+    if ranked:
+        return max(ranked, key=lambda kt: kt[0])[1]
+    if len(trials) == 1 and trials[0].state == "finished":
+        return trials[0]
+    return None
 
 
 @dataclass
@@ -17,7 +58,7 @@ class Trial:
     id: int
     params: dict[str, Any]
     budget: float | int | None = None
-    state: str = "pending"  # pending, running, finished, stopped, failed, lost
+    state: TrialState = TrialState.PENDING
     metric: float | None = None  # the number this trial is ranked by
     result: Any = None  # what the function returned (a dict of metrics, or a number)
     history: list[tuple[float, float]] = field(default_factory=list)  # (step, value) broadcasts
@@ -29,6 +70,8 @@ class Trial:
     attempts: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     parent: int | None = None  # the trial whose checkpoint this one continued from
+    ranks: list[str] | None = None  # a distributed run's agents, by rank
+    stop_requested: float | None = None  # when the kernel told it to stop (wall clock)
     run: dict[str, Any] | None = field(default=None, repr=False)  # how agents run it (distributed)
     extra: dict[str, Any] | None = field(default=None, repr=False)  # what the context's injector reads
 
@@ -52,13 +95,15 @@ class Trial:
             "metric": self.metric, "result": self.result, "history": self.history,
             "started": self.started, "ended": self.ended, "duration": self.duration,
             "error": self.error, "traceback": self.traceback, "agent": self.agent,
-            "attempts": self.attempts, "info": self.info, "parent": self.parent,
+            "attempts": self.attempts, "info": self.info, "parent": self.parent, "ranks": self.ranks,
+            "stop_requested": self.stop_requested,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Trial":
         d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         d["history"] = [tuple(p) for p in d.get("history", [])]
+        d["state"] = TrialState(d.get("state", "pending"))
         return cls(**d)
 
     def __repr__(self) -> str:
@@ -74,7 +119,12 @@ def _fmt(v: Any) -> str:
 
 @dataclass
 class Result:
-    """Everything an experiment produced. ``best`` is None when no trial could be ranked."""
+    """Everything an experiment produced. ``best`` is None when no trial could be ranked.
+
+    ``extras`` holds what a context adds (an ablation's ``ranking`` and ``baseline``, a chart's
+    path); each is also an attribute (``result.ranking``) and a key of result.json. ``notes``
+    are lines a context adds to the printed summary.
+    """
 
     experiment: str
     path: Path
@@ -85,19 +135,18 @@ class Result:
     duration: float
     rejected: dict[str, int] = field(default_factory=dict)  # dropped messages, by reason
     agents: int = 0
-    ranking: list[dict[str, Any]] | None = None  # an ablation's components, most important first
-    baseline: float | None = None  # an ablation's baseline metric
-    extras: dict[str, Any] = field(default_factory=dict)  # what contexts add (e.g. a chart's path)
+    extras: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        extras = self.__dict__.get("extras") or {}
+        if name in extras:
+            return extras[name]
+        raise AttributeError(f"Result has no attribute {name!r}")
 
     @property
     def best(self) -> Trial | None:
-        ranked = [t for t in self.trials if t.metric is not None and not math.isnan(t.metric)
-                  and t.state in ("finished", "stopped")]
-        if not ranked:
-            done = [t for t in self.trials if t.state == "finished"]
-            return done[0] if len(self.trials) == 1 and done else None
-        pick = max if self.direction == "max" else min
-        return pick(ranked, key=lambda t: t.metric)
+        return best_trial(self.trials, self.direction)
 
     def count(self, state: str) -> int:
         return sum(1 for t in self.trials if t.state == state)
@@ -117,7 +166,6 @@ class Result:
             "best": None if best is None else {"trial": best.id, "params": best.params,
                                                "metric": best.metric, "result": best.result},
             "trials": [t.to_dict() for t in self.trials],
-            **({"ranking": self.ranking, "baseline": self.baseline} if self.ranking is not None else {}),
             **self.extras,
         }
 
@@ -139,11 +187,7 @@ class Result:
             lines.append(f"  best: trial {best.id}, {name} = {_fmt(best.metric)} ({self.direction})")
             if best.params:
                 lines.append("        " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
-        if self.ranking is not None:
-            lines.append(f"  baseline {self.metric} = {_fmt(self.baseline)}; effect of leaving out, most important first:")
-            for r in self.ranking:
-                effect = "failed" if r["effect"] is None else f"{r['effect']:+.4f}"
-                lines.append(f"    {r['component']:<28s} {effect}")
+        lines.extend(self.notes)
         failed = [t for t in self.trials if t.state == "failed"]
         if failed:
             lines.append(f"  first failure: trial {failed[0].id}: {failed[0].error}")

@@ -83,7 +83,7 @@ def test_multihost_digits_on_two_agents_of_two_devices_over_tcp(runs):
                                                  metric="accuracy"),
                    listen="tcp://127.0.0.1:0", path=runs, verbose=0)
     (trial,) = result.trials
-    assert trial.state == "finished" and len(trial.info["ranks"]) == 2
+    assert trial.state == "finished" and len(trial.ranks) == 2
     assert trial.result["accuracy"] > 0.9  # digits, really trained over 4 devices in 2 processes
     assert [s for s, _ in trial.history] == [0, 1, 2, 3]  # rank 0's broadcasts, once each
     log = (result.path / "trials" / "trial-00000.log").read_text()
@@ -118,7 +118,7 @@ def test_agents_started_by_hand_form_a_multihost_run(runs):
         result = lagom(fns.reports_devices, Distributed("multihost", agents=2, cpu_devices=2, start_agents=False),
                        listen=url, token=token, path=runs, verbose=0)
         (trial,) = result.trials
-        assert sorted(trial.info["ranks"]) == ["host-0", "host-1"]
+        assert sorted(trial.ranks) == ["host-0", "host-1"]
         assert trial.result == {"devices": 4, "processes": 2, "rank": 0, "name": "multihost"}
         assert all(a.wait(timeout=30) == 0 for a in agents)
     finally:

@@ -11,7 +11,8 @@ import zmq
 import fns
 from contexts import HyperparameterSearch, Searchspace
 from kernel import lagom
-from kernel.driver import Observer
+from kernel import Observer
+from transports.codec import PROTOCOL, agent_codec, token_key
 
 
 def malformed(rng: random.Random, codec, key: bytes) -> list[bytes]:
@@ -23,29 +24,33 @@ def malformed(rng: random.Random, codec, key: bytes) -> list[bytes]:
     if kind == 1:  # noise in the right shape
         return [os.urandom(32), os.urandom(rng.randrange(0, 512))]
     if kind == 2:  # valid msgpack, no signature
-        return [b"\0" * 32, msgpack.packb({"v": 1, "type": "final", "trial": 0})]
+        return [b"\0" * 32, msgpack.packb({"v": PROTOCOL, "type": "final", "trial": 0})]
     payload = msgpack.packb(rng.choice([
-        {"v": 1, "type": "metric", "trial": "zero", "points": [[0, 1.0]]},             # wrong type
-        {"v": 1, "type": "final", "trial": 0},                                          # missing fields
-        {"v": 2, "type": "heartbeat"},                                                  # wrong version
-        {"v": 1, "type": "welcome", "experiment": "x", "function": b"", "heartbeat": 1,  # wrong direction
+        {"v": PROTOCOL, "type": "metric", "trial": "zero", "points": [[0, 1.0]]},             # wrong type
+        {"v": PROTOCOL, "type": "final", "trial": 0},                                   # missing fields
+        {"v": PROTOCOL + 1, "type": "heartbeat"},                                       # wrong version
+        {"v": PROTOCOL, "type": "welcome", "experiment": "x", "function": b"", "heartbeat": 1,  # wrong direction
          "env": {}, "inject": None},
-        {"v": 1, "type": "metric", "trial": 0, "points": [[0, "NaN"]]},                 # bad values
-        [1, 2, 3], "just a string", {"v": 1, "type": None},                             # not a message
-        {"v": 1, "type": "log", "trial": 0, "lines": [b"bytes"]},
-        {"v": 1, "type": "heartbeat"},                                                  # valid, unknown peer
+        {"v": PROTOCOL, "type": "metric", "trial": 0, "points": [[0, "NaN"]]},          # bad values
+        [1, 2, 3], "just a string", {"v": PROTOCOL, "type": None},                             # not a message
+        {"v": PROTOCOL, "type": "log", "trial": 0, "lines": [b"bytes"]},
+        {"v": PROTOCOL, "type": "heartbeat"},                                           # valid, unknown peer
     ]))
     if kind == 3:  # a signature for other bytes
         return [hmac.digest(key, payload + b"x", "sha256"), payload]
     return [hmac.digest(key, payload, "sha256"), payload]
 
 
+TOKEN = "flood-test-token-0123456789abcdef"
+
+
 class Flood(Observer):
     def __init__(self, n, marker):
         self.n, self.sent, self.marker = n, 0, marker
 
-    def experiment_started(self, kernel):
-        url, codec, key = kernel.listener.url, kernel.codec, kernel.codec._key
+    def experiment_started(self, view):
+        key = token_key(TOKEN)  # the attacker knows the token: signatures alone keep nothing out
+        url, codec = view.url, agent_codec(key)
 
         def run():
             ctx = zmq.Context.instance()
@@ -77,7 +82,7 @@ def test_ten_thousand_malformed_messages_during_an_experiment(runs):
     flood = Flood(10_000, marker)
     space = Searchspace(x=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.05]), marker=("CATEGORICAL", [marker]))
     result = lagom(fns.after_marker, HyperparameterSearch(space, num_trials=30, metric="score", workers=2, seed=1),
-                   listen="tcp://127.0.0.1:0", path=runs, verbose=0, observers=[flood],
+                   listen="tcp://127.0.0.1:0", path=runs, verbose=0, observers=[flood], token=TOKEN,
                    insecure=True)  # the raw peers speak plain ZeroMQ: this tests the codec layer
     flood.thread.join(30)
     for s in getattr(flood, "done_sockets", []):
@@ -96,11 +101,11 @@ def test_plain_zeromq_peers_get_nothing_through_curve(runs):
     got = {}
 
     class Probe(Observer):
-        def experiment_started(self, kernel):
+        def experiment_started(self, view):
             ctx = zmq.Context.instance()
             s = ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
-            s.connect(kernel.listener.url)
+            s.connect(view.url)
             for _ in range(50):
                 s.send_multipart([b"\0" * 32, b"garbage"])
             got["reply"] = s.poll(1000)

@@ -9,9 +9,10 @@ import zmq
 
 from contexts import HyperparameterSearch, Searchspace, Single, TrialFailed
 from kernel import EarlyStop, ExperimentError, lagom, lagom_async
-from kernel.driver import Observer
+from kernel import Observer
 from plugins.earlystop import EarlyStopper
 from plugins.optimizers import FINISHED, WAIT, Optimizer, Suggestion
+from transports.codec import agent_codec, token_key
 
 SPACE = Searchspace(x=("DOUBLE", [0.0, 1.0]))
 
@@ -32,16 +33,16 @@ def score_x(hparams, reporter):
 
 class Grab(Observer):
     def __init__(self, on_start=None):
-        self.kernel = None
+        self.view = None
         self.on_start = on_start
         self.started = []
 
-    def experiment_started(self, kernel):
-        self.kernel = kernel
+    def experiment_started(self, view):
+        self.view = view
         if self.on_start:
-            self.on_start(kernel)
+            self.on_start(view)
 
-    def trial_started(self, kernel, trial):
+    def trial_started(self, view, trial):
         self.started.append(trial.id)
 
 
@@ -211,14 +212,17 @@ async def test_hostile_frames_are_counted_and_never_reach_a_handler(runs):
     """Raw ZeroMQ peers send garbage, and signed but invalid messages, during an experiment."""
     sent = {}
 
-    def attack(kernel):
-        url = kernel.listener.url
+    token = "hostile-frames-test-token-0123456789"
+    codec = agent_codec(token_key(token))  # an attacker who knows the token signs for real
+
+    def attack(view):
+        url = view.url
         ctx = zmq.Context.instance()
         frames = [
             [b"just one frame"], [b"a", b"b", b"c"], [b"\x00" * 32, b"not msgpack"],
             [os.urandom(32), os.urandom(100)],
-            kernel.codec.encode("metric", trial=0, points=[[0, 1.0]]),  # signed, but no hello first
-            kernel.codec.encode("shutdown", reason="x"),  # a kernel-bound type from an agent
+            codec.encode("metric", trial=0, points=[[0, 1.0]]),  # signed, but no hello first
+            codec.encode("shutdown", reason="x"),  # a kernel-bound type from an agent
         ]
         socks = []
         for i, f in enumerate(frames):
@@ -232,7 +236,7 @@ async def test_hostile_frames_are_counted_and_never_reach_a_handler(runs):
 
     slow = Searchspace(x=("DOUBLE", [0.0, 1.0]))
     result = await lagom_async(score_x, search(space=slow, num_trials=20), listen="tcp://127.0.0.1:0",
-                               path=runs, verbose=0, observers=[Grab(on_start=attack)],
+                               path=runs, verbose=0, observers=[Grab(on_start=attack)], token=token,
                                insecure=True)  # raw peers speak plain ZeroMQ: this tests the codec
     for s in sent["socks"]:
         s.close()

@@ -9,7 +9,6 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-SCHEMES = ("tcp", "ipc", "inproc")
 _WILDCARDS = {"0.0.0.0", "*", "::", "[::]", ""}
 
 
@@ -57,6 +56,8 @@ def parse(url: str) -> Address:
         raise AddressError(
             f"{url!r} is not a transport URL; use tcp://HOST:PORT, ipc:///PATH or inproc://NAME"
         )
+    from . import SCHEMES  # the backends' schemes (transports/__init__.py)
+
     scheme = url.split("://", 1)[0].lower()
     if scheme not in SCHEMES:
         raise AddressError(

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 
 import msgpack
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: trial.verdicts and the verdict message
 SIGNATURE_BYTES = 32
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # a welcome carries the pickled function; keep room for closures
 
@@ -62,7 +62,8 @@ KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
     "welcome": {"experiment": _STR, "function": _BYTES, "heartbeat": _NUM, "env": _MAP,
                 "inject": _OPT_BYTES},
     "trial": {"trial": _INT, "params": _MAP, "budget": _OPT_NUM, "checkpoint": _OPT_STR,
-              "parent_checkpoint": _OPT_STR, "run": _OPT_MAP, "extra": _OPT_MAP},
+              "parent_checkpoint": _OPT_STR, "run": _OPT_MAP, "extra": _OPT_MAP, "verdicts": _BOOL},
+    "verdict": {"trial": _INT, "stop": _BOOL},  # the answer to one broadcast of a judged trial
     "abort": {"trial": _INT, "reason": _STR},
     "kill": {"trial": _INT},
     "stop": {"trial": _INT},
@@ -70,6 +71,15 @@ KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
     "shutdown": {"reason": _STR},
 }
 OUTCOMES = ("ok", "stopped", "error")
+
+
+def final_fields(trial: int, *, outcome: str, rank: int = 0, result: Any = None, error: str | None = None,
+                 traceback: str | None = None, started: float = 0.0, duration: float = 0.0,
+                 step: float | None = None, value: float | None = None) -> dict[str, Any]:
+    """The fields of a ``final`` message (the schema above), built in this one place by every
+    sender: an agent's trial, a child process's run, a failure before the function could run."""
+    return {"trial": trial, "rank": rank, "outcome": outcome, "result": result, "error": error,
+            "traceback": traceback, "started": started, "duration": duration, "step": step, "value": value}
 
 
 class CodecError(ValueError):

@@ -10,19 +10,27 @@ The agent side is a plain blocking DEALER, used from one thread.
 ``inproc://`` is the in-process transport for tests and single runs: real ZeroMQ, real frames,
 real codec, without a network stack. Its peers must share the listener's context, which is
 kept in a small table keyed by URL.
+
+Each listener owns its ZeroMQ context and everything bound to it: the ROUTER, and with
+CurveZMQ the ZAP handler that admits agents' keys (a handler serves only its own context). On
+close the context is terminated once the last socket in it has closed.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import zmq
 import zmq.asyncio
+import zmq.auth.thread
 
 from .address import Address, parse
+from .curve import Admission, Credentials
 
+SCHEMES = ("tcp", "ipc", "inproc")
 HWM = 100_000  # absorb bursts of metrics instead of dropping or blocking on them
 _ZMTP_HEARTBEAT_MS = (1000, 3000)  # a backstop under the application heartbeats
 _INPROC: dict[str, zmq.asyncio.Context] = {}
@@ -40,18 +48,35 @@ def _common_options(sock: zmq.Socket, max_size: int, linger_ms: int) -> None:
 class ZmqListener:
     """The kernel's end: bind, receive batches of ``(peer, frames)``, send to a peer."""
 
-    def __init__(self, url: str, *, max_size: int, curve=None):
+    def __init__(self, url: str, *, max_size: int, curve: Credentials | None = None):
         address = parse(url)
-        self._ipc_dir: Path | None = None
-        self._ctx = zmq.asyncio.Context.instance()
+        self._owner = zmq.Context()  # this listener's own: its ZAP handler serves it alone
+        self._ctx = zmq.asyncio.Context(shadow=self._owner.underlying)
+        self._auth: zmq.auth.thread.ThreadAuthenticator | None = None
+        self.admission: Admission | None = None
+        self._ipc_path: Path | None = None
         self._sock = self._ctx.socket(zmq.ROUTER)
         _common_options(self._sock, max_size, linger_ms=500)
-        self.curve = curve
-        if curve is not None:  # encrypted and authenticated: see transports/curve.py
-            self._sock.curve_server = True
-            self._sock.curve_secretkey = curve.secret
-            self._sock.curve_publickey = curve.public
+        if curve is not None and address.scheme == "tcp":
+            self._secure(curve)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a gone peer raises, not vanishes
+        self.address: Address = self._bind(address)
+        self._sync = zmq.Socket.shadow(self._sock.underlying)
+        self._wakeup: asyncio.Future | None = None  # set while recv_batch sleeps
+        self._closed = False
+
+    def _secure(self, curve: Credentials) -> None:
+        """CurveZMQ, with the agents' keys admitted by a ZAP handler on this context, started
+        before the bind so that no handshake can happen without it."""
+        self.admission = Admission(curve.clients)
+        self._auth = zmq.auth.thread.ThreadAuthenticator(self._owner)
+        self._auth.start()
+        self._auth.configure_curve_callback(domain="*", credentials_provider=self.admission)
+        self._sock.curve_server = True
+        self._sock.curve_secretkey = curve.secret
+        self._sock.curve_publickey = curve.public
+
+    def _bind(self, address: Address) -> Address:
         if address.scheme == "tcp":
             host = address.host or "0.0.0.0"
             host = f"[{host}]" if ":" in host else host
@@ -66,15 +91,17 @@ class ZmqListener:
         else:
             self._sock.bind(address.url)
             _INPROC[address.url] = self._ctx
-        self.address: Address = parse(self._sock.getsockopt_string(zmq.LAST_ENDPOINT)) \
-            if address.scheme != "inproc" else address
-        self._sync = zmq.Socket.shadow(self._sock.underlying)
-        self._wakeup: asyncio.Future | None = None  # set while recv_batch sleeps
-        self._closed = False
+            return address
+        return parse(self._sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     @property
     def url(self) -> str:
         return self.address.url
+
+    @property
+    def refused(self) -> int:
+        """CurveZMQ handshakes refused: a client key pair not derived from the token."""
+        return self.admission.denied if self.admission is not None else 0
 
     async def recv_batch(self, limit: int = 1024) -> list[tuple[bytes, list[bytes]]]:
         """Wait for at least one message, then return up to ``limit`` without waiting again."""
@@ -123,13 +150,18 @@ class ZmqListener:
             return
         self._closed = True
         self._sock.close(linger=200)
+        if self._auth is not None:
+            self._auth.stop()
         if self.address.scheme == "inproc":
             _INPROC.pop(self.address.url, None)
-        if getattr(self, "_ipc_path", None) is not None:
+        if self._ipc_path is not None:
             try:
                 self._ipc_path.unlink()
             except OSError:
                 pass
+        # term() returns once every socket of the context has closed, an in-process agent's
+        # included: wait for that on a thread of its own, never here.
+        threading.Thread(target=self._owner.term, name="lagom-zmq-term", daemon=True).start()
 
 
 class ZmqConnection:

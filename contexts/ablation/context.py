@@ -20,6 +20,8 @@ from .study import AblationStudy
 
 
 class _AblationController(Controller):
+    """One trial per component the ablator lists, the baseline first, all with the same hparams."""
+
     def __init__(self, ablator: Ablator, hparams: dict, metric: str, direction: str):
         self.ablator, self.hparams, self.metric, self.direction = ablator, hparams, metric, direction
         self.total = ablator.count()
@@ -98,12 +100,15 @@ class Ablation(Context):
             rows.append({"component": t.info["ablated"], "kind": t.info["kind"], "trial": t.id,
                          "metric": t.metric if ok else None,
                          "effect": (t.metric - base.metric) if ok else None, "state": t.state})
-        sign = 1.0 if self.direction == "max" else -1.0
+        sign = self.direction.sign
         # Most important first: leaving it out hurts the most. Failed trials go last.
         rows.sort(key=lambda r: (r["effect"] is None, sign * (r["effect"] or 0.0), r["trial"]))
-        result.ranking = rows
-        result.baseline = base.metric
         chart = ranking_chart(rows, base.metric, self.metric, result.path / "ablation.png")
-        result.extras["ablation_chart"] = str(chart) if chart else None
+        result.extras.update(ranking=rows, baseline=base.metric, ablation_chart=str(chart) if chart else None)
+        result.notes.append(f"  baseline {self.metric} = {base.metric:.4g}; effect of leaving out, "
+                            f"most important first:")
+        for r in rows:
+            effect = "failed" if r["effect"] is None else f"{r['effect']:+.4f}"
+            result.notes.append(f"    {r['component']:<28s} {effect}")
         result.save()
         return result

@@ -9,16 +9,18 @@ against finished trials; replaying observations rebuilds its state.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Literal, Sequence
+from typing import Sequence
+
+from kernel.direction import Direction
 
 from ..optimizers.base import Observation
 
 
 class EarlyStopper(ABC):
-    direction: Literal["max", "min"] = "max"
+    direction: Direction = Direction.MAX
 
-    def setup(self, *, direction: Literal["max", "min"]) -> None:
-        self.direction = direction
+    def setup(self, *, direction: str) -> None:
+        self.direction = Direction.of(direction)
 
     @abstractmethod
     def should_stop(self, trial_id: int, history: Sequence[tuple[float, float]]) -> bool:

@@ -30,9 +30,10 @@ class MedianStopping(EarlyStopper):
 
     def _best_so_far(self, trial_id: int, history: Sequence[tuple[float, float]]) -> float:
         seen, best = self._best.get(trial_id, (0, None))
-        pick = max if self.direction == "max" else min
+        better = self.direction.better
         for _, value in history[seen:]:
-            best = value if best is None else pick(best, value)
+            if best is None or better(value, best):
+                best = value
         self._best[trial_id] = (len(history), best)
         return best
 
@@ -54,7 +55,7 @@ class MedianStopping(EarlyStopper):
         median = self.median_at(k)
         if median is None:
             return False
-        return best < median if self.direction == "max" else best > median
+        return self.direction.better(median, best)
 
     def observe(self, obs: Observation) -> None:
         self._best.pop(obs.trial_id, None)

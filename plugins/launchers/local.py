@@ -54,10 +54,6 @@ class LocalLauncher(Launcher):
         if not self._stopping.is_set():
             on_exit(agent_id, f"exit code {code}")
 
-    def kill(self, agent_id: str) -> None:
-        """End one agent at once (SIGKILL): for tests of what survives a dead worker."""
-        self._procs[agent_id].kill()
-
     def pids(self) -> dict[str, int]:
         return {k: p.pid for k, p in self._procs.items()}
 

@@ -58,18 +58,13 @@ class ASHA(Optimizer):
     def total_trials(self) -> int | None:
         return None  # promotions come on top of num_trials configurations
 
-    def rungs(self) -> list[dict[str, Any]]:
-        """Each rung's budget, results and promotions (for reports)."""
-        return [{"budget": b, "results": dict(r), "promoted": sorted(p)}
-                for b, r, p in zip(self.budgets, self._results, self._promoted)]
-
     def _promotable(self, rung: int) -> int | None:
         results = self._results[rung]
         top = int(len(results) // self.eta)
         if top == 0:
             return None
-        sign = -1.0 if self.direction == "max" else 1.0
-        ranked = sorted(results, key=lambda t: (sign * results[t], t))[:top]  # ties: earlier trial
+        sign = self.direction.sign
+        ranked = sorted(results, key=lambda t: (-sign * results[t], t))[:top]  # best first; ties: earlier trial
         for trial in ranked:
             if trial not in self._promoted[rung]:
                 return trial

@@ -14,10 +14,9 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Union
 
-Direction = Literal["max", "min"]
-
+from kernel.direction import Direction
 
 @dataclass(frozen=True)
 class Suggestion:
@@ -60,14 +59,14 @@ class Optimizer(ABC):
 
     space: Any = None
     num_trials: int | None = None
-    direction: Direction = "max"
+    direction: Direction = Direction.MAX
     rng: random.Random
 
     def setup(self, space: Any, *, num_trials: int | None, direction: Direction, seed: int | None) -> None:
         """Called once before the first suggestion. Override to validate the space; call super()."""
         self.space = space
         self.num_trials = num_trials
-        self.direction = direction
+        self.direction = Direction.of(direction)
         self.rng = random.Random(seed)
 
     @abstractmethod
@@ -86,4 +85,4 @@ class Optimizer(ABC):
 
     def better(self, a: float, b: float) -> bool:
         """True when ``a`` beats ``b`` in this search's direction."""
-        return a > b if self.direction == "max" else a < b
+        return self.direction.better(a, b)

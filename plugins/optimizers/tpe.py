@@ -101,8 +101,7 @@ class TPE(Optimizer):
 
     # -- the model --------------------------------------------------------------------------
     def _split(self) -> tuple[list[dict], list[dict]]:
-        sign = -1.0 if self.direction == "max" else 1.0
-        ranked = sorted(self._done, key=lambda pv: sign * pv[1])  # best first
+        ranked = self.direction.ranked(self._done, key=lambda pv: pv[1])  # best first
         n_good = max(1, math.ceil(self.gamma * len(ranked)))
         good = [p for p, _ in ranked[:n_good]]
         bad = [p for p, _ in ranked[n_good:]] + list(self._running.values())  # the liar: worst

@@ -20,8 +20,17 @@ from typing import Any, Callable
 class Strategy(ABC):
     name = "strategy"
 
+    def configure(self, run: dict[str, Any]) -> None:
+        """Take the run's placement from the kernel, before ``setup`` (optional): for a run
+        over several agents, ``run`` has ``coordinator``, ``num_processes``, ``process_id``
+        and ``timeout``."""
+
     def setup(self) -> None:
         """Called once, in the process that trains, before the function runs (optional)."""
+
+    def teardown(self) -> None:
+        """Called once after the function returned and its final was sent (optional): leave a
+        process group, release devices."""
 
     @property
     def num_devices(self) -> int:
@@ -60,6 +69,3 @@ class Strategy(ABC):
     @abstractmethod
     def gather(self, tree: Any) -> Any:
         """Bring replicated values back to the host as numpy."""
-
-    def describe(self) -> dict[str, Any]:
-        return {"strategy": self.name, "devices": self.num_devices, "processes": self.process_count}

@@ -100,6 +100,19 @@ class MultiHost(DataParallel):
         self.timeout_s = timeout_s
         self._initialized = False
 
+    def configure(self, run: dict[str, Any]) -> None:
+        self.coordinator = run.get("coordinator", self.coordinator)
+        self.num_processes = int(run.get("num_processes", 1))
+        self.process_id = int(run.get("process_id", 0))
+        self.timeout_s = int(run.get("timeout", self.timeout_s))
+
+    def teardown(self) -> None:
+        if self._initialized:
+            import jax
+
+            jax.distributed.shutdown()
+            self._initialized = False
+
     def setup(self) -> None:
         import jax
         import numpy as np

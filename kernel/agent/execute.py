@@ -10,7 +10,9 @@ import time
 import traceback
 from typing import Any, Callable
 
-from .reporter import EarlyStop, Reporter, Shutdown, captured_output
+from transports.codec import final_fields
+
+from ..reporter import EarlyStop, Reporter, Shutdown, captured_output
 
 
 def hparams_of(msg: dict) -> dict[str, Any]:
@@ -68,14 +70,13 @@ def user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter,
-         send_log: Callable[[int, list[str]], None], echo: bool) -> dict[str, Any]:
-    """Run ``fn(**kwargs)`` and return the fields of a ``final`` message (without the trial id)."""
+def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter, echo: bool, rank: int = 0) -> dict[str, Any]:
+    """Run ``fn(**kwargs)`` and return the fields of its ``final`` message."""
     started = time.time()
     t0 = time.perf_counter()
     result = error = tb = None
     try:
-        with captured_output(reporter.trial_id, send_log, echo=echo):
+        with captured_output(reporter.channel.send_log, echo=echo):
             returned = fn(**kwargs)
         result = normalize_result(returned)
         outcome = "ok"
@@ -91,5 +92,5 @@ def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter,
     step, value = reporter.last if reporter.last else (None, None)
     if value is not None and not math.isfinite(value):
         value = None
-    return {"outcome": outcome, "result": result, "error": error, "traceback": tb,
-            "started": started, "duration": duration, "step": step, "value": value}
+    return final_fields(reporter.trial_id, rank=rank, outcome=outcome, result=result, error=error, traceback=tb,
+                        started=started, duration=duration, step=step, value=value)

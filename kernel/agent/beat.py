@@ -1,0 +1,59 @@
+"""The agent's heartbeat: a thread with a socket of its own, beating while the function runs.
+
+ZeroMQ sockets are not shared between threads, so the beat socket has its own routing id (the
+agent's plus ``#beat``) and its own codec. A frozen or vanished process stops beating and the
+kernel declares it lost. The kernel also sends ``kill`` here, the one message that must reach
+an agent whose main thread is stuck in a function that ignores stops.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import zmq
+
+from transports import connect
+from transports.codec import CodecError, agent_codec
+
+from ..registry import BEAT_SUFFIX
+
+if TYPE_CHECKING:
+    from .serve import Agent
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, agent: "Agent"):
+        super().__init__(name=f"lagom-beat-{agent.id}", daemon=True)
+        self.agent = agent
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        agent = self.agent
+        conn = connect(agent.url, identity=agent.id.encode() + BEAT_SUFFIX, curve=agent.curve)
+        codec = agent_codec(agent.key)  # a packer of its own: msgpack packers are not thread-safe
+        frames = codec.encode("heartbeat")
+        next_beat = time.monotonic() + agent.heartbeat
+        try:
+            while not self._stop_event.is_set():
+                got = conn.recv(timeout=max(0.0, next_beat - time.monotonic()))
+                if got is not None:
+                    self._heard(codec, got)
+                if time.monotonic() >= next_beat:
+                    conn.send(frames)
+                    next_beat = time.monotonic() + agent.heartbeat
+        except zmq.ContextTerminated:
+            pass  # an in-process agent's kernel closed the shared context: the experiment is over
+        finally:
+            conn.close()
+
+    def _heard(self, codec, frames: list[bytes]) -> None:
+        try:
+            msg = codec.decode(frames)
+        except CodecError:
+            return
+        if msg["type"] == "kill" and msg["trial"] == self.agent.current:
+            self.agent.restart(msg["trial"])

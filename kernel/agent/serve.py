@@ -1,0 +1,278 @@
+"""The agent: say hello, take the function from the welcome, then serve trials until shutdown.
+
+The serve loop waits on the socket with the heartbeat interval as timeout and routes each
+message through a handler table; it gives up when the kernel has been silent for ``patience``
+seconds. A trial runs on the agent's own thread, so the training function and the reporter
+share the socket (through :class:`SocketChannel`) with nothing in between; a distributed run
+goes to a fresh child process (child.py). Heartbeats come from a thread of their own (beat.py).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import uuid
+from typing import Any, Callable
+
+import cloudpickle
+
+from transports import connect
+from transports.codec import PROTOCOL, CodecError, agent_codec, final_fields, token_key
+from transports.curve import derive
+
+from ..injection import InjectionError, requested
+from ..reporter import KernelGone, Reporter, Shutdown
+from . import child, execute
+from .beat import Heartbeat
+from .cli import RESTARTS_ENV, TOKEN_ENV
+
+PROVIDED = ("hparams", "reporter", "strategy")
+
+
+def _devices() -> list[str]:
+    devices = [f"cpu:{os.cpu_count() or 1}"]
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if gpus:
+        devices += [f"gpu:{g}" for g in gpus.split(",") if g.strip()]
+    return devices
+
+
+def _address_towards(url: str) -> str:
+    """This host's address as the kernel's network sees it (for peers of a distributed run)."""
+    from transports import parse
+
+    address = parse(url)
+    if address.scheme != "tcp" or address.is_loopback:
+        return "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((address.host, address.port or 9))  # no packet is sent
+            return s.getsockname()[0]
+    except OSError:
+        return socket.gethostname()
+
+
+def _free_port() -> int:
+    """A port that was free a moment ago: rank 0 of a distributed run hosts JAX's coordinator there."""
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+class Agent:
+    """A worker: connects to the kernel at ``url`` and runs what it is sent.
+
+    ``wait``: seconds to wait for the kernel's welcome; ``patience``: seconds of silence after
+    which it leaves; ``echo``: also print a trial's output here (besides its log).
+    ``run()`` returns 0 when told to shut down, 1 when no kernel answered, 2 when it went silent.
+    """
+
+    def __init__(self, url: str, token: str, *, agent_id: str | None = None, wait: float = 60.0,
+                 patience: float = 30.0, echo: bool = True, insecure: bool = False,
+                 on_log: Callable[[str], None] | None = None):
+        if not token:
+            raise ValueError(f"no token: pass --token or set {TOKEN_ENV}")
+        self.url = url
+        self.id = agent_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.key = token_key(token)
+        # tcp:// is CurveZMQ unless the kernel was started insecure: the handshake proves the
+        # kernel holds the key derived from this token before a byte of code is accepted.
+        self.curve = None if insecure else derive(token)[1]
+        self.codec = agent_codec(self.key)
+        self.wait, self.patience, self.echo = wait, patience, echo
+        self.heartbeat = 1.0
+        self.rejected = 0
+        self.current: int | None = None  # the trial running now
+        self.can_restart = False  # True in a process of its own (main); never for a thread agent
+        self.argv: list[str] = []
+        self._log = on_log or (lambda line: print(f"[agent {self.id}] {line}", file=sys.__stderr__, flush=True))
+        self._fn: Callable | None = None
+        self._injector = None
+        self.function_bytes: bytes | None = None
+        self.inject_bytes: bytes | None = None
+        self.names: list[str] = []
+        self._last_heard = time.monotonic()
+        self._handlers: dict[str, Callable[[dict], None]] = {
+            "trial": self._on_trial, "welcome": self._on_welcome, "shutdown": self._on_shutdown,
+        }  # stop, verdict, abort and heartbeat matter only while a trial runs
+        from plugins.registry import resolve
+        from plugins.strategies import Strategy
+
+        self._single = resolve("lagom.strategies", "single", Strategy)  # imports no JAX until used
+
+    # -- wire -------------------------------------------------------------------------------
+    def send(self, msg_type: str, **fields: Any) -> None:
+        self.conn.send(self.codec.encode(msg_type, **fields))
+
+    def decode(self, frames: list[bytes]) -> dict | None:
+        """The message in ``frames``, or None (dropped and counted) if it is not the kernel's."""
+        try:
+            msg = self.codec.decode(frames)
+        except CodecError as exc:
+            self.rejected += 1
+            if self.rejected <= 3:
+                self._log(f"dropped a message that is not from this experiment's kernel ({exc.reason})")
+            return None
+        self._last_heard = time.monotonic()
+        return msg
+
+    def next_message(self) -> dict | None:
+        """The next message from the kernel, or None after one heartbeat interval of silence;
+        raises KernelGone once it has been silent for ``patience`` seconds."""
+        frames = self.conn.recv(timeout=self.heartbeat)
+        if frames is not None:
+            return self.decode(frames)
+        if time.monotonic() - self._last_heard > self.patience:
+            raise KernelGone(f"the kernel at {self.url} has been silent for {self.patience:.0f}s; leaving")
+        return None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def run(self) -> int:
+        """Serve the kernel until it says shutdown (0) or is gone (1: never answered, 2: went silent)."""
+        self.conn = connect(self.url, identity=self.id.encode(), curve=self.curve)
+        beat = Heartbeat(self)
+        try:
+            self.send("hello", agent=self.id, host=socket.gethostname(), pid=os.getpid(),
+                      devices=_devices(), protocol=PROTOCOL, address=_address_towards(self.url),
+                      port=_free_port())
+            if not self._await_welcome():
+                return 1
+            beat.start()
+            while True:
+                msg = self.next_message()
+                handler = self._handlers.get(msg["type"]) if msg is not None else None
+                if handler is not None:
+                    handler(msg)
+        except KernelGone as exc:
+            self._log(str(exc))
+            return 2
+        except Shutdown:
+            return 0
+        finally:
+            beat.stop()
+            self.conn.close()
+
+    def _await_welcome(self) -> bool:
+        deadline = time.monotonic() + self.wait
+        while time.monotonic() < deadline:
+            frames = self.conn.recv(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
+            msg = self.decode(frames) if frames is not None else None
+            if msg is not None and msg["type"] == "welcome":
+                self._on_welcome(msg)
+                return True
+            if msg is not None and msg["type"] == "shutdown":
+                return False
+        self._log(f"no answer from a kernel at {self.url} within {self.wait:.0f}s: check the URL, "
+                  f"that the token is the one the kernel printed, and --insecure if the kernel has it")
+        return False
+
+    def restart(self, trial_id: int) -> None:
+        """The kernel ended a trial that would not stop: start this process afresh (same pid,
+        same command line, a new agent id), which is the only way to end a running function."""
+        if not self.can_restart:
+            self._log(f"trial {trial_id} would not stop; an agent in a thread cannot end it")
+            return
+        self._log(f"trial {trial_id} would not stop: restarting this agent")
+        os.environ[RESTARTS_ENV] = str(int(os.environ.get(RESTARTS_ENV, "0")) + 1)
+        for stream in (sys.__stdout__, sys.__stderr__):
+            stream.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "kernel.agent", *self.argv])
+
+    # -- handlers ---------------------------------------------------------------------------
+    def _on_shutdown(self, msg: dict) -> None:
+        raise Shutdown(msg["reason"])
+
+    def _on_welcome(self, msg: dict) -> None:
+        """Take the function (again, if the kernel restarted) and say whether it can run here."""
+        self.heartbeat = float(msg["heartbeat"])
+        for key, value in msg["env"].items():
+            os.environ.setdefault(str(key), str(value))
+        try:
+            self.function_bytes, self.inject_bytes = msg["function"], msg["inject"]
+            self._injector = cloudpickle.loads(msg["inject"]) if msg["inject"] is not None else None
+            fn = cloudpickle.loads(msg["function"])
+            self.names = requested(fn, PROVIDED + tuple(getattr(self._injector, "provides", ())), "this agent")
+            self._fn = fn
+        except InjectionError as exc:
+            self.send("ready", ok=False, error=str(exc))
+            return
+        except Exception as exc:
+            hint = (" (make that module importable on this host: install it, or run the agent "
+                    "from the project's folder)") if isinstance(exc, ImportError) else ""
+            self.send("ready", ok=False,
+                      error=f"could not load the training function: {type(exc).__name__}: {exc}{hint}")
+            return
+        self.send("ready", ok=True, error=None)
+
+    def _on_trial(self, msg: dict) -> None:
+        if self._fn is None:
+            self.send("final", **final_fields(msg["trial"], outcome="error", started=time.time(),
+                                              error="this agent could not load the training function"))
+        elif msg["run"] is not None:
+            self.current = msg["trial"]
+            try:
+                child.ChildRun(self, msg).run()
+            finally:
+                self.current = None
+        else:
+            self._run_here(msg)
+
+    def _run_here(self, msg: dict) -> None:
+        """A trial in this warm process, with the single-device strategy."""
+        tid = msg["trial"]
+        reporter = Reporter(tid, SocketChannel(self, tid, msg["verdicts"]), msg["checkpoint"],
+                            msg["parent_checkpoint"])
+        available = {"hparams": execute.hparams_of(msg), "reporter": reporter, "strategy": self._single}
+        self.current = tid
+        try:
+            if self._injector is not None and any(n not in available for n in self.names):
+                available.update(self._injector.provide(msg["extra"]))
+        except Exception as exc:  # a generator that cannot be built fails this trial, not the agent
+            final = final_fields(tid, outcome="error", error=f"{type(exc).__name__}: {exc}",
+                                 traceback=execute.user_traceback(exc), started=time.time())
+        else:
+            final = execute.call(self._fn, {n: available[n] for n in self.names}, reporter, self.echo)
+        finally:
+            self.current = None
+        self.send("final", **final)
+
+
+class SocketChannel:
+    """A trial on the agent's own thread reaches the kernel over the agent's socket.
+
+    With ``verdicts`` (an early-stopping rule judges this trial) each broadcast waits for the
+    kernel's answer to it, about one round trip; otherwise a broadcast costs one send, and a
+    stop pushed by the kernel is picked up, without blocking, at the next broadcast.
+    """
+
+    def __init__(self, agent: Agent, trial_id: int, verdicts: bool):
+        self._agent, self._trial, self._verdicts = agent, trial_id, verdicts
+        self._stopped = False
+
+    def send_metric(self, step: float, value: float) -> None:
+        self._agent.send("metric", trial=self._trial, points=[[step, value]])
+        if self._verdicts:
+            while not self._take(self._agent.next_message()):
+                pass
+
+    def send_log(self, lines: list[str]) -> None:
+        self._agent.send("log", trial=self._trial, lines=lines)
+
+    def stop_requested(self) -> bool:
+        conn = self._agent.conn
+        while (frames := conn.recv_nowait()) is not None:
+            self._take(self._agent.decode(frames))
+        return self._stopped
+
+    def _take(self, msg: dict | None) -> bool:
+        """Act on a message that arrived during the trial; True if it is this broadcast's verdict."""
+        if msg is None:
+            return False
+        kind = msg["type"]
+        if kind == "shutdown":
+            raise Shutdown(msg["reason"])
+        if kind in ("stop", "verdict") and msg["trial"] == self._trial:
+            self._stopped = self._stopped or kind == "stop" or msg["stop"]
+            return kind == "verdict"
+        return False

@@ -1,0 +1,112 @@
+"""Attempts by rank: every attempt is a gang of one or more agents, and ends when each rank has
+sent its final.
+
+Most attempts have one rank. A distributed run has several: it gathers ``size`` free agents,
+rank 0 hosts JAX's coordinator at the address and port it announced, and each rank is told its
+place in the process group. When one rank fails (or its agent is lost), the others are aborted
+at once rather than left to a collective's timeout, and the trial fails with that rank's error.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from transports.codec import final_fields
+
+from .controller import ExperimentError
+from .registry import AgentInfo, AgentState
+from .trials import Trial, TrialState
+
+if TYPE_CHECKING:
+    from .controller import Controller
+    from .driver import Kernel
+    from .lifecycle import Attempt
+
+
+class Gathering:
+    """A distributed trial waiting for ``size`` free agents."""
+
+    def __init__(self, trial: Trial, size: int):
+        self.trial, self.size = trial, size
+        self.agents: list[AgentInfo] = []
+
+    def join(self, agent: AgentInfo) -> list[AgentInfo] | None:
+        """Reserve ``agent``; the agents by rank once there are enough, else None."""
+        self.agents = [a for a in self.agents if a.alive]
+        if agent not in self.agents:
+            self.agents.append(agent)
+            agent.state = AgentState.RESERVED
+        if len(self.agents) < self.size:
+            return None
+        return self.agents[: self.size]
+
+    def leave(self, agent: AgentInfo) -> None:
+        if agent in self.agents:
+            self.agents.remove(agent)
+
+
+def run_for_rank(attempt: "Attempt", rank: int) -> dict[str, Any] | None:
+    """How ``rank`` runs the trial: the trial's run, plus its place in the process group."""
+    run = attempt.trial.run
+    if not attempt.distributed:
+        return run
+    lead = attempt.lead
+    return dict(run or {}, process_id=rank, num_processes=len(attempt.agents),
+                coordinator=f"{lead.address}:{lead.port}")
+
+
+def is_rank(attempt: "Attempt", agent: AgentInfo, rank: int) -> bool:
+    """True when ``agent`` runs ``rank`` of ``attempt`` and has not answered yet."""
+    agents = attempt.agents
+    return 0 <= rank < len(agents) and agents[rank] is agent and rank not in attempt.finals
+
+
+def record_final(kernel: "Kernel", attempt: "Attempt", rank: int, final: dict[str, Any]) -> bool:
+    """Keep one rank's final; the first failure aborts the other ranks now. True once every
+    rank has answered."""
+    attempt.finals[rank] = final
+    if final["outcome"] == "error" and attempt.distributed and attempt.failed_rank is None:
+        attempt.failed_rank = rank
+        _abort_others(kernel, attempt, rank, final["error"])
+    return len(attempt.finals) == len(attempt.agents)
+
+
+def _abort_others(kernel: "Kernel", attempt: "Attempt", rank: int, error: str) -> None:
+    frames = kernel.codec.encode("abort", trial=attempt.trial.id, reason=f"rank {rank} failed: {error}")
+    for other_rank, other in enumerate(attempt.agents):
+        if other_rank in attempt.finals:
+            continue
+        if not (other.alive and kernel.listener.send(other.peer, frames)):  # nobody to answer for it
+            attempt.finals[other_rank] = final_fields(attempt.trial.id, rank=other_rank, outcome="error",
+                                                      error="its agent was lost", started=time.time())
+
+
+def rank_lost(kernel: "Kernel", attempt: "Attempt", agent: AgentInfo, why: str) -> None:
+    """A rank's agent is gone: that rank failed; the attempt settles once every rank answered."""
+    rank = attempt.agents.index(agent)
+    if rank in attempt.finals:
+        return
+    lost = final_fields(attempt.trial.id, rank=rank, outcome="error", error=f"its agent was lost ({why})",
+                        started=time.time())
+    if record_final(kernel, attempt, rank, lost):
+        kernel.settle(attempt)
+
+
+def outcome(attempt: "Attempt", controller: "Controller") -> tuple[TrialState, dict[str, Any], ExperimentError | None]:
+    """How the trial ended, from its ranks' finals: (state, trial fields, an error that ends
+    the experiment or None). Rank 0 speaks for the run."""
+    lead = attempt.finals[0]
+    fields: dict[str, Any] = {"started": lead["started"], "ended": lead["started"] + lead["duration"]}
+    if attempt.failed_rank is not None:
+        failed = attempt.finals[attempt.failed_rank]
+        return TrialState.FAILED, dict(fields, error=f"rank {attempt.failed_rank}: {failed['error']}",
+                                       traceback=failed["traceback"]), None
+    if lead["outcome"] == "error":
+        return TrialState.FAILED, dict(fields, error=lead["error"], traceback=lead["traceback"]), None
+    fields["result"] = lead["result"]
+    state = TrialState.STOPPED if lead["outcome"] == "stopped" or attempt.stop_sent else TrialState.FINISHED
+    try:
+        fields["metric"] = controller.score(lead["result"]) if lead["outcome"] == "ok" else lead["value"]
+    except ExperimentError as exc:
+        return TrialState.FAILED, dict(fields, error=str(exc)), exc
+    return state, fields, None

@@ -1,0 +1,126 @@
+"""The lifecycle of a trial: the kernel's record of one attempt, and the one place where a
+trial ends.
+
+A trial is ``pending`` until an agent takes it, ``running`` while an attempt is under way, and
+ends ``finished``, ``stopped``, ``failed`` or ``lost``; an attempt cut short by a lost agent
+sends it back to ``pending`` (bounded retries). What the kernel needs to steer an attempt (which
+agents run it, whether a stop was sent, the ranks' finals, its timers) lives on an
+:class:`Attempt`, never in ``trial.info``, which belongs to the optimizer alone.
+
+:class:`TrialBook` owns the trials, their counts and the best one. Every ending goes through
+:meth:`TrialBook.end`, which updates counts and the best, closes the trial's log, journals it,
+tells the controller and then the observers, in that order, whatever ended the trial.
+"""
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .trials import Trial, TrialState, rank_key
+
+if TYPE_CHECKING:  # only for annotations: the book knows no sockets
+    import asyncio
+
+    from .controller import Controller, TrialSpec
+    from .journal import ExperimentFolder
+    from .registry import AgentInfo
+    from .views import KernelView, Observer
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One try at running a trial, on one agent or (a distributed run) on several, by rank."""
+
+    trial: Trial
+    agents: list["AgentInfo"]
+    number: int
+    verdicts: bool = False  # agents wait for the kernel's verdict on each broadcast
+    stop_sent: bool = False
+    overtime: float | None = None  # the time limit it ran past, if it did
+    finals: dict[int, dict[str, Any]] = field(default_factory=dict)  # rank -> what it sent
+    failed_rank: int | None = None
+    timers: list["asyncio.TimerHandle"] = field(default_factory=list)
+    over: bool = False
+
+    @property
+    def lead(self) -> "AgentInfo":
+        return self.agents[0]
+
+    @property
+    def distributed(self) -> bool:
+        return len(self.agents) > 1
+
+    def close(self) -> None:
+        self.over = True
+        for timer in self.timers:
+            timer.cancel()
+        self.timers.clear()
+
+
+class TrialBook:
+    """Every trial of one experiment, its counts, the best one, and how each one ends."""
+
+    def __init__(self, folder: "ExperimentFolder", controller: "Controller"):
+        self.folder = folder
+        self.controller = controller
+        self.trials: dict[int, Trial] = {}
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.best: Trial | None = None
+        self._best_key: tuple | None = None
+        self.view: "KernelView | None" = None
+        self.observers: list["Observer"] = []
+
+    def new(self, trial_id: int, spec: "TrialSpec") -> Trial:
+        trial = Trial(trial_id, dict(spec.params), spec.budget, info=dict(spec.info), parent=spec.parent)
+        trial.run, trial.extra = spec.run, spec.extra
+        self.trials[trial_id] = trial
+        return trial
+
+    def started(self, attempt: Attempt) -> None:
+        trial = attempt.trial
+        trial.state, trial.agent, trial.attempts = TrialState.RUNNING, attempt.lead.id, attempt.number
+        if attempt.distributed:
+            trial.ranks = [a.id for a in attempt.agents]
+        self.counts["running"] += 1
+        self.folder.record("start", trial=trial.id, params=trial.params, budget=trial.budget,
+                           agent=trial.agent, attempt=trial.attempts, info=trial.info, parent=trial.parent,
+                           ranks=trial.ranks)
+        for ob in self.observers:
+            ob.trial_started(self.view, trial)
+
+    def requeued(self, trial: Trial, why: str) -> None:
+        """A running trial goes back to pending (its agent was lost); it runs again from scratch."""
+        self.counts["running"] -= 1
+        trial.state, trial.agent = TrialState.PENDING, None
+        trial.history.clear()
+        self.folder.record("requeue", trial=trial.id, reason=why)
+
+    def end(self, trial: Trial, state: TrialState, **fields: Any) -> None:
+        """The one way a trial ends: its fields, counts, best, log, journal, controller, observers."""
+        if trial.state == TrialState.RUNNING:
+            self.counts["running"] -= 1
+        for name, value in fields.items():
+            setattr(trial, name, value)
+        trial.state = state
+        self._count(trial)
+        self.folder.close_log(trial.id)
+        self.folder.record("end", trial=trial.to_dict())
+        self.controller.on_end(trial)
+        for ob in self.observers:
+            ob.trial_ended(self.view, trial)
+
+    def restore(self, trial: Trial) -> None:
+        """A trial that ended before a resume: counted and shown to the controller, not journaled again."""
+        self.trials[trial.id] = trial
+        self._count(trial)
+        self.controller.on_end(trial)
+
+    def _count(self, trial: Trial) -> None:
+        self.counts[trial.state] += 1
+        key = rank_key(trial, self.controller.direction)
+        if key is not None and (self._best_key is None or key > self._best_key):
+            self.best, self._best_key = trial, key
+
+    def unfinished(self) -> Iterable[Trial]:
+        return [t for t in self.trials.values() if t.state in (TrialState.RUNNING, TrialState.PENDING)]

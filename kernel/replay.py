@@ -1,0 +1,54 @@
+"""Resume by replay: a fresh kernel reads a dead kernel's journal and carries on.
+
+The controller is rebuilt with the journaled seed and shown the same events in the same order
+(each trial it started, each outcome), so the optimizer's and the early stopper's state come
+back without either of them knowing about resumes. Trials that had ended keep their results;
+those that were running (or waiting to run again) are queued to run again.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .controller import TrialSpec
+from .trials import Trial, TrialState
+
+if TYPE_CHECKING:
+    from .driver import Kernel
+
+
+def restore(kernel: "Kernel", events: list[dict[str, Any]]) -> dict[str, int]:
+    """Replay ``events`` into ``kernel`` before it runs; returns (and journals, at run) a summary."""
+    mismatched = 0
+    for event in events:
+        if event["event"] == "start":
+            mismatched += _replay_start(kernel, event)
+        elif event["event"] == "end":
+            _replay_end(kernel, Trial.from_dict(event["trial"]))
+    requeued = kernel.scheduler.requeue_unfinished()
+    ended = sum(1 for t in kernel.book.trials.values() if t.state != TrialState.PENDING)
+    kernel.resumed = {"ended": ended, "requeued": requeued, "replay_mismatches": mismatched}
+    return dict(kernel.resumed)
+
+
+def _replay_start(kernel: "Kernel", event: dict[str, Any]) -> int:
+    """Ask the controller for the journaled trial again; 1 if it now decides otherwise (the
+    journal is the truth: what was run is what runs), else 0."""
+    tid, book, mismatched = event["trial"], kernel.book, 0
+    if tid not in book.trials:
+        decision = kernel.controller.next_trial(tid)
+        known = isinstance(decision, TrialSpec)
+        mismatched = int(not known or decision.params != event["params"])
+        book.new(tid, TrialSpec(dict(event["params"]), event.get("budget"), info=dict(event.get("info") or {}),
+                                parent=event.get("parent"), run=decision.run if known else None,
+                                extra=decision.extra if known else None))
+        kernel.scheduler.next_id = max(kernel.scheduler.next_id, tid + 1)
+    trial = book.trials[tid]
+    trial.state, trial.attempts = TrialState.RUNNING, event.get("attempt", trial.attempts + 1)
+    return mismatched
+
+
+def _replay_end(kernel: "Kernel", ended: Trial) -> None:
+    known = kernel.book.trials.get(ended.id)
+    if known is not None:
+        ended.run, ended.extra = known.run, known.extra
+    kernel.book.restore(ended)
