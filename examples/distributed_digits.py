@@ -39,7 +39,7 @@ def main(argv=None):
                                                  metric="accuracy"),
                    path=args.path)
     trial = result.trials[0]
-    print(f"\n{args.strategy} on {trial.info['ranks'] if 'ranks' in trial.info else [trial.agent]}: "
+    print(f"\n{args.strategy} on {trial.ranks or [trial.agent]}: "
           f"validation accuracy {trial.result['accuracy']:.4f} after {args.epochs} epochs")
     return result
 

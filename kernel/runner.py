@@ -94,7 +94,7 @@ def _plan(train_fn: Callable, context: Any, *, listen: str | None, launcher: Any
         raise ValueError("token must be a string of at least 16 characters (or None: one is made)")
     plan = _Plan(context, function, cloudpickle.dumps(injector) if injector is not None else None,
                  listen or context.default_url(),
-                 resolve("lagom.launchers", launcher or context.launcher, Launcher) if workers else None,
+                 resolve("lagom.launchers", (launcher or context.launcher) if workers else "none", Launcher),
                  name or context.name, token or secrets.token_urlsafe(32))
     if resume:
         _read_resume(plan, resume, path)
@@ -186,11 +186,10 @@ async def _serve(kernel: Kernel, plan: _Plan, *, listen: str | None, insecure: b
     """Start the agents, run the kernel, and whatever happens leave the folder complete."""
     result: Result | None = None
     try:
-        if plan.launch is not None:
-            plan.launch.start(url=kernel.listener.address.for_local_agents().url, token=plan.token,
-                              count=plan.context.workers, insecure=insecure, log_dir=kernel.folder.agents_dir,
-                              on_exit=kernel.agent_exited)
-            kernel.expect_agents(None if listen is not None else plan.context.workers)
+        plan.launch.start(url=kernel.listener.address.for_local_agents().url, token=plan.token,
+                          count=plan.context.workers, insecure=insecure, log_dir=kernel.folder.agents_dir,
+                          on_exit=kernel.agent_exited)
+        kernel.expect_agents(None if listen is not None else plan.context.workers)
         if on_view is not None:
             on_view(kernel.view)
         try:
@@ -209,8 +208,7 @@ async def _close(kernel: Kernel, plan: _Plan, result: Result, report: bool) -> N
     result.save()
     for ob in kernel.observers:
         ob.experiment_ended(kernel.view, result)
-    if plan.launch is not None:
-        await asyncio.to_thread(plan.launch.stop)
+    await asyncio.to_thread(plan.launch.stop)
     kernel.listener.close()
     if report and os.environ.get("LAGOM_REPORT", "1") != "0":
         _write_report(kernel.folder.path)

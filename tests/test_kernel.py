@@ -2,6 +2,7 @@
 import asyncio
 import json
 import os
+import socket
 import threading
 
 import pytest
@@ -9,12 +10,19 @@ import zmq
 
 from contexts import HyperparameterSearch, Searchspace, Single, TrialFailed
 from kernel import EarlyStop, ExperimentError, lagom, lagom_async
+from kernel.agent import Agent
 from kernel import Observer
 from plugins.earlystop import EarlyStopper
 from plugins.optimizers import FINISHED, WAIT, Optimizer, Suggestion
 from transports.codec import agent_codec, token_key
 
 SPACE = Searchspace(x=("DOUBLE", [0.0, 1.0]))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def search(**kw):
@@ -255,9 +263,19 @@ def sleepy(hparams, reporter):
 
 
 async def test_a_time_budget_stops_running_trials_and_starts_no_more(runs):
+    # Both agents are connected, their hellos queued, before the kernel (and its clock) starts:
+    # each gets a trial before the budget can run out, and none gets a second.
+    token, url = "time-budget-test-token-0123456789", f"tcp://127.0.0.1:{free_port()}"
+    agents = [Agent(url, token, agent_id=f"early-{i}", echo=False, insecure=True) for i in range(2)]
+    threads = [threading.Thread(target=a.run, daemon=True) for a in agents]
+    for t in threads:
+        t.start()
     t0 = asyncio.get_running_loop().time()
     result = await asyncio.wait_for(lagom_async(
-        sleepy, search(num_trials=50, max_time=0.5), path=runs, verbose=0), 30)
+        sleepy, search(num_trials=50, max_time=0.5, workers=0), listen=url, token=token, insecure=True,
+        path=runs, verbose=0), 30)
+    for t in threads:
+        await asyncio.to_thread(t.join, 10)
     assert asyncio.get_running_loop().time() - t0 < 10
     assert len(result.trials) == 2 and result.count("stopped") == 2
     assert result.best is not None and result.best.metric == max(t.params["x"] for t in result.trials)

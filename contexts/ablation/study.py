@@ -163,6 +163,15 @@ class ModelSpec:
 
 
 class AblationStudy:
+    """What an ablation may leave out: features of a table and layers (or groups of layers, or
+    whole custom models) of a model, as Maggy's study declares them.
+
+    The study is only a declaration: an ablator (plugins/ablators) turns it into one trial per
+    component, and the study's injector, shipped once to every agent, builds each trial's
+    ``dataset`` and ``model`` without that component. ``dataset`` is a dict of named arrays, a
+    DataFrame, or a function (then name the ``features``); ``label`` is the target column.
+    """
+
     def __init__(self, dataset: Any = None, label: str | None = None, features: Sequence[str] | None = None):
         self.source, found = _table(dataset, label)
         self.label = label

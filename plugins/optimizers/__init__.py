@@ -2,8 +2,9 @@
 from .asha import ASHA
 from .base import FINISHED, WAIT, Decision, Observation, Optimizer, Suggestion
 from .grid_search import GridSearch
+from .null import NullOptimizer
 from .random_search import RandomSearch
 from .tpe import TPE
 
 __all__ = ["Optimizer", "Suggestion", "Observation", "Decision", "WAIT", "FINISHED",
-           "RandomSearch", "GridSearch", "ASHA", "TPE"]
+           "RandomSearch", "GridSearch", "ASHA", "TPE", "NullOptimizer"]

@@ -1,0 +1,304 @@
+"""The kernel's handlers one message at a time: scripted frames in, captured frames out.
+
+A fake listener stands where the transport would (the real codec signs and checks every frame),
+so each test drives the kernel exactly as agents would and reads back what it sent.
+"""
+import asyncio
+
+import pytest
+
+from kernel.controller import DONE, Controller, ExperimentError, TrialSpec
+from kernel.deadlines import Deadlines
+from kernel.driver import Kernel
+from kernel.journal import ExperimentFolder, read_journal
+from transports import parse
+from transports.codec import agent_codec, final_fields, kernel_codec, token_key
+
+KEY = token_key("handler-tests-token-0123456789")
+TO_KERNEL = agent_codec(KEY)   # what fake agents encode with (the kernel decodes it)
+FROM_KERNEL = agent_codec(KEY)  # decodes what the kernel sent
+
+
+class FakeListener:
+    """A Listener whose peers are the test: frames are pushed in, sends are captured."""
+
+    address = parse("inproc://fake-listener")
+    url = address.url
+    refused = 0
+
+    def __init__(self):
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.sent: list[tuple[bytes, dict]] = []
+        self.unreachable: set[bytes] = set()
+        self._changed = asyncio.Event()
+
+    async def recv_batch(self, limit=1024):
+        batch = [await self.inbox.get()]
+        while not self.inbox.empty() and len(batch) < limit:
+            batch.append(self.inbox.get_nowait())
+        return batch
+
+    def send(self, peer, frames):
+        if peer in self.unreachable:
+            return False
+        self.sent.append((peer, FROM_KERNEL.decode(frames)))
+        self._changed.set()
+        return True
+
+    def close(self):
+        pass
+
+    async def next(self, peer, kind, timeout=5.0):
+        """The first message of ``kind`` sent to ``peer`` that the test has not taken yet."""
+        async def find():
+            while True:
+                for i, (p, msg) in enumerate(self.sent):
+                    if p == peer and msg["type"] == kind:
+                        del self.sent[i]
+                        return msg
+                self._changed.clear()
+                await self._changed.wait()
+        return await asyncio.wait_for(find(), timeout)
+
+    def kinds(self, peer):
+        return [m["type"] for p, m in self.sent if p == peer]
+
+
+class FakeAgent:
+    def __init__(self, listener, name, port=1234):
+        self.listener, self.peer, self.name, self.port = listener, name.encode(), name, port
+
+    def push(self, kind, **fields):
+        self.listener.inbox.put_nowait((self.peer, TO_KERNEL.encode(kind, **fields)))
+
+    def hello(self):
+        self.push("hello", agent=self.name, host="test-host", pid=1, devices=["cpu:1"], protocol=2,
+                  address="10.0.0.7", port=self.port)
+
+    async def join(self):
+        self.hello()
+        await self.listener.next(self.peer, "welcome")
+        self.push("ready", ok=True, error=None)
+
+    def final(self, trial, outcome="ok", result=None, rank=0, error=None, value=None):
+        self.push("final", **final_fields(trial, rank=rank, outcome=outcome, result=result, error=error,
+                                          started=100.0, duration=1.0, value=value))
+
+
+class Scripted(Controller):
+    """Runs the given specs in order; stops a trial whose broadcast reaches ``stop_at``."""
+
+    def __init__(self, specs, stop_at=None, judges=False):
+        self.specs, self.stop_at, self.judges_metrics = list(specs), stop_at, judges
+        self.metric, self.ended = "score", []
+
+    def next_trial(self, trial_id):
+        return self.specs.pop(0) if self.specs else DONE
+
+    def on_metric(self, trial, step, value):
+        return self.stop_at is not None and value >= self.stop_at
+
+    def score(self, result):
+        if "score" not in result:
+            raise ExperimentError("no score")
+        return float(result["score"])
+
+    def on_end(self, trial):
+        self.ended.append((trial.id, trial.state))
+
+
+@pytest.fixture
+def make(tmp_path):
+    made = []
+
+    def build(controller, **kw):
+        listener = FakeListener()
+        kernel = Kernel(experiment="handlers", context_name="Test", function=b"fn", controller=controller,
+                        listener=listener, codec=kernel_codec(KEY), folder=ExperimentFolder(tmp_path / "exp"),
+                        heartbeat=30.0, agent_timeout=None, **kw)
+        task = asyncio.ensure_future(kernel.run())
+        made.append(task)
+        return kernel, listener, task
+
+    yield build
+    for task in made:
+        task.cancel()
+
+
+def events(kernel):
+    kernel.folder._journal.flush()
+    return [e["event"] for e in read_journal(kernel.folder.path)[0]]
+
+
+async def test_hello_gets_the_welcome_and_ready_gets_a_trial(make):
+    kernel, listener, _ = make(Scripted([TrialSpec({"x": 1})]))
+    a = FakeAgent(listener, "a")
+    a.hello()
+    welcome = await listener.next(a.peer, "welcome")
+    assert welcome["function"] == b"fn" and welcome["heartbeat"] == 30.0
+    a.push("ready", ok=True, error=None)
+    trial = await listener.next(a.peer, "trial")
+    assert trial["trial"] == 0 and trial["params"] == {"x": 1} and trial["verdicts"] is False
+    assert kernel.trials[0].state == "running" and kernel.book.counts["running"] == 1
+    assert events(kernel)[-2:] == ["agent", "start"]
+
+
+async def test_a_final_ends_the_trial_scores_it_and_the_experiment_ends_when_done(make):
+    controller = Scripted([TrialSpec({"x": 1}), TrialSpec({"x": 2})])
+    kernel, listener, task = make(controller)
+    a = FakeAgent(listener, "a")
+    await a.join()
+    await listener.next(a.peer, "trial")
+    a.final(0, result={"score": 0.5})
+    second = await listener.next(a.peer, "trial")  # pushed at once, on the same agent
+    assert second["trial"] == 1 and kernel.trials[0].state == "finished" and kernel.trials[0].metric == 0.5
+    a.final(1, result={"score": 0.9})
+    result = await asyncio.wait_for(task, 5)
+    assert [t.state for t in result.trials] == ["finished", "finished"] and result.best.id == 1
+    assert controller.ended == [(0, "finished"), (1, "finished")] and kernel.book.counts["running"] == 0
+
+
+async def test_metrics_append_history_and_a_rule_pushes_a_stop(make):
+    kernel, listener, task = make(Scripted([TrialSpec({"x": 1})], stop_at=2.0))
+    a = FakeAgent(listener, "a")
+    await a.join()
+    await listener.next(a.peer, "trial")
+    a.push("metric", trial=0, points=[[0, 1.0], [1, 2.5]])
+    stop = await listener.next(a.peer, "stop")
+    assert stop["trial"] == 0 and kernel.trials[0].history == [(0, 1.0), (1, 2.5)]
+    assert kernel.trials[0].stop_requested is not None
+    a.final(0, outcome="stopped", value=2.5)
+    result = await asyncio.wait_for(task, 5)
+    assert result.trials[0].state == "stopped" and result.trials[0].metric == 2.5
+
+
+async def test_a_judged_trial_gets_a_verdict_for_every_broadcast(make):
+    kernel, listener, task = make(Scripted([TrialSpec({"x": 1})], stop_at=3.0, judges=True))
+    a = FakeAgent(listener, "a")
+    await a.join()
+    assert (await listener.next(a.peer, "trial"))["verdicts"] is True
+    a.push("metric", trial=0, points=[[0, 1.0]])
+    assert (await listener.next(a.peer, "verdict")) == {"v": 2, "type": "verdict", "trial": 0, "stop": False}
+    a.push("metric", trial=0, points=[[1, 3.0]])
+    assert (await listener.next(a.peer, "verdict"))["stop"] is True
+    assert "stop" not in listener.kinds(a.peer)  # the verdict said it; no second message
+    a.final(0, outcome="stopped", value=3.0)
+    assert (await asyncio.wait_for(task, 5)).trials[0].state == "stopped"
+
+
+async def test_stale_and_unknown_messages_are_counted_and_change_nothing(make):
+    kernel, listener, task = make(Scripted([TrialSpec({"x": 1})]))
+    a, b, stranger = FakeAgent(listener, "a"), FakeAgent(listener, "b"), FakeAgent(listener, "stranger")
+    await a.join()
+    await b.join()
+    await listener.next(a.peer, "trial")
+    b.final(0, result={"score": 1.0})  # b never ran trial 0
+    b.push("metric", trial=0, points=[[0, 9.0]])
+    a.final(7, result={"score": 1.0})  # a runs trial 0, not 7
+    stranger.push("heartbeat")  # no hello first
+    assert (await listener.next(b.peer, "verdict"))["stop"] is True  # a stale trial is told to stop
+    a.final(0, result={"score": 0.25})
+    result = await asyncio.wait_for(task, 5)
+    assert result.rejected == {"stale": 3, "unknown-peer": 1}
+    assert result.trials[0].history == [] and result.trials[0].metric == 0.25
+
+
+async def test_an_interrupted_trial_runs_again_elsewhere_then_is_lost(make):
+    kernel, listener, task = make(Scripted([TrialSpec({"x": 1})]))
+    a, b = FakeAgent(listener, "a"), FakeAgent(listener, "b")
+    await a.join()
+    await listener.next(a.peer, "trial")
+    await b.join()
+    a.hello()  # a restarted mid-trial: the trial runs again, on the agent that is free
+    again = await listener.next(b.peer, "trial")
+    assert again["trial"] == 0 and kernel.trials[0].attempts == 2
+    b.push("bye", reason="host going down")  # the second attempt is cut short too: lost
+    result = await asyncio.wait_for(task, 5)
+    assert result.trials[0].state == "lost" and "host going down" in result.trials[0].error
+    assert events(kernel).count("requeue") == 1
+
+
+async def test_an_unreachable_agent_is_gone_and_its_trial_is_requeued(make):
+    kernel, listener, task = make(Scripted([TrialSpec({"x": 1})]))
+    a, b = FakeAgent(listener, "a"), FakeAgent(listener, "b")
+    await b.join()
+    await listener.next(b.peer, "trial")  # b takes trial 0 ...
+    b.push("bye", reason="leaving")  # ... and leaves; nobody is free, so it waits in the retry queue
+    listener.unreachable.add(b.peer)
+    await a.join()
+    assert (await listener.next(a.peer, "trial"))["trial"] == 0
+    a.final(0, result={"score": 1.0})
+    result = await asyncio.wait_for(task, 5)
+    assert result.trials[0].state == "finished" and result.trials[0].attempts == 2
+
+
+async def test_optimizer_info_never_steers_the_kernel(make):
+    """trial.info belongs to the optimizer: a key named like kernel state changes nothing."""
+    spec = TrialSpec({"x": 1}, info={"stop_sent": 123.0, "ranks": ["x"], "aborting": 1})
+    kernel, listener, task = make(Scripted([spec]))
+    a = FakeAgent(listener, "a")
+    await a.join()
+    await listener.next(a.peer, "trial")
+    a.final(0, result={"score": 1.0})
+    result = await asyncio.wait_for(task, 5)
+    assert result.trials[0].state == "finished" and result.trials[0].info == spec.info
+
+
+async def test_a_distributed_trial_gathers_ranks_and_one_failure_aborts_the_rest(make):
+    kernel, listener, task = make(Scripted([TrialSpec({}, gang=2, run={"strategy": "multihost"})]))
+    a, b = FakeAgent(listener, "a", port=4000), FakeAgent(listener, "b", port=5000)
+    await a.join()
+    await asyncio.sleep(0)
+    assert "trial" not in listener.kinds(a.peer) and kernel.agents.get(a.peer).state == "reserved"
+    await b.join()
+    ta, tb = await listener.next(a.peer, "trial"), await listener.next(b.peer, "trial")
+    assert (ta["run"]["process_id"], tb["run"]["process_id"]) == (0, 1)
+    assert ta["run"]["coordinator"] == tb["run"]["coordinator"] == "10.0.0.7:4000"  # rank 0 hosts it
+    b.final(0, outcome="error", rank=1, error="RuntimeError: boom")
+    abort = await listener.next(a.peer, "abort")
+    assert "rank 1 failed" in abort["reason"]
+    a.final(0, outcome="error", rank=0, error="aborted")
+    result = await asyncio.wait_for(task, 5)
+    assert result.trials[0].state == "failed" and result.trials[0].error == "rank 1: RuntimeError: boom"
+    assert result.trials[0].ranks == ["a", "b"]
+
+
+async def test_a_distributed_result_that_cannot_be_scored_ends_the_experiment(make):
+    kernel, listener, task = make(Scripted([TrialSpec({}, gang=2, run={"strategy": "multihost"})]))
+    a, b = FakeAgent(listener, "a"), FakeAgent(listener, "b")
+    await a.join()
+    await b.join()
+    await listener.next(a.peer, "trial")
+    a.final(0, result={"loss": 1.0}, rank=0)
+    b.final(0, result={"loss": 1.0}, rank=1)
+    with pytest.raises(ExperimentError, match="no score"):
+        await asyncio.wait_for(task, 5)
+    assert kernel.trials[0].state == "failed"
+
+
+async def test_time_up_stops_what_runs_and_starts_nothing_more(make):
+    kernel, listener, task = make(Scripted([TrialSpec({"x": 1}), TrialSpec({"x": 2})]),
+                                  deadlines=Deadlines(max_time=0.01, stop_grace=None))
+    a = FakeAgent(listener, "a")
+    await a.join()
+    await listener.next(a.peer, "trial")
+    await listener.next(a.peer, "stop")  # the budget's timer fired
+    a.final(0, result={"score": 1.0})
+    result = await asyncio.wait_for(task, 5)
+    assert len(result.trials) == 1 and result.trials[0].state == "stopped"
+    assert "time-up" in events(kernel)
+
+
+async def test_a_trial_that_ignores_its_stop_is_killed_through_the_beat_socket(make):
+    kernel, listener, task = make(Scripted([TrialSpec({"x": 1})], stop_at=0.0),
+                                  deadlines=Deadlines(stop_grace=0.01))
+    a = FakeAgent(listener, "a")
+    await a.join()
+    await listener.next(a.peer, "trial")
+    a.push("metric", trial=0, points=[[0, 1.0]])
+    kill = await listener.next(a.peer + b"#beat", "kill")
+    assert kill["trial"] == 0
+    await FakeAgent(listener, "a~1").join()  # the agent process restarted in place, as a new agent
+    result = await asyncio.wait_for(task, 5)
+    assert result.trials[0].state == "stopped" and "ignored its stop" in result.trials[0].error
+    assert kernel.agents.get(a.peer).state == "gone"
