@@ -7,11 +7,11 @@ import threading
 import msgpack
 import pytest
 import zmq
+import zmq.utils.monitor
 
 import fns
 from contexts import HyperparameterSearch, Searchspace
-from kernel import lagom
-from kernel import Observer
+from kernel import Observer, lagom
 from transports.codec import PROTOCOL, agent_codec, token_key
 
 
@@ -115,4 +115,50 @@ def test_plain_zeromq_peers_get_nothing_through_curve(runs):
     result = lagom(fns.quadratic, HyperparameterSearch(space, num_trials=4, metric="score", workers=1),
                    listen="tcp://127.0.0.1:0", path=runs, verbose=0, observers=[Probe()])
     assert result.count("finished") == 4 and got["reply"] == 0
+    assert sum(v for k, v in result.rejected.items() if k != "curve-handshake") == 0
+
+
+def test_a_peer_with_the_kernels_key_but_a_wrong_client_key_is_refused_and_counted(runs):
+    """The allow-list is enforced on the listening socket's own context: a peer that knows the
+    kernel's public key (it is no secret) but holds a key pair not derived from the token fails
+    the CurveZMQ handshake; not one frame reaches the kernel, and the refusal is counted."""
+    from transports.curve import derive
+
+    token = "curve-admission-test-token-0123456789"
+    got = {}
+
+    class Intruder(Observer):
+        def experiment_started(self, view):
+            server_public = derive(token)[0].public
+            public, secret = zmq.curve_keypair()  # a valid key pair, just not the agents'
+            monitor_events = []
+
+            def run():
+                ctx = zmq.Context.instance()
+                s = ctx.socket(zmq.DEALER)
+                s.setsockopt(zmq.LINGER, 0)
+                s.curve_serverkey, s.curve_publickey, s.curve_secretkey = server_public, public, secret
+                mon = s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                           | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+                s.connect(view.url)
+                s.send_multipart([b"\0" * 32, b"let me in"])
+                if mon.poll(10_000):
+                    monitor_events.append(zmq.utils.monitor.recv_monitor_message(mon)["event"])
+                got["events"], got["reply"] = monitor_events, s.poll(200)
+                s.disable_monitor()
+                mon.close()
+                s.close()
+                open(marker, "w").close()  # the trials may end now
+
+            self.thread = threading.Thread(target=run, daemon=True)
+            self.thread.start()
+
+    intruder, marker = Intruder(), str(runs.parent / "intruder-done")
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]), marker=("CATEGORICAL", [marker]))
+    result = lagom(fns.after_marker, HyperparameterSearch(space, num_trials=4, metric="score", workers=1),
+                   listen="tcp://127.0.0.1:0", token=token, path=runs, verbose=0, observers=[intruder])
+    intruder.thread.join(20)
+    assert result.count("finished") == 4
+    assert got["events"] == [zmq.EVENT_HANDSHAKE_FAILED_AUTH] and got["reply"] == 0
+    assert result.rejected.get("curve-handshake", 0) >= 1
     assert sum(v for k, v in result.rejected.items() if k != "curve-handshake") == 0
