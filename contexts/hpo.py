@@ -6,6 +6,7 @@ name or as an instance.
 """
 from __future__ import annotations
 
+import copy
 import math
 import random
 from typing import Any
@@ -152,12 +153,23 @@ class HyperparameterSearch(Context):
         self.launcher = launcher
         if name is not None:
             self.name = name
-        self._build()  # a bad plugin name or space fails here, at construction
+        self._pristine = {k: copy.deepcopy(v) for k, v in (("optimizer", optimizer), ("es_policy", self.es_policy))
+                          if not isinstance(v, (str, type))}
+        self._runs = 0
+        self._build()  # a bad plugin name or space fails here, at construction (on copies)
 
-    def _build(self) -> SearchController:
+    def _spec(self, name: str, fresh: bool) -> Any:
+        """The plugin named, or the instance given: itself the first time it runs, else a copy of
+        how it was when this context was built (an instance keeps what it learned, so a second
+        experiment must not start from the first one's state)."""
+        if fresh and name in self._pristine:
+            return copy.deepcopy(self._pristine[name])
+        return getattr(self, name)
+
+    def _build(self, fresh: bool = True) -> SearchController:
         try:
-            optimizer = resolve("lagom.optimizers", self.optimizer, Optimizer)
-            stopper = resolve("lagom.earlystop", self.es_policy, EarlyStopper)
+            optimizer = resolve("lagom.optimizers", self._spec("optimizer", fresh), Optimizer)
+            stopper = resolve("lagom.earlystop", self._spec("es_policy", fresh), EarlyStopper)
         except PluginError as exc:
             raise ConfigError(str(exc)) from None
         try:
@@ -173,7 +185,9 @@ class HyperparameterSearch(Context):
         return controller
 
     def controller(self) -> Controller:
-        return self._build()
+        """A fresh controller: each lagom() call with this context is a new experiment."""
+        self._runs += 1
+        return self._build(fresh=self._runs > 1)
 
     def __repr__(self) -> str:
         opt = self.optimizer if isinstance(self.optimizer, str) else type(self.optimizer).__name__

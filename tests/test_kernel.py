@@ -279,3 +279,41 @@ async def test_a_time_budget_stops_running_trials_and_starts_no_more(runs):
     assert asyncio.get_running_loop().time() - t0 < 10
     assert len(result.trials) == 2 and result.count("stopped") == 2
     assert result.best is not None and result.best.metric == max(t.params["x"] for t in result.trials)
+
+
+async def test_the_same_context_twice_is_two_whole_experiments(runs):
+    """An optimizer or stopper instance learns; a second lagom() with the context must not
+    start from what the first one learned."""
+    from plugins.earlystop import MedianStopping
+    from plugins.optimizers import RandomSearch
+
+    ctx = search(optimizer=RandomSearch(), es_policy=MedianStopping(), es_min=100, num_trials=4, seed=5)
+    first = await lagom_async(score_x, ctx, path=runs, verbose=0)
+    second = await lagom_async(score_x, ctx, path=runs, verbose=0)
+    assert first.count("finished") == second.count("finished") == 4
+    assert [t.params for t in first.trials] == [t.params for t in second.trials]  # the same seed, afresh
+
+
+CALLS = {"n": 0}
+
+
+def breaks_on_the_third_call(hparams):
+    CALLS["n"] += 1
+    return {"wrong": 1.0} if CALLS["n"] == 3 else {"score": hparams["x"]}
+
+
+async def test_resume_in_the_same_process_with_the_same_context(runs, tmp_path):
+    from plugins.optimizers import RandomSearch
+
+    CALLS["n"] = 0
+    ctx = search(optimizer=RandomSearch(), num_trials=6, seed=9, workers=1)
+    with pytest.raises(ExperimentError) as info:
+        await lagom_async(breaks_on_the_third_call, ctx, path=runs, verbose=0)
+    result = await lagom_async(breaks_on_the_third_call, ctx, path=runs, resume=info.value.path, verbose=0)
+    assert result.path == info.value.path and len(result.trials) == 6
+    assert result.count("finished") == 5 and result.count("failed") == 1
+    resumed = [json.loads(line) for line in open(result.path / "journal.jsonl") if '"resumed"' in line]
+    assert resumed[0]["replay_mismatches"] == 0
+    fresh = await lagom_async(score_x, search(optimizer=RandomSearch(), num_trials=6, seed=9, workers=1),
+                              path=tmp_path / "fresh", verbose=0)
+    assert [t.params for t in result.trials] == [t.params for t in fresh.trials]
