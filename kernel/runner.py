@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shlex
 import sys
 import threading
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from .controller import ExperimentError
 from .deadlines import Deadlines
 from .driver import Kernel
 from .injection import requested
+from .agent.cli import TOKEN_ENV
 from .journal import ExperimentFolder, latest_experiment, new_experiment_path, read_journal
 from .progress import Progress
 from .trials import Result
@@ -47,8 +49,11 @@ def _default_context():
     return Single()
 
 
-def _agent_command(url: str, token: str) -> str:
-    return f"python -m kernel.agent --connect {url} --token {token}"
+def _agent_command(url: str, token: str, insecure: bool) -> str:
+    """What to run on another host: this interpreter (so the same environment), the token in the
+    environment (never in argv, where every user of that host can read it)."""
+    return (f"{TOKEN_ENV}={shlex.quote(token)} {shlex.quote(sys.executable)} -m kernel.agent --connect {url}"
+            + (" --insecure" if insecure else ""))
 
 
 @dataclass
@@ -171,7 +176,8 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     if listen is not None:
         remote = listener.address.for_remote_agents().url
         print(f"lagom: experiment {folder.path.name} listens on {listener.url}; start agents with\n"
-              f"  {_agent_command(remote, plan.token)}{' --insecure' if insecure else ''}", flush=True)
+              f"  {_agent_command(remote, plan.token, insecure)}\n"
+              f"  (or put the token in a file only you can read and pass --token-file FILE)", flush=True)
     if verbose:
         print(f"lagom: {type(context).__name__} → {folder.path}", flush=True)
     result = await _serve(kernel, plan, listen=listen, insecure=insecure, report=report, on_view=_on_view)

@@ -110,12 +110,70 @@ def test_an_agent_started_by_hand_joins_a_listening_experiment(runs):
         agent.kill()
 
 
-def test_the_printed_agent_command_is_complete(runs, capsys):
-    url = f"tcp://0.0.0.0:{free_port()}"
-    lagom(fns.quadratic, hpo(num_trials=1, workers=1), listen=url, path=runs, verbose=0)
-    out = capsys.readouterr().out
-    assert "python -m kernel.agent --connect tcp://" in out and "--token " in out
-    assert "0.0.0.0" not in out.split("--connect")[1]  # a reachable host name, not the wildcard
+def test_the_printed_agent_command_works_as_printed(runs, capsys):
+    """It names this interpreter (not a bare python), a host other machines can reach (not the
+    wildcard, not localhost), and carries the token in the environment, not in argv. Run from /
+    with a bare PATH, it joins (only the host is swapped for loopback: tests stay on this host)."""
+    import shlex
+    import threading
+
+    def train(hparams, reporter):  # by value: the agent needs nothing of this test's folder
+        return {"score": 1.0}
+
+    port = free_port()
+    box = {}
+    run = threading.Thread(target=lambda: box.setdefault("result", lagom(
+        train, hpo(num_trials=2, workers=0), listen=f"tcp://0.0.0.0:{port}", path=runs, verbose=0)))
+    run.start()
+    deadline, out = time.monotonic() + 30, ""
+    while "--connect" not in out and time.monotonic() < deadline:
+        out += capsys.readouterr().out
+        time.sleep(0.01)
+    command = next(line.strip() for line in out.splitlines() if "-m kernel.agent" in line)
+    assert command.startswith(f"LAGOM_TOKEN=") and f" {shlex.quote(sys.executable)} -m kernel.agent" in command
+    assert "--token" not in command.split("-m kernel.agent")[1]
+    host = command.split("--connect tcp://")[1].split()[0].rsplit(":", 1)[0]
+    assert host not in ("0.0.0.0", "localhost", "") and not host.startswith("127.")
+    agent = subprocess.run(command.replace(f"tcp://{host}:", "tcp://127.0.0.1:"), shell=True, cwd="/",
+                           env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    run.join(30)
+    assert agent.returncode == 0, agent.stderr
+    assert box["result"].count("finished") == 2
+
+
+def test_no_process_lagom_starts_shows_the_token_to_other_users(runs):
+    """As another user would look: every process's command line, and the agents' environment."""
+    launcher, token, seen = LocalLauncher(), "ps-check-token-0123456789abcdef", {}
+    attacker = ("import json, os, sys\n"
+                "args = {}\n"
+                "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+                "    try: args[pid] = open(f'/proc/{pid}/cmdline', 'rb').read().decode(errors='replace')\n"
+                "    except OSError: pass\n"
+                "env = {}\n"
+                "for pid in sys.argv[1:]:\n"
+                "    try: env[pid] = open(f'/proc/{pid}/environ', 'rb').read().decode(errors='replace')\n"
+                "    except OSError as e: env[pid] = e.strerror\n"
+                "print(json.dumps({'args': args, 'env': env}))\n")
+    import shutil
+
+    system_python = shutil.which("python3", path="/usr/bin:/bin")  # one that user "nobody" may run
+    as_other = {"user": "nobody"} if os.geteuid() == 0 and system_python else {}
+    python = system_python if as_other else sys.executable
+
+    class Look(Observer):
+        def trial_started(self, view, trial):
+            if not seen:
+                pids = [str(p) for p in launcher.pids().values()]
+                out = subprocess.run([python, "-c", attacker, *pids], capture_output=True, text=True,
+                                     timeout=30, cwd="/", **as_other)
+                seen.update(json.loads(out.stdout), pids=pids)
+
+    lagom(fns.quadratic, hpo(num_trials=2), launcher=launcher, token=token, path=runs, verbose=0,
+          observers=[Look()])
+    assert set(seen["pids"]) <= set(seen["args"])  # the agents were there to be looked at
+    assert not [args for args in seen["args"].values() if token in args]
+    if as_other:  # their environment (where the token is) is theirs alone
+        assert all(token not in env for env in seen["env"].values())
 
 
 def test_an_agent_with_the_wrong_token_gets_nothing_and_gives_up(runs):
@@ -326,3 +384,18 @@ def test_an_agent_without_a_token_says_how_to_get_one():
     out = subprocess.run([sys.executable, "-m", "kernel.agent", "--connect", "tcp://127.0.0.1:9"],
                          capture_output=True, text=True, env=env, timeout=30)
     assert out.returncode == 2 and "no token" in out.stderr and "LAGOM_TOKEN" in out.stderr
+
+
+def test_a_token_file_must_be_private_and_a_token_in_argv_is_warned_about(tmp_path, capsys):
+    from kernel.agent.cli import _parser, _token, main
+
+    path = tmp_path / "token"
+    path.write_text("file-token-0123456789abcdef\n")
+    path.chmod(0o644)
+    with pytest.raises(SystemExit):
+        main(["--connect", "tcp://127.0.0.1:9", "--token-file", str(path)])
+    assert f"chmod 600 {path}" in capsys.readouterr().err
+    path.chmod(0o600)
+    assert _token(_parser().parse_args(["--connect", "x", "--token-file", str(path)])) == "file-token-0123456789abcdef"
+    assert _token(_parser().parse_args(["--connect", "x", "--token", "argv-token"])) == "argv-token"
+    assert "visible to every user" in capsys.readouterr().err

@@ -44,10 +44,35 @@ class Address:
         return self
 
     def for_remote_agents(self) -> "Address":
-        """The address to print for agents on other hosts (a wildcard bind becomes this host's name)."""
+        """The address to print for agents on other hosts: a wildcard bind becomes a name or
+        address of this host that is not loopback (a name that resolves to 127.x reaches nobody)."""
         if self.scheme == "tcp" and self.host in _WILDCARDS:
-            return Address("tcp", socket.getfqdn() or socket.gethostname(), self.port)
+            return Address("tcp", reachable_host(), self.port)
         return self
+
+
+def _is_loopback(ip: str) -> bool:
+    return ip.startswith("127.") or ip == "::1"
+
+
+def reachable_host() -> str:
+    """This host as other hosts can reach it: its name if that resolves to a non-loopback
+    address, else the address of the interface that holds the default route."""
+    name = socket.gethostname()
+    try:
+        if not all(_is_loopback(ip) for ip in socket.gethostbyname_ex(name)[2]):
+            return name
+    except OSError:
+        pass
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # a documentation address; connect() on UDP sends nothing
+            ip = s.getsockname()[0]
+            if not _is_loopback(ip):
+                return ip
+    except OSError:
+        pass
+    return name
 
 
 def parse(url: str) -> Address:

@@ -16,8 +16,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--connect", required=True, metavar="URL",
                    help="the kernel's address, e.g. tcp://driver-host:7777 (printed by the kernel)")
+    p.add_argument("--token-file", default=None, metavar="FILE",
+                   help="a file holding the experiment's token, readable by you alone (chmod 600)")
     p.add_argument("--token", default=None,
-                   help=f"the experiment's token, printed by the kernel (or set {TOKEN_ENV})")
+                   help=f"the token itself; every user of this host can read it in ps, so prefer "
+                        f"the {TOKEN_ENV} environment variable or --token-file")
     p.add_argument("--id", default=None, help="this agent's name (default: host-pid-random)")
     p.add_argument("--wait", type=float, default=60.0,
                    help="seconds to wait for the kernel to answer before giving up (default 60)")
@@ -37,13 +40,33 @@ def _enable_jax_cache() -> None:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
+def _token(args: argparse.Namespace) -> str:
+    """The token from the environment, a private file, or (warned against) the command line."""
+    if args.token_file:
+        try:
+            mode = os.stat(args.token_file).st_mode
+            token = open(args.token_file, encoding="utf-8").read().strip()
+        except OSError as exc:
+            _parser().error(f"--token-file {args.token_file}: {exc.strerror}")
+        if mode & 0o077:
+            _parser().error(f"--token-file {args.token_file} can be read by other users (mode "
+                            f"{mode & 0o777:o}); chmod 600 {args.token_file}")
+        return token
+    if args.token:
+        print(f"lagom agent: warning: --token is visible to every user of this host (ps, /proc); "
+              f"set {TOKEN_ENV} or use --token-file instead", file=sys.stderr, flush=True)
+        return args.token
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        _parser().error(f"no token: set {TOKEN_ENV}=TOKEN (printed by the kernel) or pass --token-file FILE")
+    return token
+
+
 def main(argv: list[str] | None = None) -> int:
     from .serve import Agent
 
     args = _parser().parse_args(argv)
-    token = args.token or os.environ.get(TOKEN_ENV)
-    if not token:
-        _parser().error(f"no token: pass --token TOKEN (printed by the kernel) or set {TOKEN_ENV}")
+    token = _token(args)
     _enable_jax_cache()
     restarts = int(os.environ.get(RESTARTS_ENV, "0"))
     agent_id = args.id and (f"{args.id}~{restarts}" if restarts else args.id)

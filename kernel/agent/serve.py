@@ -72,7 +72,7 @@ class Agent:
                  patience: float = 30.0, echo: bool = True, insecure: bool = False,
                  on_log: Callable[[str], None] | None = None):
         if not token:
-            raise ValueError(f"no token: pass --token or set {TOKEN_ENV}")
+            raise ValueError(f"no token: set {TOKEN_ENV} or pass --token-file")
         self.url = url
         self.id = agent_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.key = token_key(token)
