@@ -64,7 +64,17 @@ def main() -> None:
     ap.add_argument("--stop-trials", type=int, default=200, help="trials of the stop-latency run")
     ap.add_argument("--url", default="tcp://127.0.0.1:0", help="where the kernel listens")
     ap.add_argument("--insecure", action="store_true", help="no CurveZMQ (measures what it costs)")
+    ap.add_argument("--sync-every", type=float, default=None,
+                    help="seconds between journal fsyncs (default the kernel's; 0: one per trial end; "
+                         "-1: none, as before the journal was made durable)")
     args = ap.parse_args()
+    if args.sync_every is not None:  # measures what durability costs
+        from kernel import journal
+
+        if args.sync_every < 0:
+            journal.os.fsync = lambda fd: None
+        else:
+            journal.ExperimentFolder.__init__.__defaults__ = (args.sync_every,)
 
     space = Searchspace(x=("DOUBLE", [0.0, 1.0]))
     grab = Grab()
@@ -95,6 +105,7 @@ def main() -> None:
         "workers": args.workers,
         "transport": args.url.split(":")[0],
         "curve": not args.insecure and args.url.startswith("tcp"),
+        "journal_sync_every_s": args.sync_every,
         "trials_per_s": round(len(trials) / span, 1),
         "metrics_per_s": round(metrics / span, 1),
         "dispatch_latency_ms": {"p50": round(percentile(lat, 50), 3), "p99": round(percentile(lat, 99), 3)},

@@ -68,6 +68,8 @@ class Kernel:
         self.view = KernelView(self)
         self.observers = list(observers)
         self.book.view, self.book.observers = self.view, self.observers
+        folder.schedule = self.loop.call_later  # deferred fsyncs of the journal
+        folder.on_error = lambda exc: self.loop.call_soon(self.abort, folder.describe_failure())
         self._metric_observers = [ob for ob in self.observers if wants_metrics(ob)]  # the hot path
         self.rejected: collections.Counter[str] = collections.Counter()
         self.dispatch_latencies: list[float] = []  # a result's arrival -> the next trial starting there

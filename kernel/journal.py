@@ -1,8 +1,9 @@
 """The experiment folder: an append-only journal, one log per trial, result.json at the end.
 
 The journal is JSON lines, one event each, written and flushed as it happens, so a kernel
-killed at any moment leaves a readable record of everything that had ended. Each write is a
-single line: the cost per trial stays flat however many trials came before.
+killed at any moment leaves a readable record of everything that had ended; trial ends are
+also fsynced (batched), so a machine that loses power loses no more. Each write is a single
+line: the cost per trial stays flat however many trials came before.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any, IO
+from typing import IO, Any, Callable
+
+from .controller import ExperimentError
 
 DEFAULT_ROOT_ENV = "LAGOM_RUNS"
 
@@ -51,11 +54,36 @@ def latest_experiment(root: str | os.PathLike | None, name: str) -> Path:
     return found[-1]
 
 
+class FolderError(ExperimentError):
+    """The experiment folder cannot be written (read-only, full, not a folder)."""
+
+
 class ExperimentFolder:
-    def __init__(self, path: Path):
+    """One experiment's folder. Trial ends are made durable (fsync) at most ``sync_every``
+    seconds after they happen, so a machine that loses power loses at most the trials that had
+    not ended, and those of the last few milliseconds; ``schedule(delay, fn)`` (the kernel's
+    loop) runs the deferred sync. A write that fails (a full disk) breaks the folder: later
+    writes are skipped and ``on_error`` is told once, so the kernel can end the experiment while
+    the journal stays readable and resumable."""
+
+    def __init__(self, path: Path, sync_every: float = 0.02):
         self.path = Path(path)
         self.trials_dir = self.path / "trials"
         self.agents_dir = self.path / "agents"
+        self.sync_every = sync_every
+        self.schedule: Callable[[float, Callable[[], None]], Any] | None = None
+        self.on_error: Callable[[OSError], None] | None = None
+        self.failed: OSError | None = None
+        self._synced_at, self._sync_pending, self._dirty = 0.0, False, False
+        try:
+            self._journal = self._open()
+        except OSError as exc:
+            raise FolderError(f"cannot write the experiment folder {self.path.absolute()}: {exc.strerror or exc}; "
+                              f"pass path= (or set ${DEFAULT_ROOT_ENV}) to a folder you can write") from None
+        self._logs: dict[int, IO[str]] = {}
+        self._checkpoints = str((self.path / "checkpoints").absolute())
+
+    def _open(self) -> IO[str]:
         for d in (self.path, self.trials_dir, self.agents_dir):
             d.mkdir(parents=True, exist_ok=True)
         journal = self.path / "journal.jsonl"
@@ -64,16 +92,54 @@ class ExperimentFolder:
             with open(journal, "rb") as f:
                 f.seek(-1, os.SEEK_END)
                 cut_off = f.read(1) != b"\n"  # a kernel killed mid-write: start on a new line
-        self._journal: IO[str] = open(journal, "a", encoding="utf-8")
-        if cut_off:
-            self._journal.write("\n")
-        self._logs: dict[int, IO[str]] = {}
-        self._checkpoints = str((self.path / "checkpoints").absolute())
+        handle = open(journal, "a", encoding="utf-8")
+        handle.write("\n" if cut_off else "")
+        handle.flush()
+        return handle
 
-    def record(self, event: str, **fields: Any) -> None:
+    def record(self, event: str, durable: bool = False, **fields: Any) -> None:
+        """Append one event; ``durable``: fsync it soon (a trial's end, the experiment's close)."""
+        if self.failed is not None:
+            return
         line = json.dumps({"event": event, "time": time.time(), **fields}, default=str)
-        self._journal.write(line + "\n")
-        self._journal.flush()
+        try:
+            self._journal.write(line + "\n")
+            self._journal.flush()
+        except OSError as exc:
+            self._fail(exc)
+            return
+        if durable:
+            self._dirty = True
+            self._sync_soon()
+
+    def _sync_soon(self) -> None:
+        wait = self._synced_at + self.sync_every - time.monotonic()
+        if wait <= 0 or self.schedule is None:
+            self.sync()
+        elif not self._sync_pending:
+            self._sync_pending = True
+            self.schedule(wait, self.sync)
+
+    def sync(self) -> None:
+        """fsync what was written (batched: at most one per ``sync_every`` seconds)."""
+        self._sync_pending = False
+        if not self._dirty or self.failed is not None:
+            return
+        try:
+            os.fsync(self._journal.fileno())
+        except OSError as exc:
+            self._fail(exc)
+            return
+        self._dirty, self._synced_at = False, time.monotonic()
+
+    def _fail(self, exc: OSError) -> None:
+        self.failed = exc
+        if self.on_error is not None:
+            self.on_error(exc)
+
+    def describe_failure(self) -> str:
+        return (f"cannot write the journal in {self.path} ({self.failed.strerror or self.failed}); the experiment "
+                f"stopped there. Free some space, then continue it: python -m kernel resume {self.path}")
 
     def checkpoint_dir(self, trial_id: int) -> str:
         """Where a trial may save checkpoints (made by the agent on first use). Agents on other
@@ -84,17 +150,29 @@ class ExperimentFolder:
         return self.trials_dir / f"trial-{trial_id:05d}.log"
 
     def log_lines(self, trial_id: int, lines: list[str]) -> None:
-        f = self._logs.get(trial_id)
-        if f is None:
-            f = self._logs[trial_id] = open(self.trial_log_path(trial_id), "a", encoding="utf-8")
-        f.write("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+        if self.failed is not None:
+            return
+        try:
+            f = self._logs.get(trial_id)
+            if f is None:
+                f = self._logs[trial_id] = open(self.trial_log_path(trial_id), "a", encoding="utf-8")
+            f.write("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+        except OSError as exc:
+            self._fail(exc)
 
     def close_log(self, trial_id: int) -> None:
         f = self._logs.pop(trial_id, None)
         if f is not None:
-            f.close()
+            try:
+                f.close()
+            except OSError as exc:
+                self._fail(exc)
 
     def close(self) -> None:
         for tid in list(self._logs):
             self.close_log(tid)
-        self._journal.close()
+        self.sync()
+        try:
+            self._journal.close()
+        except OSError:
+            pass

@@ -105,7 +105,7 @@ class TrialBook:
         trial.state = state
         self._count(trial)
         self.folder.close_log(trial.id)
-        self.folder.record("end", trial=trial.to_dict())
+        self.folder.record("end", durable=True, trial=trial.to_dict())
         self.controller.on_end(trial)
         for ob in self.observers:
             ob.trial_ended(self.view, trial)

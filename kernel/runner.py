@@ -211,14 +211,18 @@ async def _serve(kernel: Kernel, plan: _Plan, *, listen: str | None, insecure: b
 async def _close(kernel: Kernel, plan: _Plan, result: Result, report: bool) -> None:
     if kernel.listener.refused:  # handshakes with a wrong key pair: refused before any message existed
         result.rejected["curve-handshake"] = kernel.listener.refused
-    result.save()
+    try:
+        result.save()
+    except OSError:  # a full disk: the journal (resumable) is what counts, and the error says so
+        pass
     for ob in kernel.observers:
         ob.experiment_ended(kernel.view, result)
     await asyncio.to_thread(plan.launch.stop)
     kernel.listener.close()
     if report and os.environ.get("LAGOM_REPORT", "1") != "0":
         _write_report(kernel.folder.path)
-    kernel.folder.record("closed", counts={k: v for k, v in kernel.book.counts.items() if k != "running"})
+    kernel.folder.record("closed", durable=True,
+                         counts={k: v for k, v in kernel.book.counts.items() if k != "running"})
     kernel.folder.close()
 
 
@@ -236,8 +240,8 @@ def _write_report(folder: Path) -> None:
         from .report import write_report
 
         write_report(folder)
-    except ImportError:
-        pass  # no matplotlib: the report is optional (pip install "lagom-kernel[report]")
+    except (ImportError, OSError):
+        pass  # no matplotlib (the report is optional: pip install "lagom-kernel[report]"), or no room
 
 
 def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:

@@ -79,3 +79,31 @@ def test_resumed_asha_keeps_its_rungs(runs):
 def test_resume_needs_a_journal(runs):
     with pytest.raises(FileNotFoundError, match="no experiment named 'victim-random'"):
         lagom(fns.quadratic, resume_victim.context("random"), path=runs, resume=True, verbose=0)
+
+
+def test_a_folder_that_cannot_be_written_fails_before_any_agent_starts(tmp_path):
+    from kernel.journal import FolderError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(FolderError, match=f"cannot write the experiment folder {blocker}.*path="):
+        lagom(fns.quadratic, resume_victim.context("random"), path=blocker / "runs", verbose=0)
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_mid_run_ends_the_experiment_cleanly_and_it_resumes(runs):
+    import json
+
+    import full_disk_victim
+
+    out = subprocess.run([sys.executable, str(HERE / "full_disk_victim.py"), str(runs)], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    said = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "cannot write the journal" in said["error"] and "python -m kernel resume" in said["error"]
+    folder = Path(said["path"])
+    ended_before = {e["trial"]["id"] for e in events(folder) if e["event"] == "end"}
+    assert 0 < len(ended_before) < 120  # it stopped part way, and what it had journaled is readable
+    result = lagom(fns.quadratic, full_disk_victim.context(), path=runs, resume=folder, verbose=0)
+    assert len(result.trials) == 120 and result.count("finished") == 120
+    marker = next(i for i, e in enumerate(events(folder)) if e["event"] == "resumed")
+    assert not {e["trial"] for e in events(folder)[marker:] if e["event"] == "start"} & ended_before
