@@ -203,7 +203,11 @@ class Kernel:
 
     # -- handlers ---------------------------------------------------------------------------
     def _on_hello(self, agent: AgentInfo | None, peer: bytes, msg: dict) -> None:
-        if agent is not None and agent.attempt is not None:
+        """A new agent, or a known one again: it restarted, or it rejoins after hearing nothing
+        (a partition healed, or this kernel is a resumed one). Its old self is gone."""
+        if agent is not None and agent.alive:
+            agent.state = AgentState.GONE
+            self.scheduler.forget(agent)
             self.scheduler.interrupted(agent, "its agent restarted")
         agent = self.agents.add(peer, msg)
         self.folder.record("agent", id=agent.id, host=agent.host, pid=agent.pid, devices=agent.devices)

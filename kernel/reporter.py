@@ -38,6 +38,11 @@ class KernelGone(Shutdown):
     """The kernel went silent for longer than the agent's patience."""
 
 
+class KernelAway(BaseException):
+    """The kernel went quiet while a trial waited for its verdict: the trial is abandoned (the
+    kernel, or a resumed one, runs it again) and the agent goes back to saying hello."""
+
+
 class TrialChannel(Protocol):
     """How one trial's reporter reaches the kernel."""
 

@@ -13,9 +13,12 @@ from plugins.optimizers import ASHA  # noqa: E402
 def context(kind: str):
     space = Searchspace(x=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.15]))
     optimizer = ASHA(3, 1, 9) if kind == "asha" else "randomsearch"
-    return HyperparameterSearch(space, optimizer, num_trials=12, metric="score", workers=2, seed=5,
+    workers = 0 if kind == "byhand" else 2  # byhand: agents started by hand, on the kernel's address
+    return HyperparameterSearch(space, optimizer, num_trials=12, metric="score", workers=workers, seed=5,
                                 name=f"victim-{kind}")
 
 
 if __name__ == "__main__":
-    lagom(fns.quadratic, context(sys.argv[1]), path=sys.argv[2], verbose=0)
+    kind, path = sys.argv[1], sys.argv[2]
+    extra = dict(listen=sys.argv[3], token=sys.argv[4]) if kind == "byhand" else {}
+    lagom(fns.quadratic, context(kind), path=path, verbose=0, **extra)

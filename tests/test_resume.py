@@ -20,9 +20,9 @@ def events(folder):
     return read_journal(folder)[0]
 
 
-def kill_after(kind, runs, ended):
+def kill_after(kind, runs, ended, *extra):
     """Start the victim in its own process group; SIGKILL kernel and agents once ``ended`` trials ended."""
-    proc = subprocess.Popen([sys.executable, str(HERE / "resume_victim.py"), kind, str(runs)],
+    proc = subprocess.Popen([sys.executable, str(HERE / "resume_victim.py"), kind, str(runs), *extra],
                             start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     deadline = time.monotonic() + 60
     folder = None
@@ -107,3 +107,32 @@ def test_a_disk_that_fills_mid_run_ends_the_experiment_cleanly_and_it_resumes(ru
     assert len(result.trials) == 120 and result.count("finished") == 120
     marker = next(i for i, e in enumerate(events(folder)) if e["event"] == "resumed")
     assert not {e["trial"] for e in events(folder)[marker:] if e["event"] == "start"} & ended_before
+
+
+@pytest.mark.slow
+def test_agents_started_by_hand_outlive_a_killed_kernel_and_finish_the_resumed_search(runs):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    token = "outlive-the-kernel-token-0123456789"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "LAGOM_TOKEN": token}
+    agents = [subprocess.Popen([sys.executable, "-m", "kernel.agent", "--connect", url, "--id", f"hand-{i}",
+                                "--patience", "60"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              for i in range(2)]
+    try:
+        folder = kill_after("byhand", runs, 4, url, token)
+        assert all(a.poll() is None for a in agents)  # the kernel died; its agents did not
+        t0 = time.time()
+        result = lagom(fns.quadratic, resume_victim.context("byhand"), listen=url, token=token, path=runs,
+                       resume=folder, verbose=0)
+        assert result.count("finished") == 12
+        after = events(folder)[next(i for i, e in enumerate(events(folder)) if e["event"] == "resumed"):]
+        rerun = [e for e in after if e["event"] == "start"]
+        assert rerun and {e["agent"] for e in rerun} <= {"hand-0", "hand-1"}  # the same agents, not new ones
+        assert rerun[0]["time"] - t0 < 15  # they noticed the silence and said hello again
+        assert [a.wait(timeout=30) for a in agents] == [0, 0]  # and left when the search was over
+    finally:
+        for a in agents:
+            a.kill()

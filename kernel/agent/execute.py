@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from transports.codec import final_fields
 
-from ..reporter import EarlyStop, Reporter, Shutdown, captured_output
+from ..reporter import EarlyStop, KernelAway, Reporter, Shutdown, captured_output
 
 
 def hparams_of(msg: dict) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter, echo: bool, r
         outcome = "ok"
     except EarlyStop:
         outcome = "stopped"
-    except (Shutdown, KeyboardInterrupt):
+    except (Shutdown, KernelAway, KeyboardInterrupt):
         raise
     except BaseException as exc:  # SystemExit from user code is a failed trial, not our exit
         outcome = "error"

@@ -22,7 +22,7 @@ from transports.codec import PROTOCOL, CodecError, agent_codec, final_fields, to
 from transports.curve import derive
 
 from ..injection import InjectionError, requested
-from ..reporter import KernelGone, Reporter, Shutdown
+from ..reporter import KernelAway, KernelGone, Reporter, Shutdown
 from . import child, execute
 from .beat import Heartbeat
 from .cli import RESTARTS_ENV, TOKEN_ENV
@@ -92,7 +92,7 @@ class Agent:
         self.function_bytes: bytes | None = None
         self.inject_bytes: bytes | None = None
         self.names: list[str] = []
-        self._last_heard = time.monotonic()
+        self._last_heard = self._last_hello = time.monotonic()
         self._handlers: dict[str, Callable[[dict], None]] = {
             "trial": self._on_trial, "welcome": self._on_welcome, "shutdown": self._on_shutdown,
         }  # stop, verdict, abort and heartbeat matter only while a trial runs
@@ -127,21 +127,39 @@ class Agent:
             raise KernelGone(f"the kernel at {self.url} has been silent for {self.patience:.0f}s; leaving")
         return None
 
+    @property
+    def quiet(self) -> bool:
+        """The kernel beats every heartbeat: three missed mean it died, or cannot hear us."""
+        return time.monotonic() - self._last_heard > 3 * self.heartbeat
+
+    def _hello(self) -> None:
+        self._last_hello = time.monotonic()
+        self.send("hello", agent=self.id, host=socket.gethostname(), pid=os.getpid(), devices=_devices(),
+                  protocol=PROTOCOL, address=_address_towards(self.url), port=_free_port())
+
+    def _rejoin_if_quiet(self) -> None:
+        """Say hello again while the kernel is quiet: a resumed kernel at the same address, or
+        this one once a partition heals, welcomes this agent back (until ``patience`` runs out)."""
+        if self.quiet and time.monotonic() - self._last_hello > 3 * self.heartbeat:
+            self._log(f"no word from the kernel for {time.monotonic() - self._last_heard:.0f}s; saying hello again")
+            self._hello()
+
     # -- lifecycle --------------------------------------------------------------------------
     def run(self) -> int:
         """Serve the kernel until it says shutdown (0) or is gone (1: never answered, 2: went silent)."""
         self.conn = connect(self.url, identity=self.id.encode(), curve=self.curve)
         beat = Heartbeat(self)
         try:
-            self.send("hello", agent=self.id, host=socket.gethostname(), pid=os.getpid(),
-                      devices=_devices(), protocol=PROTOCOL, address=_address_towards(self.url),
-                      port=_free_port())
+            self._hello()
             if not self._await_welcome():
                 return 1
             beat.start()
             while True:
                 msg = self.next_message()
-                handler = self._handlers.get(msg["type"]) if msg is not None else None
+                if msg is None:
+                    self._rejoin_if_quiet()
+                    continue
+                handler = self._handlers.get(msg["type"])
                 if handler is not None:
                     handler(msg)
         except KernelGone as exc:
@@ -232,7 +250,11 @@ class Agent:
             final = final_fields(tid, outcome="error", error=f"{type(exc).__name__}: {exc}",
                                  traceback=execute.user_traceback(exc), started=time.time())
         else:
-            final = execute.call(self._fn, {n: available[n] for n in self.names}, reporter, self.echo)
+            try:
+                final = execute.call(self._fn, {n: available[n] for n in self.names}, reporter, self.echo)
+            except KernelAway:  # nobody waits for this trial any more: the kernel runs it again
+                self._log(f"the kernel went quiet during trial {tid}; left it, and will say hello again")
+                return
         finally:
             self.current = None
         self.send("final", **final)
@@ -251,10 +273,12 @@ class SocketChannel:
         self._stopped = False
 
     def send_metric(self, step: float, value: float) -> None:
-        self._agent.send("metric", trial=self._trial, points=[[step, value]])
+        agent = self._agent
+        agent.send("metric", trial=self._trial, points=[[step, value]])
         if self._verdicts:
-            while not self._take(self._agent.next_message()):
-                pass
+            while not self._take(agent.next_message()):
+                if agent.quiet:  # the kernel died or cannot hear us: no verdict is coming
+                    raise KernelAway(f"no verdict for trial {self._trial}")
 
     def send_log(self, lines: list[str]) -> None:
         self._agent.send("log", trial=self._trial, lines=lines)
