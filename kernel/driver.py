@@ -190,13 +190,14 @@ class Kernel:
 
     def _beat(self) -> None:
         """Once per heartbeat interval: beat to every agent, and declare lost those silent for
-        longer than ``agent_timeout`` (a frozen process, a host gone without closing its socket)."""
+        longer than ``agent_timeout`` (a frozen process, a host gone without closing its socket,
+        a partition). A lost agent is not told to leave: if it comes back, it hears nothing,
+        says hello again, and is welcomed as a new agent; its late messages are stale."""
         frames = self.codec.encode("heartbeat")
         now = time.monotonic()
         for agent in self.agents.alive():
             if self.agent_timeout is not None and now - agent.last_seen > self.agent_timeout:
                 self.agent_gone(agent, f"silent for {now - agent.last_seen:.1f}s")
-                self.listener.send(agent.peer, self.codec.encode("shutdown", reason="declared lost"))
                 continue
             self.send(agent, frames)
         self._beat_handle = self.loop.call_later(self.heartbeat, self._beat)

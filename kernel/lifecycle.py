@@ -94,6 +94,7 @@ class TrialBook:
         self.counts["running"] -= 1
         trial.state, trial.agent = TrialState.PENDING, None
         trial.history.clear()
+        trial.interruptions.append(why)
         self.folder.record("requeue", trial=trial.id, reason=why)
 
     def end(self, trial: Trial, state: TrialState, **fields: Any) -> None:

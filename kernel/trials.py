@@ -71,6 +71,7 @@ class Trial:
     info: dict[str, Any] = field(default_factory=dict)
     parent: int | None = None  # the trial whose checkpoint this one continued from
     ranks: list[str] | None = None  # a distributed run's agents, by rank
+    interruptions: list[str] = field(default_factory=list)  # why earlier attempts were cut short
     stop_requested: float | None = None  # when the kernel told it to stop (wall clock)
     run: dict[str, Any] | None = field(default=None, repr=False)  # how agents run it (distributed)
     extra: dict[str, Any] | None = field(default=None, repr=False)  # what the context's injector reads
@@ -96,7 +97,7 @@ class Trial:
             "started": self.started, "ended": self.ended, "duration": self.duration,
             "error": self.error, "traceback": self.traceback, "agent": self.agent,
             "attempts": self.attempts, "info": self.info, "parent": self.parent, "ranks": self.ranks,
-            "stop_requested": self.stop_requested,
+            "stop_requested": self.stop_requested, "interruptions": self.interruptions,
         }
 
     @classmethod
@@ -188,6 +189,10 @@ class Result:
             if best.params:
                 lines.append("        " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
         lines.extend(self.notes)
+        again = [t for t in self.trials if t.interruptions]
+        if again:
+            lines.append(f"  {len(again)} trial(s) ran again after their agent was lost; first: trial "
+                         f"{again[0].id}: {again[0].interruptions[0]}")
         failed = [t for t in self.trials if t.state == "failed"]
         if failed:
             lines.append(f"  first failure: trial {failed[0].id}: {failed[0].error}")

@@ -295,7 +295,7 @@ def test_a_frozen_agent_is_declared_lost_and_its_trial_runs_elsewhere(runs):
         def trial_ended(self, view, trial):
             if trial.id == 2 and "pid" in frozen:
                 frozen["detected_in"] = time.monotonic() - frozen["at"]
-                os.kill(frozen["pid"], signal.SIGCONT)  # let it hear that it was declared lost
+                os.kill(frozen["pid"], signal.SIGCONT)  # it may come back; it is a new agent then
 
     space = Searchspace(n=("DISCRETE", list(range(6))), sleep=("DISCRETE", [0.5]))
     result = lagom(fns.pid_and_sleep, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
@@ -399,3 +399,98 @@ def test_a_token_file_must_be_private_and_a_token_in_argv_is_warned_about(tmp_pa
     assert _token(_parser().parse_args(["--connect", "x", "--token-file", str(path)])) == "file-token-0123456789abcdef"
     assert _token(_parser().parse_args(["--connect", "x", "--token", "argv-token"])) == "argv-token"
     assert "visible to every user" in capsys.readouterr().err
+
+
+def held_while_partitioned(hparams, reporter):
+    """On the agent behind the relay (``part_pid``) the first trial lasts until the partition
+    has healed; every other trial waits for ``release``."""
+    import pathlib
+
+    folder = pathlib.Path(hparams["dir"])
+    marker = folder / ("healed" if os.getpid() == hparams["part_pid"] and not (folder / "healed").exists()
+                       else "release")
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{marker} never appeared")
+        time.sleep(0.01)
+    reporter.broadcast(metric=float(hparams["n"]), step=0)
+    return {"score": float(hparams["n"])}
+
+
+def wait_for_event(folder, match, timeout=60):
+    """The first journal event for which ``match`` holds (the journal is written as things happen)."""
+    from kernel.journal import read_journal
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (folder / "journal.jsonl").exists():
+            found = [e for e in read_journal(folder)[0] if match(e)]
+            if found:
+                return found[0]
+        time.sleep(0.02)
+    raise AssertionError("the journal never showed the event awaited")
+
+
+@pytest.mark.slow
+def test_an_agent_cut_off_by_a_partition_is_replaced_then_rejoins(runs, tmp_path):
+    """A real partition: the agent reaches the kernel through a TCP relay, frozen with SIGSTOP
+    (no FIN, no RST: packets just stop) and thawed later."""
+    import threading
+
+    kernel_port, relay_port = free_port(), free_port()
+    relay = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "relay.py"), str(relay_port),
+                              str(kernel_port)], stdout=subprocess.PIPE, text=True)
+    assert relay.stdout.readline().strip() == "ready"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "LAGOM_TOKEN": TOKEN}
+    part = subprocess.Popen([sys.executable, "-m", "kernel.agent", "--connect", f"tcp://127.0.0.1:{relay_port}",
+                             "--id", "part", "--patience", "60"], env=env)
+    direct, folder, box = [], {}, {}
+    space = Searchspace(n=("DISCRETE", list(range(4))), dir=("CATEGORICAL", [str(tmp_path)]),
+                        part_pid=("DISCRETE", [part.pid]))
+
+    def orchestrate():
+        folder["path"] = next(iter(wait_for_dir(runs)))
+        first = wait_for_event(folder["path"], lambda e: e["event"] == "start" and e["agent"] == "part")
+        os.kill(relay.pid, signal.SIGSTOP)  # the partition begins while "part" runs a trial
+        box["frozen_at"], box["trial"] = time.time(), first["trial"]
+        direct.append(subprocess.Popen([sys.executable, "-m", "kernel.agent", "--connect",
+                                        f"tcp://127.0.0.1:{kernel_port}", "--id", "direct"], env=env))
+        gone = wait_for_event(folder["path"], lambda e: e["event"] == "agent-gone" and e["id"] == "part")
+        box["requeue_s"] = gone["time"] - box["frozen_at"]
+        (tmp_path / "healed").touch()
+        os.kill(relay.pid, signal.SIGCONT)  # healed: its late messages now arrive
+        wait_for_event(folder["path"], lambda e: e["event"] == "start" and e["agent"] == "part"
+                       and e["time"] > box["frozen_at"])
+        (tmp_path / "release").touch()
+
+    def wait_for_dir(root):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = list(root.glob("*/journal.jsonl")) if root.exists() else []
+            if found:
+                return [found[0].parent]
+            time.sleep(0.02)
+        raise AssertionError("no experiment folder")
+
+    helper = threading.Thread(target=orchestrate, daemon=True)
+    helper.start()
+    try:
+        result = lagom(held_while_partitioned, HyperparameterSearch(space, "gridsearch", metric="score", workers=0),
+                       listen=f"tcp://127.0.0.1:{kernel_port}", token=TOKEN, path=runs, verbose=0, agent_timeout=2.0)
+        helper.join(10)
+        cut = result.trials[box["trial"]]
+        assert result.count("finished") == 4 and cut.attempts == 2 and "silent" in cut.interruptions[0]
+        assert box["requeue_s"] < 2.0 + 1.5  # declared lost on time (agent_timeout, and the 1 s sweep)
+        assert result.rejected.get("stale", 0) >= 1  # its late broadcast and final for the old attempt
+        journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+        assert [e["id"] for e in journal if e["event"] == "agent"].count("part") == 2  # welcomed again
+        assert any(e["event"] == "start" and e["agent"] == "part" and e["time"] > box["frozen_at"] for e in journal)
+        ends = [e["trial"]["id"] for e in journal if e["event"] == "end"]
+        assert sorted(ends) == [0, 1, 2, 3]  # no trial counted twice
+        assert "ran again after their agent was lost" in str(result)
+        print(json.dumps({"requeue_s": round(box["requeue_s"], 2), "stale": result.rejected.get("stale", 0),
+                          "ended_twice": len(ends) - len(set(ends))}))
+    finally:
+        for p in [part, relay, *direct]:
+            p.kill()
