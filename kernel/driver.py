@@ -104,7 +104,7 @@ class Kernel:
         self._outcome = self.loop.create_future()
         self.started_at = time.time()
         for agent_id, detail in self._early_exits:
-            self._exited_agents -= 1
+            self._exited_agents -= 0 if getattr(detail, "restarting", False) else 1
             self._agent_exited(agent_id, detail)
         if self.resumed is None:
             self.folder.record("experiment", id=self.experiment, context=self.context_name,
@@ -345,14 +345,15 @@ class Kernel:
         self.check_done()
 
     # -- agents that leave ------------------------------------------------------------------
-    def agent_gone(self, agent: AgentInfo, why: str) -> None:
-        """``agent`` is gone (left, died, unreachable, silent): its work runs elsewhere."""
+    def agent_gone(self, agent: AgentInfo, why: str, death: Any = None) -> None:
+        """``agent`` is gone (left, died, unreachable, silent): its work runs elsewhere, unless
+        ``death`` (a launcher's Exit) says its trial killed it."""
         if not agent.alive:
             return
         agent.state = AgentState.GONE
         self.scheduler.forget(agent)
         self.folder.record("agent-gone", id=agent.id, reason=why)
-        self.scheduler.interrupted(agent, f"agent {agent.id} {why}")
+        self.scheduler.interrupted(agent, f"agent {agent.id} {why}", death)
         if not self.agents.alive() and self._no_more_agents() and not self.ended:
             self._out_of_agents()
 
@@ -370,18 +371,21 @@ class Kernel:
         """A launcher promised ``count`` agents; when all have exited the experiment cannot go on."""
         self._expected_agents = count
 
-    def agent_exited(self, agent_id: str, detail: str) -> None:
-        """A launcher saw an agent process end (thread-safe; ignored once the loop is closed)."""
+    def agent_exited(self, agent_id: str, detail: Any) -> None:
+        """A launcher saw an agent process end (thread-safe; ignored once the loop is closed).
+        ``detail`` is a sentence, or an Exit (plugins/launchers/base.py) telling how it died and
+        whether a replacement is on its way."""
         self.view.call_soon(self._agent_exited, agent_id, detail)
 
-    def _agent_exited(self, agent_id: str, detail: str) -> None:
-        self._exited_agents += 1
+    def _agent_exited(self, agent_id: str, detail: Any) -> None:
+        if not getattr(detail, "restarting", False):
+            self._exited_agents += 1
         if self._outcome is None:  # before run(): remember, and decide when it starts
             self._early_exits.append((agent_id, detail))
             return
         agent = self.agents.by_id(agent_id)
         if agent is not None:
-            self.agent_gone(agent, f"exited ({detail})")
+            self.agent_gone(agent, f"exited ({detail})", death=detail if hasattr(detail, "crashed") else None)
         elif self._no_more_agents() and not self.agents.alive() and not self.ended:
             self._out_of_agents()
 

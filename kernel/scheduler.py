@@ -10,7 +10,7 @@ the experiment ends with the last running trial. A distributed trial gathers its
 from __future__ import annotations
 
 import collections
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import gang
 from .controller import DONE, WAIT, TrialSpec
@@ -19,6 +19,7 @@ from .trials import Trial, TrialState
 
 if TYPE_CHECKING:
     from .driver import Kernel
+    from .lifecycle import Attempt
 
 
 class Scheduler:
@@ -96,11 +97,14 @@ class Scheduler:
         if self.gathering is not None:
             self.gathering.leave(agent)
 
-    def interrupted(self, agent: AgentInfo, why: str) -> None:
+    def interrupted(self, agent: AgentInfo, why: str, death: Any = None) -> None:
         """``agent`` stopped mid-trial: run its trial again elsewhere (once), else it is lost.
 
-        A distributed run cannot go on without one of its processes: that rank fails, and the
-        others are aborted (gang.py).
+        ``death`` (a launcher's Exit) tells how its process died. A process that ended itself or
+        crashed (``os._exit``, a segfault, an abort) was killed by the trial: it fails, with the
+        cause and the process's last output, and is not retried; a process killed twice in the
+        same trial (SIGKILL: the OOM killer, say) fails the same way. A distributed run cannot go
+        on without one of its processes: that rank fails, and the others are aborted (gang.py).
         """
         attempt, agent.attempt = agent.attempt, None
         if attempt is None or attempt.over:
@@ -109,10 +113,20 @@ class Scheduler:
             gang.rank_lost(self.kernel, attempt, agent, why)
             return
         trial = attempt.trial
-        if trial.attempts > self.max_retries:
+        if death is not None and (death.crashed or trial.attempts > self.max_retries):
+            self.kernel.folder.log_lines(trial.id, [f"its process died: {death}", death.output])
+            self.kernel.end_attempt(attempt, TrialState.FAILED, error=f"its process died while it ran: {death}",
+                                    traceback=f"last lines of the agent's output:\n{death.output}")
+        elif trial.attempts > self.max_retries:
             self.kernel.end_attempt(attempt, TrialState.LOST, error=f"lost: {why}")
-            self.kernel.check_done()
+        else:
+            self._requeue(attempt, why)
             return
+        self.wake()
+        self.kernel.check_done()
+
+    def _requeue(self, attempt: "Attempt", why: str) -> None:
+        trial = attempt.trial
         attempt.close()
         self.kernel.book.requeued(trial, why)
         self.retry.append(trial)

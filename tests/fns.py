@@ -152,6 +152,17 @@ def ignores_stop(hparams, reporter):
         time.sleep(0.01)
 
 
+def crashes_on(hparams, reporter):
+    """n == 1 ends its own process (os._exit), n == 2 segfaults it; the others return."""
+    if hparams["n"] == 1:
+        os._exit(3)
+    if hparams["n"] == 2:
+        import ctypes
+
+        ctypes.string_at(0)
+    return {"score": float(hparams["n"])}
+
+
 def hangs_or_returns(hparams, reporter):
     """n == 1 hangs (never broadcasts, never returns); the others return at once."""
     if hparams["n"] == 1:

@@ -249,7 +249,7 @@ def test_a_killed_agent_loses_no_trial(runs):
 
 
 def test_all_agents_dying_ends_the_experiment_with_an_error(runs):
-    launcher = LocalLauncher()
+    launcher = LocalLauncher(max_restarts=0)  # agents that die for good (replacements are the default)
 
     class KillAll(Observer):
         def trial_started(self, view, trial):
@@ -494,3 +494,18 @@ def test_an_agent_cut_off_by_a_partition_is_replaced_then_rejoins(runs, tmp_path
     finally:
         for p in [part, relay, *direct]:
             p.kill()
+
+
+def test_a_trial_that_kills_its_process_fails_with_the_cause_and_the_search_goes_on(runs):
+    space = Searchspace(n=("DISCRETE", list(range(6))))
+    result = lagom(fns.crashes_on, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
+                   path=runs, verbose=0)
+    by_n = {t.params["n"]: t for t in result.trials}
+    assert {n for n, t in by_n.items() if t.state == "finished"} == {0, 3, 4, 5}
+    assert by_n[1].state == "failed" and "exit code 3" in by_n[1].error and by_n[1].attempts == 1
+    assert by_n[2].state == "failed" and "SIGSEGV" in by_n[2].error and by_n[2].attempts == 1  # no retry
+    assert "Segmentation fault" in by_n[2].traceback  # the dying process's own last words
+    journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+    assert len([e for e in journal if e["event"] == "agent" and "+" in e["id"]]) == 2  # both replaced
+    logs = "".join(p.read_text(errors="replace") for p in (result.path / "agents").glob("*.log"))
+    assert "Segmentation fault" in logs

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import sys
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     token = _token(args)
+    faulthandler.enable()  # a trial that segfaults or aborts leaves its Python stack in the log
     _enable_jax_cache()
     restarts = int(os.environ.get(RESTARTS_ENV, "0"))
     agent_id = args.id and (f"{args.id}~{restarts}" if restarts else args.id)

@@ -1,5 +1,5 @@
 """Ways to start agents, registered in the entry-point group ``lagom.launchers``."""
-from .base import Launcher
+from .base import Exit, Launcher
 from .null import NullLauncher
 
-__all__ = ["Launcher", "NullLauncher"]
+__all__ = ["Exit", "Launcher", "NullLauncher"]

@@ -4,6 +4,11 @@ Each agent is ``python -m kernel.agent`` with the token in its environment (neve
 line that ``ps`` shows) and this interpreter's ``sys.path``, so a training function defined in
 any module the driver can import unpickles in the agent too. Its output goes to
 ``agents/<id>.log`` in the experiment folder.
+
+An agent process that dies (a trial that segfaults, aborts, calls ``os._exit``, or is killed by
+the OOM killer) is replaced at once by a fresh one (``<id>+1``, up to ``max_restarts`` times per
+slot), so one bad trial never takes the search's agents with it; the kernel is told how it died,
+with the last lines of its output.
 """
 from __future__ import annotations
 
@@ -11,17 +16,29 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
-from .base import Launcher, OnExit
+from .base import Exit, Launcher, OnExit
+
+
+def _tail(path: Path, lines: int = 60, limit: int = 16384) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - limit))
+            return b"\n".join(f.read().splitlines()[-lines:]).decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 class LocalLauncher(Launcher):
-    def __init__(self, python: str | None = None, env: dict[str, str] | None = None):
+    def __init__(self, python: str | None = None, env: dict[str, str] | None = None, max_restarts: int = 5):
         self.python = python or sys.executable
         self.env = dict(env or {})
+        self.max_restarts = max_restarts
         self._procs: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
         self._stopping = threading.Event()
 
     def start(self, *, url: str, token: str, count: int, log_dir: Path, on_exit: OnExit,
@@ -32,39 +49,54 @@ class LocalLauncher(Launcher):
         paths = [p for p in sys.path if p] + [os.getcwd()]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths + env.get("PYTHONPATH", "").split(os.pathsep)))
         env.setdefault("PYTHONUNBUFFERED", "1")
-        ids = []
-        for i in range(count):
-            agent_id = f"local-{i}-{uuid.uuid4().hex[:6]}"
-            log = open(Path(log_dir) / f"{agent_id}.log", "ab")
-            proc = subprocess.Popen(
-                [self.python, "-m", "kernel.agent", "--connect", url, "--id", agent_id,
-                 *(["--insecure"] if insecure else [])],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=os.getcwd(),
-            )
-            log.close()
-            self._procs[agent_id] = proc
-            threading.Thread(target=self._watch, args=(agent_id, proc, on_exit),
-                             name=f"lagom-watch-{agent_id}", daemon=True).start()
-            ids.append(agent_id)
+        self._command = [self.python, "-m", "kernel.agent", "--connect", url, *(["--insecure"] if insecure else [])]
+        self._env, self._log_dir, self._on_exit = env, Path(log_dir), on_exit
+        ids = [f"local-{i}-{uuid.uuid4().hex[:6]}" for i in range(count)]
+        for agent_id in ids:
+            self._spawn(agent_id, agent_id, 0)
         return ids
 
-    def _watch(self, agent_id: str, proc: subprocess.Popen, on_exit: OnExit) -> None:
+    def _spawn(self, agent_id: str, slot: str, restarts: int) -> None:
+        log_path = self._log_dir / f"{agent_id}.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen([*self._command, "--id", agent_id], env=self._env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd())
+        with self._lock:
+            self._procs[agent_id] = proc
+        if self._stopping.is_set():  # a replacement that lost the race with stop()
+            proc.terminate()
+            return
+        threading.Thread(target=self._watch, args=(agent_id, proc, log_path, slot, restarts),
+                         name=f"lagom-watch-{agent_id}", daemon=True).start()
+
+    def _watch(self, agent_id: str, proc: subprocess.Popen, log_path: Path, slot: str, restarts: int) -> None:
         code = proc.wait()
-        if not self._stopping.is_set():
-            on_exit(agent_id, f"exit code {code}")
+        if self._stopping.is_set():
+            return
+        again = restarts < self.max_restarts
+        self._on_exit(agent_id, Exit(code, _tail(log_path), restarting=again))
+        if again and not self._stopping.is_set():
+            with self._lock:
+                self._procs.pop(agent_id, None)
+            self._spawn(f"{slot}+{restarts + 1}", slot, restarts + 1)
 
     def pids(self) -> dict[str, int]:
-        return {k: p.pid for k, p in self._procs.items()}
+        with self._lock:
+            return {k: p.pid for k, p in self._procs.items()}
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
+        """The agents were told to shut down: give them ``timeout`` seconds in all, then end them
+        (one that never joined never heard, so waiting longer helps nobody)."""
         self._stopping.set()
-        for proc in self._procs.values():
+        with self._lock:
+            procs = list(self._procs.values())
+        deadline = time.monotonic() + timeout
+        for proc in procs:
             try:
-                proc.wait(timeout=timeout)
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.terminate()
-        for proc in self._procs.values():
+        for proc in procs:
             try:
                 proc.wait(timeout=2.0)
             except subprocess.TimeoutExpired:
