@@ -509,3 +509,13 @@ def test_a_trial_that_kills_its_process_fails_with_the_cause_and_the_search_goes
     assert len([e for e in journal if e["event"] == "agent" and "+" in e["id"]]) == 2  # both replaced
     logs = "".join(p.read_text(errors="replace") for p in (result.path / "agents").glob("*.log"))
     assert "Segmentation fault" in logs
+
+
+def test_stop_ends_an_agent_that_never_joined_instead_of_waiting_for_it(tmp_path):
+    launcher = LocalLauncher()
+    exits = []
+    (agent_id,) = launcher.start(url="tcp://127.0.0.1:9", token="never-joins-token-0123456789", count=1,
+                                 log_dir=tmp_path, on_exit=lambda *a: exits.append(a))
+    proc = launcher._procs[agent_id]
+    launcher.stop()  # it never heard a shutdown (it never reached a kernel): it is ended, not awaited
+    assert proc.returncode == -signal.SIGTERM and exits == []

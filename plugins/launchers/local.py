@@ -84,7 +84,7 @@ class LocalLauncher(Launcher):
         with self._lock:
             return {k: p.pid for k, p in self._procs.items()}
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float = 0.25) -> None:
         """The agents were told to shut down: give them ``timeout`` seconds in all, then end them
         (one that never joined never heard, so waiting longer helps nobody)."""
         self._stopping.set()
