@@ -144,7 +144,7 @@ def run(method: str, seed: int, budget: float, root: str):
     trials = [t for t in result.trials if t.state in ("finished", "stopped")]
     setups = [t.result["setup_s"] for t in trials if isinstance(t.result, dict) and "setup_s" in t.result]
     return {
-        "best": result.best.metric if result.best else float("nan"),
+        "best": result.best.metric if result.count("finished") + result.count("stopped") else float("nan"),
         "trials": len(result.trials),
         "stopped": sum(1 for t in result.trials
                        if t.state == "stopped" and t.info.get("stop_sent", 0) - result.trials[0].started

@@ -13,9 +13,9 @@ from .controller import ExperimentError
 from .direction import Direction
 from .reporter import EarlyStop
 from .runner import lagom, lagom_async
-from .trials import Result, Trial, TrialState
+from .trials import NoBestTrial, Result, Trial, TrialState
 from .views import KernelView, Observer
 
-__all__ = ["lagom", "lagom_async", "Result", "Trial", "TrialState", "EarlyStop", "ExperimentError",
+__all__ = ["lagom", "lagom_async", "Result", "Trial", "TrialState", "NoBestTrial", "EarlyStop", "ExperimentError",
            "Observer", "KernelView", "Direction"]
 __version__ = "0.1.0"

@@ -56,10 +56,10 @@ class Kernel:
                  listener: Listener, codec: Codec, folder: ExperimentFolder, heartbeat: float = 1.0,
                  max_retries: int = 1, agent_env: dict[str, str] | None = None, inject: bytes | None = None,
                  agent_timeout: float | None = 5.0, deadlines: Deadlines | None = None,
-                 observers: Iterable[Observer] = ()):
+                 observers: Iterable[Observer] = (), fail_fast: int | None = 3):
         self.experiment, self.context_name = experiment, context_name
         self.controller, self.listener, self.codec, self.folder = controller, listener, codec, folder
-        self.heartbeat, self.agent_timeout = heartbeat, agent_timeout
+        self.heartbeat, self.agent_timeout, self.fail_fast = heartbeat, agent_timeout, fail_fast
         self.deadlines = deadlines or Deadlines()
         self.loop = asyncio.get_running_loop()
         self.agents = AgentRegistry()
@@ -312,6 +312,11 @@ class Kernel:
             if agent.attempt is attempt:
                 agent.attempt = None
         self.book.end(attempt.trial, state, **fields)
+        first = self.book.failing_alike(self.fail_fast) if self.fail_fast and state == TrialState.FAILED else None
+        if first is not None:
+            self.abort(f"the first {self.fail_fast} trials all failed with {first.error}, and none finished, so "
+                       f"the search stopped: fix the function (trial {first.id}'s traceback is below, and in "
+                       f"its log), or pass fail_fast=None to run every trial anyway\n\n{first.traceback or ''}")
 
     def request_stop(self, attempt: Attempt, notify: bool = True) -> None:
         """Stop ``attempt`` (once); ``notify=False`` when a verdict already told its agent."""

@@ -8,6 +8,7 @@ at once rather than left to a collective's timeout, and the trial fails with tha
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +107,10 @@ def outcome(attempt: "Attempt", controller: "Controller") -> tuple[TrialState, d
     fields["result"] = lead["result"]
     state = TrialState.STOPPED if lead["outcome"] == "stopped" or attempt.stop_sent else TrialState.FINISHED
     try:
-        fields["metric"] = controller.score(lead["result"]) if lead["outcome"] == "ok" else lead["value"]
+        fields["metric"] = metric = controller.score(lead["result"]) if lead["outcome"] == "ok" else lead["value"]
     except ExperimentError as exc:
         return TrialState.FAILED, dict(fields, error=str(exc)), exc
+    if metric is not None and math.isnan(metric):  # a diverged run: never a finished one, never the best
+        name = repr(controller.metric) if controller.metric else "the metric"
+        return TrialState.FAILED, dict(fields, metric=None, error=f"{name} is NaN (the run diverged?)"), None
     return state, fields, None

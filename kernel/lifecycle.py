@@ -70,6 +70,7 @@ class TrialBook:
         self._best_key: tuple | None = None
         self.view: "KernelView | None" = None
         self.observers: list["Observer"] = []
+        self.early_failures: list[Trial] = []  # failures before any trial finished
 
     def new(self, trial_id: int, spec: "TrialSpec") -> Trial:
         trial = Trial(trial_id, dict(spec.params), spec.budget, info=dict(spec.info), parent=spec.parent)
@@ -117,8 +118,19 @@ class TrialBook:
         self._count(trial)
         self.controller.on_end(trial)
 
+    def failing_alike(self, n: int) -> Trial | None:
+        """The first failure, when the first ``n`` trials to end all failed with the same error
+        and none finished (a bug in the function, not a bad configuration)."""
+        first = self.early_failures[:n]
+        if len(first) == n and not (self.counts[TrialState.FINISHED] or self.counts[TrialState.STOPPED]) \
+                and len({t.error for t in first}) == 1:
+            return first[0]
+        return None
+
     def _count(self, trial: Trial) -> None:
         self.counts[trial.state] += 1
+        if trial.state == TrialState.FAILED and not self.counts[TrialState.FINISHED]:
+            self.early_failures.append(trial)
         key = rank_key(trial, self.controller.direction)
         if key is not None and (self._best_key is None or key > self._best_key):
             self.best, self._best_key = trial, key

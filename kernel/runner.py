@@ -151,7 +151,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                       observers: list | tuple = (), token: str | None = None,
                       resume: bool | str | os.PathLike | None = None, agent_timeout: float | None = 5.0,
                       stop_grace: float | None = 10.0, insecure: bool = False, report: bool = True,
-                      tensorboard: bool = False,
+                      tensorboard: bool = False, fail_fast: int | None = 3,
                       _on_view: Callable[[KernelView], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
     context = context if context is not None else _default_context()
@@ -165,7 +165,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     kernel = Kernel(experiment=folder.path.name, context_name=type(context).__name__, function=plan.function,
                     controller=controller, listener=listener, codec=kernel_codec(token_key(plan.token)),
                     folder=folder, heartbeat=heartbeat, observers=watchers, inject=plan.inject,
-                    agent_timeout=agent_timeout, deadlines=deadlines)
+                    agent_timeout=agent_timeout, deadlines=deadlines, fail_fast=fail_fast)
     _save_for_resume(folder.path, plan.function, context)
     if plan.events is not None:
         restored = replay.restore(kernel, plan.events)
@@ -265,6 +265,8 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
       runs again elsewhere (agents beat every ``heartbeat`` seconds, also while training).
     - ``stop_grace``: seconds a trial has to end after it was told to stop; then it is ended by
       restarting its agent process (a function that ignores stops cannot hold an agent forever).
+    - ``fail_fast``: stop when the first this many trials all failed with the same error and
+      none finished (a bug, not a bad configuration; default 3); None runs every trial anyway.
     - ``resume``: an experiment folder (or True: the newest of this name) whose kernel died; the
       journal is replayed (trials that ended keep their results and are not run again, the
       optimizer and early stopper are brought back to their state) and the rest runs.

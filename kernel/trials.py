@@ -112,6 +112,10 @@ class Trial:
         return f"Trial({self.id}, {self.state}{metric}, params={self.params})"
 
 
+class NoBestTrial(LookupError):
+    """``result.best`` of an experiment in which no trial could be ranked; the message says why."""
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -146,14 +150,26 @@ class Result:
         raise AttributeError(f"Result has no attribute {name!r}")
 
     @property
-    def best(self) -> Trial | None:
-        return best_trial(self.trials, self.direction)
+    def best(self) -> Trial:
+        """The best trial; raises :class:`NoBestTrial` (saying why) when none can be ranked."""
+        best = best_trial(self.trials, self.direction)
+        if best is None:
+            raise NoBestTrial(self._why_no_best())
+        return best
+
+    def _why_no_best(self) -> str:
+        failed = [t for t in self.trials if t.state == "failed"]
+        if failed:
+            return (f"no trial finished ({len(failed)} of {len(self.trials)} failed); first failure: trial "
+                    f"{failed[0].id}: {failed[0].error} (its traceback: result.trials[{failed[0].id}].traceback)")
+        counts = ", ".join(f"{self.count(s)} {s}" for s in ENDED if self.count(s)) or "none ran"
+        return f"no trial finished with a metric to rank ({len(self.trials)} trials: {counts})"
 
     def count(self, state: str) -> int:
         return sum(1 for t in self.trials if t.state == state)
 
     def to_dict(self) -> dict[str, Any]:
-        best = self.best
+        best = best_trial(self.trials, self.direction)
         return {
             "experiment": self.experiment,
             "path": str(self.path),
@@ -166,6 +182,7 @@ class Result:
             "counts": {s: self.count(s) for s in ENDED},
             "best": None if best is None else {"trial": best.id, "params": best.params,
                                                "metric": best.metric, "result": best.result},
+            **({"no_best": self._why_no_best()} if best is None else {}),
             "trials": [t.to_dict() for t in self.trials],
             **self.extras,
         }
@@ -182,7 +199,7 @@ class Result:
         counts = ", ".join(f"{self.count(s)} {s}" for s in ENDED if self.count(s))
         lines = [f"{self.context} {self.experiment}: {len(self.trials)} trials ({counts or 'none'}) "
                  f"in {self.duration:.1f}s on {self.agents} agent(s)"]
-        best = self.best
+        best = best_trial(self.trials, self.direction)
         if best is not None:
             name = self.metric or "metric"
             lines.append(f"  best: trial {best.id}, {name} = {_fmt(best.metric)} ({self.direction})")
@@ -203,6 +220,6 @@ class Result:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        best = self.best
+        best = best_trial(self.trials, self.direction)
         return (f"Result({self.experiment!r}, trials={len(self.trials)}, "
                 f"best={None if best is None else best.id}, path={str(self.path)!r})")

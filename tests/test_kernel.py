@@ -317,3 +317,39 @@ async def test_resume_in_the_same_process_with_the_same_context(runs, tmp_path):
     fresh = await lagom_async(score_x, search(optimizer=RandomSearch(), num_trials=6, seed=9, workers=1),
                               path=tmp_path / "fresh", verbose=0)
     assert [t.params for t in result.trials] == [t.params for t in fresh.trials]
+
+
+def needs_a_budget(hparams, reporter):
+    for epoch in range(hparams["budget"]):  # only ASHA sets a budget
+        reporter.broadcast(metric=0.5, step=epoch)
+    return {"score": 0.5}
+
+
+async def test_a_search_whose_trials_all_fail_alike_stops_early_and_says_why(runs):
+    with pytest.raises(ExperimentError) as info:
+        await lagom_async(needs_a_budget, search(num_trials=20), path=runs, verbose=0)
+    message = str(info.value)
+    assert "the first 3 trials all failed with KeyError: 'budget'" in message and "fail_fast=None" in message
+    assert "in needs_a_budget" in message  # the first failure's traceback comes with it
+    saved = json.loads((info.value.path / "result.json").read_text())
+    assert 3 <= len(saved["trials"]) < 20 and "no trial finished" in saved["no_best"]
+
+
+async def test_without_fail_fast_every_trial_runs_and_best_says_why_there_is_none(runs):
+    from kernel import NoBestTrial
+
+    result = await lagom_async(needs_a_budget, search(num_trials=6), path=runs, verbose=0, fail_fast=None)
+    assert result.count("failed") == 6
+    with pytest.raises(NoBestTrial, match="no trial finished .6 of 6 failed.; first failure: trial 0: KeyError"):
+        result.best
+
+
+async def test_a_nan_metric_fails_the_trial_and_never_becomes_the_best(runs):
+    def train(hparams, reporter):
+        reporter.broadcast(metric=float("nan"), step=0)
+        return {"score": float("nan") if hparams["x"] < 0.5 else hparams["x"]}
+
+    result = await lagom_async(train, search(num_trials=12, seed=2), path=runs, verbose=0, fail_fast=None)
+    nan = [t for t in result.trials if t.params["x"] < 0.5]
+    assert nan and all(t.state == "failed" and "'score' is NaN" in t.error and t.metric is None for t in nan)
+    assert result.best.metric == max(t.params["x"] for t in result.trials)
