@@ -26,7 +26,15 @@ def status(args) -> int:
     counts: dict[str, int] = {}
     for t in trials.values():
         counts[t["state"]] = counts.get(t["state"], 0) + 1
-    state = "ended" if head.get("closed") else "running (or its kernel died: resume it)"
+    from .journal import holder
+
+    kernel = holder(folder)
+    if head.get("closed"):
+        state = "ended"
+    elif kernel is not None:
+        state = f"running (kernel pid {kernel.get('pid', '?')} on {kernel.get('host', '?')})"
+    else:
+        state = f"its kernel died: continue it with python -m kernel resume {folder}"
     print(f"{folder.name}: {head.get('context', '?')}, {state}; "
           + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     print(f"{'id':>5}  {'state':9s} {'metric':>10s} {'budget':>7s} {'seconds':>8s}  params")

@@ -7,9 +7,11 @@ line: the cost per trial stays flat however many trials came before.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
+import socket
 import time
 from pathlib import Path
 from typing import IO, Any, Callable
@@ -58,6 +60,32 @@ class FolderError(ExperimentError):
     """The experiment folder cannot be written (read-only, full, not a folder)."""
 
 
+class FolderBusy(ExperimentError):
+    """Another kernel, still alive, runs the experiment in this folder."""
+
+
+LOCK = "kernel.lock"
+
+
+def holder(folder: Path) -> dict[str, Any] | None:
+    """Who runs the experiment in ``folder`` now: the live kernel's host and pid, or None when
+    no kernel holds its lock (it ended, or died: the lock goes with the process)."""
+    path = Path(folder) / LOCK
+    if not path.exists():
+        return None
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            try:
+                return json.loads(f.read() or "{}")
+            except ValueError:
+                return {}
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
 class ExperimentFolder:
     """One experiment's folder. Trial ends are made durable (fsync) at most ``sync_every``
     seconds after they happen, so a machine that loses power loses at most the trials that had
@@ -76,12 +104,39 @@ class ExperimentFolder:
         self.failed: OSError | None = None
         self._synced_at, self._sync_pending, self._dirty = 0.0, False, False
         try:
+            self._lock = self._take_lock()
             self._journal = self._open()
+        except FolderBusy:
+            raise
         except OSError as exc:
             raise FolderError(f"cannot write the experiment folder {self.path.absolute()}: {exc.strerror or exc}; "
                               f"pass path= (or set ${DEFAULT_ROOT_ENV}) to a folder you can write") from None
         self._logs: dict[int, IO[str]] = {}
         self._checkpoints = str((self.path / "checkpoints").absolute())
+
+    def _take_lock(self) -> IO[str]:
+        """One kernel per folder: an exclusive lock held for the kernel's whole life (the OS drops
+        it with the process, however it ends), with the holder's host and pid in the file."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        f = open(self.path / LOCK, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read()
+            f.close()
+            try:
+                who = json.loads(who)
+                who = f"pid {who['pid']} on {who['host']}, since {time.strftime('%H:%M:%S', time.localtime(who['since']))}"
+            except (ValueError, KeyError, TypeError):
+                who = "another process"
+            raise FolderBusy(f"{self.path} is in use: its kernel ({who}) is still running, and two kernels on "
+                             f"one folder would run trials twice; wait for it to end, or stop it first") from None
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}))
+        f.flush()
+        return f
 
     def _open(self) -> IO[str]:
         for d in (self.path, self.trials_dir, self.agents_dir):
@@ -176,3 +231,4 @@ class ExperimentFolder:
             self._journal.close()
         except OSError:
             pass
+        self._lock.close()  # releases the lock

@@ -64,6 +64,7 @@ def test_resume_from_the_command_line(runs):
     from test_resume import kill_after
 
     folder = kill_after("random", runs, ended=3)
+    assert "its kernel died: continue it with python -m kernel resume" in cli("status", str(folder)).stdout
     out = cli("resume", str(folder), "--verbose", "0", timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     status = cli("status", str(folder))
@@ -91,3 +92,35 @@ def test_the_report_renders_in_headless_chromium_with_its_images(finished, tmp_p
     subprocess.run([_chromium(), *flags, f"--screenshot={shot}", "--window-size=1000,1400", html.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_live_experiment_cannot_be_resumed_twice_and_status_names_its_kernel(runs):
+    """One kernel per folder: a second one (resume, by hand or by mistake) would run trials twice."""
+    import os
+    import socket
+    import threading
+    import time
+
+    import fns
+    from contexts import HyperparameterSearch, Searchspace
+    from kernel.journal import FolderBusy
+
+    marker = runs.parent / "go"
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]), marker=("CATEGORICAL", [str(marker)]))
+    ctx = HyperparameterSearch(space, num_trials=2, metric="score", workers=1, launcher="thread")
+    box = {}
+    run = threading.Thread(target=lambda: box.setdefault("result", lagom(fns.after_marker, ctx, path=runs, verbose=0)))
+    run.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not list(runs.glob("*/journal.jsonl")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        folder = next(runs.glob("*/journal.jsonl")).parent
+        with pytest.raises(FolderBusy, match=f"its kernel .pid {os.getpid()} on {socket.gethostname()}"):
+            lagom(fns.after_marker, ctx, path=runs, resume=folder, verbose=0)
+        assert f"running (kernel pid {os.getpid()} on {socket.gethostname()})" in cli("status", str(folder)).stdout
+    finally:
+        marker.touch()
+        run.join(30)
+    assert box["result"].count("finished") == 2
+    assert "ended" in cli("status", str(folder)).stdout.splitlines()[0]
