@@ -14,11 +14,30 @@ from .base import ConfigError, Context, OneTrial, inproc_url
 
 
 class TrialFailed(RuntimeError):
-    """The single run raised; the message carries the function's own traceback."""
+    """The single run raised; the message carries the function's own traceback.
+
+    Where the run happened in this process (Single's default), the exception raised is also an
+    instance of the function's own exception's class, chained to the original (``__cause__``):
+    ``except KeyError`` catches it, and ``pdb.post_mortem(e.__cause__.__traceback__)`` (or
+    Jupyter's %debug) opens the function's own frame.
+    """
 
     def __init__(self, message: str, result: Any):
         super().__init__(message)
         self.result = result
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @classmethod
+    def like(cls, original: BaseException | None) -> type["TrialFailed"]:
+        """TrialFailed, made a subclass of ``original``'s class too when the two can combine."""
+        if original is None or not isinstance(original, Exception):
+            return cls
+        try:
+            return type(f"TrialFailed[{type(original).__name__}]", (cls, type(original)), {})
+        except TypeError:  # a layout that cannot combine (OSError, say): TrialFailed alone
+            return cls
 
 
 class Single(Context):
@@ -49,7 +68,13 @@ class Single(Context):
     def finish(self, result):
         trial = result.trials[0] if result.trials else None
         if trial is not None and trial.state == "failed":
-            raise TrialFailed(f"the training function failed: {trial.error}\n\n{trial.traceback or ''}", result)
+            from kernel.agent.execute import KEPT
+            from kernel.journal import checkpoint_dir
+
+            original = KEPT.pop(checkpoint_dir(result.path, trial.id), None)
+            error = TrialFailed.like(original)(f"the training function failed: {trial.error}\n\n"
+                                               f"{trial.traceback or ''}", result)
+            raise error from original
         return result
 
     def __repr__(self) -> str:

@@ -58,11 +58,12 @@ def report(args) -> int:
 def resume(args) -> int:
     import cloudpickle
 
+    from . import shipping
     from .runner import lagom
 
     folder = _folder(args.folder)
     try:
-        fn = cloudpickle.loads((folder / "function.pkl").read_bytes())
+        fn = shipping.unpack((folder / "function.pkl").read_bytes())
         context = cloudpickle.loads((folder / "context.pkl").read_bytes())
     except FileNotFoundError:
         raise SystemExit(f"lagom: error: {folder} holds no saved function and context; resume it from "

@@ -45,6 +45,11 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
     return events, bad
 
 
+def checkpoint_dir(folder: str | os.PathLike, trial_id: int) -> str:
+    """A trial's checkpoint folder (absolute, so agents elsewhere on a shared file system find it)."""
+    return f"{Path(folder).absolute() / 'checkpoints'}{os.sep}trial-{trial_id:05d}"
+
+
 def latest_experiment(root: str | os.PathLike | None, name: str) -> Path:
     """The newest experiment folder called ``name-*`` under ``root`` (for ``resume=True``)."""
     base = Path(root or os.environ.get(DEFAULT_ROOT_ENV) or "lagom-runs")
@@ -112,7 +117,6 @@ class ExperimentFolder:
             raise FolderError(f"cannot write the experiment folder {self.path.absolute()}: {exc.strerror or exc}; "
                               f"pass path= (or set ${DEFAULT_ROOT_ENV}) to a folder you can write") from None
         self._logs: dict[int, IO[str]] = {}
-        self._checkpoints = str((self.path / "checkpoints").absolute())
 
     def _take_lock(self) -> IO[str]:
         """One kernel per folder: an exclusive lock held for the kernel's whole life (the OS drops
@@ -199,7 +203,7 @@ class ExperimentFolder:
     def checkpoint_dir(self, trial_id: int) -> str:
         """Where a trial may save checkpoints (made by the agent on first use). Agents on other
         hosts need this folder on a shared file system to hand checkpoints between trials."""
-        return f"{self._checkpoints}{os.sep}trial-{trial_id:05d}"
+        return checkpoint_dir(self.path, trial_id)
 
     def trial_log_path(self, trial_id: int) -> Path:
         return self.trials_dir / f"trial-{trial_id:05d}.log"

@@ -23,7 +23,7 @@ import transports
 from transports import Listener, curve
 from transports.codec import kernel_codec, token_key
 
-from . import replay
+from . import replay, shipping
 from .controller import ExperimentError
 from .deadlines import Deadlines
 from .driver import Kernel
@@ -74,7 +74,7 @@ class _Plan:
 
 def _pickled(train_fn: Callable) -> bytes:
     try:
-        return cloudpickle.dumps(train_fn)
+        return shipping.pack(train_fn)
     except Exception as exc:
         raise TypeError(
             f"the training function cannot be sent to agents ({type(exc).__name__}: {exc}); "

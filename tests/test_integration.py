@@ -520,3 +520,35 @@ def test_stop_ends_an_agent_that_never_joined_instead_of_waiting_for_it(tmp_path
     proc = launcher._procs[agent_id]
     launcher.stop()  # it never heard a shutdown (it never reached a kernel): it is ended, not awaited
     assert proc.returncode == -signal.SIGTERM and exits == []
+
+
+def test_a_trial_traceback_names_the_users_file_and_shows_the_line(runs):
+    """A function defined here travels by value (cloudpickle would call its file <dynamic-code>)."""
+    def train(hparams, reporter):
+        table = {"a": 1}
+        return {"score": table["no such column"]}  # the line the traceback must show
+
+    result = lagom(train, hpo(num_trials=1, workers=1), path=runs, verbose=0, fail_fast=None)
+    tb = result.trials[0].traceback
+    assert f'File "{__file__}"' in tb and "<dynamic-code>" not in tb
+    assert 'return {"score": table["no such column"]}' in tb
+
+
+def test_a_single_run_raises_the_original_exception_chained(runs):
+    def train(hparams):
+        raise KeyError("budget")
+
+    from contexts import Single, TrialFailed
+
+    with pytest.raises(KeyError) as info:  # except KeyError works
+        lagom(train, Single(), path=runs, verbose=0)
+    error = info.value
+    assert isinstance(error, TrialFailed) and error.result.trials[0].state == "failed"
+    original = error.__cause__
+    assert type(original) is KeyError and original.args == ("budget",)
+    frames = []
+    tb = original.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    assert frames[-1] == "train"  # pdb.post_mortem(original.__traceback__) lands in the function

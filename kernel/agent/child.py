@@ -20,6 +20,7 @@ import cloudpickle
 
 from transports.codec import final_fields
 
+from .. import shipping
 from ..reporter import Reporter, Shutdown
 from . import execute
 
@@ -152,7 +153,7 @@ def child_main(conn, payload: dict[str, Any]) -> None:
     try:
         strategy = build_strategy(run)
         strategy.setup()  # multihost: joins the process group before anything else touches JAX
-        fn = cloudpickle.loads(payload["function"])
+        fn = shipping.unpack(payload["function"])
         available = {"hparams": payload["hparams"], "reporter": reporter, "strategy": strategy}
         if payload.get("inject"):  # the context's dataset and model generators
             available.update(cloudpickle.loads(payload["inject"]).provide(payload.get("extra")))

@@ -5,6 +5,7 @@ run, so a function fails, stops and returns the same way everywhere.
 """
 from __future__ import annotations
 
+import collections
 import math
 import time
 import traceback
@@ -13,6 +14,11 @@ from typing import Any, Callable
 from transports.codec import final_fields
 
 from ..reporter import EarlyStop, KernelAway, Reporter, Shutdown, captured_output
+
+
+KEPT: "collections.OrderedDict[str, BaseException]" = collections.OrderedDict()
+"""The exceptions of the last few trials run by agents in this process (threads), by checkpoint
+folder: a single run raises the original to its caller, for ``except``, pdb and %debug."""
 
 
 def hparams_of(msg: dict) -> dict[str, Any]:
@@ -70,8 +76,10 @@ def user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter, echo: bool, rank: int = 0) -> dict[str, Any]:
-    """Run ``fn(**kwargs)`` and return the fields of its ``final`` message."""
+def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter, echo: bool, rank: int = 0,
+         keep_as: str | None = None) -> dict[str, Any]:
+    """Run ``fn(**kwargs)`` and return the fields of its ``final`` message; ``keep_as``: also
+    keep the exception object in :data:`KEPT` under that key (an agent in the caller's process)."""
     started = time.time()
     t0 = time.perf_counter()
     result = error = tb = None
@@ -88,6 +96,10 @@ def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter, echo: bool, r
         outcome = "error"
         error = f"{type(exc).__name__}: {exc}"
         tb = user_traceback(exc)
+        if keep_as is not None:
+            KEPT[keep_as] = exc
+            while len(KEPT) > 8:
+                KEPT.popitem(last=False)
     duration = time.perf_counter() - t0
     step, value = reporter.last if reporter.last else (None, None)
     if value is not None and not math.isfinite(value):

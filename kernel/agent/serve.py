@@ -21,6 +21,7 @@ from transports import connect
 from transports.codec import PROTOCOL, CodecError, agent_codec, final_fields, token_key
 from transports.curve import derive
 
+from .. import shipping
 from ..injection import InjectionError, requested
 from ..reporter import KernelAway, KernelGone, Reporter, Shutdown
 from . import child, execute
@@ -85,6 +86,7 @@ class Agent:
         self.rejected = 0
         self.current: int | None = None  # the trial running now
         self.can_restart = False  # True in a process of its own (main); never for a thread agent
+        self.keep_errors = False  # True in the caller's process: a single run re-raises the original
         self.argv: list[str] = []
         self._log = on_log or (lambda line: print(f"[agent {self.id}] {line}", file=sys.__stderr__, flush=True))
         self._fn: Callable | None = None
@@ -209,7 +211,7 @@ class Agent:
         try:
             self.function_bytes, self.inject_bytes = msg["function"], msg["inject"]
             self._injector = cloudpickle.loads(msg["inject"]) if msg["inject"] is not None else None
-            fn = cloudpickle.loads(msg["function"])
+            fn = shipping.unpack(msg["function"])
             self.names = requested(fn, PROVIDED + tuple(getattr(self._injector, "provides", ())), "this agent")
             self._fn = fn
         except InjectionError as exc:
@@ -251,7 +253,8 @@ class Agent:
                                  traceback=execute.user_traceback(exc), started=time.time())
         else:
             try:
-                final = execute.call(self._fn, {n: available[n] for n in self.names}, reporter, self.echo)
+                final = execute.call(self._fn, {n: available[n] for n in self.names}, reporter, self.echo,
+                                 keep_as=msg["checkpoint"] if self.keep_errors else None)
             except KernelAway:  # nobody waits for this trial any more: the kernel runs it again
                 self._log(f"the kernel went quiet during trial {tid}; left it, and will say hello again")
                 return

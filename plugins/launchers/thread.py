@@ -27,6 +27,7 @@ class ThreadLauncher(Launcher):
         for i in range(count):
             agent_id = f"thread-{i}-{uuid.uuid4().hex[:6]}"
             agent = Agent(url, token, agent_id=agent_id, wait=30.0, echo=self.echo, insecure=insecure)
+            agent.keep_errors = True  # the caller's own process: its exceptions can be handed back
 
             def run(agent=agent, agent_id=agent_id) -> None:
                 try:

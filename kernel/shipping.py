@@ -1,0 +1,84 @@
+"""How the training function travels to agents: cloudpickle, plus where its code came from.
+
+cloudpickle sends a function defined in a script or a notebook by value, and names every code
+object's file ``<dynamic-code>``, so a trial's traceback would point nowhere. :func:`pack`
+therefore also sends, for each code object the function reaches (nested functions, helpers of
+the same script), its real file name and that file's lines; :func:`unpack` puts the names back
+and registers the lines with ``linecache``, so a traceback on any agent names the user's file
+and shows the line, as it would on the laptop.
+"""
+from __future__ import annotations
+
+import linecache
+import types
+from typing import Callable, Iterator
+
+import cloudpickle
+
+_Key = tuple[str, int]  # (qualified name, first line): enough to find a code object again
+
+
+def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _codes(const)
+
+
+def _functions(fn: Callable, limit: int = 200) -> list[types.FunctionType]:
+    """``fn`` and the functions of its own module it reaches through globals and closures
+    (the ones that travel by value with it; a library's travel by reference)."""
+    seen: dict[int, types.FunctionType] = {}
+    todo, module = [fn], getattr(fn, "__module__", None)
+    while todo and len(seen) < limit:
+        f = todo.pop()
+        f = getattr(f, "__wrapped__", f)
+        if not isinstance(f, types.FunctionType) or id(f) in seen or f.__module__ != module:
+            continue
+        seen[id(f)] = f
+        names = {n for code in _codes(f.__code__) for n in code.co_names}
+        todo += [f.__globals__[n] for n in names if n in f.__globals__]
+        todo += [c.cell_contents for c in (f.__closure__ or ()) if _filled(c)]
+    return list(seen.values())
+
+
+def _filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def _key(code: types.CodeType) -> _Key:
+    return (getattr(code, "co_qualname", code.co_name), code.co_firstlineno)
+
+
+def pack(fn: Callable) -> bytes:
+    """The function's pickle, with its code's file names and those files' lines."""
+    where: dict[_Key, str] = {}
+    for f in _functions(fn):
+        for code in _codes(f.__code__):
+            where.setdefault(_key(code), code.co_filename)
+    sources = {name: lines for name in set(where.values()) if (lines := linecache.getlines(name))}
+    return cloudpickle.dumps({"fn": fn, "where": where, "sources": sources})
+
+
+def unpack(data: bytes) -> Callable:
+    """The function from :func:`pack`'s bytes, its code named after its real files again (a plain
+    cloudpickle of a function is accepted too)."""
+    shipped = cloudpickle.loads(data)
+    if not (isinstance(shipped, dict) and "fn" in shipped):
+        return shipped
+    where: dict[_Key, str] = shipped["where"]
+    for name, lines in shipped["sources"].items():  # mtime None: linecache keeps, never rereads
+        linecache.cache[name] = (sum(map(len, lines)), None, lines, name)
+    for f in _functions(shipped["fn"]):
+        f.__code__ = _renamed(f.__code__, where)
+    return shipped["fn"]
+
+
+def _renamed(code: types.CodeType, where: dict[_Key, str]) -> types.CodeType:
+    consts = tuple(_renamed(c, where) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=where.get(_key(code), code.co_filename), co_consts=consts)
+
