@@ -9,13 +9,13 @@ run as ``python -m kernel.agent``). It knows no optimizer and no JAX: policies c
 ``contexts/`` and ``plugins/``, and bytes move through ``transports/``. Watchers subclass
 :class:`Observer` and see a read-only :class:`KernelView`.
 """
-from .controller import ExperimentError
+from .controller import ExperimentError, Interrupted
 from .direction import Direction
 from .reporter import EarlyStop
 from .runner import lagom, lagom_async
 from .trials import NoBestTrial, Result, Trial, TrialState
 from .views import KernelView, Observer
 
-__all__ = ["lagom", "lagom_async", "Result", "Trial", "TrialState", "NoBestTrial", "EarlyStop", "ExperimentError",
+__all__ = ["lagom", "lagom_async", "Result", "Trial", "TrialState", "NoBestTrial", "EarlyStop", "ExperimentError", "Interrupted",
            "Observer", "KernelView", "Direction"]
 __version__ = "0.1.0"

@@ -29,7 +29,9 @@ def status(args) -> int:
     from .journal import holder
 
     kernel = holder(folder)
-    if head.get("closed"):
+    if head.get("interrupted") and kernel is None:
+        state = f"{head['interrupted']}: continue it with python -m kernel resume {folder}"
+    elif head.get("closed"):
         state = "ended"
     elif kernel is not None:
         state = f"running (kernel pid {kernel.get('pid', '?')} on {kernel.get('host', '?')})"

@@ -49,6 +49,13 @@ class ExperimentError(RuntimeError):
     path: Any = None
 
 
+class Interrupted(KeyboardInterrupt):
+    """The experiment was interrupted (Ctrl-C, SIGTERM): what had ended is in the folder, and
+    ``python -m kernel resume <folder>`` continues it. ``path`` names the folder."""
+
+    path: Any = None
+
+
 class Controller(ABC):
     """An experiment's policy as the kernel sees it: what to run next, and what results mean.
 

@@ -30,7 +30,7 @@ from transports.base import Listener
 from transports.codec import Codec, CodecError
 
 from . import gang
-from .controller import Controller, ExperimentError
+from .controller import Controller, ExperimentError, Interrupted
 from .deadlines import Deadlines
 from .journal import ExperimentFolder
 from .lifecycle import Attempt, TrialBook
@@ -147,9 +147,12 @@ class Kernel:
 
     def _wind_down(self, receiver: asyncio.Task) -> None:
         # Trials cut short by an abort or an interrupt are not journaled as ended: a resume runs them.
-        for trial in self.book.unfinished():
-            trial.state, trial.error = TrialState.LOST, "the experiment ended while it ran"
+        cut = self.book.unfinished()
+        for trial in cut:
+            trial.state, trial.error = TrialState.INTERRUPTED, "the experiment ended while it ran"
             self.folder.close_log(trial.id)
+        if cut:
+            self.folder.record("interrupted", trials=[t.id for t in cut])
         self._beat_handle.cancel()
         self.deadlines.experiment_ended()
         receiver.cancel()
@@ -169,6 +172,16 @@ class Kernel:
         err = ExperimentError(message)
         err.path = self.folder.path
         self.folder.record("aborted", reason=message)
+        self.finish(err)
+
+    def interrupt(self, why: str) -> None:
+        """End the experiment now (Ctrl-C, SIGTERM): what ended is kept, and a resume continues."""
+        ended = sum(self.book.counts[s] for s in (TrialState.FINISHED, TrialState.STOPPED,
+                                                  TrialState.FAILED, TrialState.LOST))
+        err = Interrupted(f"{why}: {ended} ended trials kept in {self.folder.path}; continue with "
+                          f"python -m kernel resume {self.folder.path}")
+        err.path = self.folder.path
+        self.folder.record("interrupt", reason=why)
         self.finish(err)
 
     def check_done(self) -> None:

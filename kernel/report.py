@@ -31,6 +31,14 @@ def trials_from_journal(folder: Path) -> tuple[dict[str, Any], dict[int, dict[st
             t.update(state="running", budget=e.get("budget"), started=e["time"], info=e.get("info") or {})
         elif e["event"] == "end":
             trials[e["trial"]["id"]] = dict(e["trial"], ended_at=e["time"])
+        elif e["event"] == "interrupted":
+            for tid in e.get("trials", []):
+                if tid in trials and trials[tid].get("state") == "running":
+                    trials[tid]["state"] = "interrupted"
+        elif e["event"] == "interrupt":
+            head = dict(head, interrupted=e.get("reason", "interrupted"))
+        elif e["event"] == "resumed":
+            head = {k: v for k, v in head.items() if k not in ("closed", "interrupted")}
         elif e["event"] == "closed":
             head = dict(head, closed=True)
     return head, trials

@@ -8,8 +8,10 @@ the native form for async code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import signal
 import shlex
 import sys
 import threading
@@ -24,7 +26,7 @@ from transports import Listener, curve
 from transports.codec import kernel_codec, token_key
 
 from . import replay, shipping
-from .controller import ExperimentError
+from .controller import ExperimentError, Interrupted
 from .deadlines import Deadlines
 from .driver import Kernel
 from .injection import requested
@@ -199,13 +201,43 @@ async def _serve(kernel: Kernel, plan: _Plan, *, listen: str | None, insecure: b
         if on_view is not None:
             on_view(kernel.view)
         try:
-            result = await kernel.run()
+            with _signals_end(kernel):
+                result = await kernel.run()
         except BaseException:
             result = kernel.result()
             raise
     finally:
         await _close(kernel, plan, result if result is not None else kernel.result(), report)
     return result
+
+
+@contextlib.contextmanager
+def _signals_end(kernel: Kernel):
+    """While the experiment runs (in the main thread), Ctrl-C and SIGTERM (how clusters preempt
+    jobs) end it cleanly: result.json written, agents gone, resumable; a second Ctrl-C is a
+    plain KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop, installed = kernel.loop, []
+
+    def on_signal(why: str) -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        installed.clear()
+        kernel.interrupt(why)
+
+    for sig, why in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated (SIGTERM)")):
+        try:
+            loop.add_signal_handler(sig, on_signal, why)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 async def _close(kernel: Kernel, plan: _Plan, result: Result, report: bool) -> None:
@@ -275,14 +307,18 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
     - ``observers``: :class:`~kernel.Observer` objects, told of every trial (with a read-only
       :class:`~kernel.views.KernelView`).
 
-    Raises :class:`~kernel.controller.ExperimentError` when the experiment cannot go on; the
-    experiment folder (journal, result.json) is written first.
+    Raises :class:`~kernel.controller.ExperimentError` when the experiment cannot go on, and
+    :class:`~kernel.controller.Interrupted` (a KeyboardInterrupt) on Ctrl-C or SIGTERM; either
+    way the experiment folder (journal, result.json) is written first, and it can be resumed.
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(lagom_async(train_fn, context, **options))
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                return runner.run(lagom_async(train_fn, context, **options))
+        except Interrupted as exc:  # one line that says what to do, not the event loop's frames
+            raise exc.with_traceback(None) from None
     return _run_in_thread(train_fn, context, options)
 
 
@@ -304,12 +340,13 @@ def _run_in_thread(train_fn: Callable, context: Any, options: dict) -> Result:
         thread.join()  # interruptible: Ctrl-C lands here
     except KeyboardInterrupt:
         for view in views:
-            view.abort("interrupted by the user")
+            view.interrupt("interrupted")
         thread.join(30)
-        raise
+    if "error" in box and isinstance(box["error"], Interrupted):
+        raise box["error"] from None
     if "error" in box:
         raise box["error"]
     return box["result"]
 
 
-__all__ = ["lagom", "lagom_async", "ExperimentError"]
+__all__ = ["lagom", "lagom_async", "ExperimentError", "Interrupted"]

@@ -25,6 +25,7 @@ class TrialState(enum.StrEnum):
     STOPPED = "stopped"
     FAILED = "failed"
     LOST = "lost"
+    INTERRUPTED = "interrupted"  # cut short when the experiment ended (an interrupt, an abort): a resume runs it
 
 
 ENDED = (TrialState.FINISHED, TrialState.STOPPED, TrialState.FAILED, TrialState.LOST)
@@ -179,7 +180,7 @@ class Result:
             "duration": self.duration,
             "agents": self.agents,
             "rejected_messages": self.rejected,
-            "counts": {s: self.count(s) for s in ENDED},
+            "counts": {s: self.count(s) for s in (*ENDED, TrialState.INTERRUPTED)},
             "best": None if best is None else {"trial": best.id, "params": best.params,
                                                "metric": best.metric, "result": best.result},
             **({"no_best": self._why_no_best()} if best is None else {}),
@@ -196,7 +197,7 @@ class Result:
         return target
 
     def __str__(self) -> str:
-        counts = ", ".join(f"{self.count(s)} {s}" for s in ENDED if self.count(s))
+        counts = ", ".join(f"{self.count(s)} {s}" for s in (*ENDED, TrialState.INTERRUPTED) if self.count(s))
         lines = [f"{self.context} {self.experiment}: {len(self.trials)} trials ({counts or 'none'}) "
                  f"in {self.duration:.1f}s on {self.agents} agent(s)"]
         best = best_trial(self.trials, self.direction)

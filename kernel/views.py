@@ -113,3 +113,7 @@ class KernelView:
     def abort(self, message: str) -> None:
         """End the experiment with ``message`` as its error (from any thread)."""
         self.call_soon(self._kernel.abort, message)
+
+    def interrupt(self, why: str) -> None:
+        """End the experiment as Ctrl-C does: kept, and resumable (from any thread)."""
+        self.call_soon(self._kernel.interrupt, why)

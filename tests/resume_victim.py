@@ -14,6 +14,8 @@ def context(kind: str):
     space = Searchspace(x=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.15]))
     optimizer = ASHA(3, 1, 9) if kind == "asha" else "randomsearch"
     workers = 0 if kind == "byhand" else 2  # byhand: agents started by hand, on the kernel's address
+    if kind == "signal":  # long enough to be interrupted halfway
+        space = Searchspace(x=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.4]))
     return HyperparameterSearch(space, optimizer, num_trials=12, metric="score", workers=workers, seed=5,
                                 name=f"victim-{kind}")
 

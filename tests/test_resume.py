@@ -136,3 +136,38 @@ def test_agents_started_by_hand_outlive_a_killed_kernel_and_finish_the_resumed_s
     finally:
         for a in agents:
             a.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_ends_the_experiment_in_one_line_resumable(runs, sig):
+    """Ctrl-C at a terminal, SIGTERM from a cluster's scheduler: result.json written, the trials
+    cut short recorded as interrupted, the agents gone within a second, one line saying how to go on."""
+    import json
+
+    proc = subprocess.Popen([sys.executable, str(HERE / "resume_victim.py"), "signal", str(runs)],
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = list(runs.glob("victim-signal-*/journal.jsonl"))
+        if found and sum(e["event"] == "end" for e in events(found[0].parent)) >= 2:
+            break
+        time.sleep(0.02)
+    folder = found[0].parent
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    gone_at = time.monotonic()
+    assert proc.returncode != 0
+    assert f"continue with python -m kernel resume {folder}" in err and err.count("Traceback") <= 1
+    saved = json.loads((folder / "result.json").read_text())
+    assert saved["counts"]["interrupted"] >= 1 and "running" not in {t["state"] for t in saved["trials"]}
+    pids = [e["pid"] for e in events(folder) if e["event"] == "agent"]
+    while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() - gone_at < 1.0:
+        time.sleep(0.02)
+    assert not [p for p in pids if os.path.exists(f"/proc/{p}")]  # the agents went with it
+    from kernel.report import trials_from_journal
+
+    assert "running" not in {t["state"] for t in trials_from_journal(folder)[1].values()}
+    result = lagom(fns.quadratic, resume_victim.context("signal"), path=runs, resume=folder, verbose=0)
+    assert result.count("finished") == 12

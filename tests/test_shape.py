@@ -11,7 +11,8 @@ def nesting(node: ast.AST, depth: int = 0) -> int:
     for child in ast.iter_child_nodes(node):
         if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             continue  # measured on their own
-        deepest = max(deepest, nesting(child, depth + isinstance(child, BLOCKS)))
+        elif_ = isinstance(node, ast.If) and node.orelse == [child]  # an elif is a sibling, not a level
+        deepest = max(deepest, nesting(child, depth + (isinstance(child, BLOCKS) and not elif_)))
     return deepest
 
 
