@@ -13,9 +13,10 @@ from .controller import ExperimentError, Interrupted
 from .direction import Direction
 from .reporter import EarlyStop
 from .runner import lagom, lagom_async
+from .shipping import with_data
 from .trials import NoBestTrial, Result, Trial, TrialState
 from .views import KernelView, Observer
 
-__all__ = ["lagom", "lagom_async", "Result", "Trial", "TrialState", "NoBestTrial", "EarlyStop", "ExperimentError", "Interrupted",
+__all__ = ["lagom", "lagom_async", "with_data", "Result", "Trial", "TrialState", "NoBestTrial", "EarlyStop", "ExperimentError", "Interrupted",
            "Observer", "KernelView", "Direction"]
 __version__ = "0.1.0"

@@ -27,7 +27,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from transports.base import Listener
-from transports.codec import Codec, CodecError
+from transports.codec import PART_SIZE, Codec, CodecError
 
 from . import gang
 from .controller import Controller, ExperimentError, Interrupted
@@ -75,7 +75,9 @@ class Kernel:
         self.dispatch_latencies: list[float] = []  # a result's arrival -> the next trial starting there
         self.resumed: dict | None = None  # what a journal replay restored (replay.py)
         self.started_at = time.time()
-        self._welcome = codec.encode("welcome", experiment=experiment, function=function,
+        self._function = function  # sent whole in the welcome, or (large) fetched by agents in parts
+        inline = function if len(function) <= PART_SIZE else b""
+        self._welcome = codec.encode("welcome", experiment=experiment, function=inline, size=len(function),
                                      heartbeat=heartbeat, env=dict(agent_env or {}), inject=inject)
         self._verdicts = bool(controller.judges_metrics)
         self._expected_agents: int | None = None  # agents a launcher promised; None: any may join
@@ -86,7 +88,7 @@ class Kernel:
         self._handlers: dict[str, Handler] = {
             "hello": self._on_hello, "ready": self._on_ready, "metric": self._on_metric,
             "log": self._on_log, "final": self._on_final, "heartbeat": self._on_heartbeat,
-            "bye": self._on_bye,
+            "bye": self._on_bye, "fetch": self._on_fetch,
         }
 
     @property
@@ -263,6 +265,13 @@ class Kernel:
         if msg["trial"] in self.book.trials:
             self.folder.log_lines(msg["trial"], msg["lines"])
 
+    def _on_fetch(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
+        """An agent fetches a large function part by part, at its own pace (no size ceiling,
+        and no gigabytes queued in the kernel for slow agents)."""
+        offset = msg["offset"]
+        if 0 <= offset < len(self._function):
+            self.send(agent, self.codec.encode("part", offset=offset, data=self._function[offset:offset + PART_SIZE]))
+
     def _on_bye(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
         self.agent_gone(agent, msg["reason"])
 
@@ -404,8 +413,8 @@ class Kernel:
         agent = self.agents.by_id(agent_id)
         if agent is not None:
             self.agent_gone(agent, f"exited ({detail})", death=detail if hasattr(detail, "crashed") else None)
-        elif self._no_more_agents() and not self.agents.alive() and not self.ended:
-            self._out_of_agents()
+        if self._no_more_agents() and not self.agents.alive() and not self.ended:
+            self._out_of_agents()  # every agent the launcher started has exited: never wait on nobody
 
     # -- the result -------------------------------------------------------------------------
     def result(self) -> Result:

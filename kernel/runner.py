@@ -74,6 +74,16 @@ class _Plan:
     unreadable: int = 0
 
 
+LARGE = 16 * 1024 * 1024  # a function this large pickled is worth a word: it goes to every agent
+
+
+def _warn_large(train_fn: Callable, size: int) -> None:
+    big = ", ".join(f"{name} ({n / 1e6:.0f} MB)" for name, n in shipping.large_captures(train_fn)[:5])
+    print(f"lagom: warning: the training function is {size / 1e6:.0f} MB pickled, sent to every agent"
+          f"{'; it captures ' + big if big else ''}. Hand data to trials by name with "
+          f"kernel.with_data(train, name=value), or load it inside the function", file=sys.stderr, flush=True)
+
+
 def _pickled(train_fn: Callable) -> bytes:
     try:
         return shipping.pack(train_fn)
@@ -90,8 +100,11 @@ def _plan(train_fn: Callable, context: Any, *, listen: str | None, launcher: Any
     from plugins.registry import resolve
 
     context_name = type(context).__name__
-    requested(train_fn, context.provides, context_name)  # fail before anything starts
+    fn, data = shipping.split(train_fn)
+    requested(fn, context.provides | set(data), context_name)  # fail before anything starts
     function = _pickled(train_fn)
+    if len(function) > LARGE and not data:
+        _warn_large(train_fn, len(function))
     injector = context.injector()
     workers = context.workers
     if listen is None and workers < 1:

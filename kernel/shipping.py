@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import linecache
 import types
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import cloudpickle
 
@@ -54,10 +54,62 @@ def _key(code: types.CodeType) -> _Key:
     return (getattr(code, "co_qualname", code.co_name), code.co_firstlineno)
 
 
+class WithData:
+    """A training function with named objects for its arguments: see :func:`with_data`."""
+
+    def __init__(self, fn: Callable, data: dict[str, Any]):
+        self.fn, self.data = fn, data
+        self.__name__ = getattr(fn, "__name__", "train")
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.fn(**{**self.data, **kwargs})
+
+
+def with_data(fn: Callable, **data: Any) -> WithData:
+    """Hand large objects (arrays, data sets) to every trial, by argument name.
+
+        lagom(with_data(train, images=x, labels=y), HyperparameterSearch(...))
+        def train(hparams, reporter, images, labels): ...
+
+    They travel once per agent, in parts, whatever their size (no message-size ceiling), and
+    each trial on that agent gets the same objects: treat them as read-only."""
+    if not callable(fn):
+        raise TypeError(f"with_data(fn, ...) needs the training function first, got {type(fn).__name__}")
+    return WithData(fn, data)
+
+
+def split(fn: Callable) -> tuple[Callable, dict[str, Any]]:
+    """(the function itself, the objects handed to it by name)."""
+    return (fn.fn, dict(fn.data)) if isinstance(fn, WithData) else (fn, {})
+
+
+def large_captures(fn: Callable, limit: int = 1 << 20) -> list[tuple[str, int]]:
+    """The globals and closure variables of ``fn`` that pickle to more than ``limit`` bytes, with
+    their sizes, largest first (to name them when the function is too large)."""
+    fn = split(fn)[0]
+    found: dict[str, Any] = {}
+    for f in _functions(fn):
+        names = {n for code in _codes(f.__code__) for n in code.co_names}
+        found.update({n: f.__globals__[n] for n in names if n in f.__globals__})
+        found.update({name: c.cell_contents for name, c in zip(f.__code__.co_freevars, f.__closure__ or ())
+                      if _filled(c)})
+    sizes = []
+    for name, value in found.items():
+        if isinstance(value, (types.ModuleType, types.FunctionType, type)):
+            continue
+        try:
+            size = len(cloudpickle.dumps(value))
+        except Exception:
+            continue
+        if size > limit:
+            sizes.append((name, size))
+    return sorted(sizes, key=lambda ns: -ns[1])
+
+
 def pack(fn: Callable) -> bytes:
     """The function's pickle, with its code's file names and those files' lines."""
     where: dict[_Key, str] = {}
-    for f in _functions(fn):
+    for f in _functions(split(fn)[0]):
         for code in _codes(f.__code__):
             where.setdefault(_key(code), code.co_filename)
     sources = {name: lines for name in set(where.values()) if (lines := linecache.getlines(name))}
@@ -73,7 +125,7 @@ def unpack(data: bytes) -> Callable:
     where: dict[_Key, str] = shipped["where"]
     for name, lines in shipped["sources"].items():  # mtime None: linecache keeps, never rereads
         linecache.cache[name] = (sum(map(len, lines)), None, lines, name)
-    for f in _functions(shipped["fn"]):
+    for f in _functions(split(shipped["fn"])[0]):
         f.__code__ = _renamed(f.__code__, where)
     return shipped["fn"]
 

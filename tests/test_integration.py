@@ -212,7 +212,7 @@ def test_agent_leaves_when_the_kernel_goes_silent(tmp_path):
         assert kernel_codec(key).decode(frames)["type"] == "hello"
         import cloudpickle
         router.send_multipart([peer, *agent_codec(key).encode(
-            "welcome", experiment="x", function=cloudpickle.dumps(fns.quadratic), heartbeat=0.5, env={},
+            "welcome", experiment="x", function=(fn := cloudpickle.dumps(fns.quadratic)), size=len(fn), heartbeat=0.5, env={},
             inject=None)])
         out, _ = agent.communicate(timeout=30)
         assert agent.returncode == 2 and "silent" in out
@@ -552,3 +552,43 @@ def test_a_single_run_raises_the_original_exception_chained(runs):
         frames.append(tb.tb_frame.f_code.co_name)
         tb = tb.tb_next
     assert frames[-1] == "train"  # pdb.post_mortem(original.__traceback__) lands in the function
+
+
+def test_a_closure_over_a_large_array_runs_and_is_named_in_a_warning(runs, capsys):
+    """Over the 64 MiB message limit: the function travels in parts, and the user hears why it is big."""
+    import numpy as np
+
+    big = np.random.default_rng(0).random(9_500_000)  # 76 MB
+
+    def train(hparams, reporter):
+        return {"score": float(big[int(hparams["x"] * 10)])}
+
+    result = lagom(train, hpo(num_trials=2), path=runs, verbose=0)
+    assert result.count("finished") == 2
+    assert result.best.metric in (float(big[int(t.params["x"] * 10)]) for t in result.trials)
+    err = capsys.readouterr().err
+    assert "the training function is 76 MB pickled" in err and "it captures big (76 MB)" in err
+    assert "with_data" in err
+
+
+def test_with_data_hands_large_objects_to_trials_by_name(runs, capsys):
+    import numpy as np
+
+    from kernel import with_data
+
+    images = np.arange(9_000_000, dtype=np.float64)  # 72 MB, sent once per agent
+
+    def train(hparams, reporter, images):
+        return {"score": float(images[int(hparams["x"] * 1000)]), "size": float(images.size)}
+
+    result = lagom(with_data(train, images=images), hpo(num_trials=3), path=runs, verbose=0)
+    assert result.count("finished") == 3 and all(t.result["size"] == images.size for t in result.trials)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_when_every_agent_has_exited_the_experiment_ends_instead_of_waiting(runs):
+    """Agents that cannot even start (here, a "python" that exits at once), replaced until the
+    launcher gives up: the kernel says so, it does not wait for agents that will never come."""
+    launcher = LocalLauncher(python="/bin/false", max_restarts=2)
+    with pytest.raises(ExperimentError, match="every agent has exited"):
+        lagom(fns.quadratic, hpo(num_trials=3), launcher=launcher, path=runs, verbose=0)

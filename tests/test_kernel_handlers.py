@@ -12,7 +12,7 @@ from kernel.deadlines import Deadlines
 from kernel.driver import Kernel
 from kernel.journal import ExperimentFolder, read_journal
 from transports import parse
-from transports.codec import agent_codec, final_fields, kernel_codec, token_key
+from transports.codec import PROTOCOL, agent_codec, final_fields, kernel_codec, token_key
 
 KEY = token_key("handler-tests-token-0123456789")
 TO_KERNEL = agent_codec(KEY)   # what fake agents encode with (the kernel decodes it)
@@ -178,7 +178,7 @@ async def test_a_judged_trial_gets_a_verdict_for_every_broadcast(make):
     await a.join()
     assert (await listener.next(a.peer, "trial"))["verdicts"] is True
     a.push("metric", trial=0, points=[[0, 1.0]])
-    assert (await listener.next(a.peer, "verdict")) == {"v": 2, "type": "verdict", "trial": 0, "stop": False}
+    assert (await listener.next(a.peer, "verdict")) == {"v": PROTOCOL, "type": "verdict", "trial": 0, "stop": False}
     a.push("metric", trial=0, points=[[1, 3.0]])
     assert (await listener.next(a.peer, "verdict"))["stop"] is True
     assert "stop" not in listener.kinds(a.peer)  # the verdict said it; no second message

@@ -18,7 +18,8 @@ from typing import Any, Iterable, Mapping
 
 import msgpack
 
-PROTOCOL = 2  # 2: trial.verdicts and the verdict message
+PROTOCOL = 3  # 2: trial.verdicts and the verdict message; 3: a large function travels in parts
+PART_SIZE = 8 * 1024 * 1024  # a function larger than this is fetched by the agent in parts of this size
 SIGNATURE_BYTES = 32
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # a welcome carries the pickled function; keep room for closures
 
@@ -57,10 +58,12 @@ AGENT_TO_KERNEL: dict[str, dict[str, tuple]] = {
     },
     "heartbeat": {},
     "bye": {"reason": _STR},
+    "fetch": {"offset": _INT},  # the next part of a large function, from this byte on
 }
 KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
-    "welcome": {"experiment": _STR, "function": _BYTES, "heartbeat": _NUM, "env": _MAP,
+    "welcome": {"experiment": _STR, "function": _BYTES, "size": _INT, "heartbeat": _NUM, "env": _MAP,
                 "inject": _OPT_BYTES},
+    "part": {"offset": _INT, "data": _BYTES},
     "trial": {"trial": _INT, "params": _MAP, "budget": _OPT_NUM, "checkpoint": _OPT_STR,
               "parent_checkpoint": _OPT_STR, "run": _OPT_MAP, "extra": _OPT_MAP, "verdicts": _BOOL},
     "verdict": {"trial": _INT, "stop": _BOOL},  # the answer to one broadcast of a judged trial

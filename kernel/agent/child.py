@@ -153,8 +153,8 @@ def child_main(conn, payload: dict[str, Any]) -> None:
     try:
         strategy = build_strategy(run)
         strategy.setup()  # multihost: joins the process group before anything else touches JAX
-        fn = shipping.unpack(payload["function"])
-        available = {"hparams": payload["hparams"], "reporter": reporter, "strategy": strategy}
+        fn, data = shipping.split(shipping.unpack(payload["function"]))
+        available = {"hparams": payload["hparams"], "reporter": reporter, "strategy": strategy, **data}
         if payload.get("inject"):  # the context's dataset and model generators
             available.update(cloudpickle.loads(payload["inject"]).provide(payload.get("extra")))
         final = execute.call(fn, {n: available[n] for n in payload["names"]}, reporter,

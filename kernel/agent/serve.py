@@ -90,6 +90,7 @@ class Agent:
         self.argv: list[str] = []
         self._log = on_log or (lambda line: print(f"[agent {self.id}] {line}", file=sys.__stderr__, flush=True))
         self._fn: Callable | None = None
+        self._data: dict[str, Any] = {}  # objects handed to every trial by name (kernel.with_data)
         self._injector = None
         self.function_bytes: bytes | None = None
         self.inject_bytes: bytes | None = None
@@ -209,10 +210,11 @@ class Agent:
         for key, value in msg["env"].items():
             os.environ.setdefault(str(key), str(value))
         try:
-            self.function_bytes, self.inject_bytes = msg["function"], msg["inject"]
+            self.function_bytes, self.inject_bytes = self._whole_function(msg), msg["inject"]
             self._injector = cloudpickle.loads(msg["inject"]) if msg["inject"] is not None else None
-            fn = shipping.unpack(msg["function"])
-            self.names = requested(fn, PROVIDED + tuple(getattr(self._injector, "provides", ())), "this agent")
+            fn, self._data = shipping.split(shipping.unpack(self.function_bytes))
+            provided = PROVIDED + tuple(getattr(self._injector, "provides", ())) + tuple(self._data)
+            self.names = requested(fn, provided, "this agent")
             self._fn = fn
         except InjectionError as exc:
             self.send("ready", ok=False, error=str(exc))
@@ -224,6 +226,19 @@ class Agent:
                       error=f"could not load the training function: {type(exc).__name__}: {exc}{hint}")
             return
         self.send("ready", ok=True, error=None)
+
+    def _whole_function(self, welcome: dict) -> bytes:
+        """The function's bytes: in the welcome, or fetched part by part when it is large."""
+        data = bytearray(welcome["function"])
+        while len(data) < welcome["size"]:
+            self.send("fetch", offset=len(data))
+            msg = self.next_message()
+            while msg is None or msg["type"] != "part" or msg["offset"] != len(data):
+                if msg is not None and msg["type"] == "shutdown":
+                    raise Shutdown(msg["reason"])
+                msg = self.next_message()
+            data += msg["data"]
+        return bytes(data)
 
     def _on_trial(self, msg: dict) -> None:
         if self._fn is None:
@@ -243,7 +258,8 @@ class Agent:
         tid = msg["trial"]
         reporter = Reporter(tid, SocketChannel(self, tid, msg["verdicts"]), msg["checkpoint"],
                             msg["parent_checkpoint"])
-        available = {"hparams": execute.hparams_of(msg), "reporter": reporter, "strategy": self._single}
+        available = {"hparams": execute.hparams_of(msg), "reporter": reporter, "strategy": self._single,
+                     **self._data}
         self.current = tid
         try:
             if self._injector is not None and any(n not in available for n in self.names):
