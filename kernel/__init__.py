@@ -9,13 +9,17 @@ run as ``python -m kernel.agent``). It knows no optimizer and no JAX: policies c
 ``contexts/`` and ``plugins/``, and bytes move through ``transports/``. Watchers subclass
 :class:`Observer` and see a read-only :class:`KernelView`.
 """
-from .controller import ExperimentError, Interrupted
-from .direction import Direction
-from .reporter import EarlyStop
-from .runner import lagom, lagom_async
-from .shipping import with_data
-from .trials import NoBestTrial, Result, Trial, TrialState
-from .views import KernelView, Observer
+from ._shadow import check_not_shadowed
+
+check_not_shadowed()  # a project's own plugins/ or contexts/ would break lagom far from the cause
+
+from .controller import ExperimentError, Interrupted  # noqa: E402
+from .direction import Direction  # noqa: E402
+from .reporter import EarlyStop  # noqa: E402
+from .runner import lagom, lagom_async  # noqa: E402
+from .shipping import with_data  # noqa: E402
+from .trials import NoBestTrial, Result, Trial, TrialState  # noqa: E402
+from .views import KernelView, Observer  # noqa: E402
 
 __all__ = ["lagom", "lagom_async", "with_data", "Result", "Trial", "TrialState", "NoBestTrial", "EarlyStop", "ExperimentError", "Interrupted",
            "Observer", "KernelView", "Direction"]

@@ -7,11 +7,12 @@ names what it leaves out. JAX and flax are imported when a model is built, on th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from kernel.injection import Injector
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid", "silu", "elu", "linear")
 
@@ -23,7 +24,7 @@ class DatasetGenerator:
     source, ``dataset()`` calls it with the list of features to keep.
     """
 
-    def __init__(self, source: dict[str, np.ndarray] | Callable, label: str | None,
+    def __init__(self, source: "dict[str, np.ndarray] | Callable", label: str | None,
                  features: Sequence[str], dropped: Sequence[str] = ()):
         self._source = source
         self.label = label
@@ -34,7 +35,9 @@ class DatasetGenerator:
     def n_features(self) -> int:
         return len(self.features)
 
-    def __call__(self) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self) -> tuple["np.ndarray", "np.ndarray"]:
+        import numpy as np  # an ablation's need: the core install imports without numpy
+
         if callable(self._source):
             return self._source(list(self.features))
         x = np.stack([np.asarray(self._source[f], dtype=np.float32) for f in self.features], axis=1)

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
-import numpy as np
 
 from ..base import ConfigError
 from .generators import LayerSpec, StudyInjector, parse_layers
 
 
-def _table(dataset: Any, label: str | None) -> tuple[dict[str, np.ndarray] | Callable | None, list[str]]:
+def _table(dataset: Any, label: str | None) -> "tuple[dict[str, np.ndarray] | Callable | None, list[str]]":
     """Normalise a table to a dict of numpy columns (agents need no pandas); keep a function."""
+    import numpy as np  # only a study needs it: the core install imports without numpy
+
     if dataset is None or callable(dataset) and not hasattr(dataset, "columns"):
         return dataset, []
     if hasattr(dataset, "columns") and hasattr(dataset, "__getitem__"):  # a DataFrame
