@@ -87,6 +87,18 @@ def _param(name: str, spec: Any) -> Param:
     where = f"hyperparameter {name!r}"
     if not isinstance(name, str) or not name.isidentifier():
         raise SearchspaceError(f"{name!r} is not a valid hyperparameter name; use a Python identifier")
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and all(_is_number(v) for v in spec):
+        kind = "INTEGER" if all(isinstance(v, int) for v in spec) else "DOUBLE"
+        raise SearchspaceError(
+            f"{where}: {tuple(spec)!r} reads like a range in Optuna's style; here the type comes first: "
+            f"{name}=({kind!r}, [{spec[0]!r}, {spec[1]!r}]) (add 'log' for a log scale), or "
+            f"{name}=('DISCRETE', [{spec[0]!r}, {spec[1]!r}]) for just those two values"
+        )
+    if isinstance(spec, (tuple, list)) and spec and not isinstance(spec[0], str):
+        raise SearchspaceError(
+            f"{where}: {list(spec)!r} has no type; to choose among these values write "
+            f"{name}=('CATEGORICAL', {list(spec)!r}) (or 'DISCRETE' for numbers)"
+        )
     if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3):
         raise SearchspaceError(
             f"{where}: expected (TYPE, values) or (TYPE, [low, high], 'log'), got {spec!r}; "
@@ -95,7 +107,8 @@ def _param(name: str, spec: Any) -> Param:
     kind, values = spec[0], spec[1]
     scale = spec[2] if len(spec) == 3 else None
     if not isinstance(kind, str) or kind.upper() not in TYPES:
-        raise SearchspaceError(f"{where}: unknown type {kind!r}; use one of {', '.join(TYPES)}")
+        raise SearchspaceError(f"{where}: unknown type {kind!r}; use one of {', '.join(TYPES)} (to choose "
+                               f"among values: {name}=('CATEGORICAL', {list(spec)!r}))")
     kind = kind.upper()
     if scale is not None and (kind not in ("DOUBLE", "INTEGER") or scale not in ("log", "linear")):
         raise SearchspaceError(

@@ -19,7 +19,10 @@ class Direction(enum.StrEnum):
 
     @classmethod
     def of(cls, value: Any) -> "Direction":
-        """``"max"``/``"min"`` (or a Direction) as a Direction; anything else raises ValueError."""
+        """``"max"``/``"min"`` (``"maximize"``/``"minimize"`` too, as Optuna spells them) as a
+        Direction; anything else raises ValueError."""
+        if isinstance(value, str) and value.lower() in _ALIASES:
+            return _ALIASES[value.lower()]
         try:
             return cls(value)
         except ValueError:
@@ -47,3 +50,6 @@ class Direction(enum.StrEnum):
         """``items`` best first (a stable sort: ties keep their order)."""
         sign = self.sign
         return sorted(items, key=lambda item: -sign * key(item))
+
+
+_ALIASES = {"max": Direction.MAX, "maximize": Direction.MAX, "min": Direction.MIN, "minimize": Direction.MIN}

@@ -113,3 +113,30 @@ def test_api_example_builds():
     sp.add("dropout", ("DOUBLE", [0.0, 0.5]))
     assert sp.names == ["lr", "width", "depth", "act", "dropout"]
     assert "lr=DOUBLE[0.0001, 0.1] log" in repr(sp)
+
+
+def test_an_optuna_style_range_or_a_bare_list_says_the_right_form():
+    with pytest.raises(SearchspaceError, match=r"Optuna's style.*lr=\('DOUBLE', \[0.0001, 0.1\]\)"):
+        Searchspace(lr=(1e-4, 1e-1))
+    with pytest.raises(SearchspaceError, match=r"depth=\('INTEGER', \[1, 4\]\)"):
+        Searchspace(depth=(1, 4))
+    with pytest.raises(SearchspaceError, match=r"act=\('CATEGORICAL', \['relu', 'tanh'\]\)"):
+        Searchspace(act=["relu", "tanh"])
+    with pytest.raises(SearchspaceError, match=r"width=\('CATEGORICAL', \[32, 64, 128\]\)"):
+        Searchspace(width=[32, 64, 128])
+
+
+def test_directions_as_optuna_spells_them():
+    from contexts import HyperparameterSearch
+
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]))
+    assert HyperparameterSearch(space, num_trials=2, direction="maximize").direction == "max"
+    assert HyperparameterSearch(space, num_trials=2, direction="minimize").direction == "min"
+
+
+def test_grid_search_says_when_num_trials_cuts_the_grid_short():
+    from contexts import HyperparameterSearch
+
+    space = Searchspace(a=("DISCRETE", [1, 2, 3]), b=("CATEGORICAL", ["x", "y"]))
+    with pytest.warns(UserWarning, match="runs the first 4 of the grid's 6 points"):
+        HyperparameterSearch(space, "gridsearch", num_trials=4)

@@ -1,6 +1,7 @@
 """Grid search: every combination of the space once (ranges need a resolution)."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterator
 
 from .base import FINISHED, Decision, Optimizer, Suggestion
@@ -23,6 +24,9 @@ class GridSearch(Optimizer):
         super().setup(space, num_trials=num_trials, direction=direction, seed=seed)
         self.size = space.grid_size(self.resolution)  # raises with a clear message for bare ranges
         self._grid = space.grid(self.resolution)
+        if num_trials is not None and num_trials < self.size:
+            warnings.warn(f"gridsearch: num_trials={num_trials} runs the first {num_trials} of the grid's "
+                          f"{self.size} points, in order; leave num_trials out to run them all", stacklevel=2)
 
     def total_trials(self) -> int | None:
         return self.size if self.num_trials is None else min(self.size, self.num_trials)
