@@ -44,7 +44,8 @@ def status(args) -> int:
         metric = "" if t.get("metric") is None else f"{t['metric']:.6g}"
         duration = "" if t.get("duration") is None else f"{t['duration']:.1f}"
         budget = "" if t.get("budget") is None else str(t["budget"])
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
+        params = (t.get("info") or {}).get("ablated") and f"left out: {t['info']['ablated']}" or \
+            ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
         print(f"{t['id']:>5}  {t['state']:9s} {metric:>10s} {budget:>7s} {duration:>8s}  {params}")
     return 0
 

@@ -86,15 +86,20 @@ class _Report:
 
     def curves(self) -> None:
         fig, ax = self.plt.subplots(figsize=(8, 4.5))
+        labelled = set()
         for t in self.trials.values():
             hist = t.get("history") or []
             if hist:
+                state = t.get("state")
                 steps, values = zip(*hist)
-                ax.plot(steps, values, color=COLORS.get(t.get("state"), "#333"), alpha=0.6, linewidth=1,
-                        marker="o", markersize=2)
+                ax.plot(steps, values, color=COLORS.get(state, "#333"), alpha=0.6, linewidth=1, marker="o",
+                        markersize=2, label=None if state in labelled else state)
+                labelled.add(state)
+        if labelled:
+            ax.legend(title="trial state", fontsize=8)
         ax.set_xlabel("step")
         ax.set_ylabel("broadcast metric")
-        ax.set_title("Learning curves (blue finished, orange stopped early, grey failed)")
+        ax.set_title("Learning curves")
         self.save(fig, "report_curves.png", "Every trial's broadcasts")
 
     def best_so_far(self) -> None:
@@ -116,7 +121,11 @@ class _Report:
         self.save(fig, "report_best.png", "The best metric over time (dots: each trial)")
 
     def parameters(self) -> None:
-        ended = self.ended
+        """Each parameter against the metric, at the largest budget any trial reached (ASHA's
+        lower rungs measure less training, and would blur the picture)."""
+        budgets = [t.get("budget") for t in self.ended if t.get("budget") is not None]
+        top = max(budgets) if budgets else None
+        ended = [t for t in self.ended if top is None or t.get("budget") == top]
         names = [k for k in ended[0]["params"] if k != "budget"]
         if not names:
             return
@@ -134,7 +143,8 @@ class _Report:
                 ax.set_xticks(range(len(cats)), cats, rotation=30)
             ax.set_xlabel(name)
         axes[0][0].set_ylabel(self.metric)
-        self.save(fig, "report_params.png", "Each parameter against the metric")
+        self.save(fig, "report_params.png", "Each parameter against the metric"
+                  + (f" (trials with budget {top})" if top is not None else ""))
 
     def budgets(self) -> None:
         budgets = [t.get("budget") for t in self.ended]
@@ -152,14 +162,15 @@ class _Report:
         counts = collections.Counter(t.get("state", "?") for t in self.trials.values())
         name, metric = html.escape(self.folder.name), html.escape(self.metric)
         rows = "".join(_row(t) for t in sorted(self.trials.values(), key=lambda t: t["id"]))
+        what = "left out" if any(_left_out(t) for t in self.trials.values()) else "params"
         body = "".join(f'<figure><img src="{n}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}'
                        f'</figcaption></figure>' for n, c in self.images)
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{name}</title>"
                 "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}td,th{padding:2px 8px}"
                 "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style></head><body>"
-                f"<h1>{name}</h1><p>{html.escape(self.head.get('context', ''))}: "
+                f"<h1>{name}</h1>{self.best_line()}<p>{html.escape(self.head.get('context', ''))}: "
                 f"{html.escape(', '.join(f'{v} {k}' for k, v in sorted(counts.items())))}</p>{body}"
-                f"<h2>Trials</h2><table><tr><th>id</th><th>state</th><th>{metric}</th><th>params</th></tr>"
+                f"<h2>Trials</h2><table><tr><th>id</th><th>state</th><th>{metric}</th><th>{what}</th></tr>"
                 f"{rows}</table>"
                 # Lets a headless browser (and the tests) tell that every plot actually rendered.
                 "<script>window.addEventListener('load',function(){var i=document.images,n=0;"
@@ -168,7 +179,26 @@ class _Report:
                 "</body></html>")
 
 
+    def best_line(self) -> str:
+        """The answer first: the best trial, its metric and its configuration."""
+        ranked = [t for t in self.ended if t.get("state") in ("finished", "stopped")
+                  and isinstance(t.get("metric"), (int, float)) and t["metric"] == t["metric"]]
+        if not ranked:
+            return "<p><b>No trial finished.</b></p>"
+        best = max(ranked, key=lambda t: (self.direction.sign * t["metric"], -t["id"]))
+        what = _left_out(best) or ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                            for k, v in best["params"].items())
+        return (f"<p class='best'><b>Best: trial {best['id']}, {html.escape(self.metric)} = {best['metric']:.6g}"
+                f"</b> ({self.direction})<br>{html.escape(what)}</p>")
+
+
+def _left_out(t: dict) -> str | None:
+    """What an ablation trial left out (its info says), or None."""
+    return (t.get("info") or {}).get("ablated")
+
+
 def _row(t: dict) -> str:
     value = "" if t.get("metric") is None else format(t["metric"], ".6g")
+    what = _left_out(t) or json.dumps(t.get("params"))
     return (f"<tr><td>{t['id']}</td><td>{html.escape(str(t.get('state')))}</td><td>{value}</td>"
-            f"<td>{html.escape(json.dumps(t.get('params')))}</td></tr>")
+            f"<td>{html.escape(what)}</td></tr>")

@@ -1,5 +1,7 @@
 """Ablation: which trials a study makes, what the generators build, and a real run on agents."""
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -171,6 +173,12 @@ def test_an_ablation_on_real_agents_ranks_the_noise_feature_last(runs):
     assert [r["component"] for r in saved["ranking"]] == [r["component"] for r in result.ranking]
     png = result.path / "ablation.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from kernel.report import write_report
+
+    status = subprocess.run([sys.executable, "-m", "kernel", "status", str(result.path)], capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert "left out: feature noise" in status.stdout  # the tables say which component each trial left out
+    assert "<td>feature noise</td>" in write_report(result.path).read_text()
 
 
 @pytest.mark.slow

@@ -124,3 +124,9 @@ def test_a_live_experiment_cannot_be_resumed_twice_and_status_names_its_kernel(r
         run.join(30)
     assert box["result"].count("finished") == 2
     assert "ended" in cli("status", str(folder)).stdout.splitlines()[0]
+
+
+def test_the_report_opens_with_the_best_configuration(finished):
+    text = write_report(finished.path).read_text()
+    assert text.index("Best: trial 3, score = 4") < text.index("<img")  # the answer before the plots
+    assert "n=4" in text.split("<img")[0]
