@@ -37,7 +37,7 @@ from .lifecycle import Attempt, TrialBook
 from .registry import BEAT_SUFFIX, AgentInfo, AgentRegistry, AgentState
 from .scheduler import Scheduler
 from .trials import Result, Trial, TrialState
-from .views import KernelView, Observer, wants_metrics
+from .views import KernelView, Observer, wants_logs, wants_metrics
 
 log = logging.getLogger("lagom.kernel")
 
@@ -71,6 +71,7 @@ class Kernel:
         folder.schedule = self.loop.call_later  # deferred fsyncs of the journal
         folder.on_error = lambda exc: self.loop.call_soon(self.abort, folder.describe_failure())
         self._metric_observers = [ob for ob in self.observers if wants_metrics(ob)]  # the hot path
+        self._log_observers = [ob for ob in self.observers if wants_logs(ob)]
         self.rejected: collections.Counter[str] = collections.Counter()
         self.dispatch_latencies: list[float] = []  # a result's arrival -> the next trial starting there
         self.resumed: dict | None = None  # what a journal replay restored (replay.py)
@@ -262,8 +263,11 @@ class Kernel:
             self.request_stop(attempt, notify=not attempt.verdicts)
 
     def _on_log(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
-        if msg["trial"] in self.book.trials:
-            self.folder.log_lines(msg["trial"], msg["lines"])
+        trial = self.book.trials.get(msg["trial"])
+        if trial is not None:
+            self.folder.log_lines(trial.id, msg["lines"])
+            for ob in self._log_observers:
+                ob.trial_log(self.view, trial, msg["lines"])
 
     def _on_fetch(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
         """An agent fetches a large function part by part, at its own pace (no size ceiling,

@@ -28,6 +28,7 @@ class Progress(Observer):
         self._timer = None
         self._total = None
         self._live = None
+        self._latest: dict[int, list] = {}  # running trial -> [last (step, value), last printed line]
 
     @property
     def _out(self):
@@ -55,6 +56,25 @@ class Progress(Observer):
                          + (f" ({params})" if params else ""))
         return f"[{elapsed:6.1f}s] " + " · ".join(parts) + eta
 
+    def running(self, limit: int = 3) -> list[str]:
+        """A line for each of the first running trials: its last broadcast and printed line (so
+        a long trial, or a distributed run, shows it is alive before it ends)."""
+        out = []
+        for tid, (point, said) in list(self._latest.items())[:limit]:
+            step = f"step {_fmt(point[0])}: {_fmt(point[1])}" if point else "started"
+            out.append(f"trial {tid} {step}" + (f" · {said[:100]}" if said else ""))
+        return out
+
+    def trial_metric(self, view, trial, step, value) -> None:
+        self._latest.setdefault(trial.id, [None, None])[0] = (step, value)
+        self._changed(view)
+
+    def trial_log(self, view, trial, lines) -> None:
+        said = next((line.strip() for line in reversed(lines) if line.strip()), None)
+        if said is not None:
+            self._latest.setdefault(trial.id, [None, None])[1] = said
+            self._changed(view)
+
     def _emit(self, view: KernelView, final: bool = False) -> None:
         text = self.line(view)
         if self._live is not None:
@@ -65,10 +85,11 @@ class Progress(Observer):
             self._last, self._dirty = time.monotonic(), False
             return
         if self.tty:
-            width = 160
+            width, first = 160, self.running(1)
+            text += f" · {first[0]}" if first and not final else ""
             self._out.write("\r" + text[:width].ljust(min(width, len(text) + 2)) + ("\n" if final else ""))
         else:
-            self._out.write(text + "\n")
+            self._out.write(text + "".join(f"\n    {line}" for line in self.running()) + "\n")
         self._out.flush()
         self._last = time.monotonic()
         self._dirty = False
@@ -92,6 +113,8 @@ class Progress(Observer):
         table.add_row("trials", f"{sum(c.get(s, 0) for s in ENDED)} done, {c.get('running', 0)} running, "
                                 f"{c.get('stopped', 0)} stopped, {c.get('failed', 0)} failed, {c.get('lost', 0)} lost")
         table.add_row("agents", str(view.agents_alive))
+        for line in self.running():
+            table.add_row("running", line)
         best = view.best
         if best is not None:
             params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
@@ -114,9 +137,11 @@ class Progress(Observer):
         self._timer = view.call_later(self.interval if not self.tty else 1.0, self._tick, view)
 
     def trial_started(self, view, trial) -> None:
+        self._latest[trial.id] = [None, None]
         self._changed(view)
 
     def trial_ended(self, view, trial) -> None:
+        self._latest.pop(trial.id, None)
         self._changed(view)
 
     def experiment_ended(self, view: KernelView, result: Result | None) -> None:

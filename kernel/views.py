@@ -23,19 +23,24 @@ if TYPE_CHECKING:
 class Observer:
     """Hooks for things that watch an experiment; all optional, all called on the kernel's loop.
 
-    ``trial_metric`` is called for every broadcast (the hot path), and only on observers that
-    override it.
+    ``trial_metric`` (every broadcast, the hot path) and ``trial_log`` (every batch of a trial's
+    printed lines) are called only on observers that override them.
     """
 
     def experiment_started(self, view: "KernelView") -> None: ...
     def trial_started(self, view: "KernelView", trial: "Trial") -> None: ...
     def trial_metric(self, view: "KernelView", trial: "Trial", step: float, value: float) -> None: ...
+    def trial_log(self, view: "KernelView", trial: "Trial", lines: list[str]) -> None: ...
     def trial_ended(self, view: "KernelView", trial: "Trial") -> None: ...
     def experiment_ended(self, view: "KernelView", result: "Result | None") -> None: ...
 
 
 def wants_metrics(observer: Observer) -> bool:
     return type(observer).trial_metric is not Observer.trial_metric
+
+
+def wants_logs(observer: Observer) -> bool:
+    return type(observer).trial_log is not Observer.trial_log
 
 
 class KernelView:

@@ -42,3 +42,28 @@ def test_verbose_zero_prints_nothing(runs, capsys):
     lagom(fns.quadratic, HyperparameterSearch(SPACE, num_trials=2, metric="score", workers=1, launcher="thread"),
           path=runs, verbose=0)
     assert capsys.readouterr().out == ""
+
+
+def talks(hparams, reporter):
+    print(f"epoch 0 of trial x={hparams['x']:.3f}", flush=True)
+    reporter.broadcast(metric=0.5, step=0)
+    return {"score": 0.5}
+
+
+def test_a_running_trial_shows_its_last_broadcast_and_printed_line(runs):
+    """A long trial, or a distributed run, shows it is alive before it ends."""
+    from kernel import Observer
+
+    progress, seen = Progress(stream=io.StringIO(), interval=0.05), []
+
+    class Peek(Observer):  # called after Progress, on the kernel's loop, while the trial runs
+        def trial_metric(self, view, trial, step, value):
+            seen.append(progress.running())
+
+        def trial_log(self, view, trial, lines):
+            seen.append(progress.running())
+
+    lagom(talks, HyperparameterSearch(SPACE, num_trials=2, metric="score", workers=1, launcher="thread"),
+          path=runs, verbose=0, observers=[progress, Peek()])
+    shown = " | ".join(line for lines in seen for line in lines)
+    assert "step 0: 0.5" in shown and "epoch 0 of trial x=" in shown
