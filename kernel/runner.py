@@ -355,10 +355,10 @@ def _run_in_thread(train_fn: Callable, context: Any, options: dict) -> Result:
         for view in views:
             view.interrupt("interrupted")
         thread.join(30)
-    if "error" in box and isinstance(box["error"], Interrupted):
-        raise box["error"] from None
+        if thread.is_alive():
+            raise KeyboardInterrupt("the experiment did not end within 30 s of the interrupt") from None
     if "error" in box:
-        raise box["error"]
+        raise box["error"].with_traceback(None) if isinstance(box["error"], Interrupted) else box["error"]
     return box["result"]
 
 
