@@ -19,5 +19,6 @@ python3 -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.
 # from .whl/ if the host lacks it); then the overhead benchmark, whose JSON is the last line.
 if python3 -c "import zmq, msgpack, cloudpickle" 2> /dev/null; then
   python3 bench/distributed_startup.py --strategy pmap --agents 1 --cpu-devices 0 --repeats 3 | tail -n 1
+  python3 bench/gpu_agents.py | tail -n 1  # two local agents on this host's GPU(s): shared out, no 75% grab
 fi
 python3 bench/pmap_overhead.py --preset gpu "$@"

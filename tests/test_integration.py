@@ -592,3 +592,22 @@ def test_when_every_agent_has_exited_the_experiment_ends_instead_of_waiting(runs
     launcher = LocalLauncher(python="/bin/false", max_restarts=2)
     with pytest.raises(ExperimentError, match="every agent has exited"):
         lagom(fns.quadratic, hpo(num_trials=3), launcher=launcher, path=runs, verbose=0)
+
+
+def test_gpus_are_shared_out_between_local_agents():
+    from plugins.launchers.local import gpu_environments
+
+    assert gpu_environments(["0", "1", "2", "3"], 2) == [{"CUDA_VISIBLE_DEVICES": "0,1"}, {"CUDA_VISIBLE_DEVICES": "2,3"}]
+    shared = gpu_environments(["0"], 2)  # two agents on one GPU: neither takes 75% of its memory
+    assert shared == [{"CUDA_VISIBLE_DEVICES": "0", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}] * 2
+    assert gpu_environments([], 3) == [{}, {}, {}]
+
+
+def test_each_local_agent_gets_its_own_gpus_and_says_which(runs, monkeypatch):
+    """The host's GPUs as CUDA_VISIBLE_DEVICES names them (no GPU needed: the agents only report)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    result = lagom(fns.pid_and_sleep, HyperparameterSearch(Searchspace(n=("DISCRETE", [1, 2])), "gridsearch",
+                                                           metric="score", workers=2), path=runs, verbose=0)
+    journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+    gpus = sorted(tuple(d for d in e["devices"] if d.startswith("gpu")) for e in journal if e["event"] == "agent")
+    assert gpus == [("gpu:0",), ("gpu:1",)]

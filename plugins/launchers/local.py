@@ -5,6 +5,9 @@ line that ``ps`` shows) and this interpreter's ``sys.path``, so a training funct
 any module the driver can import unpickles in the agent too. Its output goes to
 ``agents/<id>.log`` in the experiment folder.
 
+On a host with GPUs each agent gets GPUs of its own when there are enough (``CUDA_VISIBLE_DEVICES``),
+and agents that must share them do not each preallocate 75% of a GPU's memory.
+
 An agent process that dies (a trial that segfaults, aborts, calls ``os._exit``, or is killed by
 the OOM killer) is replaced at once by a fresh one (``<id>+1``, up to ``max_restarts`` times per
 slot), so one bad trial never takes the search's agents with it; the kernel is told how it died,
@@ -21,6 +24,32 @@ import uuid
 from pathlib import Path
 
 from .base import Exit, Launcher, OnExit
+
+
+def host_gpus() -> list[str]:
+    """This host's GPUs as CUDA numbers them (``CUDA_VISIBLE_DEVICES`` if set, else what
+    ``nvidia-smi -L`` lists); none on a host without NVIDIA's driver. JAX is not imported."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
+
+
+def gpu_environments(gpus: list[str], count: int) -> list[dict[str, str]]:
+    """What each of ``count`` agents sees of ``gpus``: a share of its own when there are enough
+    (4 GPUs, 2 agents: two each), else all of them, shared, without JAX's default of taking 75%
+    of a GPU's memory per process (the second agent would find none left)."""
+    if not gpus:
+        return [{} for _ in range(count)]
+    if len(gpus) >= count:
+        per = len(gpus) // count
+        return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[i * per:(i + 1) * per])} for i in range(count)]
+    return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus), "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+            for _ in range(count)]
 
 
 def _tail(path: Path, lines: int = 60, limit: int = 16384) -> str:
@@ -52,6 +81,8 @@ class LocalLauncher(Launcher):
         self._command = [self.python, "-m", "kernel.agent", "--connect", url, *(["--insecure"] if insecure else [])]
         self._env, self._log_dir, self._on_exit = env, Path(log_dir), on_exit
         ids = [f"local-{i}-{uuid.uuid4().hex[:6]}" for i in range(count)]
+        gpus = [{**own, **self.env} for own in gpu_environments(host_gpus(), count)]  # env= still wins
+        self._slot_env = dict(zip(ids, gpus))
         for agent_id in ids:
             self._spawn(agent_id, agent_id, 0)
         return ids
@@ -59,7 +90,8 @@ class LocalLauncher(Launcher):
     def _spawn(self, agent_id: str, slot: str, restarts: int) -> None:
         log_path = self._log_dir / f"{agent_id}.log"
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen([*self._command, "--id", agent_id], env=self._env, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen([*self._command, "--id", agent_id], env={**self._env, **self._slot_env.get(slot, {})},
+                                    stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd())
         with self._lock:
             self._procs[agent_id] = proc
