@@ -94,6 +94,24 @@ class SearchController(Controller):
                 "total_trials": self.optimizer.total_trials(), "seed": self.seed}
 
 
+def _check_points(points: Any, space: Searchspace, owner: str) -> list[dict[str, Any]]:
+    """Warm-start configurations: each names every parameter, with a value inside the space."""
+    if points is None:
+        return []
+    if not isinstance(points, (list, tuple)) or not all(isinstance(p, dict) for p in points):
+        raise ConfigError(f"{owner}(points_to_evaluate=...): a list of dicts, e.g. [{{'lr': 1e-3}}]")
+    names = [p.name for p in space]
+    for i, point in enumerate(points):
+        missing, extra = [n for n in names if n not in point], [k for k in point if k not in names]
+        if missing or extra:
+            raise ConfigError(f"{owner}: points_to_evaluate[{i}] " + (f"lacks {missing}" if missing else
+                              f"names {extra}, not in the space") + f"; each point names every parameter: "
+                              f"{', '.join(names)}")
+        if not space.contains(point):
+            raise ConfigError(f"{owner}: points_to_evaluate[{i}] = {point} lies outside the search space {space!r}")
+    return [dict(p) for p in points]
+
+
 class HyperparameterSearch(Context):
     """Search ``searchspace`` with ``optimizer`` over ``num_trials`` trials on ``workers`` agents.
 
@@ -108,6 +126,8 @@ class HyperparameterSearch(Context):
     running ones are stopped (they end "stopped", with their last metric).
     ``trial_timeout``: seconds one trial may run; then it is stopped, and one that does not stop
     within ``stop_grace`` (a lagom option) is ended by restarting its agent: it ends "failed".
+    ``points_to_evaluate``: known configurations to try first (a warm start); they count among
+    ``num_trials``, and the optimizer learns from them as from any other.
     """
 
     name = "hpo"
@@ -116,7 +136,8 @@ class HyperparameterSearch(Context):
                  num_trials: int | None = None, direction: str = "max", metric: str = "metric",
                  workers: int = 2, es_policy: Any = "none", es_interval: int = 1, es_min: int = 5,
                  seed: int | None = None, launcher: Any = "local", name: str | None = None,
-                 max_time: float | None = None, trial_timeout: float | None = None, study: Any = None):
+                 max_time: float | None = None, trial_timeout: float | None = None, study: Any = None,
+                 points_to_evaluate: list[dict[str, Any]] | None = None):
         owner = "HyperparameterSearch"
         if not isinstance(searchspace, Searchspace):
             raise ConfigError(f"{owner}(searchspace=...) needs a contexts.Searchspace, got "
@@ -141,6 +162,7 @@ class HyperparameterSearch(Context):
             raise ConfigError(f"{owner}(metric={metric!r}): metric is the name of a returned value, "
                               f"e.g. metric='accuracy'")
         self._use_study(study)
+        self.points_to_evaluate = _check_points(points_to_evaluate, searchspace, owner)
         self.searchspace = searchspace
         self.optimizer = optimizer
         self.num_trials = num_trials
@@ -178,6 +200,8 @@ class HyperparameterSearch(Context):
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{type(optimizer).__name__}: {exc}") from None
         stopper.setup(direction=self.direction)
+        if self.points_to_evaluate:
+            optimizer.enqueue(self.points_to_evaluate)
         controller = SearchController(optimizer, stopper, metric=self.metric, direction=self.direction,
                                       es_interval=self.es_interval, es_min=self.es_min,
                                       num_trials=self.num_trials)

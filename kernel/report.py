@@ -85,18 +85,27 @@ class _Report:
         self.images.append((name, caption))
 
     def curves(self) -> None:
+        """Every trial's broadcasts, coloured by budget when trials had different budgets (ASHA's
+        rungs), else by how they ended."""
         fig, ax = self.plt.subplots(figsize=(8, 4.5))
+        budgets = sorted({t.get("budget") for t in self.trials.values() if t.get("budget") is not None})
+        palette = self.plt.get_cmap("viridis")
         labelled = set()
         for t in self.trials.values():
             hist = t.get("history") or []
-            if hist:
-                state = t.get("state")
-                steps, values = zip(*hist)
-                ax.plot(steps, values, color=COLORS.get(state, "#333"), alpha=0.6, linewidth=1, marker="o",
-                        markersize=2, label=None if state in labelled else state)
-                labelled.add(state)
+            if not hist:
+                continue
+            if len(budgets) > 1 and t.get("budget") in budgets:
+                key = f"budget {t['budget']}"
+                color = palette(budgets.index(t["budget"]) / (len(budgets) - 1))
+            else:
+                key, color = t.get("state"), COLORS.get(t.get("state"), "#333")
+            steps, values = zip(*hist)
+            ax.plot(steps, values, color=color, alpha=0.6, linewidth=1, marker="o", markersize=2,
+                    label=None if key in labelled else key)
+            labelled.add(key)
         if labelled:
-            ax.legend(title="trial state", fontsize=8)
+            ax.legend(title="budget" if len(budgets) > 1 else "trial state", fontsize=8)
         ax.set_xlabel("step")
         ax.set_ylabel("broadcast metric")
         ax.set_title("Learning curves")

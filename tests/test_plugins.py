@@ -151,3 +151,19 @@ def test_a_source_checkout_without_install_still_finds_the_builtins(monkeypatch)
     assert {"randomsearch", "asha", "tpe"} <= set(registry.names("lagom.optimizers"))
     assert "multihost" in registry.names("lagom.strategies")
     assert registry.load("lagom.earlystop", "median").__name__ == "MedianStopping"
+
+
+@pytest.mark.parametrize("optimizer", ["randomsearch", "tpe", "asha", GridSearch(resolution=2)], ids=str)
+def test_points_to_evaluate_run_first_then_the_optimizer_goes_on(optimizer):
+    known = [{"lr": 1e-3, "width": 32, "depth": 2, "act": "tanh"}, {"lr": 5e-2, "width": 64, "depth": 1, "act": "relu"}]
+    ctx = HyperparameterSearch(SPACE, optimizer, num_trials=5, points_to_evaluate=known)
+    controller = ctx.controller()
+    specs = [controller.next_trial(i) for i in range(4)]
+    assert [s.params for s in specs[:2]] == known and all(SPACE.contains(s.params) for s in specs)
+
+
+def test_points_to_evaluate_must_name_every_parameter_inside_the_space():
+    with pytest.raises(ConfigError, match=r"points_to_evaluate\[0\] lacks \['width', 'depth', 'act'\]"):
+        HyperparameterSearch(SPACE, num_trials=3, points_to_evaluate=[{"lr": 1e-3}])
+    with pytest.raises(ConfigError, match="outside the search space"):
+        HyperparameterSearch(SPACE, num_trials=3, points_to_evaluate=[{"lr": 9.0, "width": 8, "depth": 1, "act": "relu"}])

@@ -81,7 +81,7 @@ class ASHA(Optimizer):
                 return self._start(trial_id, rung + 1, params, parent)
         if self.num_trials is None or self._configs < self.num_trials:
             self._configs += 1
-            return self._start(trial_id, 0, self.space.sample(self.rng), None)
+            return self._start(trial_id, 0, self.sample(), None)
         return WAIT if self._running else FINISHED
 
     def _start(self, trial_id: int, rung: int, params: dict[str, Any], parent: int | None) -> Suggestion:

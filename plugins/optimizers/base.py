@@ -73,6 +73,16 @@ class Optimizer(ABC):
     def suggest(self, trial_id: int) -> Decision:
         """The next configuration for ``trial_id``, or WAIT, or FINISHED."""
 
+    def enqueue(self, points: list[dict[str, Any]]) -> None:
+        """Configurations to try first (a warm start, as Ray Tune's ``points_to_evaluate`` and
+        Optuna's ``enqueue_trial``); :meth:`sample` hands them out before drawing any."""
+        self._queued = [dict(p) for p in points]
+
+    def sample(self) -> dict[str, Any]:
+        """The next configuration to try fresh: an enqueued one, else a draw from the space."""
+        queued = getattr(self, "_queued", None)
+        return queued.pop(0) if queued else self.space.sample(self.rng)
+
     def report(self, trial_id: int, step: int | float, value: float) -> None:
         """An intermediate metric of a running trial (optional)."""
 

@@ -34,7 +34,7 @@ class GridSearch(Optimizer):
     def suggest(self, trial_id: int) -> Decision:
         if self.num_trials is not None and self._issued >= self.num_trials:
             return FINISHED
-        params = next(self._grid, None)
+        params = self.sample() if getattr(self, "_queued", None) else next(self._grid, None)
         if params is None:
             return FINISHED
         self._issued += 1

@@ -21,6 +21,15 @@ class RandomSearch(Optimizer):
     def suggest(self, trial_id: int) -> Decision:
         if self.num_trials is not None and self._issued >= self.num_trials:
             return FINISHED
+        if getattr(self, "_queued", None):
+            params = self.sample()  # an enqueued point, as given
+        else:
+            params = self._draw()
+        self._seen.add(tuple(map(repr, params.values())))
+        self._issued += 1
+        return Suggestion(params, self.budget)
+
+    def _draw(self) -> dict:
         params = self.space.sample(self.rng)
         if all(not p.is_range for p in self.space):
             size = self.space.grid_size()
@@ -31,6 +40,4 @@ class RandomSearch(Optimizer):
                 if key not in self._seen:
                     break
                 params = self.space.sample(self.rng)
-            self._seen.add(tuple(map(repr, params.values())))
-        self._issued += 1
-        return Suggestion(params, self.budget)
+        return params

@@ -85,8 +85,8 @@ class TPE(Optimizer):
     def suggest(self, trial_id: int) -> Decision:
         if self._issued >= self.num_trials:
             return FINISHED
-        if len(self._done) < self.n_startup:
-            params = self.space.sample(self.rng)
+        if len(self._done) < self.n_startup or getattr(self, "_queued", None):
+            params = self.sample()  # enqueued points first, then random until the model has data
         else:
             params = self._model_sample()
         self._issued += 1
