@@ -37,7 +37,7 @@ from .lifecycle import Attempt, TrialBook
 from .registry import BEAT_SUFFIX, AgentInfo, AgentRegistry, AgentState
 from .scheduler import Scheduler
 from .trials import Result, Trial, TrialState
-from .views import KernelView, Observer, wants_logs, wants_metrics
+from .views import KernelView, Observer, wants_logs, wants_metrics, wants_series
 
 log = logging.getLogger("lagom.kernel")
 
@@ -72,6 +72,7 @@ class Kernel:
         folder.on_error = lambda exc: self.loop.call_soon(self.abort, folder.describe_failure())
         self._metric_observers = [ob for ob in self.observers if wants_metrics(ob)]  # the hot path
         self._log_observers = [ob for ob in self.observers if wants_logs(ob)]
+        self._series_observers = [ob for ob in self.observers if wants_series(ob)]
         self.rejected: collections.Counter[str] = collections.Counter()
         self.dispatch_latencies: list[float] = []  # a result's arrival -> the next trial starting there
         self.resumed: dict | None = None  # what a journal replay restored (replay.py)
@@ -251,7 +252,12 @@ class Kernel:
             self.listener.send(peer, self.codec.encode("verdict", trial=msg["trial"], stop=True))
             return
         trial, stop = attempt.trial, False
-        for step, value in msg["points"]:
+        for point in msg["points"]:
+            step, value = point[0], point[1]
+            if len(point) == 3:  # named values: all kept; the search's metric is ``value``
+                self._named(trial, step, point[2])
+                if value is None:
+                    continue
             trial.history.append((step, value))
             for ob in self._metric_observers:
                 ob.trial_metric(self.view, trial, step, value)
@@ -261,6 +267,12 @@ class Kernel:
             self.listener.send(peer, self.codec.encode("verdict", trial=trial.id, stop=stop))
         if stop:
             self.request_stop(attempt, notify=not attempt.verdicts)
+
+    def _named(self, trial: Trial, step: float, named: dict[str, float]) -> None:
+        for name, v in named.items():
+            trial.series.setdefault(name, []).append((step, v))
+        for ob in self._series_observers:
+            ob.trial_series(self.view, trial, step, named)
 
     def _on_log(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
         trial = self.book.trials.get(msg["trial"])
@@ -316,7 +328,7 @@ class Kernel:
         return self.codec.encode("trial", trial=trial.id, params=trial.params, budget=trial.budget,
                                  checkpoint=self.folder.checkpoint_dir(trial.id), parent_checkpoint=parent,
                                  run=gang.run_for_rank(attempt, rank), extra=trial.extra,
-                                 verdicts=attempt.verdicts)
+                                 verdicts=attempt.verdicts, metric=self.controller.metric)
 
     def settle(self, attempt: Attempt) -> None:
         """Every rank has answered: end the trial with what they sent, and give its agents more."""

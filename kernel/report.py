@@ -53,6 +53,7 @@ def write_report(folder: str | Path) -> Path:
     head, trials = trials_from_journal(folder)
     report = _Report(folder, head, trials)
     report.curves()
+    report.series()
     if report.ended:
         report.best_so_far()
         report.parameters()
@@ -110,6 +111,22 @@ class _Report:
         ax.set_ylabel("broadcast metric")
         ax.set_title("Learning curves")
         self.save(fig, "report_curves.png", "Every trial's broadcasts")
+
+    def series(self) -> None:
+        """The other values trials broadcast by name (loss beside accuracy, say), one plot each."""
+        names = sorted({n for t in self.trials.values() for n in (t.get("series") or {}) if n != self.metric})[:4]
+        if not names:
+            return
+        fig, axes = self.plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+        for ax, name in zip(axes[0], names):
+            for t in self.trials.values():
+                points = (t.get("series") or {}).get(name)
+                if points:
+                    steps, values = zip(*points)
+                    ax.plot(steps, values, color=COLORS.get(t.get("state"), "#333"), alpha=0.6, linewidth=1)
+            ax.set_xlabel("step")
+            ax.set_title(name)
+        self.save(fig, "report_series.png", "The other values each trial broadcast: " + ", ".join(names))
 
     def best_so_far(self) -> None:
         ended = self.ended

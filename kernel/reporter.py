@@ -46,8 +46,9 @@ class KernelAway(BaseException):
 class TrialChannel(Protocol):
     """How one trial's reporter reaches the kernel."""
 
-    def send_metric(self, step: float, value: float) -> None:
-        """Send one broadcast (waiting for the kernel's verdict where one is due)."""
+    def send_metric(self, step: float, value: float | None, named: dict[str, float] | None = None) -> None:
+        """Send one broadcast: the search's metric (or None) and any named values (waiting for
+        the kernel's verdict where one is due)."""
 
     def send_log(self, lines: list[str]) -> None:
         """Send lines for the trial's log."""
@@ -65,8 +66,9 @@ class Reporter:
     """
 
     def __init__(self, trial_id: int, channel: TrialChannel, checkpoint: str | None = None,
-                 parent_checkpoint: str | None = None):
+                 parent_checkpoint: str | None = None, metric: str | None = None):
         self.trial_id = trial_id
+        self.metric = metric  # the name the search optimizes, among named broadcast values
         self.channel = channel
         self._checkpoint = checkpoint
         self.parent_checkpoint_dir = parent_checkpoint
@@ -81,22 +83,29 @@ class Reporter:
             os.makedirs(self._checkpoint, exist_ok=True)
         return self._checkpoint
 
-    def broadcast(self, metric: Any, step: int | float | None = None) -> None:
-        """Send one value of the trial's metric; raises EarlyStop if the kernel said stop."""
+    def broadcast(self, metric: Any = None, step: int | float | None = None, **named: Any) -> None:
+        """Send the trial's metric now (``broadcast(0.93)``), or several named values
+        (``broadcast(accuracy=0.93, loss=0.21)``: the one the search optimizes is judged, all are
+        kept); raises EarlyStop if the kernel said stop."""
         if threading.get_ident() != self._owner:
             raise RuntimeError("reporter.broadcast must be called from the thread running the trial")
-        try:
-            value = float(metric)
-        except (TypeError, ValueError):
-            raise TypeError(f"reporter.broadcast(metric=...) needs a number, got {type(metric).__name__}") from None
+        if metric is None and not named:
+            raise TypeError("reporter.broadcast needs a value: broadcast(0.93), or named ones: "
+                            "broadcast(accuracy=0.93, loss=0.21)")
+        values = {name: _number(name, v) for name, v in named.items()}
+        value = _number("metric", metric) if metric is not None else values.get(self.metric)
         if step is None:
             step = self._step + 1
         elif not isinstance(step, (int, float)) or isinstance(step, bool) or not math.isfinite(step):
             raise TypeError(f"reporter.broadcast(step=...) needs a finite number, got {step!r}")
         self._step = step
-        if not math.isnan(value):
+        values = {k: v for k, v in values.items() if not math.isnan(v)}
+        if value is not None and math.isnan(value):
+            value = None
+        if value is not None:
             self.last = (step, value)
-            self.channel.send_metric(step, value)
+        if value is not None or values:
+            self.channel.send_metric(step, value, values or None)
         if self.should_stop():
             raise EarlyStop(f"trial {self.trial_id} stopped by the kernel at step {step}")
 
@@ -109,6 +118,13 @@ class Reporter:
     def log(self, *parts: Any) -> None:
         """A line in the trial's log (like print, without going through stdout)."""
         self.channel.send_log([" ".join(str(p) for p in parts)])
+
+
+def _number(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"reporter.broadcast({name}=...) needs a number, got {type(value).__name__}") from None
 
 
 class _Capture:

@@ -28,6 +28,12 @@ class TensorBoard(Observer):
     def trial_metric(self, view: KernelView, trial, step: float, value: float) -> None:
         self._writer(view, trial.id).add_scalar(view.metric or "metric", value, int(step))
 
+    def trial_series(self, view: KernelView, trial, step: float, values: dict[str, float]) -> None:
+        writer = self._writer(view, trial.id)
+        for name, value in values.items():
+            if name != view.metric:  # the search's metric is written by trial_metric
+                writer.add_scalar(name, value, int(step))
+
     def trial_ended(self, view: KernelView, trial) -> None:
         w = self._writer(view, trial.id)
         params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in trial.params.items()}

@@ -73,6 +73,7 @@ class Trial:
     parent: int | None = None  # the trial whose checkpoint this one continued from
     ranks: list[str] | None = None  # a distributed run's agents, by rank
     interruptions: list[str] = field(default_factory=list)  # why earlier attempts were cut short
+    series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # named broadcast values
     stop_requested: float | None = None  # when the kernel told it to stop (wall clock)
     run: dict[str, Any] | None = field(default=None, repr=False)  # how agents run it (distributed)
     extra: dict[str, Any] | None = field(default=None, repr=False)  # what the context's injector reads
@@ -98,13 +99,14 @@ class Trial:
             "started": self.started, "ended": self.ended, "duration": self.duration,
             "error": self.error, "traceback": self.traceback, "agent": self.agent,
             "attempts": self.attempts, "info": self.info, "parent": self.parent, "ranks": self.ranks,
-            "stop_requested": self.stop_requested, "interruptions": self.interruptions,
+            "stop_requested": self.stop_requested, "interruptions": self.interruptions, "series": self.series,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Trial":
         d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         d["history"] = [tuple(p) for p in d.get("history", [])]
+        d["series"] = {k: [tuple(p) for p in v] for k, v in (d.get("series") or {}).items()}
         d["state"] = TrialState(d.get("state", "pending"))
         return cls(**d)
 

@@ -23,14 +23,16 @@ if TYPE_CHECKING:
 class Observer:
     """Hooks for things that watch an experiment; all optional, all called on the kernel's loop.
 
-    ``trial_metric`` (every broadcast, the hot path) and ``trial_log`` (every batch of a trial's
-    printed lines) are called only on observers that override them.
+    ``trial_metric`` (every broadcast of the search's metric, the hot path), ``trial_series``
+    (every broadcast of named values) and ``trial_log`` (every batch of a trial's printed lines)
+    are called only on observers that override them.
     """
 
     def experiment_started(self, view: "KernelView") -> None: ...
     def trial_started(self, view: "KernelView", trial: "Trial") -> None: ...
     def trial_metric(self, view: "KernelView", trial: "Trial", step: float, value: float) -> None: ...
     def trial_log(self, view: "KernelView", trial: "Trial", lines: list[str]) -> None: ...
+    def trial_series(self, view: "KernelView", trial: "Trial", step: float, values: dict[str, float]) -> None: ...
     def trial_ended(self, view: "KernelView", trial: "Trial") -> None: ...
     def experiment_ended(self, view: "KernelView", result: "Result | None") -> None: ...
 
@@ -41,6 +43,10 @@ def wants_metrics(observer: Observer) -> bool:
 
 def wants_logs(observer: Observer) -> bool:
     return type(observer).trial_log is not Observer.trial_log
+
+
+def wants_series(observer: Observer) -> bool:
+    return type(observer).trial_series is not Observer.trial_series
 
 
 class KernelView:

@@ -31,7 +31,7 @@ FIELD = {
     "address": text, "port": st.integers(0, 65535), "rank": st.integers(0, 64),
     "run": st.one_of(st.none(), st.dictionaries(text, scalar, max_size=4)),
     "verdicts": st.booleans(), "stop": st.booleans(), "size": st.integers(0, 2**40),
-    "offset": st.integers(0, 2**40), "data": st.binary(max_size=200),
+    "offset": st.integers(0, 2**40), "data": st.binary(max_size=200), "metric": st.one_of(st.none(), text),
 }
 
 

@@ -65,7 +65,8 @@ KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
                 "inject": _OPT_BYTES},
     "part": {"offset": _INT, "data": _BYTES},
     "trial": {"trial": _INT, "params": _MAP, "budget": _OPT_NUM, "checkpoint": _OPT_STR,
-              "parent_checkpoint": _OPT_STR, "run": _OPT_MAP, "extra": _OPT_MAP, "verdicts": _BOOL},
+              "parent_checkpoint": _OPT_STR, "run": _OPT_MAP, "extra": _OPT_MAP, "verdicts": _BOOL,
+              "metric": _OPT_STR},  # the name the search optimizes (among named broadcast values)
     "verdict": {"trial": _INT, "stop": _BOOL},  # the answer to one broadcast of a judged trial
     "abort": {"trial": _INT, "reason": _STR},
     "kill": {"trial": _INT},
@@ -178,9 +179,14 @@ def _finite(x: Any) -> bool:
 
 
 def _check_metric(msg: dict) -> None:
+    """Points are [step, value] or [step, value or None, {name: value}] (named values)."""
     for point in msg["points"]:
-        if not (isinstance(point, list) and len(point) == 2 and _finite(point[0]) and _finite(point[1])):
-            raise CodecError("field-type", "metric.points must be [step, value] pairs of numbers")
+        if not (isinstance(point, list) and len(point) in (2, 3) and _finite(point[0])
+                and (_finite(point[1]) or (point[1] is None and len(point) == 3))):
+            raise CodecError("field-type", "metric.points must be [step, value] or [step, value, {name: value}]")
+        if len(point) == 3 and not (isinstance(point[2], dict) and point[2] and all(
+                isinstance(k, str) and _finite(v) for k, v in point[2].items())):
+            raise CodecError("field-type", "metric.points' named values must be {name: number}")
 
 
 def _check_log(msg: dict) -> None:

@@ -38,7 +38,7 @@ class ChildRun:
         self.payload = {"trial": self.trial, "run": msg["run"], "function": agent.function_bytes,
                         "names": agent.names, "hparams": execute.hparams_of(msg), "checkpoint": msg["checkpoint"],
                         "parent_checkpoint": msg["parent_checkpoint"], "echo": agent.echo,
-                        "inject": agent.inject_bytes, "extra": msg["extra"]}
+                        "inject": agent.inject_bytes, "extra": msg["extra"], "metric": msg["metric"]}
         self._kernel_handlers = {"stop": self._on_stop, "verdict": self._on_stop, "abort": self._on_abort,
                                  "shutdown": self._on_shutdown}
 
@@ -76,7 +76,8 @@ class ChildRun:
                 if item[0] == "final":
                     return item[1]
                 if item[0] == "metric":
-                    self.agent.send("metric", trial=self.trial, points=[[item[1], item[2]]])
+                    point = [item[1], item[2], item[3]] if item[3] else [item[1], item[2]]
+                    self.agent.send("metric", trial=self.trial, points=[point])
                 elif item[0] == "log":
                     self.agent.send("log", trial=self.trial, lines=item[1])
         except (EOFError, OSError):
@@ -118,9 +119,9 @@ class PipeChannel:
         self._conn, self._rank = conn, rank
         self._stopped = False
 
-    def send_metric(self, step: float, value: float) -> None:
+    def send_metric(self, step: float, value: float | None, named: dict[str, float] | None = None) -> None:
         if self._rank == 0:
-            self._conn.send(("metric", step, value))
+            self._conn.send(("metric", step, value, named))
 
     def send_log(self, lines: list[str]) -> None:
         self._conn.send(("log", lines if self._rank == 0 else [f"[rank {self._rank}] {line}" for line in lines]))
@@ -148,7 +149,8 @@ def child_main(conn, payload: dict[str, Any]) -> None:
     os.environ.update({str(k): str(v) for k, v in payload["run"].get("env", {}).items()})
     run, tid = payload["run"], payload["trial"]
     rank = int(run.get("process_id", 0))
-    reporter = Reporter(tid, PipeChannel(conn, rank), payload.get("checkpoint"), payload.get("parent_checkpoint"))
+    reporter = Reporter(tid, PipeChannel(conn, rank), payload.get("checkpoint"), payload.get("parent_checkpoint"),
+                        metric=payload.get("metric"))
     strategy = None
     try:
         strategy = build_strategy(run)

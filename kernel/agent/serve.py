@@ -257,7 +257,7 @@ class Agent:
         """A trial in this warm process, with the single-device strategy."""
         tid = msg["trial"]
         reporter = Reporter(tid, SocketChannel(self, tid, msg["verdicts"]), msg["checkpoint"],
-                            msg["parent_checkpoint"])
+                            msg["parent_checkpoint"], metric=msg["metric"])
         available = {"hparams": execute.hparams_of(msg), "reporter": reporter, "strategy": self._single,
                      **self._data}
         self.current = tid
@@ -291,9 +291,9 @@ class SocketChannel:
         self._agent, self._trial, self._verdicts = agent, trial_id, verdicts
         self._stopped = False
 
-    def send_metric(self, step: float, value: float) -> None:
+    def send_metric(self, step: float, value: float | None, named: dict[str, float] | None = None) -> None:
         agent = self._agent
-        agent.send("metric", trial=self._trial, points=[[step, value]])
+        agent.send("metric", trial=self._trial, points=[[step, value, named] if named else [step, value]])
         if self._verdicts:
             while not self._take(agent.next_message()):
                 if agent.quiet:  # the kernel died or cannot hear us: no verdict is coming
