@@ -102,7 +102,8 @@ def _check_points(points: Any, space: Searchspace, owner: str) -> list[dict[str,
         raise ConfigError(f"{owner}(points_to_evaluate=...): a list of dicts, e.g. [{{'lr': 1e-3}}]")
     names = [p.name for p in space]
     for i, point in enumerate(points):
-        missing, extra = [n for n in names if n not in point], [k for k in point if k not in names]
+        missing = [p.name for p in space if p.active(point) and p.name not in point]
+        extra = [k for k in point if k not in names]
         if missing or extra:
             raise ConfigError(f"{owner}: points_to_evaluate[{i}] " + (f"lacks {missing}" if missing else
                               f"names {extra}, not in the space") + f"; each point names every parameter: "

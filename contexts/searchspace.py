@@ -6,6 +6,7 @@ grid enumeration live here, so every optimizer draws from the same, checked, def
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -25,6 +26,12 @@ class Param:
     type: str
     values: tuple  # (low, high) for ranges; the choices otherwise
     log: bool = False
+    when: tuple = ()  # ((parent, (allowed values...)), ...): sampled only when each parent has one
+
+    def active(self, params: dict[str, Any]) -> bool:
+        """Whether this parameter takes part, given the parameters declared before it."""
+        return all(parent in params and any(params[parent] == v and type(params[parent]) is type(v)
+                                            for v in allowed) for parent, allowed in self.when)
 
     @property
     def is_range(self) -> bool:
@@ -74,9 +81,10 @@ class Param:
         return points
 
     def describe(self) -> str:
+        cond = "".join(f" when {parent} in {list(allowed)}" for parent, allowed in self.when)
         if self.is_range:
-            return f"{self.type}[{self.values[0]}, {self.values[1]}]" + (" log" if self.log else "")
-        return f"{self.type}{list(self.values)}"
+            return f"{self.type}[{self.values[0]}, {self.values[1]}]" + (" log" if self.log else "") + cond
+        return f"{self.type}{list(self.values)}{cond}"
 
 
 def _is_number(x: Any) -> bool:
@@ -161,13 +169,38 @@ class Searchspace:
         for name, spec in params.items():
             self.add(name, spec)
 
-    def add(self, name: str, spec: Sequence) -> "Searchspace":
+    def add(self, name: str, spec: Sequence, when: dict[str, Any] | None = None) -> "Searchspace":
+        """Add a parameter; ``when={"optimizer": "sgd"}`` (or a list of values) makes it
+        conditional: sampled only when that earlier parameter has that value, absent otherwise."""
         if name in self._params:
             raise SearchspaceError(f"hyperparameter {name!r} is already in the search space")
         if name == "budget":
             raise SearchspaceError("'budget' is reserved: the optimizer sets hparams['budget']")
-        self._params[name] = _param(name, spec)
+        param = _param(name, spec)
+        if when:
+            param = dataclasses.replace(param, when=self._conditions(name, when))
+        self._params[name] = param
         return self
+
+    def _conditions(self, name: str, when: Any) -> tuple:
+        if not isinstance(when, dict):
+            raise SearchspaceError(f"hyperparameter {name!r}: when= takes {{parent: value or [values]}}")
+        out = []
+        for parent, allowed in when.items():
+            if parent not in self._params:
+                raise SearchspaceError(f"hyperparameter {name!r}: when= names {parent!r}, which is not declared "
+                                       f"before it; declared so far: {', '.join(self._params) or 'none'}")
+            allowed = tuple(allowed) if isinstance(allowed, (list, tuple)) else (allowed,)
+            bad = [v for v in allowed if not self._params[parent].contains(v)]
+            if bad or not allowed:
+                raise SearchspaceError(f"hyperparameter {name!r}: when={{{parent!r}: {bad or list(allowed)}}} is not "
+                                       f"a value {parent!r} can take ({self._params[parent].describe()})")
+            out.append((parent, allowed))
+        return tuple(out)
+
+    @property
+    def conditional(self) -> bool:
+        return any(p.when for p in self._params.values())
 
     @property
     def names(self) -> list[str]:
@@ -186,21 +219,44 @@ class Searchspace:
         return name in self._params
 
     def sample(self, rng: random.Random) -> dict[str, Any]:
-        return {p.name: p.sample(rng) for p in self._params.values()}
+        out: dict[str, Any] = {}
+        for p in self._params.values():
+            if p.active(out):
+                out[p.name] = p.sample(rng)
+        return out
 
     def contains(self, params: dict[str, Any]) -> bool:
-        """True when ``params`` names exactly this space's parameters, each inside its range."""
-        return set(params) == set(self._params) and all(
-            p.contains(params[p.name]) for p in self._params.values()
-        )
+        """True when ``params`` names exactly the parameters that take part (a conditional one
+        only when its condition holds), each inside its range."""
+        if not set(params) <= set(self._params):
+            return False
+        return all((p.name in params and p.contains(params[p.name])) if p.active(params) else p.name not in params
+                   for p in self._params.values())
 
     def grid(self, resolution: int | None = None) -> Iterator[dict[str, Any]]:
-        """Every combination once, the last parameter varying fastest."""
-        axes = [p.grid(resolution) for p in self._params.values()]
-        for combo in itertools.product(*axes):
-            yield dict(zip(self._params, combo))
+        """Every combination once, the last parameter varying fastest (a conditional parameter
+        only in the combinations where its condition holds)."""
+        if not self.conditional:
+            axes = [p.grid(resolution) for p in self._params.values()]
+            for combo in itertools.product(*axes):
+                yield dict(zip(self._params, combo))
+            return
+        yield from self._expand(list(self._params.values()), {}, resolution)
+
+    def _expand(self, todo: list[Param], partial: dict[str, Any], resolution: int | None) -> Iterator[dict[str, Any]]:
+        if not todo:
+            yield dict(partial)
+            return
+        first, rest = todo[0], todo[1:]
+        if not first.active(partial):
+            yield from self._expand(rest, partial, resolution)
+            return
+        for value in first.grid(resolution):
+            yield from self._expand(rest, {**partial, first.name: value}, resolution)
 
     def grid_size(self, resolution: int | None = None) -> int:
+        if self.conditional:
+            return sum(1 for _ in self.grid(resolution))
         return math.prod(len(p.grid(resolution)) for p in self._params.values())
 
     def __repr__(self) -> str:

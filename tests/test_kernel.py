@@ -353,3 +353,15 @@ async def test_a_nan_metric_fails_the_trial_and_never_becomes_the_best(runs):
     nan = [t for t in result.trials if t.params["x"] < 0.5]
     assert nan and all(t.state == "failed" and "'score' is NaN" in t.error and t.metric is None for t in nan)
     assert result.best.metric == max(t.params["x"] for t in result.trials)
+
+
+async def test_a_conditional_parameter_reaches_the_function_only_when_it_applies(runs):
+    space = Searchspace(opt=("CATEGORICAL", ["sgd", "adam"]))
+    space.add("momentum", ("DOUBLE", [0.0, 0.99]), when={"opt": "sgd"})
+
+    def train(hparams):
+        assert ("momentum" in hparams) == (hparams["opt"] == "sgd")
+        return {"score": hparams.get("momentum", 0.0)}
+
+    result = await lagom_async(train, search(space=space, num_trials=10, seed=4), path=runs, verbose=0)
+    assert result.count("finished") == 10 and {t.params["opt"] for t in result.trials} == {"sgd", "adam"}

@@ -140,3 +140,51 @@ def test_grid_search_says_when_num_trials_cuts_the_grid_short():
     space = Searchspace(a=("DISCRETE", [1, 2, 3]), b=("CATEGORICAL", ["x", "y"]))
     with pytest.warns(UserWarning, match="runs the first 4 of the grid's 6 points"):
         HyperparameterSearch(space, "gridsearch", num_trials=4)
+
+
+def conditional_space():
+    sp = Searchspace(opt=("CATEGORICAL", ["sgd", "adam"]), lr=("DOUBLE", [1e-4, 1e-1], "log"))
+    sp.add("momentum", ("DOUBLE", [0.0, 0.99]), when={"opt": "sgd"})
+    sp.add("nesterov", ("CATEGORICAL", [True, False]), when={"opt": ["sgd"]})
+    return sp
+
+
+@settings(max_examples=50)
+@given(st.integers(0, 2**31))
+def test_a_conditional_parameter_is_there_exactly_when_its_condition_holds(seed):
+    sp, rng = conditional_space(), random.Random(seed)
+    for _ in range(20):
+        params = sp.sample(rng)
+        assert sp.contains(params)
+        assert ("momentum" in params) == ("nesterov" in params) == (params["opt"] == "sgd")
+    assert not sp.contains({"opt": "adam", "lr": 0.01, "momentum": 0.5})  # present though inactive
+    assert not sp.contains({"opt": "sgd", "lr": 0.01})  # absent though active
+
+
+def test_a_conditional_grid_visits_each_valid_combination_once():
+    sp = conditional_space()
+    grid = list(sp.grid(resolution=2))
+    assert len(grid) == sp.grid_size(2) == 2 * 2 * 2 + 2  # sgd: lr x momentum x nesterov; adam: lr
+    assert all(sp.contains(g) for g in grid) and len({repr(sorted(g.items())) for g in grid}) == len(grid)
+
+
+def test_a_condition_names_an_earlier_parameter_and_one_of_its_values():
+    sp = Searchspace(opt=("CATEGORICAL", ["sgd", "adam"]))
+    with pytest.raises(SearchspaceError, match="'depth', which is not declared before it"):
+        sp.add("momentum", ("DOUBLE", [0.0, 0.9]), when={"depth": 2})
+    with pytest.raises(SearchspaceError, match="not a value 'opt' can take"):
+        sp.add("momentum", ("DOUBLE", [0.0, 0.9]), when={"opt": "rmsprop"})
+
+
+@pytest.mark.parametrize("name", ["randomsearch", "gridsearch", "asha", "tpe"])
+def test_every_optimizer_keeps_to_a_conditional_space(name):
+    from plugins.optimizers import ASHA, TPE, GridSearch, RandomSearch
+    from plugins.testing import drive
+
+    opt = {"randomsearch": RandomSearch(), "gridsearch": GridSearch(resolution=2), "asha": ASHA(3, 1, 9),
+           "tpe": TPE(n_startup=3)}[name]
+    sp = conditional_space()
+    opt.setup(sp, num_trials=15, direction="max", seed=1)
+    log = drive(opt)
+    assert log and all(sp.contains(s.params) for _, s, _ in log)
+    assert {s.params["opt"] for _, s, _ in log} == {"sgd", "adam"}

@@ -109,8 +109,12 @@ class TPE(Optimizer):
 
     def _model_sample(self) -> dict[str, Any]:
         good, bad = self._split()
-        return {p.name: self._choose(p, [g[p.name] for g in good], [b[p.name] for b in bad])
-                for p in self.space}
+        out: dict[str, Any] = {}
+        for p in self.space:  # in declaration order, so a conditional one sees its parents
+            if p.active(out):
+                out[p.name] = self._choose(p, [g[p.name] for g in good if p.name in g],
+                                           [b[p.name] for b in bad if p.name in b])
+        return out
 
     def _choose(self, param, good: list, bad: list) -> Any:
         if not param.is_range:
