@@ -67,3 +67,30 @@ def test_a_running_trial_shows_its_last_broadcast_and_printed_line(runs):
           path=runs, verbose=0, observers=[progress, Peek()])
     shown = " | ".join(line for lines in seen for line in lines)
     assert "step 0: 0.5" in shown and "epoch 0 of trial x=" in shown
+
+
+def talks_in_parallel(hparams, reporter, strategy):
+    print(f"epoch 0 on {strategy.num_devices} device(s)", flush=True)
+    reporter.broadcast(metric=0.25, step=0)
+    return {"score": 0.25}
+
+
+@pytest.mark.slow
+def test_a_distributed_run_shows_progress_before_it_ends(runs):
+    """Its broadcasts and printed lines come through the agent's relay to the live display."""
+    from contexts import Distributed
+    from kernel import Observer
+
+    progress, seen = Progress(stream=io.StringIO(), interval=0.05), []
+
+    class Peek(Observer):
+        def trial_metric(self, view, trial, step, value):
+            seen.extend(progress.running())
+
+        def trial_log(self, view, trial, lines):
+            seen.extend(progress.running())
+
+    lagom(talks_in_parallel, Distributed("pmap", cpu_devices=1, metric="score"), path=runs, verbose=0,
+          observers=[progress, Peek()])
+    shown = " | ".join(seen)
+    assert "step 0: 0.25" in shown and "epoch 0 on 1 device(s)" in shown
