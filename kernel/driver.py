@@ -36,7 +36,7 @@ from .journal import ExperimentFolder
 from .lifecycle import Attempt, TrialBook
 from .registry import BEAT_SUFFIX, AgentInfo, AgentRegistry, AgentState
 from .scheduler import Scheduler
-from .trials import Result, Trial, TrialState
+from .trials import ENDED, Result, Trial, TrialState
 from .views import KernelView, Observer, wants_logs, wants_metrics, wants_series
 
 log = logging.getLogger("lagom.kernel")
@@ -180,8 +180,7 @@ class Kernel:
 
     def interrupt(self, why: str) -> None:
         """End the experiment now (Ctrl-C, SIGTERM): what ended is kept, and a resume continues."""
-        ended = sum(self.book.counts[s] for s in (TrialState.FINISHED, TrialState.STOPPED,
-                                                  TrialState.FAILED, TrialState.LOST))
+        ended = sum(self.book.counts[s] for s in ENDED)
         err = Interrupted(f"{why}: {ended} ended trials kept in {self.folder.path}; continue with "
                           f"python -m kernel resume {self.folder.path}")
         err.path = self.folder.path

@@ -29,6 +29,7 @@ class TrialState(enum.StrEnum):
 
 
 ENDED = (TrialState.FINISHED, TrialState.STOPPED, TrialState.FAILED, TrialState.LOST)
+COUNTED = (*ENDED, TrialState.INTERRUPTED)  # what a result counts: the ended, and those cut short
 RANKED = frozenset({TrialState.FINISHED, TrialState.STOPPED})
 
 
@@ -182,7 +183,7 @@ class Result:
             "duration": self.duration,
             "agents": self.agents,
             "rejected_messages": self.rejected,
-            "counts": {s: self.count(s) for s in (*ENDED, TrialState.INTERRUPTED)},
+            "counts": {s: self.count(s) for s in COUNTED},
             "best": None if best is None else {"trial": best.id, "params": best.params,
                                                "metric": best.metric, "result": best.result},
             **({"no_best": self._why_no_best()} if best is None else {}),
@@ -199,7 +200,7 @@ class Result:
         return target
 
     def __str__(self) -> str:
-        counts = ", ".join(f"{self.count(s)} {s}" for s in (*ENDED, TrialState.INTERRUPTED) if self.count(s))
+        counts = ", ".join(f"{self.count(s)} {s}" for s in COUNTED if self.count(s))
         lines = [f"{self.context} {self.experiment}: {len(self.trials)} trials ({counts or 'none'}) "
                  f"in {self.duration:.1f}s on {self.agents} agent(s)"]
         best = best_trial(self.trials, self.direction)
