@@ -108,7 +108,6 @@ class Kernel:
         self._outcome = self.loop.create_future()
         self.started_at = time.time()
         for agent_id, detail in self._early_exits:
-            self._exited_agents -= 0 if getattr(detail, "restarting", False) else 1
             self._agent_exited(agent_id, detail)
         if self.resumed is None:
             self.folder.record("experiment", id=self.experiment, context=self.context_name,
@@ -420,11 +419,11 @@ class Kernel:
         self.view.call_soon(self._agent_exited, agent_id, detail)
 
     def _agent_exited(self, agent_id: str, detail: Any) -> None:
-        if not getattr(detail, "restarting", False):
-            self._exited_agents += 1
         if self._outcome is None:  # before run(): remember, and decide when it starts
             self._early_exits.append((agent_id, detail))
             return
+        if not getattr(detail, "restarting", False):
+            self._exited_agents += 1
         agent = self.agents.by_id(agent_id)
         if agent is not None:
             self.agent_gone(agent, f"exited ({detail})", death=detail if hasattr(detail, "crashed") else None)

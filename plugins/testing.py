@@ -206,18 +206,26 @@ class StrategyContract:
             assert isinstance(got[key], np.ndarray)
 
 
-def _pid_of_agent(hparams, reporter):
-    """Each agent's first trial waits (at most a minute) until ``parties`` agent processes have
-    one, so every agent surely works."""
+def barrier(folder: str, parties: int, timeout: float = 60.0) -> None:
+    """Wait until ``parties`` processes have reached this point (each leaves its pid in
+    ``folder``): a test's first trials can wait for every agent to have one."""
     import os
     import time
 
-    folder = hparams["barrier"]
     os.makedirs(folder, exist_ok=True)
     open(os.path.join(folder, str(os.getpid())), "w").close()
-    deadline = time.monotonic() + 60
-    while len(os.listdir(folder)) < hparams["parties"] and time.monotonic() < deadline:
+    deadline = time.monotonic() + timeout
+    while len(os.listdir(folder)) < parties:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(os.listdir(folder))} of {parties} processes reached {folder}")
         time.sleep(0.005)
+
+
+def _pid_of_agent(hparams, reporter):
+    """Each agent's first trial waits until ``parties`` agent processes have one."""
+    import os
+
+    barrier(hparams["barrier"], hparams["parties"])
     return {"score": float(hparams["n"]), "pid": os.getpid()}
 
 

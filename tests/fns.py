@@ -3,23 +3,14 @@ import os
 import time
 
 
-def barrier(folder, parties, timeout=30.0):
-    """Wait until ``parties`` processes have reached this point (each leaves its pid in ``folder``)."""
-    os.makedirs(folder, exist_ok=True)
-    open(os.path.join(folder, str(os.getpid())), "w").close()
-    deadline = time.monotonic() + timeout
-    while len(os.listdir(folder)) < parties:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"only {len(os.listdir(folder))} of {parties} processes reached {folder}")
-        time.sleep(0.005)
-
-
 def quadratic(hparams, reporter):
     """Peaks at x = 0.3; broadcasts three steps. With ``barrier``, the first trials wait until
     ``parties`` agent processes have each started one."""
     x = hparams["x"]
     if "barrier" in hparams:
-        barrier(hparams["barrier"], hparams["parties"])
+        from plugins.testing import barrier
+
+        barrier(hparams["barrier"], hparams["parties"], timeout=30.0)
     time.sleep(hparams.get("sleep", 0.0))  # stands for training time
     value = 1.0 - (x - 0.3) ** 2
     for step in range(3):
