@@ -195,6 +195,9 @@ class HyperparameterSearch(Context):
             stopper = resolve("lagom.earlystop", self._spec("es_policy", fresh), EarlyStopper)
         except PluginError as exc:
             raise ConfigError(str(exc)) from None
+        if self.num_trials is None and self.max_time is None and optimizer.needs_num_trials:
+            raise ConfigError(f"HyperparameterSearch: {type(optimizer).__name__} does not end by itself; give "
+                              f"num_trials=... (how many configurations to try) or max_time=... (seconds)")
         try:
             optimizer.setup(self.searchspace, num_trials=self.num_trials, direction=self.direction,
                             seed=self.seed)

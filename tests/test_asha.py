@@ -41,9 +41,16 @@ def test_bad_parameters(kw, msg):
         ASHA(**kw)
 
 
-def test_needs_an_end():
-    with pytest.raises(ValueError, match="num_trials"):
-        ASHA().setup(SPACE, num_trials=None, direction="max", seed=0)
+def test_a_search_needs_an_end_unless_it_has_a_time_budget():
+    from contexts import HyperparameterSearch
+    from contexts.base import ConfigError
+
+    with pytest.raises(ConfigError, match="num_trials=.*max_time="):
+        HyperparameterSearch(SPACE, optimizer="asha")
+    assert HyperparameterSearch(SPACE, optimizer="asha", max_time=5).num_trials is None
+    assert HyperparameterSearch(SPACE, optimizer=ASHA(stop_at_max=True)).num_trials is None
+    endless = make(num_trials=None)
+    assert all(endless.suggest(t).parent is None for t in range(50))  # new configurations without end
 
 
 def test_a_rung_with_fewer_than_eta_results_promotes_nothing():
@@ -161,3 +168,139 @@ def test_never_outside_the_space_or_the_budget_range(seed, direction, eta, min_b
     else:
         raise AssertionError("never finished")
     assert configs == n
+
+
+# -- model-based proposals and brackets ------------------------------------------------------
+import math as _math
+
+MF_SPACE = Searchspace(lr=("DOUBLE", [1e-4, 1.0], "log"), width=("INTEGER", [8, 512], "log"),
+                       drop=("DOUBLE", [0.0, 0.9]), act=("CATEGORICAL", ["relu", "tanh", "gelu"]))
+
+
+def quality(p):
+    """Smooth, best at lr=1e-2, width=128, drop=0.2, act=gelu."""
+    return 1 - 0.1 * (_math.log10(p["lr"]) + 2) ** 2 - 0.05 * (_math.log2(p["width"]) - 7) ** 2 \
+        - 0.5 * (p["drop"] - 0.2) ** 2 - 0.1 * (p["act"] != "gelu")
+
+
+def learning_curve(p, budget):
+    return quality(p) * (1 - _math.exp(-budget / 4))
+
+
+def best_at_top(opt, seed, total_budget=500, parallel=2):
+    """Drive a search until it has spent ``total_budget``; the best result at max_budget."""
+    opt.setup(MF_SPACE, num_trials=None, direction="max", seed=seed)
+    rng, running, tid, spent, best = random.Random(seed), [], 0, 0.0, float("-inf")
+    while spent < total_budget:
+        while len(running) < parallel:
+            s = opt.suggest(tid)
+            running.append((tid, s))
+            tid += 1
+        t, s = running.pop(rng.randrange(len(running)))
+        value = learning_curve(s.params, s.budget)
+        spent += s.budget
+        if s.budget == opt.max_budget:
+            best = max(best, value)
+        opt.observe(Observation(t, s.params, s.budget, "finished", value, ((0, value),), dict(s.info)))
+    return best
+
+
+def test_model_based_asha_beats_random_asha_at_equal_budget():
+    seeds = range(12)
+    random_asha = sorted(best_at_top(ASHA(3, 1, 27), s) for s in seeds)
+    tpe_asha = sorted(best_at_top(ASHA(3, 1, 27, sampler="tpe"), s) for s in seeds)
+    assert tpe_asha[6] > random_asha[6]
+    assert sum(tpe_asha) > sum(random_asha)
+
+
+def test_the_model_proposes_from_the_highest_rung_with_enough_results():
+    from plugins.optimizers import Optimizer
+
+    class Recorder(Optimizer):
+        """A proposer that records what it is handed."""
+        n_startup = 2
+        calls: list = []
+
+        def suggest(self, trial_id):
+            return FINISHED
+
+        def propose(self, observed, pending):
+            Recorder.calls.append((len(observed), len(pending)))
+            return {"x": 0.5, "k": "a"}
+
+    opt = ASHA(3, 1, 9, sampler=Recorder(), random_fraction=0.0)
+    opt.setup(SPACE, num_trials=None, direction="max", seed=0)
+    for t in range(3):  # three random configurations at the bottom rung
+        assert opt.suggest(t).parent is None
+    assert Recorder.calls == []  # too few results for a model
+    for t in range(3):
+        finish(opt, t, t / 10)
+    promoted = opt.suggest(3)
+    assert promoted.parent == 2
+    new = opt.suggest(4)
+    assert new.params == {"x": 0.5, "k": "a"} and new.parent is None
+    assert Recorder.calls == [(3, 1)]  # rung 0's three results; the running promotion counts as worse
+    finish(opt, 3, 0.9)
+    for t in (4, 5):
+        opt.suggest(t)
+    finish(opt, 4, 0.1), finish(opt, 5, 0.2)
+    opt.suggest(6)  # rung 0 has 5 results, rung 1 one: still rung 0's model
+    assert Recorder.calls[-1][0] == 5
+
+
+def test_a_sampler_that_cannot_propose_is_refused_by_name():
+    with pytest.raises(ValueError, match="cannot propose.*sampler='tpe'"):
+        ASHA(sampler="randomsearch").setup(SPACE, num_trials=5, direction="max", seed=0)
+    with pytest.raises(ValueError, match="sampler"):
+        ASHA(sampler="no-such-optimizer").setup(SPACE, num_trials=5, direction="max", seed=0)
+
+
+def test_hyperband_spreads_new_configurations_over_brackets():
+    from plugins.optimizers import Hyperband
+
+    hb = Hyperband(3, 1, 27, mode="conservative")
+    assert hb.brackets == 4 and Hyperband(3, 1, 27).brackets == 2 and Hyperband(3, 1, 27, mode="aggressive").brackets == 1
+    hb.setup(SPACE, num_trials=400, direction="max", seed=0)
+    firsts = [hb.suggest(t) for t in range(400)]  # nothing ends: every suggestion is a new configuration
+    by_bracket = {b: [s for s in firsts if s.info["bracket"] == b] for b in range(4)}
+    assert all(s.budget == hb.budgets[b] and s.info["rung"] == b for b, ss in by_bracket.items() for s in ss)
+    counts = [len(by_bracket[b]) for b in range(4)]
+    assert counts[0] > counts[1] > counts[2] > counts[3] > 0  # Hyperband's proportions, 27/4 : 9/3 : 3/2 : 1
+    with pytest.raises(ValueError, match="mode"):
+        Hyperband(mode="reckless")
+
+
+def test_brackets_promote_only_within_themselves():
+    from plugins.optimizers import Hyperband
+
+    hb = Hyperband(3, 1, 9, brackets=2)
+    hb.setup(SPACE, num_trials=60, direction="max", seed=3)
+    log = []
+    for t in range(60):
+        s = hb.suggest(t)
+        log.append(s)
+        hb.observe(Observation(t, s.params, s.budget, "finished", random.Random(t).random(), (), dict(s.info)))
+    for t, s in enumerate(log):
+        if s.parent is not None:
+            parent = log[s.parent]
+            assert parent.info["bracket"] == s.info["bracket"] and parent.info["rung"] == s.info["rung"] - 1
+    assert {s.info["bracket"] for s in log if s.parent is not None} == {0, 1}
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from(["max", "min"]), st.integers(1, 4))
+def test_model_based_brackets_stay_inside_the_space_and_the_budgets(seed, direction, brackets):
+    from plugins.optimizers import Hyperband
+
+    hb = Hyperband(3, 1, 27, brackets=brackets, sampler="tpe")
+    hb.setup(MF_SPACE, num_trials=40, direction=direction, seed=seed)
+    rng = random.Random(seed)
+    for t in range(120):
+        s = hb.suggest(t)
+        if s is FINISHED:
+            break
+        if s is WAIT:
+            continue
+        assert MF_SPACE.contains(s.params) and s.budget in hb.budgets
+        hb.observe(Observation(t, s.params, s.budget, rng.choice(["finished", "failed"]), rng.random(), (),
+                               dict(s.info)))

@@ -64,3 +64,57 @@ def test_running_trials_push_suggestions_apart():
         opt.observe(Observation(t, s.params, None, "finished", 1.0 if s.params["c"] == "a" else 0.0))
     picks = {opt.suggest(t).params["c"] for t in range(5, 13)}
     assert len(picks) > 1
+
+
+RIDGE = Searchspace(x=("DOUBLE", [0.0, 1.0]), y=("DOUBLE", [0.0, 1.0]), z=("DOUBLE", [0.0, 1.0]))
+
+
+def ridge(p):
+    """A narrow ridge along x = y (a strong interaction), best at x = y = 0.8, z = 0.3."""
+    return -50 * (p["x"] - p["y"]) ** 2 - (p["x"] - 0.8) ** 2 - (p["z"] - 0.3) ** 2
+
+
+def best_on_ridge(opt, n, seed):
+    opt.setup(RIDGE, num_trials=n, direction="max", seed=seed)
+    best = float("-inf")
+    for t in range(n):
+        s = opt.suggest(t)
+        assert RIDGE.contains(s.params)
+        best = max(best, ridge(s.params))
+        opt.observe(Observation(t, s.params, None, "finished", ridge(s.params)))
+    return best
+
+
+def test_multivariate_beats_univariate_on_an_interaction():
+    seeds = range(16)
+    uni = sorted(best_on_ridge(TPE(), 100, s) for s in seeds)
+    multi = sorted(best_on_ridge(TPE(multivariate=True), 100, s) for s in seeds)
+    assert multi[8] > uni[8] and sum(multi) > sum(uni)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from(["max", "min"]), st.integers(1, 3))
+def test_multivariate_stays_inside_a_mixed_and_conditional_space(seed, direction, parallel):
+    space = Searchspace(lr=("DOUBLE", [1e-5, 1.0], "log"), width=("INTEGER", [1, 512], "log"),
+                        bs=("DISCRETE", [16, 32, 64]), opt=("CATEGORICAL", ["sgd", "adam"]))
+    space.add("momentum", ("DOUBLE", [0.0, 0.99]), when={"opt": "sgd"})
+    tpe = TPE(n_startup=3, multivariate=True)
+    tpe.setup(space, num_trials=20, direction=direction, seed=seed)
+    rng, running = random.Random(seed), []
+    for t in range(20):
+        s = tpe.suggest(t)
+        assert space.contains(s.params) and ("momentum" in s.params) == (s.params["opt"] == "sgd")
+        running.append((t, s.params))
+        if len(running) >= parallel:
+            tid, p = running.pop(rng.randrange(len(running)))
+            tpe.observe(Observation(tid, p, None, "finished", math.log(p["lr"]) + p["bs"] / 64))
+
+
+def test_propose_models_the_results_it_is_handed():
+    tpe = TPE(n_startup=5)
+    tpe.setup(RIDGE, num_trials=None, direction="max", seed=0)
+    assert tpe.propose([({"x": 0.5, "y": 0.5, "z": 0.5}, 1.0)], []) is None  # too few to model
+    rng = random.Random(0)
+    observed = [(p, ridge(p)) for p in (RIDGE.sample(rng) for _ in range(40))]
+    proposed = [tpe.propose(observed, []) for _ in range(30)]
+    assert sum(map(ridge, proposed)) / 30 > sum(v for _, v in observed) / 40

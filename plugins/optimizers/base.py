@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Protocol, Sequence, Union
 
 from kernel.direction import Direction
 
@@ -54,11 +54,26 @@ class Observation:
     info: dict[str, Any] = field(default_factory=dict)  # what the Suggestion carried
 
 
+class Proposer(Protocol):
+    """What a multi-fidelity scheduler needs of a model (``ASHA(sampler=...)``): a configuration
+    proposed from results it is handed, instead of from its own history.
+
+    ``observed`` are (params, value) pairs all measured at one budget; ``pending`` are
+    configurations still running, to be kept apart from. Return None to leave the choice to the
+    caller (too few observations). TPE implements it; a third-party model (a Gaussian process,
+    a random forest) needs only this method besides the Optimizer interface.
+    """
+
+    def propose(self, observed: Sequence[tuple[dict[str, Any], float]],
+                pending: Sequence[dict[str, Any]]) -> dict[str, Any] | None: ...
+
+
 class Optimizer(ABC):
     """Base class for search algorithms; subclass it and register it in ``lagom.optimizers``."""
 
     space: Any = None
     num_trials: int | None = None
+    needs_num_trials: bool = False  # never ends by itself: a search gives num_trials or max_time
     direction: Direction = Direction.MAX
     rng: random.Random
 

@@ -8,15 +8,12 @@ class RandomSearch(Optimizer):
     """Draws each configuration independently; with a finite space, never the same one twice
     until every configuration has been drawn."""
 
+    needs_num_trials = True
+
     def __init__(self, budget: float | int | None = None):
         self.budget = budget
         self._issued = 0
         self._seen: set[tuple] = set()
-
-    def setup(self, space, *, num_trials, direction, seed) -> None:
-        if num_trials is None:
-            raise ValueError("randomsearch needs num_trials (how many configurations to draw)")
-        super().setup(space, num_trials=num_trials, direction=direction, seed=seed)
 
     def suggest(self, trial_id: int) -> Decision:
         if self.num_trials is not None and self._issued >= self.num_trials:

@@ -8,9 +8,19 @@ Parameters are modelled one at a time (the classic, univariate TPE): ranges as m
 truncated Gaussians on [0, 1] (after a log transform for log ranges; integers as intervals
 around each value), choices as smoothed frequencies.
 
+With ``multivariate=True`` the parameters that are always active are modelled jointly (as
+Optuna's ``multivariate=True``): each good configuration is one kernel over all of them, so a
+candidate is drawn whole from one good configuration's neighbourhood and scored by the joint
+l(x)/g(x). That finds optima that lie along a diagonal (a learning rate that must shrink as the
+batch grows), which a product of per-parameter densities cannot see. Conditional parameters
+are then chosen one at a time, as in the univariate model.
+
 Asynchrony: trials still running count as if they had returned the worst value seen (a
 constant liar), so agents asking at the same time are pushed apart instead of all being sent
 to the same promising corner.
+
+TPE is also a :class:`~plugins.optimizers.base.Proposer`: ``propose(observed, pending)`` models
+results it is handed (ASHA's ``sampler="tpe"`` hands it one rung's).
 """
 from __future__ import annotations
 
@@ -61,9 +71,81 @@ class _Parzen:
         return math.log(max(total, 1e-300))
 
 
+class _Joint:
+    """A Parzen estimator over several parameters at once: one kernel per configuration (a
+    truncated Gaussian per range, a smoothed indicator per choice), plus a broad prior kernel.
+    Bandwidths follow Scott's rule, as in Optuna's multivariate TPE."""
+
+    def __init__(self, params: list, configs: list[dict], prior_weight: float):
+        self.params = params
+        self.units = [TPE._transform(p) if p.is_range else None for p in params]
+        self.sizes = [0 if p.is_range else len(p.values) for p in params]
+        self.index = [None if p.is_range else {repr(v): i for i, v in enumerate(p.values)} for p in params]
+        points = [self._encode(c) for c in configs if all(p.name in c for p in params)]
+        n, d = len(points), len(params)
+        sigma = min(1.0, max(1.0 / min(100.0, 1.0 + n), 0.2 * max(n, 1) ** (-1.0 / (d + 4))))
+        self.points = points
+        self.sigma = sigma
+        self.prior_weight = prior_weight
+        self.log_weights = [math.log(1.0 / (n + prior_weight))] * n + [math.log(prior_weight / (n + prior_weight))]
+        self.norm = [[_phi((1 - x) / sigma) - _phi(-x / sigma) if k == 0 else 1.0
+                      for x, k in zip(pt, self.sizes)] for pt in points]
+
+    def _encode(self, config: dict) -> list[float]:
+        out = []
+        for p, unit, index in zip(self.params, self.units, self.index):
+            out.append(unit[0](config[p.name]) if unit else index[repr(config[p.name])])
+        return out
+
+    def _decode(self, x: list[float]) -> dict[str, Any]:
+        return {p.name: (unit[1](v) if unit else p.values[int(v)])
+                for p, unit, v in zip(self.params, self.units, x)}
+
+    def sample(self, rng) -> list[float]:
+        i = rng.randrange(len(self.points) + 1) if self.prior_weight == 1.0 else \
+            rng.choices(range(len(self.points) + 1), weights=[math.exp(w) for w in self.log_weights])[0]
+        if i == len(self.points):  # the prior: uniform over the space
+            return [rng.random() if k == 0 else rng.randrange(k) for k in self.sizes]
+        out = []
+        for x, k in zip(self.points[i], self.sizes):
+            if k:
+                stay = (1.0 + self.prior_weight / k) / (1.0 + self.prior_weight)
+                out.append(x if rng.random() < stay else rng.randrange(k))
+                continue
+            for _ in range(32):
+                v = rng.gauss(x, self.sigma)
+                if 0.0 <= v <= 1.0:
+                    break
+            out.append(min(1.0, max(0.0, v)))
+        return out
+
+    def log_pdf(self, x: list[float]) -> float:
+        terms = []
+        gauss = self.sigma * math.sqrt(2 * math.pi)
+        for pt, norm, lw in zip(self.points, self.norm, self.log_weights):
+            total = lw
+            for v, mu, k, z in zip(x, pt, self.sizes, norm):
+                if k:
+                    total += math.log(((v == mu) + self.prior_weight / k) / (1.0 + self.prior_weight))
+                else:
+                    total += -0.5 * ((v - mu) / self.sigma) ** 2 - math.log(gauss * max(z, 1e-12))
+            terms.append(total)
+        terms.append(self.log_weights[-1] + sum(-math.log(k) for k in self.sizes if k))  # uniform prior
+        top = max(terms)
+        return top + math.log(sum(math.exp(t - top) for t in terms))
+
+    @staticmethod
+    def best_of(params: list, good: list[dict], bad: list[dict], prior_weight: float, rng, n: int) -> dict:
+        l, g = _Joint(params, good, prior_weight), _Joint(params, bad, prior_weight)
+        candidates = [l.sample(rng) for _ in range(n)]
+        return l._decode(max(candidates, key=lambda x: l.log_pdf(x) - g.log_pdf(x)))
+
+
 class TPE(Optimizer):
+    needs_num_trials = True
+
     def __init__(self, n_startup: int = 10, n_candidates: int = 24, gamma: float = 0.25,
-                 prior_weight: float = 1.0, budget: float | int | None = None):
+                 prior_weight: float = 1.0, budget: float | int | None = None, multivariate: bool = False):
         if not isinstance(n_startup, int) or n_startup < 1:
             raise ValueError(f"n_startup must be an integer >= 1, got {n_startup!r}")
         if not 0 < gamma < 1:
@@ -73,22 +155,18 @@ class TPE(Optimizer):
         self.gamma = gamma
         self.prior_weight = prior_weight
         self.budget = budget
+        self.multivariate = multivariate
         self._done: list[tuple[dict[str, Any], float]] = []
         self._running: dict[int, dict[str, Any]] = {}
         self._issued = 0
 
-    def setup(self, space, *, num_trials, direction, seed) -> None:
-        if num_trials is None:
-            raise ValueError("tpe needs num_trials (how many configurations to try)")
-        super().setup(space, num_trials=num_trials, direction=direction, seed=seed)
-
     def suggest(self, trial_id: int) -> Decision:
-        if self._issued >= self.num_trials:
+        if self.num_trials is not None and self._issued >= self.num_trials:
             return FINISHED
         if len(self._done) < self.n_startup or getattr(self, "_queued", None):
             params = self.sample()  # enqueued points first, then random until the model has data
         else:
-            params = self._model_sample()
+            params = self._model_sample(*self._split(self._done, list(self._running.values())))
         self._issued += 1
         self._running[trial_id] = params
         return Suggestion(params, self.budget)
@@ -99,19 +177,30 @@ class TPE(Optimizer):
                 and math.isfinite(obs.value):
             self._done.append((params, obs.value))
 
+    def propose(self, observed, pending) -> dict[str, Any] | None:
+        """A configuration modelled on ``observed`` (params, value) pairs, away from ``pending``
+        ones; None while there are fewer than ``n_startup`` observations."""
+        observed = [(p, v) for p, v in observed if v is not None and math.isfinite(v)]
+        if len(observed) < self.n_startup:
+            return None
+        return self._model_sample(*self._split(observed, list(pending)))
+
     # -- the model --------------------------------------------------------------------------
-    def _split(self) -> tuple[list[dict], list[dict]]:
-        ranked = self.direction.ranked(self._done, key=lambda pv: pv[1])  # best first
+    def _split(self, done: list, running: list) -> tuple[list[dict], list[dict]]:
+        ranked = self.direction.ranked(done, key=lambda pv: pv[1])  # best first
         n_good = max(1, math.ceil(self.gamma * len(ranked)))
         good = [p for p, _ in ranked[:n_good]]
-        bad = [p for p, _ in ranked[n_good:]] + list(self._running.values())  # the liar: worst
+        bad = [p for p, _ in ranked[n_good:]] + running  # the liar: running ones count as worst
         return good, bad
 
-    def _model_sample(self) -> dict[str, Any]:
-        good, bad = self._split()
+    def _model_sample(self, good: list[dict], bad: list[dict]) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        if self.multivariate:
+            joint = [p for p in self.space if not p.when]
+            if len(joint) > 1:
+                out.update(_Joint.best_of(joint, good, bad, self.prior_weight, self.rng, self.n_candidates))
         for p in self.space:  # in declaration order, so a conditional one sees its parents
-            if p.active(out):
+            if p.name not in out and p.active(out):
                 out[p.name] = self._choose(p, [g[p.name] for g in good if p.name in g],
                                            [b[p.name] for b in bad if p.name in b])
         return out
