@@ -27,7 +27,9 @@ class SearchController(Controller):
 
     Every outcome reaches both plugins as an :class:`Observation`, in journal order, so a
     replayed journal rebuilds their state. The rule judges a running trial every
-    ``es_interval`` broadcasts once ``es_min`` trials have ended.
+    ``es_interval`` broadcasts once ``es_min`` trials have completed (finished), except the
+    broadcast that completes the trial's budget: by then its work is done, and stopping it
+    would save nothing while calling it "stopped".
     """
 
     seed: int | None = None
@@ -42,7 +44,7 @@ class SearchController(Controller):
         self.es_interval = es_interval
         self.es_min = es_min
         self.num_trials = num_trials
-        self._ended = 0  # trials that finished or were stopped: the rule waits for es_min
+        self._completed = 0  # finished trials: the rule waits for es_min of them
 
     def next_trial(self, trial_id: int):
         decision = self.optimizer.suggest(trial_id)
@@ -54,9 +56,10 @@ class SearchController(Controller):
 
     def on_metric(self, trial: Any, step: float, value: float) -> bool:
         self.optimizer.report(trial.id, step, value)
-        if self._ended < self.es_min or len(trial.history) % self.es_interval:
+        if self._completed < self.es_min or len(trial.history) % self.es_interval \
+                or completes_budget(step, trial.budget):
             return False
-        return self.stopper.should_stop(trial.id, trial.history)
+        return self.stopper.judge(trial.id, trial.history, trial.budget)
 
     def score(self, result: Any) -> float | None:
         if isinstance(result, dict):
@@ -80,8 +83,8 @@ class SearchController(Controller):
         return float(value)
 
     def on_end(self, trial: Any) -> None:
-        if trial.state in ("finished", "stopped"):
-            self._ended += 1
+        if trial.state == "finished":
+            self._completed += 1
         value = trial.metric if trial.metric is not None and not math.isnan(trial.metric) else None
         obs = Observation(trial.id, trial.params, trial.budget, trial.state, value,
                           tuple(trial.history), dict(trial.info))
@@ -92,6 +95,13 @@ class SearchController(Controller):
         return {"optimizer": type(self.optimizer).__name__, "early_stop": type(self.stopper).__name__,
                 "metric": self.metric, "direction": self.direction, "num_trials": self.num_trials,
                 "total_trials": self.optimizer.total_trials(), "seed": self.seed}
+
+
+def completes_budget(step: float, budget: Any) -> bool:
+    """True for the broadcast that completes a trial's budget, with steps counted from 0 in
+    budget units (``step=epoch`` in ``for epoch in range(budget)``), or from 1. A budget below
+    1 (a fraction of the data, say) is not counted in steps: every broadcast is judged."""
+    return isinstance(budget, (int, float)) and not isinstance(budget, bool) and 1 <= budget <= step + 1
 
 
 def _check_points(points: Any, space: Searchspace, owner: str) -> list[dict[str, Any]]:
@@ -118,9 +128,10 @@ class HyperparameterSearch(Context):
 
     ``optimizer``: "randomsearch", "gridsearch", any registered name, or an Optimizer instance.
     ``es_policy``: "none" (default), "median", any registered early stopper, or an instance. The
-    rule starts once ``es_min`` trials have ended, and judges a running trial every
-    ``es_interval`` broadcasts (as Maggy's options, counted in broadcasts instead of seconds:
-    the kernel sees every broadcast, so it needs no timer).
+    rule starts once ``es_min`` trials have completed (finished, not stopped), and judges a
+    running trial every ``es_interval`` broadcasts (as Maggy's options, counted in broadcasts
+    instead of seconds: the kernel sees every broadcast, so it needs no timer), but never the
+    broadcast that completes its budget.
     ``study``: an AblationStudy whose data set and model the function gets (as ``dataset`` and
     ``model``) with nothing left out, so an ablation's function searches unchanged.
     ``max_time``: a wall-clock budget in seconds; when it is spent no trial starts, and the

@@ -105,7 +105,7 @@ def outcome(attempt: "Attempt", controller: "Controller") -> tuple[TrialState, d
     if lead["outcome"] == "error":
         return TrialState.FAILED, dict(fields, error=lead["error"], traceback=lead["traceback"]), None
     fields["result"] = lead["result"]
-    state = TrialState.STOPPED if lead["outcome"] == "stopped" or attempt.stop_sent else TrialState.FINISHED
+    state = TrialState.STOPPED if lead["outcome"] == "stopped" else TrialState.FINISHED  # a stop it never saw: it did all its work
     try:
         fields["metric"] = metric = controller.score(lead["result"]) if lead["outcome"] == "ok" else lead["value"]
     except ExperimentError as exc:

@@ -75,7 +75,7 @@ class Reporter:
         self._owner = threading.get_ident()
         self._step = -1
         self.last: tuple[float, float] | None = None
-        self._stopped = False
+        self._stopped = False  # the kernel said stop and the function was told (raised or asked)
 
     @property
     def checkpoint_dir(self) -> str | None:
@@ -108,6 +108,13 @@ class Reporter:
             self.channel.send_metric(step, value, values or None)
         if self.should_stop():
             raise EarlyStop(f"trial {self.trial_id} stopped by the kernel at step {step}")
+
+    @property
+    def was_stopped(self) -> bool:
+        """The function learnt of a stop (``broadcast`` raised, or ``should_stop`` said so): it
+        ends "stopped" even if it then returns. A stop it never saw (it came after the last
+        broadcast) leaves a trial that did all its work "finished"."""
+        return self._stopped
 
     def should_stop(self) -> bool:
         """True once the kernel has decided to stop this trial (checkpoint, then return)."""

@@ -1,8 +1,10 @@
 """Trial records and the result object that :func:`kernel.lagom` returns.
 
 Which trial is best follows one rule, :func:`rank_key`, for the live display and for
-``Result.best`` alike: finished or stopped trials with a finite metric, better metric first,
-the earlier trial on a tie.
+``Result.best`` alike: among the finished trials of the largest budget any trial finished
+(ASHA's top rung reached so far), the better metric, the earlier trial on a tie. A trial
+trained for 3 of 9 epochs is never "the best configuration" while one trained for 9 exists;
+stopped trials rank only when none finished.
 """
 from __future__ import annotations
 
@@ -33,12 +35,19 @@ COUNTED = (*ENDED, TrialState.INTERRUPTED)  # what a result counts: the ended, a
 RANKED = frozenset({TrialState.FINISHED, TrialState.STOPPED})
 
 
-def rank_key(trial: "Trial", direction: str) -> tuple[float, int] | None:
-    """What ``trial`` ranks by (larger is better), or None when it cannot be ranked."""
+def rank_key(trial: "Trial", direction: str) -> tuple[bool, float, float, int] | None:
+    """What ``trial`` ranks by (larger is better), or None when it cannot be ranked: finished
+    first, then the larger budget, then the better metric, then the earlier trial."""
     metric = trial.metric
     if trial.state not in RANKED or metric is None or math.isnan(metric):
         return None
-    return (Direction(direction).sign * metric, -trial.id)
+    finished = trial.state == TrialState.FINISHED
+    return (finished, _budget(trial) if finished else 0.0, Direction(direction).sign * metric, -trial.id)
+
+
+def _budget(trial: "Trial") -> float:
+    b = trial.budget
+    return float(b) if isinstance(b, (int, float)) and not isinstance(b, bool) else 0.0
 
 
 def best_trial(trials: Iterable["Trial"], direction: str) -> "Trial | None":
@@ -161,6 +170,16 @@ class Result:
             raise NoBestTrial(self._why_no_best())
         return best
 
+    def best_at(self, budget: float | int) -> Trial:
+        """The best trial among those run with ``budget`` (an ASHA rung, say), finished or
+        stopped alike; raises :class:`NoBestTrial` naming the budgets there are."""
+        at = [(key, t) for t in self.trials if t.budget == budget
+              and (key := rank_key(t, self.direction)) is not None]
+        if not at:
+            budgets = sorted({t.budget for t in self.trials if t.budget is not None})
+            raise NoBestTrial(f"no ranked trial ran with budget {budget!r}; the budgets run: {budgets or 'none'}")
+        return max(at, key=lambda kt: (kt[0][2], kt[0][3]))[1]
+
     def _why_no_best(self) -> str:
         failed = [t for t in self.trials if t.state == "failed"]
         if failed:
@@ -184,8 +203,8 @@ class Result:
             "agents": self.agents,
             "rejected_messages": self.rejected,
             "counts": {s: self.count(s) for s in COUNTED},
-            "best": None if best is None else {"trial": best.id, "params": best.params,
-                                               "metric": best.metric, "result": best.result},
+            "best": None if best is None else {"trial": best.id, "params": best.params, "budget": best.budget,
+                                               "state": best.state, "metric": best.metric, "result": best.result},
             **({"no_best": self._why_no_best()} if best is None else {}),
             "trials": [t.to_dict() for t in self.trials],
             **self.extras,
@@ -206,7 +225,8 @@ class Result:
         best = best_trial(self.trials, self.direction)
         if best is not None:
             name = self.metric or "metric"
-            lines.append(f"  best: trial {best.id}, {name} = {_fmt(best.metric)} ({self.direction})")
+            lines.append(f"  best: trial {best.id}, {name} = {_fmt(best.metric)} ({self.direction})"
+                         + self._best_budget(best))
             if best.params:
                 lines.append("        " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
         lines.extend(self.notes)
@@ -222,6 +242,17 @@ class Result:
                          + str(dict(sorted(self.rejected.items()))))
         lines.append(f"  folder: {self.path}")
         return "\n".join(lines)
+
+    def _best_budget(self, best: Trial) -> str:
+        """Where the best comes from, when trials had different budgets or none finished."""
+        budgets = sorted({t.budget for t in self.trials if isinstance(t.budget, (int, float))})
+        if best.state != TrialState.FINISHED:
+            return ", a stopped trial (none finished)"
+        if len(budgets) < 2:
+            return ""
+        lower = [b for b in budgets if b < best.budget]
+        return (f" at budget {_fmt(best.budget)}, the largest any trial finished"
+                + (f" (result.best_at({_fmt(lower[-1])}) for a lower one)" if lower else ""))
 
     def __repr__(self) -> str:
         best = best_trial(self.trials, self.direction)

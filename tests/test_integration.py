@@ -14,7 +14,9 @@ import fns
 from contexts import HyperparameterSearch, Searchspace
 from kernel import ExperimentError, lagom
 from kernel import Observer
+from plugins.earlystop import EarlyStopper
 from plugins.launchers.local import LocalLauncher
+from plugins.optimizers import ASHA
 from transports.codec import agent_codec, kernel_codec, token_key
 
 TOKEN = "integration-test-token-0123456789"
@@ -276,8 +278,33 @@ def test_the_median_rule_stops_poor_trials_on_real_agents(runs):
     state = {t.params["x"]: t for t in result.trials}
     assert state[0.9].state == state[0.8].state == state[0.87].state == "finished"
     assert state[0.1].state == state[0.2].state == "stopped"
-    assert all(len(state[x].history) < 10 for x in (0.1, 0.2))
+    assert all(len(state[x].history) == 1 for x in (0.1, 0.2))  # stopped at the first judged broadcast
     assert state[0.1].metric == 0.1 and result.best.params == {"x": 0.9}
+
+
+class StopAtTheSecondBroadcast(EarlyStopper):
+    def should_stop(self, trial_id, history):
+        return len(history) == 2
+
+
+def test_a_stop_takes_effect_at_its_broadcast_and_spares_trials_that_did_their_budget(runs):
+    """ASHA's budget-1 trials broadcast once, and that broadcast completes their budget: never
+    judged, they finish. Longer ones are stopped at their second broadcast and train no
+    further epoch. The best is the best of the largest budget finished, and says so."""
+    result = lagom(fns.epochs_of_x, HyperparameterSearch(SPACE, ASHA(3, 1, 9), num_trials=9, metric="score",
+                                                         es_policy=StopAtTheSecondBroadcast(), es_min=0,
+                                                         seed=4, workers=2),
+                   path=runs, verbose=0)
+    by_budget = {b: [t for t in result.trials if t.budget == b] for b in (1, 3, 9)}
+    assert len(by_budget[1]) == 9 and {t.state for t in by_budget[1]} == {"finished"}
+    assert by_budget[3] and {t.state for t in by_budget[3] + by_budget[9]} == {"stopped"}
+    for t in by_budget[3] + by_budget[9]:
+        trained = (result.path / "trials" / f"trial-{t.id:05d}.log").read_text().split()
+        assert trained.count("trained") == 2 and len(t.history) == 2  # no epoch after the stop
+    assert result.best.budget == 1 and result.best is max(by_budget[1], key=lambda t: t.metric)
+    assert result.best_at(3).budget == 3 and "result.best_at" not in str(result)
+    with pytest.raises(LookupError, match="budgets run: \\[1, 3"):
+        result.best_at(27)
 
 
 def test_a_frozen_agent_is_declared_lost_and_its_trial_runs_elsewhere(runs):

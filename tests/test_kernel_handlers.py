@@ -283,10 +283,23 @@ async def test_time_up_stops_what_runs_and_starts_nothing_more(make):
     await a.join()
     await listener.next(a.peer, "trial")
     await listener.next(a.peer, "stop")  # the budget's timer fired
-    a.final(0, result={"score": 1.0})
+    a.final(0, outcome="stopped", value=1.0)
     result = await asyncio.wait_for(task, 5)
     assert len(result.trials) == 1 and result.trials[0].state == "stopped"
     assert "time-up" in events(kernel)
+
+
+async def test_a_stop_the_function_never_saw_leaves_a_finished_trial(make):
+    """The stop came after its last broadcast: it did all its work, so it is not 'stopped'."""
+    kernel, listener, task = make(Scripted([TrialSpec({"x": 1})]),
+                                  deadlines=Deadlines(max_time=0.01, stop_grace=None))
+    a = FakeAgent(listener, "a")
+    await a.join()
+    await listener.next(a.peer, "trial")
+    await listener.next(a.peer, "stop")
+    a.final(0, result={"score": 1.0})  # returned without looking
+    (trial,) = (await asyncio.wait_for(task, 5)).trials
+    assert trial.state == "finished" and trial.metric == 1.0 and trial.stop_requested is not None
 
 
 async def test_a_trial_that_ignores_its_stop_is_killed_through_the_beat_socket(make):

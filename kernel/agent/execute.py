@@ -87,7 +87,7 @@ def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter, echo: bool, r
         with captured_output(reporter.channel.send_log, echo=echo):
             returned = fn(**kwargs)
         result = normalize_result(returned)
-        outcome = "ok"
+        outcome = "stopped" if reporter.was_stopped else "ok"
     except EarlyStop:
         outcome = "stopped"
     except (Shutdown, KernelAway, KeyboardInterrupt):
