@@ -11,7 +11,9 @@ Figures (last line, JSON): trials_per_s, metrics_per_s, dispatch_latency_ms (p50
 result arriving at the kernel -> the next trial starting on that agent), startup_s (lagom()
 called -> the first trial running), kernel_rss_mb, and stop_latency_ms (p50, p99: the kernel
 deciding to stop a trial that broadcasts continuously -> that trial ending with EarlyStop),
-from a second experiment of ``--stop-trials`` trials.
+from a second experiment of ``--stop-trials`` trials; broadcast_ms: a trial's run time per
+broadcast, waiting for the kernel's verdict on each (judged: that second experiment, with a
+rule) or not (unjudged: the first, without one).
 """
 from __future__ import annotations
 
@@ -99,6 +101,10 @@ def main() -> None:
                         listen=args.url, path=root, verbose=0, insecure=args.insecure)
     assert all(t.state == "stopped" for t in stopped.trials), "every trial must be stopped"
     stop_ms = [(t.ended - t.stop_requested) * 1000 for t in stopped.trials]
+    # what one broadcast costs the function: a trial's run time over its broadcasts, waiting for
+    # the kernel's verdict on each (judged by a rule) or not (no rule)
+    judged = [(t.ended - t.started) * 1000 / len(t.history) for t in stopped.trials if t.history]
+    unjudged = [(t.ended - t.started) * 1000 / len(t.history) for t in trials if t.history]
     emit({
         "bench": "dispatch",
         "trials": len(trials),
@@ -114,6 +120,8 @@ def main() -> None:
         "kernel_rss_mb": round(rss_mb(), 1),
         "stop_latency_ms": {"p50": round(percentile(stop_ms, 50), 3), "p99": round(percentile(stop_ms, 99), 3),
                             "trials": len(stop_ms)},
+        "broadcast_ms": {"judged_p50": round(percentile(judged, 50), 3), "judged_p99": round(percentile(judged, 99), 3),
+                         "unjudged_p50": round(percentile(unjudged, 50), 3)},
     })
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from .direction import Direction
 from .journal import read_journal
+from .trials import Trial, rank_key
 
 COLORS = {"finished": "#2e86c1", "stopped": "#e67e22", "failed": "#95a5a6", "lost": "#c0392b",
           "running": "#27ae60"}
@@ -196,7 +197,7 @@ class _Report:
                 "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style></head><body>"
                 f"<h1>{name}</h1>{self.best_line()}<p>{html.escape(self.head.get('context', ''))}: "
                 f"{html.escape(', '.join(f'{v} {k}' for k, v in sorted(counts.items())))}</p>{body}"
-                f"<h2>Trials</h2><table><tr><th>id</th><th>state</th><th>{metric}</th><th>{what}</th></tr>"
+                f"<h2>Trials</h2><table><tr><th>id</th><th>state</th><th>budget</th><th>{metric}</th><th>{what}</th></tr>"
                 f"{rows}</table>"
                 # Lets a headless browser (and the tests) tell that every plot actually rendered.
                 "<script>window.addEventListener('load',function(){var i=document.images,n=0;"
@@ -207,15 +208,18 @@ class _Report:
 
     def best_line(self) -> str:
         """The answer first: the best trial, its metric and its configuration."""
-        ranked = [t for t in self.ended if t.get("state") in ("finished", "stopped")
-                  and isinstance(t.get("metric"), (int, float)) and t["metric"] == t["metric"]]
-        if not ranked:
+        keyed = [(key, t) for t in self.ended
+                 if (key := rank_key(Trial.from_dict(t), self.direction)) is not None]  # the one best rule
+        if not keyed:
             return "<p><b>No trial finished.</b></p>"
-        best = max(ranked, key=lambda t: (self.direction.sign * t["metric"], -t["id"]))
+        best = max(keyed, key=lambda kt: kt[0])[1]
+        budgets = {t.get("budget") for t in self.ended if t.get("budget") is not None}
+        at = f" at budget {best['budget']:g}, the largest finished" if len(budgets) > 1 \
+            and isinstance(best.get("budget"), (int, float)) and best.get("state") == "finished" else ""
         what = _left_out(best) or ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                             for k, v in best["params"].items())
         return (f"<p class='best'><b>Best: trial {best['id']}, {html.escape(self.metric)} = {best['metric']:.6g}"
-                f"</b> ({self.direction})<br>{html.escape(what)}</p>")
+                f"</b> ({self.direction}){at}<br>{html.escape(what)}</p>")
 
 
 def _left_out(t: dict) -> str | None:
@@ -226,5 +230,6 @@ def _left_out(t: dict) -> str | None:
 def _row(t: dict) -> str:
     value = "" if t.get("metric") is None else format(t["metric"], ".6g")
     what = _left_out(t) or json.dumps(t.get("params"))
-    return (f"<tr><td>{t['id']}</td><td>{html.escape(str(t.get('state')))}</td><td>{value}</td>"
+    budget = "" if t.get("budget") is None else format(t["budget"], "g")
+    return (f"<tr><td>{t['id']}</td><td>{html.escape(str(t.get('state')))}</td><td>{budget}</td><td>{value}</td>"
             f"<td>{html.escape(what)}</td></tr>")
