@@ -6,6 +6,7 @@ run it at 1,000 and at 20,000 and compare ``trials_per_s``.
 
     python bench/dispatch.py --trials 1000
     python bench/dispatch.py --trials 20000
+    python bench/dispatch.py --trials 2000 --vs-optuna   # Optuna in one process, same work, same run
 
 Figures (last line, JSON): trials_per_s, metrics_per_s, dispatch_latency_ms (p50, p99: a
 result arriving at the kernel -> the next trial starting on that agent), startup_s (lagom()
@@ -13,7 +14,9 @@ called -> the first trial running), kernel_rss_mb, and stop_latency_ms (p50, p99
 deciding to stop a trial that broadcasts continuously -> that trial ending with EarlyStop),
 from a second experiment of ``--stop-trials`` trials; broadcast_ms: a trial's run time per
 broadcast, waiting for the kernel's verdict on each (judged: that second experiment, with a
-rule) or not (unjudged: the first, without one).
+rule) or not (unjudged: the first, without one). With ``--vs-optuna``: optuna_trials_per_s
+(random sampling of one float, 10 reports, no pruning, in this process, in-memory storage)
+and vs_optuna, the ratio of the two rates.
 """
 from __future__ import annotations
 
@@ -47,6 +50,25 @@ def continuous(hparams, reporter):
     return {"value": 0.0}
 
 
+def optuna_rate(trials: int) -> float:
+    """Trials per second of the same trivial work through Optuna, in process."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0),
+                                pruner=optuna.pruners.NopPruner())
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0.0, 1.0)
+        for step in range(10):
+            trial.report(x * step, step)
+        return x
+
+    t0 = time.perf_counter()
+    study.optimize(objective, n_trials=trials)
+    return trials / (time.perf_counter() - t0)
+
+
 class StopAt(EarlyStopper):
     def should_stop(self, trial_id, history):
         return len(history) >= 20
@@ -66,6 +88,8 @@ def main() -> None:
     ap.add_argument("--stop-trials", type=int, default=200, help="trials of the stop-latency run")
     ap.add_argument("--url", default="tcp://127.0.0.1:0", help="where the kernel listens")
     ap.add_argument("--insecure", action="store_true", help="no CurveZMQ (measures what it costs)")
+    ap.add_argument("--vs-optuna", action="store_true",
+                    help="also run the same work through Optuna in this process, and give the ratio")
     ap.add_argument("--sync-every", type=float, default=None,
                     help="seconds between journal fsyncs (default the kernel's; 0: one per trial end; "
                          "-1: none, as before the journal was made durable)")
@@ -93,6 +117,7 @@ def main() -> None:
     lat = [x * 1000 for x in grab.view.dispatch_latencies]
     metrics = sum(len(t.history) for t in trials)
     assert all(t.state == "finished" for t in trials), "every trial must finish"
+    optuna_per_s = optuna_rate(args.trials) if args.vs_optuna else None
 
     with tempfile.TemporaryDirectory() as root:
         stopped = lagom(continuous, HyperparameterSearch(space, "randomsearch", num_trials=args.stop_trials,
@@ -120,6 +145,8 @@ def main() -> None:
         "kernel_rss_mb": round(rss_mb(), 1),
         "stop_latency_ms": {"p50": round(percentile(stop_ms, 50), 3), "p99": round(percentile(stop_ms, 99), 3),
                             "trials": len(stop_ms)},
+        **({"optuna_trials_per_s": round(optuna_per_s, 1),
+            "vs_optuna": round(len(trials) / span / optuna_per_s, 3)} if optuna_per_s else {}),
         "broadcast_ms": {"judged_p50": round(percentile(judged, 50), 3), "judged_p99": round(percentile(judged, 99), 3),
                          "unjudged_p50": round(percentile(unjudged, 50), 3)},
     })

@@ -1,0 +1,247 @@
+"""A kernel for many agents, measured with simulated ones.
+
+``--procs`` helper processes each hold a share of ``--agents`` agent connections that speak the
+real protocol: the real codec (HMAC-signed msgpack), CurveZMQ on tcp://, a heartbeat socket per
+agent beating every second, hello/welcome/ready. Each simulated agent "runs" a trial by
+sleeping ``--duration`` seconds while broadcasting ``--broadcasts`` metrics, then sends its final;
+the real kernel (this process) runs a random search of ``--trials`` trials over them.
+
+    python bench/scale.py --agents 64
+    python bench/scale.py --agents 1024 --trials 20000
+
+Figures (last line, JSON): dispatch latency p50/p99 (a final in -> the next trial out, in the
+kernel), heartbeat gaps seen by agents (max and p99 of the time between two kernel beats),
+agents declared lost (must be 0), kernel CPU seconds per trial and per metric (this process:
+the kernel's loop and ZeroMQ's threads), metrics ingested per second, trials per second,
+kernel RSS, and how many trials the agents ran (to see that the simulators kept up).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from _common import emit, percentile, rss_mb  # noqa: E402
+
+TOKEN_ENV = "LAGOM_SCALE_TOKEN"
+
+
+# -- the simulated agents (helper processes) -------------------------------------------------
+class SimAgent:
+    """One agent's two sockets and its protocol, on asyncio."""
+
+    def __init__(self, ctx, url: str, agent_id: str, codec, curve, duration: float, broadcasts: int):
+        import zmq
+
+        self.id, self.codec = agent_id, codec
+        self.duration, self.broadcasts = duration, broadcasts
+        self.main = self._socket(ctx, zmq, url, agent_id.encode(), curve)
+        self.beat = self._socket(ctx, zmq, url, agent_id.encode() + b"#beat", curve)
+        self.gaps: list[float] = []
+        self.trials = 0
+        self.done = asyncio.Event()
+
+    @staticmethod
+    def _socket(ctx, zmq, url, identity, curve):
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, identity)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = \
+            curve.server_public, curve.public, curve.secret
+        sock.connect(url)
+        return sock
+
+    async def send(self, sock, msg_type: str, **fields) -> None:
+        await sock.send_multipart(self.codec.encode(msg_type, **fields))
+
+    async def run(self) -> None:
+        await self.send(self.main, "hello", agent=self.id, host=socket.gethostname(), pid=os.getpid(),
+                        devices=["cpu:1"], protocol=self.codec_protocol, address="127.0.0.1", port=1)
+        beating = asyncio.ensure_future(self._beat())
+        last_beat, running = None, None
+        try:
+            while True:
+                msg = self.codec.decode(await self.main.recv_multipart())
+                kind = msg["type"]
+                if kind == "welcome":
+                    await self.send(self.main, "ready", ok=True, error=None)
+                elif kind == "trial":
+                    running = asyncio.ensure_future(self._trial(msg))
+                elif kind == "heartbeat":
+                    now = time.monotonic()
+                    if last_beat is not None:
+                        self.gaps.append(now - last_beat)
+                    last_beat = now
+                elif kind == "shutdown":
+                    return
+        finally:
+            beating.cancel()
+            if running is not None:
+                running.cancel()
+            self.main.close()
+            self.beat.close()
+
+    async def _beat(self) -> None:
+        frames = self.codec.encode("heartbeat")
+        while True:
+            await asyncio.sleep(1.0)
+            await self.beat.send_multipart(frames)
+
+    async def _trial(self, msg: dict) -> None:
+        from transports.codec import final_fields
+
+        started, t0 = time.time(), time.perf_counter()
+        x = float(msg["params"].get("x", 0.0))
+        for step in range(self.broadcasts):
+            await asyncio.sleep(self.duration / self.broadcasts)
+            await self.send(self.main, "metric", trial=msg["trial"], points=[[step, x * step]])
+        self.trials += 1
+        await self.send(self.main, "final", **final_fields(
+            msg["trial"], outcome="ok", result={"value": x}, started=started,
+            duration=time.perf_counter() - t0, step=self.broadcasts - 1, value=x * (self.broadcasts - 1)))
+
+
+async def simulate(url: str, first: int, count: int, duration: float, broadcasts: int) -> dict:
+    import zmq
+    import zmq.asyncio
+
+    from transports.codec import PROTOCOL, agent_codec, token_key
+    from transports.curve import derive
+
+    token = os.environ[TOKEN_ENV]
+    ctx = zmq.asyncio.Context()
+    ctx.set(zmq.MAX_SOCKETS, 4 * count + 64)
+    curve = derive(token)[1]
+    agents = []
+    for i in range(first, first + count):
+        agent = SimAgent(ctx, url, f"sim-{i:05d}", agent_codec(token_key(token)), curve, duration, broadcasts)
+        agent.codec_protocol = PROTOCOL
+        agents.append(agent)
+    # stagger the hellos over a second, as agents started by a cluster would arrive
+    async def start(agent, delay):
+        await asyncio.sleep(delay)
+        await agent.run()
+
+    rng = random.Random(first)
+    await asyncio.gather(*(start(a, rng.random()) for a in agents))
+    ctx.term()
+    gaps = [g for a in agents for g in a.gaps]
+    return {"trials": sum(a.trials for a in agents), "gap_max_s": max(gaps, default=None),
+            "gap_p99_s": percentile(gaps, 99), "gaps": len(gaps)}
+
+
+# -- the kernel (this process) ----------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def never_called(hparams, reporter):
+    raise RuntimeError("simulated agents never run the function")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--agents", type=int, default=64)
+    ap.add_argument("--procs", type=int, default=2, help="helper processes holding the simulated agents")
+    ap.add_argument("--duration", type=float, default=1.0, help="seconds per trial")
+    ap.add_argument("--broadcasts", type=int, default=10, help="metrics per trial")
+    ap.add_argument("--trials", type=int, default=None, help="default: 10 per agent")
+    ap.add_argument("--sim", nargs=2, type=int, metavar=("FIRST", "COUNT"), help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.sim:
+        out = asyncio.run(simulate(args.url, args.sim[0], args.sim[1], args.duration, args.broadcasts))
+        print(json.dumps(out), flush=True)
+        return
+
+    from contexts import HyperparameterSearch, Searchspace
+    from kernel import Observer, lagom
+
+    trials = args.trials or 10 * args.agents
+    token = os.urandom(16).hex()
+    url = f"tcp://127.0.0.1:{free_port()}"
+    env = dict(os.environ, **{TOKEN_ENV: token})
+    shares = [args.agents // args.procs + (i < args.agents % args.procs) for i in range(args.procs)]
+    firsts = [sum(shares[:i]) for i in range(args.procs)]
+
+    class Watch(Observer):
+        """The kernel's CPU time from the first trial's start to the last trial's end."""
+        view = cpu_first = cpu_last = None
+        ended = 0
+
+        def experiment_started(self, view):
+            self.view = view
+
+        def trial_started(self, view, trial):
+            if self.cpu_first is None:
+                self.cpu_first = resource.getrusage(resource.RUSAGE_SELF)
+
+        def trial_ended(self, view, trial):
+            self.ended += 1
+            if self.ended == trials:  # one system call, not one per trial
+                self.cpu_last = resource.getrusage(resource.RUSAGE_SELF)
+
+    watch = Watch()
+    sims = [subprocess.Popen([sys.executable, __file__, "--sim", str(first), str(share), "--url", url,
+                              "--duration", str(args.duration), "--broadcasts", str(args.broadcasts)],
+                             env=env, stdout=subprocess.PIPE, text=True)
+            for first, share in zip(firsts, shares) if share]
+    with tempfile.TemporaryDirectory() as root:
+        result = lagom(never_called, HyperparameterSearch(Searchspace(x=("DOUBLE", [0.0, 1.0])), "randomsearch",
+                                                          num_trials=trials, metric="value", workers=0, seed=0),
+                       listen=url, token=token, launcher="none", path=root, verbose=0, report=False,
+                       observers=[watch])
+        events = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+    sim_out = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in sims]
+    cpu0, cpu1 = watch.cpu_first, watch.cpu_last
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    ended = [t for t in result.trials if t.ended is not None]
+    first = min(t.started for t in ended)
+    last = max(t.ended for t in ended)
+    # steady state: once every agent has had its first trial, until the last trial is handed out
+    metrics = sum(len(t.history) for t in result.trials)
+    lat = [x * 1000 for x in watch.view.dispatch_latencies]
+    gaps_max = [s["gap_max_s"] for s in sim_out if s["gap_max_s"] is not None]
+    gaps_p99 = [s["gap_p99_s"] for s in sim_out if s["gap_p99_s"] is not None]
+    emit({
+        "bench": "scale",
+        "agents": args.agents,
+        "procs": args.procs,
+        "trial_s": args.duration,
+        "broadcasts": args.broadcasts,
+        "trials": len(result.trials),
+        "finished": result.count("finished"),
+        "lost_agents": sum(e["event"] == "agent-gone" for e in events),
+        "requeued_trials": sum(1 for t in result.trials if t.interruptions),
+        "dispatch_latency_ms": {"p50": round(percentile(lat, 50), 3), "p99": round(percentile(lat, 99), 3)},
+        "heartbeat_gap_s": {"max": round(max(gaps_max), 3) if gaps_max else None,
+                            "p99": round(max(gaps_p99), 3) if gaps_p99 else None},
+        "trials_per_s": round(len(ended) / (last - first), 1),
+        "ideal_trials_per_s": round(args.agents / args.duration, 1),
+        "metrics_per_s": round(metrics / (last - first), 1),
+        "kernel_cpu_s": round(cpu, 2),  # from the first trial's start to the last one's end
+        "kernel_cpu_share": round(cpu / (last - first), 3),
+        "kernel_cpu_ms_per_trial": round(1000 * cpu / max(1, len(ended)), 3),
+        "kernel_cpu_us_per_message": round(1e6 * cpu / max(1, metrics + len(ended)), 2),  # metrics and finals
+        "kernel_rss_mb": round(rss_mb(), 1),
+        "agents_ran": sum(s["trials"] for s in sim_out),
+        "span_s": round(last - first, 2),
+    })
+
+
+if __name__ == "__main__":
+    main()
