@@ -155,6 +155,8 @@ def run_lagom(method: str, code: int, scale: float, budget: float, seed: int) ->
         optimizer = Hyperband(3, 1, EPOCHS, sampler="tpe")
     elif method == "lagom-rs-median":
         optimizer, es = "randomsearch", "median"
+    elif method == "lagom-rs":
+        optimizer = "randomsearch"
     fn = lagom_trial(code, scale)
     with tempfile.TemporaryDirectory() as tmp:
         result = lagom(fn, HyperparameterSearch(lagom_space(), optimizer, metric="acc", direction="max",
@@ -165,7 +167,7 @@ def run_lagom(method: str, code: int, scale: float, budget: float, seed: int) ->
     for t in result.trials:
         walls = dict(t.series.get("wall", []))
         points += [(walls[step], acc) for step, acc in t.series.get("acc", []) if step in walls]
-    return t0, points
+    return t0, points, sum(1 for t in result.trials if t.started is not None and t.started <= t0 + budget)
 
 
 # -- Optuna -----------------------------------------------------------------------------------
@@ -200,7 +202,7 @@ def run_optuna(method: str, code: int, scale: float, budget: float, seed: int) -
     curve(code, sample(__import__("random").Random(0)))  # the session, loaded before the clock starts
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     study.optimize(objective, n_jobs=2, timeout=budget)
-    return min(starts), points
+    return min(starts), points, len(starts)
 
 
 # -- Ray Tune ---------------------------------------------------------------------------------
@@ -254,13 +256,14 @@ def run_ray(method: str, code: int, scale: float, budget: float, seed: int) -> t
                 continue
             points += list(zip(df["wall"].tolist(), df["acc"].tolist()))
             starts += df["start"].tolist()
-    return min(starts), points
+    t0 = min(starts)
+    return t0, points, sum(1 for s in starts if s <= t0 + budget)
 
 
 # -- the comparison ---------------------------------------------------------------------------
 METHODS = ["lagom-asha", "lagom-asha-tpe", "lagom-hyperband-tpe", "lagom-rs-median",
            "optuna-tpe-sh", "optuna-rs-median", "optuna-rs", "ray-asha", "ray-bohb"]
-MORE = ["lagom-asha-mvtpe"]  # ASHA with multivariate TPE: not in the default run
+MORE = ["lagom-asha-mvtpe", "lagom-rs"]  # not in the default run: multivariate TPE in ASHA; no stopping
 
 
 def incumbents(t0: float, points: list, budget: float) -> list[float | None]:
@@ -271,10 +274,11 @@ def incumbents(t0: float, points: list, budget: float) -> list[float | None]:
     return out
 
 
-def run(method: str, code: int, scale: float, budget: float, seed: int) -> list[float | None]:
+def run(method: str, code: int, scale: float, budget: float, seed: int) -> tuple[list[float | None], int]:
+    """The incumbents at each fraction of the budget, and how many trials started within it."""
     runner = run_lagom if method.startswith("lagom") else run_optuna if method.startswith("optuna") else run_ray
-    t0, points = runner(method, code, scale, budget, seed)
-    return incumbents(t0, points, budget)
+    t0, points, trials = runner(method, code, scale, budget, seed)
+    return incumbents(t0, points, budget), trials
 
 
 def mean_ranks(table: dict, methods: list[str]) -> dict:
@@ -303,22 +307,26 @@ def main(argv=None):
     tasks = args.task_ids or TASKS[:args.tasks]
     methods = list(args.methods)
     table: dict = {}
+    trial_counts: dict = {}
     started = time.time()
     for task in tasks:
         code = task_code(task)
         scale = scale_for(code, args.full)
-        runs = {m: [] for m in methods}
+        runs, counts = {m: [] for m in methods}, {m: [] for m in methods}
         for seed in range(args.seeds):
             order = methods[seed % len(methods):] + methods[:seed % len(methods)]  # no method always first
             for m in order:
-                runs[m].append(run(m, code, scale, args.budget, seed))
+                values, trials = run(m, code, scale, args.budget, seed)
+                runs[m].append(values)
+                counts[m].append(trials)
+        trial_counts[task] = {m: statistics.mean(c) for m, c in counts.items()}
         table[task] = {m: [statistics.mean(r[i] for r in runs[m] if r[i] is not None)
                            if any(r[i] is not None for r in runs[m]) else None for i in range(len(FRACTIONS))]
                        for m in methods}
         print(f"task {task} (scale 1/{scale:.0f}):", file=sys.stderr)
         for m in methods:
-            print(f"  {m:22s} " + "  ".join("   -  " if v is None else f"{v:6.2f}" for v in table[task][m]),
-                  file=sys.stderr, flush=True)
+            print(f"  {m:22s} " + "  ".join("   -  " if v is None else f"{v:6.2f}" for v in table[task][m])
+                  + f"   {trial_counts[task][m]:6.1f} trials", file=sys.stderr, flush=True)
     ranks = mean_ranks(table, methods)
     print("mean rank across tasks (25% / 50% / 100% of the budget):", file=sys.stderr)
     for m in sorted(methods, key=lambda m: ranks[m]["100%"]):
@@ -327,7 +335,9 @@ def main(argv=None):
           "full_s": args.full, "workers": 2, "fractions": list(FRACTIONS), "methods": methods,
           "incumbent_val_accuracy": {t: {m: [None if v is None else round(v, 3) for v in vals]
                                          for m, vals in per.items()} for t, per in table.items()},
-          "mean_rank": ranks, "wall_s": round(time.time() - started, 1)})
+          "mean_rank": ranks,
+          "trials_mean": {m: round(statistics.mean(c[m] for c in trial_counts.values()), 1) for m in methods},
+          "wall_s": round(time.time() - started, 1)})
 
 
 if __name__ == "__main__":
