@@ -365,3 +365,43 @@ async def test_a_conditional_parameter_reaches_the_function_only_when_it_applies
 
     result = await lagom_async(train, search(space=space, num_trials=10, seed=4), path=runs, verbose=0)
     assert result.count("finished") == 10 and {t.params["opt"] for t in result.trials} == {"sgd", "adam"}
+
+
+def burst_then_wait(hparams, reporter):
+    """Fifty broadcasts in a tight loop, then computing on (here: waiting until the kernel has
+    every one of them, which only the heartbeat thread's flush can bring about)."""
+    import os
+    import time as _time
+
+    flag = os.path.join(os.path.dirname(reporter.checkpoint_dir), "seen-all")  # makes checkpoints/
+    for step in range(50):
+        reporter.broadcast(metric=float(step), step=step)
+    deadline = _time.monotonic() + 20
+    while not os.path.exists(flag) and _time.monotonic() < deadline:
+        _time.sleep(0.005)
+    return {"score": float(os.path.exists(flag))}
+
+
+async def test_a_burst_of_broadcasts_travels_in_few_messages_and_none_waits_for_the_final(runs):
+    class SeenAll(Observer):
+        def trial_metric(self, view, trial, step, value):
+            if step == 49:
+                (view.path / "checkpoints" / "seen-all").touch()
+
+    messages = []
+
+    def count_metric_messages(view):
+        handle = view._kernel._handlers["metric"]
+
+        def counted(agent, peer, msg):
+            messages.append(len(msg["points"]))
+            handle(agent, peer, msg)
+        view._kernel._handlers["metric"] = counted
+
+    result = await asyncio.wait_for(lagom_async(
+        burst_then_wait, search(num_trials=1, workers=1), path=runs, verbose=0, observers=[SeenAll()],
+        _on_view=count_metric_messages), 30)
+    (t,) = result.trials
+    assert t.result["score"] == 1.0  # the last points arrived while the function still ran
+    assert t.history == [(s, float(s)) for s in range(50)]  # every point, in order
+    assert sum(messages) == 50 and len(messages) < 10

@@ -130,7 +130,7 @@ async def test_a_send_never_leaves_the_receiver_asleep_on_waiting_input(listener
         sender.start()
         sender.join()
         poller = zmq.Poller()  # take in the message's announcement outside the loop (zmq_poll
-        poller.register(listener._sync, zmq.POLLIN)  # processes the socket's commands)...
+        poller.register(listener._sock, zmq.POLLIN)  # processes the socket's commands)...
         assert poller.poll(5000)
         assert listener.send(b"edge", [b"x", b"y"])  # ...then send, as the heartbeat timer does
         batch = await asyncio.wait_for(task, 5)

@@ -1,9 +1,10 @@
 """ZeroMQ transport for ``tcp://``, ``ipc://`` and ``inproc://``: moves lists of frames, nothing more.
 
-The kernel side is a ROUTER on ``zmq.asyncio`` (one socket, every agent, peers told apart by
-routing id). Receiving awaits readiness once, then drains with non-blocking reads on a sync
-shadow of the same socket: awaiting every message costs 4-5x more CPU, and a loop that never
-yields starves timers, so the caller gets batches and yields between them.
+The kernel side is one ROUTER (every agent, peers told apart by routing id) watched by the event
+loop itself: ``loop.add_reader`` on ZeroMQ's file descriptor, a plain future to sleep on, then
+non-blocking reads that drain what has arrived. No zmq.asyncio poll, no task per wakeup:
+awaiting every message costs 4-5x more CPU, and a loop that never yields starves timers, so the
+caller gets batches and yields between them.
 
 The agent side is a plain blocking DEALER, used from one thread.
 
@@ -24,7 +25,6 @@ import threading
 from pathlib import Path
 
 import zmq
-import zmq.asyncio
 import zmq.auth.thread
 
 from .address import Address, parse
@@ -33,7 +33,7 @@ from .curve import Admission, Credentials
 SCHEMES = ("tcp", "ipc", "inproc")
 HWM = 100_000  # absorb bursts of metrics instead of dropping or blocking on them
 _ZMTP_HEARTBEAT_MS = (1000, 3000)  # a backstop under the application heartbeats
-_INPROC: dict[str, zmq.asyncio.Context] = {}
+_INPROC: dict[str, zmq.Context] = {}
 
 
 def _common_options(sock: zmq.Socket, max_size: int, linger_ms: int) -> None:
@@ -51,17 +51,17 @@ class ZmqListener:
     def __init__(self, url: str, *, max_size: int, curve: Credentials | None = None):
         address = parse(url)
         self._owner = zmq.Context()  # this listener's own: its ZAP handler serves it alone
-        self._ctx = zmq.asyncio.Context(shadow=self._owner.underlying)
         self._auth: zmq.auth.thread.ThreadAuthenticator | None = None
         self.admission: Admission | None = None
         self._ipc_path: Path | None = None
-        self._sock = self._ctx.socket(zmq.ROUTER)
+        self._sock = self._owner.socket(zmq.ROUTER)
         _common_options(self._sock, max_size, linger_ms=500)
         if curve is not None and address.scheme == "tcp":
             self._secure(curve)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a gone peer raises, not vanishes
         self.address: Address = self._bind(address)
-        self._sync = zmq.Socket.shadow(self._sock.underlying)
+        self._fd = self._sock.getsockopt(zmq.FD)
+        self._reader: asyncio.AbstractEventLoop | None = None  # the loop watching _fd
         self._wakeup: asyncio.Future | None = None  # set while recv_batch sleeps
         self._closed = False
 
@@ -90,7 +90,7 @@ class ZmqListener:
             self._ipc_path = path
         else:
             self._sock.bind(address.url)
-            _INPROC[address.url] = self._ctx
+            _INPROC[address.url] = self._owner
             return address
         return parse(self._sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
@@ -109,19 +109,30 @@ class ZmqListener:
             batch = self._drain(limit)
             if batch:
                 return batch
+            if self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                continue  # arrived since the drain
             loop = asyncio.get_running_loop()
+            if self._reader is not loop:
+                loop.add_reader(self._fd, self._readable)
+                self._reader = loop
             self._wakeup = loop.create_future()
-            poll = asyncio.ensure_future(self._sock.poll(flags=zmq.POLLIN))
             try:
-                await asyncio.wait({poll, self._wakeup}, return_when=asyncio.FIRST_COMPLETED)
+                await self._wakeup
             finally:
                 self._wakeup = None
-                if not poll.done():
-                    poll.cancel()
+
+    def _readable(self) -> None:
+        """ZeroMQ's descriptor signals a change of state, not a message: reading EVENTS clears
+        the signal (or epoll would call again at once), and says whether input waits."""
+        if self._closed:
+            return
+        if self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN and self._wakeup is not None \
+                and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
     def _drain(self, limit: int) -> list[tuple[bytes, list[bytes]]]:
         out = []
-        recv = self._sync.recv_multipart
+        recv = self._sock.recv_multipart
         try:
             for _ in range(limit):
                 frames = recv(zmq.NOBLOCK)
@@ -133,7 +144,7 @@ class ZmqListener:
     def send(self, peer: bytes, frames: list[bytes]) -> bool:
         """Queue frames for ``peer``; False when the peer is gone or its queue is full."""
         try:
-            self._sync.send_multipart([peer, *frames], zmq.NOBLOCK)
+            self._sock.send_multipart([peer, *frames], zmq.NOBLOCK)
             return True
         except (zmq.Again, zmq.ZMQError):
             return False
@@ -142,13 +153,19 @@ class ZmqListener:
             # commands, which can use up the edge that announced messages already waiting: the
             # receiver would then sleep on a queue that is not empty. Wake it whenever input waits.
             if self._wakeup is not None and not self._wakeup.done() \
-                    and self._sync.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    and self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                 self._wakeup.set_result(None)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._reader is not None and not self._reader.is_closed():
+            try:
+                self._reader.remove_reader(self._fd)
+            except RuntimeError:  # another thread's loop: it stops watching when it closes
+                pass
+            self._reader = None
         self._sock.close(linger=200)
         if self._auth is not None:
             self._auth.stop()
@@ -206,6 +223,8 @@ class ZmqConnection:
         return self._sock in ready, [fd for fd in fds if fd in ready]
 
     def recv_nowait(self) -> list[bytes] | None:
+        if not self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # cheaper than raising Again
+            return None
         try:
             return self._sock.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:

@@ -3,7 +3,8 @@
 ZeroMQ sockets are not shared between threads, so the beat socket has its own routing id (the
 agent's plus ``#beat``) and its own codec. A frozen or vanished process stops beating and the
 kernel declares it lost. The kernel also sends ``kill`` here, the one message that must reach
-an agent whose main thread is stuck in a function that ignores stops.
+an agent whose main thread is stuck in a function that ignores stops. Between beats it sends
+a running trial's coalesced broadcasts that have waited too long (serve.SocketChannel).
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from ..registry import BEAT_SUFFIX
 
 if TYPE_CHECKING:
     from .serve import Agent
+
+
+TICK_S = 0.05  # how often the thread looks for a trial's broadcasts left waiting (agent.flush_stale)
 
 
 class Heartbeat(threading.Thread):
@@ -39,9 +43,10 @@ class Heartbeat(threading.Thread):
         next_beat = time.monotonic() + agent.heartbeat
         try:
             while not self._stop_event.is_set():
-                got = conn.recv(timeout=max(0.0, next_beat - time.monotonic()))
+                got = conn.recv(timeout=max(0.0, min(TICK_S, next_beat - time.monotonic())))
                 if got is not None:
                     self._heard(codec, got)
+                agent.flush_stale()
                 if time.monotonic() >= next_beat:
                     conn.send(frames)
                     next_beat = time.monotonic() + agent.heartbeat

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -29,6 +30,7 @@ from .beat import Heartbeat
 from .cli import RESTARTS_ENV, TOKEN_ENV
 
 PROVIDED = ("hparams", "reporter", "strategy")
+COALESCE_S = 0.002  # broadcasts closer together than this travel together (unjudged trials only)
 
 
 def _devices() -> list[str]:
@@ -96,6 +98,10 @@ class Agent:
         self.inject_bytes: bytes | None = None
         self.names: list[str] = []
         self._last_heard = self._last_hello = time.monotonic()
+        # The main socket is the main thread's; the heartbeat thread may send a running trial's
+        # coalesced broadcasts on it, but only holding this lock, which every use takes.
+        self.wire = threading.Lock()
+        self.channel: SocketChannel | None = None  # the running in-process trial's
         self._handlers: dict[str, Callable[[dict], None]] = {
             "trial": self._on_trial, "welcome": self._on_welcome, "shutdown": self._on_shutdown,
         }  # stop, verdict, abort and heartbeat matter only while a trial runs
@@ -106,7 +112,9 @@ class Agent:
 
     # -- wire -------------------------------------------------------------------------------
     def send(self, msg_type: str, **fields: Any) -> None:
-        self.conn.send(self.codec.encode(msg_type, **fields))
+        frames = self.codec.encode(msg_type, **fields)
+        with self.wire:
+            self.conn.send(frames)
 
     def decode(self, frames: list[bytes]) -> dict | None:
         """The message in ``frames``, or None (dropped and counted) if it is not the kernel's."""
@@ -123,12 +131,25 @@ class Agent:
     def next_message(self) -> dict | None:
         """The next message from the kernel, or None after one heartbeat interval of silence;
         raises KernelGone once it has been silent for ``patience`` seconds."""
-        frames = self.conn.recv(timeout=self.heartbeat)
+        with self.wire:
+            frames = self.conn.recv(timeout=self.heartbeat)
         if frames is not None:
             return self.decode(frames)
         if time.monotonic() - self._last_heard > self.patience:
             raise KernelGone(f"the kernel at {self.url} has been silent for {self.patience:.0f}s; leaving")
         return None
+
+    def flush_stale(self) -> None:
+        """From the heartbeat thread: send a running trial's coalesced broadcasts that have
+        waited longer than COALESCE_S (its function went on computing after a burst)."""
+        channel = self.channel
+        if channel is None or not channel.pending or not self.wire.acquire(blocking=False):
+            return
+        try:
+            if channel is self.channel and channel.pending and time.monotonic() - channel.pending_since >= COALESCE_S:
+                channel.flush()
+        finally:
+            self.wire.release()
 
     @property
     def quiet(self) -> bool:
@@ -256,11 +277,11 @@ class Agent:
     def _run_here(self, msg: dict) -> None:
         """A trial in this warm process, with the single-device strategy."""
         tid = msg["trial"]
-        reporter = Reporter(tid, SocketChannel(self, tid, msg["verdicts"]), msg["checkpoint"],
-                            msg["parent_checkpoint"], metric=msg["metric"])
+        channel = SocketChannel(self, tid, msg["verdicts"])
+        reporter = Reporter(tid, channel, msg["checkpoint"], msg["parent_checkpoint"], metric=msg["metric"])
         available = {"hparams": execute.hparams_of(msg), "reporter": reporter, "strategy": self._single,
                      **self._data}
-        self.current = tid
+        self.current, self.channel = tid, channel
         try:
             if self._injector is not None and any(n not in available for n in self.names):
                 available.update(self._injector.provide(msg["extra"]))
@@ -275,7 +296,9 @@ class Agent:
                 self._log(f"the kernel went quiet during trial {tid}; left it, and will say hello again")
                 return
         finally:
-            self.current = None
+            self.current = self.channel = None
+            with self.wire:
+                channel.flush()  # every broadcast reaches the kernel before the final
         self.send("final", **final)
 
 
@@ -283,30 +306,63 @@ class SocketChannel:
     """A trial on the agent's own thread reaches the kernel over the agent's socket.
 
     With ``verdicts`` (an early-stopping rule judges this trial) each broadcast waits for the
-    kernel's answer to it, about one round trip; otherwise a broadcast costs one send, and a
-    stop pushed by the kernel is picked up, without blocking, at the next broadcast.
+    kernel's answer to it, about one round trip. Otherwise a broadcast costs one send, and a
+    stop pushed by the kernel is picked up, without blocking, at the next broadcast; broadcasts
+    that follow each other within COALESCE_S travel as one message (a trial that reports every
+    step of a fast loop costs the kernel one message per burst, not one per step), sent at the
+    next broadcast after that, before the final, or by the heartbeat thread within a tick.
     """
 
     def __init__(self, agent: Agent, trial_id: int, verdicts: bool):
         self._agent, self._trial, self._verdicts = agent, trial_id, verdicts
         self._stopped = False
+        self.pending: list[list] = []
+        self.pending_since = 0.0
+        self._last_sent = 0.0
 
     def send_metric(self, step: float, value: float | None, named: dict[str, float] | None = None) -> None:
         agent = self._agent
-        agent.send("metric", trial=self._trial, points=[[step, value, named] if named else [step, value]])
+        point = [step, value, named] if named else [step, value]
         if self._verdicts:
+            agent.send("metric", trial=self._trial, points=[point])
             while not self._take(agent.next_message()):
                 if agent.quiet:  # the kernel died or cannot hear us: no verdict is coming
                     raise KernelAway(f"no verdict for trial {self._trial}")
+            return
+        now = time.monotonic()
+        with agent.wire:
+            if not self.pending:
+                if now - self._last_sent >= COALESCE_S:
+                    self.pending.append(point)
+                    self.flush(now)
+                    return
+                self.pending_since = now
+            self.pending.append(point)
+            if now - self.pending_since >= COALESCE_S:
+                self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        """Send the coalesced broadcasts (the caller holds the agent's wire lock)."""
+        if self.pending:
+            points, self.pending = self.pending, []
+            self._agent.conn.send(self._agent.codec.encode("metric", trial=self._trial, points=points))
+            self._last_sent = time.monotonic() if now is None else now
 
     def send_log(self, lines: list[str]) -> None:
-        self._agent.send("log", trial=self._trial, lines=lines)
+        agent = self._agent
+        frames = agent.codec.encode("log", trial=self._trial, lines=lines)
+        with agent.wire:
+            self.flush()
+            agent.conn.send(frames)
 
     def stop_requested(self) -> bool:
-        conn = self._agent.conn
-        while (frames := conn.recv_nowait()) is not None:
-            self._take(self._agent.decode(frames))
-        return self._stopped
+        agent = self._agent
+        while True:
+            with agent.wire:
+                frames = agent.conn.recv_nowait()
+            if frames is None:
+                return self._stopped
+            self._take(agent.decode(frames))
 
     def _take(self, msg: dict | None) -> bool:
         """Act on a message that arrived during the trial; True if it is this broadcast's verdict."""
