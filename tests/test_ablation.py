@@ -190,3 +190,182 @@ def test_the_ablation_function_runs_unchanged_in_single_and_search(runs):
     res = lagom(ablation_wine.train, HyperparameterSearch(space, num_trials=2, metric="loss", direction="min",
                                                           workers=1, study=s), path=runs, verbose=0)
     assert res.count("finished") == 2
+
+
+# -- layers of any flax.nnx model --------------------------------------------------------------
+def cnn_study():
+    sys.path.insert(0, str(ROOT / "examples"))
+    import ablation_cnn_digits
+
+    return ablation_cnn_digits, ablation_cnn_digits.make_study()
+
+
+def test_a_model_of_named_layers_is_rebuilt_for_the_shapes_left():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    _, s = cnn_study()
+    Ablation(s, metric="accuracy")  # every variant checked when the study is built
+    inject = s.injector()
+    for dropped, names in [((), ("conv1", "block", "pool", "flatten", "dense1", "dense2", "out")),
+                           (("pool",), ("conv1", "block", "flatten", "dense1", "dense2", "out")),
+                           (("dense1", "dense2"), ("conv1", "block", "pool", "flatten", "out"))]:
+        net = inject.provide({"layers": list(dropped)})["model"](nnx.Rngs(0))
+        assert net.layer_names == names and net(jnp.zeros((2, 8, 8, 1))).shape == (2, 10)
+    full = inject.provide({})["model"](nnx.Rngs(0))
+    no_pool = inject.provide({"layers": ["pool"]})["model"](nnx.Rngs(0))
+    assert full.layers[4].layers[0].in_features == 4 * 4 * 16 and no_pool.layers[3].layers[0].in_features == 8 * 8 * 16
+
+
+@pytest.mark.parametrize("leave_out, fragment", [
+    (["flatten"], r"leaving out layer 'flatten' changes the model's output shape from \(10,\) to \(4, 4, 10\)"),
+    (["conv1"], r"leaving out layer 'conv1' breaks the model: layer 'block' cannot take inputs of shape "
+                r"\(8, 8, 1\).*must keep its input's shape"),
+])
+def test_leaving_out_a_layer_the_shapes_cannot_follow_fails_when_the_study_is_built(leave_out, fragment):
+    _, s = cnn_study()
+    s.model.layers.include(*leave_out)
+    with pytest.raises(ConfigError, match=fragment):
+        Ablation(s, metric="accuracy")
+
+
+def test_a_model_of_named_layers_needs_its_input_shape_and_takes_the_users_own_layers():
+    from contexts.ablation.layers import Dense
+
+    s = AblationStudy()
+    s.model.set_base_model_generator([("a", Dense(4)), ("b", lambda shape, rngs: (lambda x: x * 2)), ("out", Dense(2))])
+    s.model.layers.include("b")
+    with pytest.raises(ConfigError, match="input_shape"):
+        Ablation(s)
+    s.model.set_base_model_generator([("a", Dense(4)), ("b", lambda shape, rngs: (lambda x: x * 2)), ("out", Dense(2))],
+                                     input_shape=(3,))
+    assert Ablation(s).controller().total == 2
+
+
+# -- features that are several columns ---------------------------------------------------------
+def test_a_feature_group_is_left_out_whole():
+    t = dict(table(), color_red=np.zeros(30), color_blue=np.ones(30))
+    s = AblationStudy(dataset=t, label="target")
+    s.features.include("a")
+    s.features.include_groups(prefix="color_", name="color")
+    s.features.include_groups(["b", "c"])
+    labels = [(c.label, c.features) for c in components(s)]
+    assert labels == [("baseline", ()), ("feature a", ("a",)), ("features color", ("color_red", "color_blue")),
+                      ("features b+c", ("b", "c"))]
+    gen = s.injector().provide({"features": ["color_red", "color_blue"]})["dataset"]
+    assert gen.features == ["a", "b", "c"] and gen()[0].shape == (30, 3)
+    with pytest.raises(ConfigError, match="no feature name starts with 'size_'"):
+        s.features.include_groups(prefix="size_")
+        Ablation(s)
+
+
+def test_a_dataframe_with_a_one_hot_group():
+    pd = pytest.importorskip("pandas")
+    frame = pd.get_dummies(pd.DataFrame({"a": np.arange(6.0), "kind": list("xyzxyz"), "target": [0, 1] * 3}),
+                           columns=["kind"], dtype=float)
+    s = AblationStudy(dataset=frame, label="target")
+    s.features.include_groups(prefix="kind_", name="kind")
+    (_, group) = components(s)
+    assert group.features == ("kind_x", "kind_y", "kind_z")
+    assert s.injector().provide({"features": list(group.features)})["dataset"]()[0].shape == (6, 1)
+
+
+# -- repeats and intervals ---------------------------------------------------------------------
+def test_effects_are_paired_by_seed_with_a_t_interval():
+    from contexts.ablation.ranking import interval, rank
+    from kernel.direction import Direction
+    from kernel.trials import Trial
+
+    def t(i, label, seed, metric, state="finished"):
+        kind = "baseline" if label == "baseline" else "feature"
+        return Trial(i, {}, state=state, metric=metric, info={"ablated": label, "kind": kind, "seed": seed})
+
+    base = [0.90, 0.80, 0.85]  # seeds differ a lot; the pairing cancels it
+    trials = [t(s, "baseline", s, m) for s, m in enumerate(base)]
+    trials += [t(3 + s, "feature big", s, m - 0.10) for s, m in enumerate(base)]
+    trials += [t(6 + s, "feature none", s, m + d) for s, (m, d) in enumerate(zip(base, [0.01, -0.01, 0.0]))]
+    trials += [t(9, "feature broken", 0, None, "failed")]
+    baseline, rows = rank(trials, Direction.MAX)
+    assert baseline == {0: 0.90, 1: 0.80, 2: 0.85}
+    big, none, broken = rows
+    assert big["component"] == "feature big" and big["effect"] == pytest.approx(-0.10)
+    assert big["ci"] == pytest.approx([-0.10, -0.10]) and big["significant"] is True
+    assert none["significant"] is False and none["ci"][0] < 0 < none["ci"][1] and none["repeats"] == 3
+    assert broken["effect"] is None and broken["ci"] is None
+    lo, hi = interval([1.0, 2.0, 3.0, 4.0, 5.0])  # mean 3, sd 1.58, t(4) = 2.776
+    assert (lo, hi) == pytest.approx((3 - 2.776 * 1.5811 / 5 ** 0.5, 3 + 2.776 * 1.5811 / 5 ** 0.5), rel=1e-4)
+
+
+def test_repeats_run_every_component_with_every_seed():
+    s = study()
+    s.features.include("a")
+    controller = Ablation(s, metric="loss", repeats=3, hparams={"lr": 0.1, "seed": 10}).controller()
+    from kernel.controller import DONE
+
+    specs = list(iter(lambda: controller.next_trial(0), DONE))
+    assert controller.total == 6 and len(specs) == 6
+    assert [(sp.info["ablated"], sp.params["seed"]) for sp in specs] == [
+        ("baseline", 10), ("feature a", 10), ("baseline", 11), ("feature a", 11), ("baseline", 12), ("feature a", 12)]
+    assert all(sp.params["lr"] == 0.1 and sp.info["seed"] == sp.params["seed"] for sp in specs)
+    with pytest.raises(ConfigError, match="repeats"):
+        Ablation(s, metric="loss", repeats=0)
+
+
+def signal_table(seed=0, n=400):
+    rng = np.random.default_rng(seed)
+    t = {k: rng.normal(size=n) for k in ("strong", "weak", "noise_a", "noise_b")}
+    t["y"] = 3 * t["strong"] + 0.7 * t["weak"] + rng.normal(size=n)
+    return t
+
+
+def fit_linear(dataset, hparams, reporter):
+    """Least squares by gradient descent (JAX) on a seed's split; the validation MSE."""
+    import jax
+    import jax.numpy as jnp
+
+    x, y = dataset()
+    idx = np.random.default_rng(hparams["seed"]).permutation(len(y))
+    tr, va = idx[:300], idx[300:]
+    xt, yt = jnp.asarray(x[tr]), jnp.asarray(y[tr], jnp.float32)
+
+    def loss(p, x, y):
+        return jnp.mean((x @ p["w"] + p["b"] - y) ** 2)
+
+    @jax.jit
+    def fit(p):
+        def step(p, _):
+            g = jax.grad(loss)(p, xt, yt)
+            return jax.tree_util.tree_map(lambda a, b: a - 0.1 * b, p, g), None
+        return jax.lax.scan(step, p, None, length=300)[0]
+
+    p = fit({"w": jnp.zeros(x.shape[1]), "b": jnp.zeros(())})
+    mse = float(loss(p, jnp.asarray(x[va]), jnp.asarray(y[va], jnp.float32)))
+    reporter.broadcast(metric=mse, step=0)
+    return {"mse": mse}
+
+
+@pytest.mark.slow
+def test_repeats_tell_a_strong_and_a_weak_feature_from_noise_on_real_agents(runs):
+    s = AblationStudy(dataset=signal_table(), label="y")
+    s.features.include_all()
+    result = lagom(fit_linear, Ablation(s, direction="min", metric="mse", workers=2, repeats=5), path=runs, verbose=0)
+    assert len(result.trials) == 25 and result.count("finished") == 25
+    by = {r["component"]: r for r in result.ranking}
+    assert result.ranking[0]["component"] == "feature strong" and result.ranking[1]["component"] == "feature weak"
+    assert by["feature strong"]["significant"] and by["feature weak"]["significant"]
+    assert by["feature noise_a"]["significant"] is False and by["feature noise_b"]["significant"] is False
+    assert all(r["repeats"] == 5 and r["ci"][0] <= r["effect"] <= r["ci"][1] for r in result.ranking)
+    saved = json.loads((result.path / "result.json").read_text())
+    assert saved["ranking"][0]["ci"] == pytest.approx(by["feature strong"]["ci"]) and saved["repeats"] == 5
+    assert "indistinguishable from zero" in str(result)
+    assert (result.path / "ablation.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_a_cnn_ablation_runs_end_to_end_on_real_agents(runs):
+    example, s = cnn_study()
+    result = lagom(example.train, Ablation(s, direction="max", metric="accuracy", workers=2, hparams={"epochs": 3}),
+                   path=runs, verbose=0)
+    assert result.count("finished") == 5 and result.baseline > 0.8
+    assert {r["component"] for r in result.ranking} == {"layer block", "layer pool", "layer dense1", "group dense layers"}
+    assert all(r["metric"] > 0.3 for r in result.ranking)  # every variant trains

@@ -16,11 +16,18 @@ def ranking_chart(ranking: list[dict], baseline: float, metric: str, path: Path)
     rows = [r for r in ranking if r["effect"] is not None][::-1]  # most important at the top
     fig, ax = plt.subplots(figsize=(7, 0.45 * max(3, len(rows)) + 1.2))
     effects = [r["effect"] for r in rows]
-    ax.barh([r["component"] for r in rows], effects,
-            color=["#c0392b" if e < 0 else "#2e86c1" for e in effects])
+    # 95% intervals as error bars (repeated studies); a component whose interval holds zero is grey
+    errors = [[r["effect"] - r["ci"][0] if r.get("ci") else 0.0 for r in rows],
+              [r["ci"][1] - r["effect"] if r.get("ci") else 0.0 for r in rows]]
+    colors = ["#aab7b8" if r.get("significant") is False else "#c0392b" if e < 0 else "#2e86c1"
+              for r, e in zip(rows, effects)]
+    ax.barh([r["component"] for r in rows], effects, color=colors,
+            xerr=errors if any(r.get("ci") for r in rows) else None, capsize=3)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel(f"{metric} without the component - baseline ({baseline:.4g})")
-    ax.set_title("Ablation: effect of leaving each component out")
+    repeats = max((r.get("repeats", 1) for r in rows), default=1)
+    ax.set_title("Ablation: effect of leaving each component out"
+                 + (f"\n(mean of {repeats} seeds, 95% interval; grey: indistinguishable from zero)" if repeats > 1 else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

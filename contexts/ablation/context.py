@@ -1,8 +1,10 @@
 """``Ablation``: the study's trials, the baseline first, each reported against the baseline.
 
 The ablator plugin (``lagom.ablators``, default ``loco``) lists the components; each becomes one
-trial whose ``dataset`` and ``model`` generators leave that component out. At the end, the
-components are ranked by effect (the metric without the component minus the baseline's), in
+trial whose ``dataset`` and ``model`` generators leave that component out (``repeats=k``: k
+trials, with seeds ``seed``, ``seed+1``, ..., in ``hparams["seed"]``, the baseline's alike). At
+the end, the components are ranked by effect (the metric without the component minus the
+baseline's, paired by seed, with a 95% interval when repeated: ranking.py), in
 ``result.ranking``, in result.json, and as ``ablation.png`` in the experiment folder.
 """
 from __future__ import annotations
@@ -16,22 +18,35 @@ from plugins.registry import PluginError, resolve
 from ..base import ConfigError, Context, check_direction, check_int
 from ..single import TrialFailed
 from .chart import ranking_chart
+from .ranking import rank
 from .study import AblationStudy
 
 
 class _AblationController(Controller):
-    """One trial per component the ablator lists, the baseline first, all with the same hparams."""
+    """One trial per component the ablator lists and seed, the baseline first, all with the
+    same hparams (and, repeated, each seed's ``seed``)."""
 
-    def __init__(self, ablator: Ablator, hparams: dict, metric: str, direction: str):
+    def __init__(self, ablator: Ablator, hparams: dict, metric: str, direction: str, repeats: int = 1):
         self.ablator, self.hparams, self.metric, self.direction = ablator, hparams, metric, direction
-        self.total = ablator.count()
+        self.repeats = repeats
+        self.total = ablator.count() * repeats
+        self._components: list | None = None
+        self._issued = 0
 
     def next_trial(self, trial_id: int):
-        component = self.ablator.next_trial()
-        if component is None:
+        if self._components is None:  # the ablator's list, once, then every seed of it in turn
+            self._components = list(iter(self.ablator.next_trial, None))
+        n = len(self._components)
+        if self._issued >= n * self.repeats:
             return DONE
-        return TrialSpec(dict(self.hparams), info={"ablated": component.label, "kind": component.kind},
-                         extra=component.to_extra())
+        seed, component = divmod(self._issued, n)
+        self._issued += 1
+        component = self._components[component]
+        hparams = dict(self.hparams, **dict(component.hparams))
+        info = {"ablated": component.label, "kind": component.kind}
+        if self.repeats > 1:
+            hparams["seed"] = info["seed"] = self.hparams.get("seed", 0) + seed
+        return TrialSpec(hparams, info=info, extra=component.to_extra())
 
     def score(self, result: Any) -> float | None:
         if isinstance(result, dict):
@@ -54,12 +69,14 @@ class Ablation(Context):
 
     def __init__(self, study: AblationStudy, ablator: Any = "loco", *, direction: str = "max",
                  metric: str = "metric", workers: int = 2, hparams: dict[str, Any] | None = None,
-                 launcher: Any = "local", name: str | None = None):
+                 launcher: Any = "local", name: str | None = None, repeats: int = 1):
         owner = "Ablation"
         if not isinstance(study, AblationStudy):
             raise ConfigError(f"{owner}(study=...) needs a contexts.AblationStudy, got {type(study).__name__}")
         study.validate()
         check_int("workers", workers, 0, owner)
+        check_int("repeats", repeats, 1, owner)
+        self.repeats = repeats
         self.direction = check_direction(direction, owner)
         if not isinstance(metric, str) or not metric:
             raise ConfigError(f"{owner}(metric={metric!r}): the name of a returned value, e.g. 'accuracy'")
@@ -78,7 +95,7 @@ class Ablation(Context):
         except PluginError as exc:
             raise ConfigError(str(exc)) from None
         ablator.setup(self.study)
-        return _AblationController(ablator, self.hparams, self.metric, self.direction)
+        return _AblationController(ablator, self.hparams, self.metric, self.direction, self.repeats)
 
     def controller(self) -> Controller:
         return self._build()
@@ -87,28 +104,33 @@ class Ablation(Context):
         return self.study.injector()
 
     def finish(self, result):
-        base = next((t for t in result.trials if t.info.get("kind") == "baseline"), None)
-        if base is None or base.state != "finished" or base.metric is None:
+        bases = [t for t in result.trials if t.info.get("kind") == "baseline"]
+        baseline, rows = rank(result.trials, self.direction)
+        if not baseline:
+            base = bases[0] if bases else None
             why = base.error if base is not None else "it did not run"
             raise TrialFailed(f"the ablation's baseline failed, so nothing can be compared: {why}\n\n"
                               f"{(base.traceback if base is not None else '') or ''}", result)
-        rows = []
-        for t in result.trials:
-            if t is base:
-                continue
-            ok = t.state == "finished" and t.metric is not None
-            rows.append({"component": t.info["ablated"], "kind": t.info["kind"], "trial": t.id,
-                         "metric": t.metric if ok else None,
-                         "effect": (t.metric - base.metric) if ok else None, "state": t.state})
-        sign = self.direction.sign
-        # Most important first: leaving it out hurts the most. Failed trials go last.
-        rows.sort(key=lambda r: (r["effect"] is None, sign * (r["effect"] or 0.0), r["trial"]))
-        chart = ranking_chart(rows, base.metric, self.metric, result.path / "ablation.png")
-        result.extras.update(ranking=rows, baseline=base.metric, ablation_chart=str(chart) if chart else None)
-        result.notes.append(f"  baseline {self.metric} = {base.metric:.4g}; effect of leaving out, "
-                            f"most important first:")
+        base_metric = sum(baseline.values()) / len(baseline)
+        chart = ranking_chart(rows, base_metric, self.metric, result.path / "ablation.png")
+        result.extras.update(ranking=rows, baseline=base_metric, baseline_by_seed=baseline, repeats=self.repeats,
+                             ablation_chart=str(chart) if chart else None)
+        runs = f", mean of {len(baseline)} seeds" if self.repeats > 1 else ""
+        result.notes.append(f"  baseline {self.metric} = {base_metric:.4g}{runs}; effect of leaving out, "
+                            f"most important first" + (" (95% interval, paired by seed):" if self.repeats > 1 else ":"))
         for r in rows:
-            effect = "failed" if r["effect"] is None else f"{r['effect']:+.4f}"
-            result.notes.append(f"    {r['component']:<28s} {effect}")
+            result.notes.append(f"    {r['component']:<28s} {_effect_text(r)}")
+        if self.repeats == 1:
+            result.notes.append("  (one run each: repeats=5 gives intervals that tell effects from noise)")
         result.save()
         return result
+
+
+def _effect_text(row: dict) -> str:
+    if row["effect"] is None:
+        return "failed"
+    if row["ci"] is None:
+        return f"{row['effect']:+.4f}"
+    lo, hi = row["ci"]
+    verdict = "" if row["significant"] else "  indistinguishable from zero"
+    return f"{row['effect']:+.4f}  [{lo:+.4f}, {hi:+.4f}]{verdict}"

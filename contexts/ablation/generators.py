@@ -55,9 +55,22 @@ class LayerSpec:
     activation: str = "relu"
 
 
-def parse_layers(layers: Sequence[Any]) -> list[LayerSpec]:
-    """``[("hidden_1", 64), ("out", 3, "linear")]`` or LayerSpec values; the last layer is linear
-    unless it says otherwise."""
+@dataclass(frozen=True)
+class NamedLayer:
+    """A layer of any flax.nnx model: ``factory(shape, rngs)`` builds it for its input shape
+    (contexts/ablation/layers.py has Conv, Pool, Dense, Dropout, norms, Residual)."""
+
+    name: str
+    factory: Callable
+
+
+def parse_layers(layers: Sequence[Any]) -> list[LayerSpec] | list[NamedLayer]:
+    """``[("hidden_1", 64), ("out", 3, "linear")]`` or LayerSpec values (an MLP; the last layer
+    is linear unless it says otherwise), or ``[("conv1", Conv(16)), ..., ("out", Dense(10))]``:
+    layers built by factories, any model. In the second form a ``(name, units)`` entry is a
+    Dense layer."""
+    if any(isinstance(item, (tuple, list)) and len(item) == 2 and callable(item[1]) for item in layers):
+        return _named_layers(layers)
     specs = []
     for i, item in enumerate(layers):
         if isinstance(item, LayerSpec):
@@ -65,7 +78,8 @@ def parse_layers(layers: Sequence[Any]) -> list[LayerSpec]:
             continue
         if not isinstance(item, (tuple, list)) or len(item) not in (2, 3) or not isinstance(item[0], str) \
                 or not isinstance(item[1], int) or item[1] < 1:
-            raise ValueError(f"layer {i}: expected (name, units) or (name, units, activation), got {item!r}")
+            raise ValueError(f"layer {i}: expected (name, units), (name, units, activation) or (name, "
+                             f"factory) such as ('conv1', Conv(16)), got {item!r}")
         act = item[2] if len(item) == 3 else ("linear" if i == len(layers) - 1 else "relu")
         if act not in ACTIVATIONS:
             raise ValueError(f"layer {item[0]!r}: unknown activation {act!r}; use one of {', '.join(ACTIVATIONS)}")
@@ -76,6 +90,32 @@ def parse_layers(layers: Sequence[Any]) -> list[LayerSpec]:
     if len(specs) < 2:
         raise ValueError("a base model needs at least two layers (an input layer and an output layer)")
     return specs
+
+
+def _named_layers(layers: Sequence[Any]) -> list[NamedLayer]:
+    from .layers import Dense
+
+    out = []
+    for i, item in enumerate(layers):
+        if isinstance(item, NamedLayer):
+            out.append(item)
+        elif isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str) and callable(item[1]):
+            out.append(NamedLayer(item[0], item[1]))
+        elif isinstance(item, (tuple, list)) and len(item) in (2, 3) and isinstance(item[0], str) \
+                and isinstance(item[1], int) and item[1] >= 1:
+            act = item[2] if len(item) == 3 else None
+            out.append(NamedLayer(item[0], Dense(item[1], None if act == "linear" else act)))
+        else:
+            raise ValueError(f"layer {i}: expected (name, factory), e.g. ('conv1', Conv(16)), or (name, units), "
+                             f"got {item!r}")
+    names = [n.name for n in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"layer names repeat: {names}")
+    return out
+
+
+def is_named(base: Any) -> bool:
+    return isinstance(base, list) and bool(base) and isinstance(base[0], NamedLayer)
 
 
 def build_mlp(specs: Sequence[LayerSpec], n_in: int, rngs: Any):
@@ -110,13 +150,15 @@ class ModelGenerator:
     the set of layer names to leave out. A custom generator is called as ``fn(*args, **kwargs)``.
     """
 
-    def __init__(self, base: Sequence[LayerSpec] | Callable | None, dropped: Sequence[str] = (),
-                 custom: Callable | None = None, custom_name: str | None = None, n_in: int | None = None):
+    def __init__(self, base: Sequence[LayerSpec] | Sequence[NamedLayer] | Callable | None, dropped: Sequence[str] = (),
+                 custom: Callable | None = None, custom_name: str | None = None, n_in: int | None = None,
+                 input_shape: tuple[int, ...] | None = None):
         self._base = base
         self.dropped = frozenset(dropped)
         self._custom = custom
         self.custom_name = custom_name
         self._n_in = n_in
+        self.input_shape = input_shape
 
     @property
     def layers(self) -> list[str]:
@@ -137,6 +179,14 @@ class ModelGenerator:
 
             rngs = nnx.Rngs(0)
         width = n_in or self._n_in
+        if is_named(self._base):
+            from .layers import build_sequential
+
+            shape = self.input_shape or ((width,) if width is not None else None)
+            if shape is None:
+                raise ValueError("the model's input shape is unknown: set_base_model_generator(..., input_shape=...)")
+            kept = [(s.name, s.factory) for s in self._base if s.name not in self.dropped]
+            return build_sequential(kept, shape, rngs)[0]
         if width is None:
             raise ValueError("the model's input width is unknown: pass n_in=, or give the study a dataset")
         return build_mlp([s for s in self._base if s.name not in self.dropped], width, rngs)
@@ -153,9 +203,10 @@ class StudyInjector(Injector):
 
     provides = frozenset({"dataset", "model"})
 
-    def __init__(self, source, label, features, base_model, custom_generators):
+    def __init__(self, source, label, features, base_model, custom_generators, input_shape=None):
         self.source, self.label, self.features = source, label, list(features)
         self.base_model, self.custom = base_model, dict(custom_generators)
+        self.input_shape = input_shape
 
     def provide(self, extra: dict[str, Any] | None) -> dict[str, Any]:
         extra = extra or {}
@@ -165,5 +216,6 @@ class StudyInjector(Injector):
         name = extra.get("model")
         model = ModelGenerator(self.base_model, extra.get("layers", ()),
                                custom=self.custom.get(name) if name else None, custom_name=name,
-                               n_in=dataset.n_features if dataset is not None else None)
+                               n_in=dataset.n_features if dataset is not None else None,
+                               input_shape=getattr(self, "input_shape", None))
         return {"dataset": dataset, "model": model}

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 
 from ..base import ConfigError
-from .generators import LayerSpec, StudyInjector, parse_layers
+from .generators import LayerSpec, StudyInjector, is_named, parse_layers
 
 
 def _table(dataset: Any, label: str | None) -> "tuple[dict[str, np.ndarray] | Callable | None, list[str]]":
@@ -45,6 +45,21 @@ class Features:
     def __init__(self, names: list[str]):
         self._names = names
         self.included: list[str] = []
+        self._groups: list[tuple[str, list[str] | None, str | None]] = []  # (name, members, prefix)
+
+    def include_groups(self, *groups: Sequence[str], prefix: str | None = None, name: str | None = None) -> "Features":
+        """Columns that are one feature (a one-hot encoding, a sensor's three axes), left out
+        together in one trial; ``prefix=`` groups every column whose name starts with it."""
+        for members in groups:
+            members = list(members)
+            self._groups.append((name or "+".join(members), members, None))
+        if prefix is not None:
+            self._groups.append((name or f"{prefix}*", None, prefix))
+        return self
+
+    def groups(self) -> dict[str, list[str]]:
+        return {name: [n for n in self._names if n.startswith(prefix)] if prefix is not None else list(members)
+                for name, members, prefix in self._groups}
 
     def include(self, *names: str) -> "Features":
         for name in _flatten(names):
@@ -64,6 +79,13 @@ class Features:
         unknown = [n for n in self.included if n not in known]
         if unknown:
             raise ConfigError(f"features {unknown} are not in the data set; its features: {', '.join(known)}")
+        for gname, members, prefix in self._groups:
+            if prefix is not None and not any(k.startswith(prefix) for k in known):
+                raise ConfigError(f"no feature name starts with {prefix!r}; the data set's features: {', '.join(known)}")
+            missing = [m for m in members or [] if m not in known]
+            if missing:
+                raise ConfigError(f"features {missing} of group {gname!r} are not in the data set; its features: "
+                                  f"{', '.join(known)}")
 
 
 class Layers:
@@ -100,7 +122,9 @@ class Layers:
             out[name] = [n for n in known if n.startswith(prefix)] if prefix is not None else list(members)
         return out
 
-    def validate(self, known: list[str] | None) -> None:
+    def validate(self, known: list[str] | None, edges: bool = True) -> None:
+        """``edges``: the first and last layer may not be left out (an MLP's input and output);
+        a model of named layers is checked by its shapes instead."""
         self._known = known
         if known is None:  # a function builds the model: its layer names cannot be checked
             if any(p is not None for _, _, p in self._groups):
@@ -120,7 +144,7 @@ class Layers:
                     raise ConfigError(f"layer {m!r} of group {gname!r} is not in the base model; its layers: {listing}")
         for gname, members in [(n, [n]) for n in self.included] + list(self.groups().items()):
             for m in members:
-                if m in edge:
+                if edges and m in edge:
                     raise ConfigError(
                         f"the {edge[m]} layer {m!r} cannot be left out (in {gname!r}): the model "
                         f"would lose its {'input' if edge[m] == 'first' else 'output'}; leave out "
@@ -133,10 +157,19 @@ class ModelSpec:
         self.base: list[LayerSpec] | Callable | None = None
         self._function_layers: list[str] | None = None
         self.custom_generators: dict[str, Callable] = {}
+        self.input_shape: tuple[int, ...] | None = None
 
-    def set_base_model_generator(self, generator: Sequence[Any] | Callable, layers: Sequence[str] | None = None):
-        """An ordered list of named layers ``[(name, units[, activation]), ...]``, or a function
+    def set_base_model_generator(self, generator: Sequence[Any] | Callable, layers: Sequence[str] | None = None,
+                                 input_shape: Sequence[int] | None = None):
+        """An ordered list of named layers: ``[(name, units[, activation]), ...]`` (an MLP), or
+        ``[(name, factory), ...]`` for any flax.nnx model (``("conv1", Conv(16))``, see
+        contexts/ablation/layers.py) with ``input_shape`` the shape of one example; or a function
         ``fn(dropped_layer_names, *args, **kwargs)`` that builds the model (``layers=`` names them)."""
+        if input_shape is not None:
+            if not isinstance(input_shape, (tuple, list)) or not all(isinstance(d, int) and d > 0 for d in input_shape):
+                raise ConfigError(f"set_base_model_generator(input_shape={input_shape!r}): the shape of one "
+                                  f"example, e.g. (8, 8, 1)")
+            self.input_shape = tuple(input_shape)
         if callable(generator):
             self.base = generator
             self._function_layers = list(layers) if layers is not None else None
@@ -161,6 +194,33 @@ class ModelSpec:
         if isinstance(self.base, list):
             return [s.name for s in self.base]
         return self._function_layers
+
+    def check_variants(self, n_features: int | None) -> None:
+        """For a model of named layers: every variant the study asks for must build, with the
+        baseline's output shape; else a ConfigError names the component and the shapes."""
+        if not is_named(self.base):
+            return
+        shape = self.input_shape or ((n_features,) if n_features else None)
+        if shape is None:
+            raise ConfigError("set_base_model_generator([... layers ...], input_shape=...): give the shape of "
+                              "one example, e.g. input_shape=(8, 8, 1)")
+        from .layers import LayerError, abstract_output_shape
+
+        def out(dropped: set[str], what: str):
+            kept = [(s.name, s.factory) for s in self.base if s.name not in dropped]
+            try:
+                return abstract_output_shape(kept, shape)
+            except LayerError as exc:
+                raise ConfigError(f"{what} breaks the model: {exc}") from None
+
+        full = out(set(), "the base model itself")
+        variants = [(f"leaving out layer {n!r}", {n}) for n in self.layers.included]
+        variants += [(f"leaving out group {g!r} ({', '.join(m)})", set(m)) for g, m in self.layers.groups().items()]
+        for what, dropped in variants:
+            got = out(dropped, what)
+            if got != full:
+                raise ConfigError(f"{what} changes the model's output shape from {full} to {got}: leave out "
+                                  f"layers whose neighbours still fit, or group them with the ones they need")
 
 
 class AblationStudy:
@@ -187,11 +247,13 @@ class AblationStudy:
         if (self.model.layers.included or self.model.layers._groups) and self.model.base is None:
             raise ConfigError("layers are included but the study has no base model: call "
                               "study.model.set_base_model_generator(...)")
-        self.model.layers.validate(self.model.layer_names)
+        self.model.layers.validate(self.model.layer_names, edges=not is_named(self.model.base))
+        if self.model.layers.included or self.model.layers._groups:
+            self.model.check_variants(len(self.feature_names) or None)
 
     def injector(self) -> StudyInjector:
         return StudyInjector(self.source, self.label, self.feature_names, self.model.base,
-                             self.model.custom_generators)
+                             self.model.custom_generators, self.model.input_shape)
 
     def __repr__(self) -> str:
         return (f"AblationStudy(features={self.features.included}, layers={self.model.layers.included}, "

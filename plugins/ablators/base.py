@@ -15,11 +15,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Component:
-    kind: str  # "baseline", "feature", "layer", "group", "model"
+    kind: str  # "baseline", "feature", "features" (a group), "layer", "group", "model", or a plugin's own
     name: str
     features: tuple[str, ...] = ()  # features left out of the data set
     layers: tuple[str, ...] = ()    # layers left out of the model
     model: str | None = None        # a custom model generator, by name
+    hparams: tuple[tuple[str, Any], ...] = ()  # hyperparameters this trial overrides (a plugin's kind)
 
     @property
     def label(self) -> str:
@@ -27,7 +28,7 @@ class Component:
 
     def to_extra(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "features": list(self.features),
-                "layers": list(self.layers), "model": self.model}
+                "layers": list(self.layers), "model": self.model}  # hparams travel as the trial's own
 
 
 BASELINE = Component("baseline", "baseline")
