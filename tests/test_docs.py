@@ -59,3 +59,18 @@ def test_the_pair_ablator_of_the_docs():
     ablator.setup(study)
     assert [c.name for c in ablator.components()] == ["baseline", "a+b", "a+c", "b+c"]
     assert ablator.components()[1].features == ("a", "b")
+
+
+def test_the_leave_one_at_default_ablator_of_the_docs():
+    from contexts import Ablation, AblationStudy
+    from kernel.controller import DONE
+
+    LeaveOneAtDefault = block_defining("LeaveOneAtDefault")["LeaveOneAtDefault"]
+    study = AblationStudy(dataset={"a": [1.0, 2.0], "y": [0, 1]}, label="y")
+    controller = Ablation(study, ablator=LeaveOneAtDefault({"lr": 1e-3, "width": 64}),
+                          hparams={"lr": 3e-3, "width": 128, "dropout": 0.2}, metric="accuracy").controller()
+    specs = list(iter(lambda: controller.next_trial(0), DONE))
+    assert [(s.info["ablated"], s.params) for s in specs] == [
+        ("baseline", {"lr": 3e-3, "width": 128, "dropout": 0.2}),
+        ("hparam lr=0.001", {"lr": 1e-3, "width": 128, "dropout": 0.2}),
+        ("hparam width=64", {"lr": 3e-3, "width": 64, "dropout": 0.2})]
