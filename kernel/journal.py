@@ -203,7 +203,10 @@ class ExperimentFolder:
     def checkpoint_dir(self, trial_id: int) -> str:
         """Where a trial may save checkpoints (made by the agent on first use). Agents on other
         hosts need this folder on a shared file system to hand checkpoints between trials."""
-        return checkpoint_dir(self.path, trial_id)
+        prefix = self.__dict__.get("_checkpoint_prefix")
+        if prefix is None:  # once: resolving the absolute path costs more than the rest of a dispatch
+            prefix = self._checkpoint_prefix = checkpoint_dir(self.path, 0)[:-5]
+        return f"{prefix}{trial_id:05d}"
 
     def trial_log_path(self, trial_id: int) -> Path:
         return self.trials_dir / f"trial-{trial_id:05d}.log"
