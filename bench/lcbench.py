@@ -151,6 +151,8 @@ def run_lagom(method: str, code: int, scale: float, budget: float, seed: int) ->
         optimizer = ASHA(3, 1, EPOCHS, sampler="tpe")
     elif method == "lagom-asha-mvtpe":
         optimizer = ASHA(3, 1, EPOCHS, sampler=TPE(multivariate=True))
+    elif method == "lagom-hyperband":
+        optimizer = Hyperband(3, 1, EPOCHS)
     elif method == "lagom-hyperband-tpe":
         optimizer = Hyperband(3, 1, EPOCHS, sampler="tpe")
     elif method == "lagom-rs-median":
@@ -263,7 +265,7 @@ def run_ray(method: str, code: int, scale: float, budget: float, seed: int) -> t
 # -- the comparison ---------------------------------------------------------------------------
 METHODS = ["lagom-asha", "lagom-asha-tpe", "lagom-hyperband-tpe", "lagom-rs-median",
            "optuna-tpe-sh", "optuna-rs-median", "optuna-rs", "ray-asha", "ray-bohb"]
-MORE = ["lagom-asha-mvtpe", "lagom-rs"]  # not in the default run: multivariate TPE in ASHA; no stopping
+MORE = ["lagom-asha-mvtpe", "lagom-hyperband", "lagom-rs"]  # not in the default run
 
 
 def incumbents(t0: float, points: list, budget: float) -> list[float | None]:
