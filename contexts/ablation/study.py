@@ -41,15 +41,32 @@ def _table(dataset: Any, label: str | None) -> "tuple[dict[str, np.ndarray] | Ca
     return columns, [c for c in columns if c != label]
 
 
-class Features:
-    def __init__(self, names: list[str]):
-        self._names = names
+class _Selection:
+    """What a study may leave out of one kind (features, layers): names one at a time, and
+    groups left out whole, by list or by prefix of the names there are."""
+
+    def __init__(self) -> None:
         self.included: list[str] = []
         self._groups: list[tuple[str, list[str] | None, str | None]] = []  # (name, members, prefix)
 
-    def include_groups(self, *groups: Sequence[str], prefix: str | None = None, name: str | None = None) -> "Features":
-        """Columns that are one feature (a one-hot encoding, a sensor's three axes), left out
-        together in one trial; ``prefix=`` groups every column whose name starts with it."""
+    def _names(self) -> list[str]:
+        """The names there are (a prefix group takes those that start with its prefix)."""
+        raise NotImplementedError
+
+    def include(self, *names: str):
+        for name in _flatten(names):
+            if name not in self.included:
+                self.included.append(name)
+        return self
+
+    def exclude(self, *names: str):
+        drop = set(_flatten(names))
+        self.included = [n for n in self.included if n not in drop]
+        return self
+
+    def include_groups(self, *groups: Sequence[str], prefix: str | None = None, name: str | None = None):
+        """Each group (a list of names) is left out whole in one trial; ``prefix=`` makes a group
+        of every name that starts with it."""
         for members in groups:
             members = list(members)
             self._groups.append((name or "+".join(members), members, None))
@@ -58,22 +75,24 @@ class Features:
         return self
 
     def groups(self) -> dict[str, list[str]]:
-        return {name: [n for n in self._names if n.startswith(prefix)] if prefix is not None else list(members)
+        known = self._names()
+        return {name: [n for n in known if n.startswith(prefix)] if prefix is not None else list(members)
                 for name, members, prefix in self._groups}
 
-    def include(self, *names: str) -> "Features":
-        for name in _flatten(names):
-            if name not in self.included:
-                self.included.append(name)
-        return self
+
+class Features(_Selection):
+    """Columns of the data set; a group is several columns that are one feature (a one-hot
+    encoding, a sensor's three axes)."""
+
+    def __init__(self, names: list[str]):
+        super().__init__()
+        self._all = names
+
+    def _names(self) -> list[str]:
+        return self._all
 
     def include_all(self) -> "Features":
-        return self.include(*self._names)
-
-    def exclude(self, *names: str) -> "Features":
-        drop = set(_flatten(names))
-        self.included = [n for n in self.included if n not in drop]
-        return self
+        return self.include(*self._all)
 
     def validate(self, known: list[str]) -> None:
         unknown = [n for n in self.included if n not in known]
@@ -88,39 +107,15 @@ class Features:
                                   f"{', '.join(known)}")
 
 
-class Layers:
+class Layers(_Selection):
+    """Layers of the base model (their names are known once the study is validated)."""
+
     def __init__(self) -> None:
-        self.included: list[str] = []
-        self._groups: list[tuple[str, list[str] | None, str | None]] = []  # (name, members, prefix)
+        super().__init__()
         self._known: list[str] | None = None
 
-    def include(self, *names: str) -> "Layers":
-        for name in _flatten(names):
-            if name not in self.included:
-                self.included.append(name)
-        return self
-
-    def exclude(self, *names: str) -> "Layers":
-        drop = set(_flatten(names))
-        self.included = [n for n in self.included if n not in drop]
-        return self
-
-    def include_groups(self, *groups: Sequence[str], prefix: str | None = None, name: str | None = None) -> "Layers":
-        """Each group (a list of layer names) is left out whole in one trial; ``prefix=`` makes a
-        group of every layer whose name starts with it."""
-        for members in groups:
-            members = list(members)
-            self._groups.append((name or "+".join(members), members, None))
-        if prefix is not None:
-            self._groups.append((name or f"{prefix}*", None, prefix))
-        return self
-
-    def groups(self) -> dict[str, list[str]]:
-        known = self._known or []
-        out = {}
-        for name, members, prefix in self._groups:
-            out[name] = [n for n in known if n.startswith(prefix)] if prefix is not None else list(members)
-        return out
+    def _names(self) -> list[str]:
+        return self._known or []
 
     def validate(self, known: list[str] | None, edges: bool = True) -> None:
         """``edges``: the first and last layer may not be left out (an MLP's input and output);
