@@ -67,8 +67,10 @@ class SimAgent:
         await sock.send_multipart(self.codec.encode(msg_type, **fields))
 
     async def run(self) -> None:
+        from transports.codec import PROTOCOL
+
         await self.send(self.main, "hello", agent=self.id, host=socket.gethostname(), pid=os.getpid(),
-                        devices=["cpu:1"], protocol=self.codec_protocol, address="127.0.0.1", port=1)
+                        devices=["cpu:1"], protocol=PROTOCOL, address="127.0.0.1", port=1)
         beating = asyncio.ensure_future(self._beat())
         last_beat, running = None, None
         try:
@@ -117,18 +119,15 @@ async def simulate(url: str, first: int, count: int, duration: float, broadcasts
     import zmq
     import zmq.asyncio
 
-    from transports.codec import PROTOCOL, agent_codec, token_key
+    from transports.codec import agent_codec, token_key
     from transports.curve import derive
 
     token = os.environ[TOKEN_ENV]
     ctx = zmq.asyncio.Context()
     ctx.set(zmq.MAX_SOCKETS, 4 * count + 64)
     curve = derive(token)[1]
-    agents = []
-    for i in range(first, first + count):
-        agent = SimAgent(ctx, url, f"sim-{i:05d}", agent_codec(token_key(token)), curve, duration, broadcasts)
-        agent.codec_protocol = PROTOCOL
-        agents.append(agent)
+    agents = [SimAgent(ctx, url, f"sim-{i:05d}", agent_codec(token_key(token)), curve, duration, broadcasts)
+              for i in range(first, first + count)]
     # stagger the hellos over a second, as agents started by a cluster would arrive
     async def start(agent, delay):
         await asyncio.sleep(delay)
