@@ -135,7 +135,8 @@ class HyperparameterSearch(Context):
     ``study``: an AblationStudy whose data set and model the function gets (as ``dataset`` and
     ``model``) with nothing left out, so an ablation's function searches unchanged.
     ``max_time``: a wall-clock budget in seconds; when it is spent no trial starts, and the
-    running ones are stopped (they end "stopped", with their last metric).
+    running ones are stopped (they end "stopped" at their next broadcast, with their last
+    metric; one that ends without broadcasting again did all its work, and ends "finished").
     ``trial_timeout``: seconds one trial may run; then it is stopped, and one that does not stop
     within ``stop_grace`` (a lagom option) is ended by restarting its agent: it ends "failed".
     ``points_to_evaluate``: known configurations to try first (a warm start); they count among
