@@ -92,7 +92,7 @@ class _Report:
         fig, ax = self.plt.subplots(figsize=(8, 4.5))
         budgets = sorted({t.get("budget") for t in self.trials.values() if t.get("budget") is not None})
         palette = self.plt.get_cmap("viridis")
-        labelled = set()
+        groups: dict[Any, tuple[Any, list]] = {}
         for t in self.trials.values():
             hist = t.get("history") or []
             if not hist:
@@ -102,10 +102,8 @@ class _Report:
                 color = palette(budgets.index(t["budget"]) / (len(budgets) - 1))
             else:
                 key, color = t.get("state"), COLORS.get(t.get("state"), "#333")
-            steps, values = zip(*hist)
-            ax.plot(steps, values, color=color, alpha=0.6, linewidth=1, marker="o", markersize=2,
-                    label=None if key in labelled else key)
-            labelled.add(key)
+            groups.setdefault(key, (color, []))[1].append([point[:2] for point in hist])
+        labelled = _draw_lines(ax, groups)
         if labelled:
             ax.legend(title="budget" if len(budgets) > 1 else "trial state", fontsize=8)
         ax.set_xlabel("step")
@@ -120,11 +118,13 @@ class _Report:
             return
         fig, axes = self.plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
         for ax, name in zip(axes[0], names):
+            groups: dict[Any, tuple[Any, list]] = {}
             for t in self.trials.values():
                 points = (t.get("series") or {}).get(name)
                 if points:
-                    steps, values = zip(*points)
-                    ax.plot(steps, values, color=COLORS.get(t.get("state"), "#333"), alpha=0.6, linewidth=1)
+                    state = t.get("state")
+                    groups.setdefault(state, (COLORS.get(state, "#333"), []))[1].append(points)
+            _draw_lines(ax, groups, labels=False)
             ax.set_xlabel("step")
             ax.set_title(name)
         self.save(fig, "report_series.png", "The other values each trial broadcast: " + ", ".join(names))
@@ -220,6 +220,28 @@ class _Report:
                                             for k, v in best["params"].items())
         return (f"<p class='best'><b>Best: trial {best['id']}, {html.escape(self.metric)} = {best['metric']:.6g}"
                 f"</b> ({self.direction}){at}<br>{html.escape(what)}</p>")
+
+
+MARKED = 100
+"""Curves drawn with a marker at each point; beyond this many the markers hide the lines."""
+
+
+def _draw_lines(ax: Any, groups: dict[Any, tuple[Any, list]], labels: bool = True) -> set:
+    """One LineCollection per group (colour): drawing 100,000 curves as separate Line2D objects
+    takes minutes, as one collection a fraction of a second."""
+    from matplotlib.collections import LineCollection
+
+    count = sum(len(curves) for _, curves in groups.values())
+    few, alpha = count <= MARKED, max(0.05, min(0.6, 60 / max(count, 1)))  # thousands of curves: see the density
+    for key, (color, curves) in groups.items():
+        ax.add_collection(LineCollection(curves, colors=[color], alpha=alpha, linewidths=1,
+                                         label=key if labels else None))
+        if few:
+            xs = [p[0] for c in curves for p in c]
+            ys = [p[1] for c in curves for p in c]
+            ax.plot(xs, ys, linestyle="none", marker="o", markersize=2, color=color, alpha=0.6)
+    ax.autoscale_view()
+    return set(groups) if labels else set()
 
 
 def _left_out(t: dict) -> str | None:
