@@ -250,6 +250,56 @@ def test_a_killed_agent_loses_no_trial(runs):
     assert any(e["event"] == "requeue" and e["trial"] == 3 for e in journal)
 
 
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_local_agents_are_forked_from_the_zygote_and_survive_its_kill(runs):
+    """Agents come from one warm process (no interpreter start each); kill -9 of that process
+    mid-search ends its agents, fresh ones come from a new zygote, and no trial is lost."""
+    from plugins.launchers.local import _Zygote
+
+    launcher, seen = LocalLauncher(), {}
+
+    class KillZygote(Observer):
+        def trial_started(self, view, trial):
+            if trial.id == 2 and not seen:
+                zygote = _Zygote.get().proc.pid
+                seen["parents"] = {_parent(pid) for pid in launcher.pids().values()}
+                seen["zygote"] = zygote
+                os.kill(zygote, signal.SIGKILL)
+
+    space = Searchspace(n=("DISCRETE", list(range(8))), sleep=("DISCRETE", [0.2]))
+    result = lagom(fns.pid_and_sleep, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
+                   launcher=launcher, path=runs, verbose=0, observers=[KillZygote()])
+    assert seen["parents"] == {seen["zygote"]}  # both agents were forked by the zygote
+    assert result.count("finished") == 8, [(t.id, t.state, t.error, t.interruptions) for t in result.trials]
+    assert any(t.attempts == 2 for t in result.trials)  # the trials cut by the kill ran again
+    assert _Zygote.get().proc.pid != seen["zygote"]
+    assert len({t.result["pid"] for t in result.trials}) >= 3  # replacements did the rest
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path):
+    """Forked agents never run the user's script again (multiprocessing's spawn would, and
+    start agents without end)."""
+    script = tmp_path / "search.py"
+    script.write_text("from contexts import HyperparameterSearch, Searchspace\n"
+                      "from kernel import lagom\n"
+                      "print('script ran', flush=True)\n"
+                      "def train(hparams):\n"
+                      "    return {'score': hparams['x']}\n"
+                      "r = lagom(train, HyperparameterSearch(Searchspace(x=('DOUBLE', [0.0, 1.0])), num_trials=4,\n"
+                      "          metric='score', workers=2), verbose=0)\n"
+                      "print('finished', r.count('finished'))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("script ran") == 1 and "finished 4" in out.stdout
+    logs = list((tmp_path / "lagom-runs").glob("*/agents/*.log"))
+    assert len(logs) == 2 and not any("script ran" in p.read_text() for p in logs)
+
+
 def test_all_agents_dying_ends_the_experiment_with_an_error(runs):
     launcher = LocalLauncher(max_restarts=0)  # agents that die for good (replacements are the default)
 
