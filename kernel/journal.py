@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable
 
+from . import fastjson
 from .controller import ExperimentError
 
 DEFAULT_ROOT_ENV = "LAGOM_RUNS"
@@ -31,11 +32,11 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The events of a journal, and how many lines could not be read (a kernel killed mid-write
     leaves at most a cut-off last line; it is skipped, and what it recorded happens again)."""
     events, bad = [], 0
-    with open(Path(path) / "journal.jsonl", encoding="utf-8") as f:
+    with open(Path(path) / "journal.jsonl", "rb") as f:
         for line in f:
             try:
-                event = json.loads(line)
-            except ValueError:
+                event = fastjson.loads(line)
+            except (ValueError, UnicodeDecodeError):
                 bad += 1
                 continue
             if isinstance(event, dict) and "event" in event:
@@ -142,7 +143,7 @@ class ExperimentFolder:
         f.flush()
         return f
 
-    def _open(self) -> IO[str]:
+    def _open(self) -> IO[bytes]:
         for d in (self.path, self.trials_dir, self.agents_dir):
             d.mkdir(parents=True, exist_ok=True)
         journal = self.path / "journal.jsonl"
@@ -151,8 +152,8 @@ class ExperimentFolder:
             with open(journal, "rb") as f:
                 f.seek(-1, os.SEEK_END)
                 cut_off = f.read(1) != b"\n"  # a kernel killed mid-write: start on a new line
-        handle = open(journal, "a", encoding="utf-8")
-        handle.write("\n" if cut_off else "")
+        handle = open(journal, "ab")
+        handle.write(b"\n" if cut_off else b"")
         handle.flush()
         return handle
 
@@ -160,9 +161,9 @@ class ExperimentFolder:
         """Append one event; ``durable``: fsync it soon (a trial's end, the experiment's close)."""
         if self.failed is not None:
             return
-        line = json.dumps({"event": event, "time": time.time(), **fields}, default=str)
+        line = fastjson.line({"event": event, "time": time.time(), **fields})
         try:
-            self._journal.write(line + "\n")
+            self._journal.write(line)
             self._journal.flush()
         except OSError as exc:
             self._fail(exc)

@@ -17,6 +17,12 @@ from .direction import Direction
 from .journal import read_journal
 from .trials import Trial, rank_key
 
+CURVES = 2000
+"""At most this many learning curves are drawn: the best tenth and an even sample of the rest
+(100,000 curves are a blue block, and cost a minute to draw)."""
+ROWS = 1000
+"""At most this many rows in the trials table: the best ones (result.json holds every trial)."""
+
 COLORS = {"finished": "#2e86c1", "stopped": "#e67e22", "failed": "#95a5a6", "lost": "#c0392b",
           "running": "#27ae60"}
 
@@ -79,6 +85,34 @@ class _Report:
         self.ended = sorted((t for t in trials.values() if t.get("metric") is not None),
                             key=lambda t: t.get("ended") or 0)
         self.images: list[tuple[str, str]] = []
+        self._ranked: list[dict[str, Any]] | None = None
+        self.drawn = self._drawn()
+
+    def _drawn(self) -> list[dict[str, Any]]:
+        """The trials whose curves are drawn: all, or the best and an even sample."""
+        with_curves = [t for t in self.trials.values() if t.get("history")]
+        if len(with_curves) <= CURVES:
+            return with_curves
+        best = self.best_trials(CURVES // 10)
+        picked = {t["id"] for t in best}
+        rest = [t for t in with_curves if t["id"] not in picked]
+        step = len(rest) / (CURVES - len(best))
+        return best + [rest[int(i * step)] for i in range(CURVES - len(best))]
+
+    def best_trials(self, n: int) -> list[dict[str, Any]]:
+        """The ``n`` best trials by the one best rule (finished first, the largest budget, the metric)."""
+        if self._ranked is None:
+            keyed = [(key, t) for t in self.ended
+                     if (key := rank_key(Trial.from_dict(t), self.direction)) is not None]
+            keyed.sort(key=lambda kt: kt[0], reverse=True)
+            self._ranked = [t for _, t in keyed]
+        return self._ranked[:n]
+
+    def _sampled(self) -> str:
+        total = sum(1 for t in self.trials.values() if t.get("history"))
+        if len(self.drawn) == total:
+            return ""
+        return f" ({len(self.drawn):,} of {total:,}: the {CURVES // 10:,} best and an even sample of the rest)"
 
     def save(self, fig, name: str, caption: str) -> None:
         fig.tight_layout()
@@ -93,10 +127,8 @@ class _Report:
         budgets = sorted({t.get("budget") for t in self.trials.values() if t.get("budget") is not None})
         palette = self.plt.get_cmap("viridis")
         groups: dict[Any, tuple[Any, list]] = {}
-        for t in self.trials.values():
-            hist = t.get("history") or []
-            if not hist:
-                continue
+        for t in self.drawn:
+            hist = t["history"]
             if len(budgets) > 1 and t.get("budget") in budgets:
                 key = f"budget {t['budget']}"
                 color = palette(budgets.index(t["budget"]) / (len(budgets) - 1))
@@ -109,7 +141,7 @@ class _Report:
         ax.set_xlabel("step")
         ax.set_ylabel("broadcast metric")
         ax.set_title("Learning curves")
-        self.save(fig, "report_curves.png", "Every trial's broadcasts")
+        self.save(fig, "report_curves.png", "Every trial's broadcasts" + self._sampled())
 
     def series(self) -> None:
         """The other values trials broadcast by name (loss beside accuracy, say), one plot each."""
@@ -119,7 +151,7 @@ class _Report:
         fig, axes = self.plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
         for ax, name in zip(axes[0], names):
             groups: dict[Any, tuple[Any, list]] = {}
-            for t in self.trials.values():
+            for t in self.drawn:
                 points = (t.get("series") or {}).get(name)
                 if points:
                     state = t.get("state")
@@ -141,7 +173,7 @@ class _Report:
             ys.append(best)
         fig, ax = self.plt.subplots(figsize=(8, 3.5))
         ax.step(xs, ys, where="post")
-        ax.scatter(xs, [t["metric"] for t in ended], s=8, alpha=0.4)
+        ax.scatter(_floats(xs), _floats([t["metric"] for t in ended]), s=8, alpha=0.4)
         ax.set_xlabel("seconds")
         ax.set_ylabel(f"{self.metric} ({self.direction})")
         ax.set_title("Best so far")
@@ -157,16 +189,17 @@ class _Report:
         if not names:
             return
         fig, axes = self.plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
-        metrics = [t["metric"] for t in ended]
+        metrics = _floats([t["metric"] for t in ended])
         for ax, name in zip(axes[0], names):
             values = [t["params"].get(name) for t in ended]
             if all(isinstance(v, (int, float)) for v in values):
-                ax.scatter(values, metrics, s=10)
+                ax.scatter(_floats(values), metrics, s=10)
                 if min(values) > 0 and max(values) / max(min(values), 1e-12) > 100:
                     ax.set_xscale("log")
             else:
                 cats = sorted({str(v) for v in values})
-                ax.scatter([cats.index(str(v)) for v in values], metrics, s=10)
+                where = {c: i for i, c in enumerate(cats)}
+                ax.scatter(_floats([where[str(v)] for v in values]), metrics, s=10)
                 ax.set_xticks(range(len(cats)), cats, rotation=30)
             ax.set_xlabel(name)
         axes[0][0].set_ylabel(self.metric)
@@ -178,7 +211,7 @@ class _Report:
         if not (any(b is not None for b in budgets) and len(set(budgets)) > 1):
             return
         fig, ax = self.plt.subplots(figsize=(6, 3.5))
-        ax.scatter(budgets, [t["metric"] for t in self.ended], s=12)
+        ax.scatter(_floats(budgets), _floats([t["metric"] for t in self.ended]), s=12)
         ax.set_xscale("log")
         ax.set_xlabel("budget (rung)")
         ax.set_ylabel(self.metric)
@@ -188,7 +221,12 @@ class _Report:
     def page(self) -> str:
         counts = collections.Counter(t.get("state", "?") for t in self.trials.values())
         name, metric = html.escape(self.folder.name), html.escape(self.metric)
-        rows = "".join(_row(t) for t in sorted(self.trials.values(), key=lambda t: t["id"]))
+        shown = list(self.trials.values())
+        heading = "Trials"
+        if len(shown) > ROWS:
+            shown = self.best_trials(ROWS)
+            heading = f"Trials: the {len(shown):,} best of {len(self.trials):,} (result.json has every one)"
+        rows = "".join(_row(t) for t in sorted(shown, key=lambda t: t["id"]))
         what = "left out" if any(_left_out(t) for t in self.trials.values()) else "params"
         body = "".join(f'<figure><img src="{n}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}'
                        f'</figcaption></figure>' for n, c in self.images)
@@ -197,7 +235,7 @@ class _Report:
                 "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style></head><body>"
                 f"<h1>{name}</h1>{self.best_line()}<p>{html.escape(self.head.get('context', ''))}: "
                 f"{html.escape(', '.join(f'{v} {k}' for k, v in sorted(counts.items())))}</p>{body}"
-                f"<h2>Trials</h2><table><tr><th>id</th><th>state</th><th>budget</th><th>{metric}</th><th>{what}</th></tr>"
+                f"<h2>{html.escape(heading)}</h2><table><tr><th>id</th><th>state</th><th>budget</th><th>{metric}</th><th>{what}</th></tr>"
                 f"{rows}</table>"
                 # Lets a headless browser (and the tests) tell that every plot actually rendered.
                 "<script>window.addEventListener('load',function(){var i=document.images,n=0;"
@@ -208,11 +246,10 @@ class _Report:
 
     def best_line(self) -> str:
         """The answer first: the best trial, its metric and its configuration."""
-        keyed = [(key, t) for t in self.ended
-                 if (key := rank_key(Trial.from_dict(t), self.direction)) is not None]  # the one best rule
-        if not keyed:
+        top = self.best_trials(1)  # the one best rule
+        if not top:
             return "<p><b>No trial finished.</b></p>"
-        best = max(keyed, key=lambda kt: kt[0])[1]
+        best = top[0]
         budgets = {t.get("budget") for t in self.ended if t.get("budget") is not None}
         at = f" at budget {best['budget']:g}, the largest finished" if len(budgets) > 1 \
             and isinstance(best.get("budget"), (int, float)) and best.get("state") == "finished" else ""
@@ -224,6 +261,13 @@ class _Report:
 
 MARKED = 100
 """Curves drawn with a marker at each point; beyond this many the markers hide the lines."""
+
+
+def _floats(values: list) -> Any:
+    """A float array: matplotlib turns a long list into a masked array element by element."""
+    import numpy as np
+
+    return np.asarray(values, dtype=float)
 
 
 def _draw_lines(ax: Any, groups: dict[Any, tuple[Any, list]], labels: bool = True) -> set:

@@ -9,12 +9,12 @@ stopped trials rank only when none finished.
 from __future__ import annotations
 
 import enum
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from . import fastjson
 from .direction import Direction
 
 
@@ -192,6 +192,10 @@ class Result:
         return sum(1 for t in self.trials if t.state == state)
 
     def to_dict(self) -> dict[str, Any]:
+        return {**self._head(), "trials": [t.to_dict() for t in self.trials]}
+
+    def _head(self) -> dict[str, Any]:
+        """Everything of result.json but the trials."""
         best = best_trial(self.trials, self.direction)
         return {
             "experiment": self.experiment,
@@ -206,15 +210,20 @@ class Result:
             "best": None if best is None else {"trial": best.id, "params": best.params, "budget": best.budget,
                                                "state": best.state, "metric": best.metric, "result": best.result},
             **({"no_best": self._why_no_best()} if best is None else {}),
-            "trials": [t.to_dict() for t in self.trials],
             **self.extras,
         }
 
     def save(self, path: Path | None = None) -> Path:
+        """result.json: the summary indented, then one line per trial, written a trial at a time
+        (100,000 trials never make one string in memory)."""
         target = Path(path or self.path / "result.json")
         tmp = target.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:  # streamed: no whole-file string in memory
-            json.dump(self.to_dict(), f, indent=1, default=str)
+        with open(tmp, "wb") as f:
+            f.write(fastjson.pretty(self._head())[:-1].rstrip() + b',\n  "trials": [')
+            for i, t in enumerate(self.trials):
+                f.write(b"\n    " if i == 0 else b",\n    ")
+                f.write(fastjson.line(t.to_dict())[:-1])
+            f.write(b"\n  ]\n}\n")
         tmp.replace(target)  # never a half-written result.json
         return target
 

@@ -130,3 +130,26 @@ def test_the_report_opens_with_the_best_configuration(finished):
     text = write_report(finished.path).read_text()
     assert text.index("Best: trial 3, score = 4") < text.index("<img")  # the answer before the plots
     assert "n=4" in text.split("<img")[0]
+
+
+def test_a_large_experiment_s_report_draws_the_best_and_a_sample_and_lists_the_best(runs, monkeypatch):
+    """Beyond CURVES trials the curves are the best tenth and an even sample; beyond ROWS the
+    table lists the best; result.json (written a trial per line) still holds every trial."""
+    import json
+
+    from kernel import report
+
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]))
+    result = lagom(fns.quadratic, HyperparameterSearch(space, num_trials=30, metric="score", workers=1,
+                                                       launcher="thread", seed=1), path=runs, verbose=0)
+    monkeypatch.setattr(report, "CURVES", 10)
+    monkeypatch.setattr(report, "ROWS", 5)
+    text = write_report(result.path).read_text()
+    assert "10 of 30: the 1 best and an even sample of the rest" in text
+    assert "the 5 best of 30 (result.json has every one)" in text
+    best5 = sorted(result.trials, key=lambda t: t.metric, reverse=True)[:5]
+    listed = [int(row.split("</td>")[0]) for row in text.split("<tr><td>")[1:]]
+    assert listed == sorted(t.id for t in best5)
+    saved = json.loads((result.path / "result.json").read_text())
+    assert len(saved["trials"]) == 30 and saved["best"]["trial"] == result.best.id
+    assert saved["trials"][7]["history"] == [list(p) for p in result.trials[7].history]
