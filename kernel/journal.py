@@ -14,7 +14,7 @@ import secrets
 import socket
 import time
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 from . import fastjson
 from .controller import ExperimentError
@@ -31,19 +31,24 @@ def new_experiment_path(root: str | os.PathLike | None, name: str) -> Path:
 def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The events of a journal, and how many lines could not be read (a kernel killed mid-write
     leaves at most a cut-off last line; it is skipped, and what it recorded happens again)."""
-    events, bad = [], 0
+    bad = [0]
+    events = list(iter_journal(path, bad))
+    return events, bad[0]
+
+
+def iter_journal(path: Path, bad: list[int] | None = None) -> Iterator[dict[str, Any]]:
+    """The events of a journal one at a time (a report of 100,000 trials never holds all 200,000
+    events at once); unreadable lines are counted in ``bad[0]``."""
     with open(Path(path) / "journal.jsonl", "rb") as f:
         for line in f:
             try:
                 event = fastjson.loads(line)
             except (ValueError, UnicodeDecodeError):
-                bad += 1
-                continue
+                event = None
             if isinstance(event, dict) and "event" in event:
-                events.append(event)
-            else:
-                bad += 1
-    return events, bad
+                yield event
+            elif bad is not None:
+                bad[0] += 1
 
 
 def checkpoint_dir(folder: str | os.PathLike, trial_id: int) -> str:

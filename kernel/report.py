@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .direction import Direction
-from .journal import read_journal
+from .journal import iter_journal
 from .trials import Trial, rank_key
 
 CURVES = 2000
@@ -29,11 +29,12 @@ COLORS = {"finished": "#2e86c1", "stopped": "#e67e22", "failed": "#95a5a6", "los
 
 def trials_from_journal(folder: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
     """(the experiment's first record, trials by id) as the journal tells them."""
-    events, _ = read_journal(folder)
-    head = next((e for e in events if e["event"] == "experiment"), {})
+    head: dict[str, Any] = {}
     trials: dict[int, dict[str, Any]] = {}
-    for e in events:
-        if e["event"] == "start":
+    for e in iter_journal(folder):
+        if e["event"] == "experiment" and not head:
+            head = e
+        elif e["event"] == "start":
             t = trials.setdefault(e["trial"], {"id": e["trial"], "params": e["params"], "history": []})
             t.update(state="running", budget=e.get("budget"), started=e["time"], info=e.get("info") or {})
         elif e["event"] == "end":
