@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import logging
 import time
 from typing import Any, Callable, Iterable
@@ -42,6 +43,10 @@ from .views import KernelView, Observer, wants_logs, wants_metrics, wants_series
 log = logging.getLogger("lagom.kernel")
 
 Handler = Callable[[AgentInfo, bytes, dict], None]
+
+
+FREEZE_EVERY = 2000
+"""Trial ends between two ``gc.freeze()`` calls (see ``Kernel._settle_memory``)."""
 
 
 class Kernel:
@@ -84,6 +89,8 @@ class Kernel:
         self._verdicts = bool(controller.judges_metrics)
         self._expected_agents: int | None = None  # agents a launcher promised; None: any may join
         self._exited_agents = 0
+        self._may_freeze = gc.get_freeze_count() == 0  # the process's own gc.freeze() is left alone
+        self._ended_since_freeze = 0
         self._early_exits: list[tuple[str, str]] = []
         self._outcome: asyncio.Future | None = None
         self._beat_handle: asyncio.TimerHandle | None = None
@@ -158,6 +165,8 @@ class Kernel:
             self.folder.record("interrupted", trials=[t.id for t in cut])
         self._beat_handle.cancel()
         self.deadlines.experiment_ended()
+        if self._may_freeze:
+            gc.unfreeze()
         receiver.cancel()
         self._broadcast(self.codec.encode("shutdown", reason="experiment over"))
 
@@ -348,11 +357,22 @@ class Kernel:
             if agent.attempt is attempt:
                 agent.attempt = None
         self.book.end(attempt.trial, state, **fields)
+        self._settle_memory()
         first = self.book.failing_alike(self.fail_fast) if self.fail_fast and state == TrialState.FAILED else None
         if first is not None:
             self.abort(f"the first {self.fail_fast} trials all failed with {first.error}, and none finished, so "
                        f"the search stopped: fix the function (trial {first.id}'s traceback is below, and in "
                        f"its log), or pass fail_fast=None to run every trial anyway\n\n{first.traceback or ''}")
+
+    def _settle_memory(self) -> None:
+        """Every FREEZE_EVERY trial ends, move what exists to the garbage collector's permanent
+        generation: trials live as long as the experiment, and a full collection that scans
+        100,000 of them pauses the loop ~100 ms (11 such pauses in a 100k-trial run: 1.1 s, and
+        its dispatch p99). ``_wind_down`` gives them back to the collector."""
+        self._ended_since_freeze += 1
+        if self._may_freeze and self._ended_since_freeze >= FREEZE_EVERY:
+            self._ended_since_freeze = 0
+            gc.freeze()
 
     def request_stop(self, attempt: Attempt, notify: bool = True) -> None:
         """Stop ``attempt`` (once); ``notify=False`` when a verdict already told its agent."""

@@ -405,3 +405,33 @@ async def test_a_burst_of_broadcasts_travels_in_few_messages_and_none_waits_for_
     assert t.result["score"] == 1.0  # the last points arrived while the function still ran
     assert t.history == [(s, float(s)) for s in range(50)]  # every point, in order
     assert sum(messages) == 50 and len(messages) < 10
+
+
+def test_long_lived_trials_are_frozen_out_of_the_collector_while_the_experiment_runs(runs, monkeypatch):
+    """Every FREEZE_EVERY trial ends the kernel freezes what exists (full collections would scan
+    every trial again); at the end the collector gets it all back, and a process that froze
+    objects itself is left alone."""
+    import gc
+
+    from kernel import driver
+
+    monkeypatch.setattr(driver, "FREEZE_EVERY", 4)
+    seen = []
+
+    class Count(Observer):
+        def trial_ended(self, view, trial):
+            seen.append(gc.get_freeze_count())
+
+    def quick(hparams):
+        return {"score": hparams["x"]}
+
+    assert gc.get_freeze_count() == 0
+    lagom(quick, search(num_trials=10, workers=1, launcher="thread"), path=runs, verbose=0, observers=[Count()])
+    assert seen[0] == 0 and seen[-1] > 0 and gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        lagom(quick, search(num_trials=10, workers=1, launcher="thread"), path=runs, verbose=0)
+        assert 0 < gc.get_freeze_count() <= before  # neither frozen further nor unfrozen (some were freed)
+    finally:
+        gc.unfreeze()
