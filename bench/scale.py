@@ -13,7 +13,9 @@ Figures (last line, JSON): dispatch latency p50/p99 (a final in -> the next tria
 kernel), heartbeat gaps seen by agents (max and p99 of the time between two kernel beats),
 agents declared lost (must be 0), kernel CPU seconds per trial and per metric (this process:
 the kernel's loop and ZeroMQ's threads), metrics ingested per second, trials per second,
-kernel RSS, and how many trials the agents ran (to see that the simulators kept up).
+kernel RSS, how many trials the agents ran (to see that the simulators kept up), and how long
+agents waited to be admitted (hello sent -> welcome; the CurveZMQ handshake and its ZAP check
+included), with how many joined the experiment and how many were never admitted before it ended.
 """
 from __future__ import annotations
 
@@ -52,6 +54,8 @@ class SimAgent:
         self.gaps: list[float] = []
         self.trials = 0
         self.done = asyncio.Event()
+        self.hello_at: float | None = None
+        self.admitted_s: float | None = None  # hello sent -> welcome received
 
     @staticmethod
     def _socket(ctx, zmq, url, identity, curve):
@@ -69,6 +73,7 @@ class SimAgent:
     async def run(self) -> None:
         from transports.codec import PROTOCOL
 
+        self.hello_at = time.monotonic()
         await self.send(self.main, "hello", agent=self.id, host=socket.gethostname(), pid=os.getpid(),
                         devices=["cpu:1"], protocol=PROTOCOL, address="127.0.0.1", port=1)
         beating = asyncio.ensure_future(self._beat())
@@ -78,6 +83,7 @@ class SimAgent:
                 msg = self.codec.decode(await self.main.recv_multipart())
                 kind = msg["type"]
                 if kind == "welcome":
+                    self.admitted_s = time.monotonic() - self.hello_at
                     await self.send(self.main, "ready", ok=True, error=None)
                 elif kind == "trial":
                     running = asyncio.ensure_future(self._trial(msg))
@@ -134,11 +140,18 @@ async def simulate(url: str, first: int, count: int, duration: float, broadcasts
         await agent.run()
 
     rng = random.Random(first)
-    await asyncio.gather(*(start(a, rng.random()) for a in agents))
-    ctx.term()
+    running = asyncio.gather(*(start(a, rng.random()) for a in agents))
+    # The bench closes our stdin when the experiment is over: an agent admitted too late for
+    # it never hears a shutdown, and must not keep this process waiting.
+    over = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(None, sys.stdin.read))
+    await asyncio.wait({running, over}, return_when=asyncio.FIRST_COMPLETED)
+    running.cancel()
+    ctx.destroy(linger=0)
     gaps = [g for a in agents for g in a.gaps]
+    admitted = [a.admitted_s for a in agents if a.admitted_s is not None]
     return {"trials": sum(a.trials for a in agents), "gap_max_s": max(gaps, default=None),
-            "gap_p99_s": percentile(gaps, 99), "gaps": len(gaps)}
+            "gap_p99_s": percentile(gaps, 99), "gaps": len(gaps), "admitted_s": admitted,
+            "never_admitted": len(agents) - len(admitted)}
 
 
 # -- the kernel (this process) ----------------------------------------------------------------
@@ -197,7 +210,7 @@ def main() -> None:
     watch = Watch()
     sims = [subprocess.Popen([sys.executable, __file__, "--sim", str(first), str(share), "--url", url,
                               "--duration", str(args.duration), "--broadcasts", str(args.broadcasts)],
-                             env=env, stdout=subprocess.PIPE, text=True)
+                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             for first, share in zip(firsts, shares) if share]
     with tempfile.TemporaryDirectory() as root:
         result = lagom(never_called, HyperparameterSearch(Searchspace(x=("DOUBLE", [0.0, 1.0])), "randomsearch",
@@ -205,7 +218,8 @@ def main() -> None:
                        listen=url, token=token, launcher="none", path=root, verbose=0, report=False,
                        observers=[watch])
         events = [json.loads(line) for line in open(result.path / "journal.jsonl")]
-    sim_out = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in sims]
+    sim_out = [json.loads(p.communicate("", timeout=60)[0].strip().splitlines()[-1]) for p in sims]
+    admitted = [x for s in sim_out for x in s["admitted_s"]]
     cpu0, cpu1 = watch.cpu_first, watch.cpu_last
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     ended = [t for t in result.trials if t.ended is not None]
@@ -225,6 +239,9 @@ def main() -> None:
         "trials": len(result.trials),
         "finished": result.count("finished"),
         "lost_agents": sum(e["event"] == "agent-gone" for e in events),
+        "agents_joined": sum(e["event"] == "agent" for e in events),
+        "admitted_s": {"p50": round(percentile(admitted, 50), 3), "p99": round(percentile(admitted, 99), 3),
+                       "max": round(max(admitted), 3), "never": sum(s["never_admitted"] for s in sim_out)},
         "requeued_trials": sum(1 for t in result.trials if t.interruptions),
         "dispatch_latency_ms": {"p50": round(percentile(lat, 50), 3), "p99": round(percentile(lat, 99), 3)},
         "heartbeat_gap_s": {"max": round(max(gaps_max), 3) if gaps_max else None,
