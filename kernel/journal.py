@@ -31,24 +31,26 @@ def new_experiment_path(root: str | os.PathLike | None, name: str) -> Path:
 def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The events of a journal, and how many lines could not be read (a kernel killed mid-write
     leaves at most a cut-off last line; it is skipped, and what it recorded happens again)."""
-    bad = [0]
-    events = list(iter_journal(path, bad))
-    return events, bad[0]
+    lines = list(_lines(path))
+    events = [e for e in lines if e is not None]
+    return events, len(lines) - len(events)
 
 
-def iter_journal(path: Path, bad: list[int] | None = None) -> Iterator[dict[str, Any]]:
-    """The events of a journal one at a time (a report of 100,000 trials never holds all 200,000
-    events at once); unreadable lines are counted in ``bad[0]``."""
+def iter_journal(path: Path) -> Iterator[dict[str, Any]]:
+    """The readable events of a journal one at a time (a report of 100,000 trials never holds
+    all 200,000 events at once)."""
+    return (e for e in _lines(path) if e is not None)
+
+
+def _lines(path: Path) -> Iterator[dict[str, Any] | None]:
+    """Each line's event, or None for a line that is not one."""
     with open(Path(path) / "journal.jsonl", "rb") as f:
         for line in f:
             try:
                 event = fastjson.loads(line)
             except (ValueError, UnicodeDecodeError):
                 event = None
-            if isinstance(event, dict) and "event" in event:
-                yield event
-            elif bad is not None:
-                bad[0] += 1
+            yield event if isinstance(event, dict) and "event" in event else None
 
 
 def checkpoint_dir(folder: str | os.PathLike, trial_id: int) -> str:

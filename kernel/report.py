@@ -86,31 +86,24 @@ class _Report:
         self.ended = sorted((t for t in trials.values() if t.get("metric") is not None),
                             key=lambda t: t.get("ended") or 0)
         self.images: list[tuple[str, str]] = []
-        self._ranked: list[dict[str, Any]] | None = None
+        # best first, by the one best rule (finished first, the largest budget, the metric)
+        keyed = [(key, t) for t in self.ended if (key := rank_key(Trial.from_dict(t), self.direction)) is not None]
+        self.ranked = [t for _, t in sorted(keyed, key=lambda kt: kt[0], reverse=True)]
+        self.with_curves = [t for t in trials.values() if t.get("history")]
         self.drawn = self._drawn()
 
     def _drawn(self) -> list[dict[str, Any]]:
         """The trials whose curves are drawn: all, or the best and an even sample."""
-        with_curves = [t for t in self.trials.values() if t.get("history")]
-        if len(with_curves) <= CURVES:
-            return with_curves
-        best = self.best_trials(CURVES // 10)
+        if len(self.with_curves) <= CURVES:
+            return self.with_curves
+        best = self.ranked[:CURVES // 10]
         picked = {t["id"] for t in best}
-        rest = [t for t in with_curves if t["id"] not in picked]
+        rest = [t for t in self.with_curves if t["id"] not in picked]
         step = len(rest) / (CURVES - len(best))
         return best + [rest[int(i * step)] for i in range(CURVES - len(best))]
 
-    def best_trials(self, n: int) -> list[dict[str, Any]]:
-        """The ``n`` best trials by the one best rule (finished first, the largest budget, the metric)."""
-        if self._ranked is None:
-            keyed = [(key, t) for t in self.ended
-                     if (key := rank_key(Trial.from_dict(t), self.direction)) is not None]
-            keyed.sort(key=lambda kt: kt[0], reverse=True)
-            self._ranked = [t for _, t in keyed]
-        return self._ranked[:n]
-
     def _sampled(self) -> str:
-        total = sum(1 for t in self.trials.values() if t.get("history"))
+        total = len(self.with_curves)
         if len(self.drawn) == total:
             return ""
         return f" ({len(self.drawn):,} of {total:,}: the {CURVES // 10:,} best and an even sample of the rest)"
@@ -225,7 +218,7 @@ class _Report:
         shown = list(self.trials.values())
         heading = "Trials"
         if len(shown) > ROWS:
-            shown = self.best_trials(ROWS)
+            shown = self.ranked[:ROWS]
             heading = f"Trials: the {len(shown):,} best of {len(self.trials):,} (result.json has every one)"
         rows = "".join(_row(t) for t in sorted(shown, key=lambda t: t["id"]))
         what = "left out" if any(_left_out(t) for t in self.trials.values()) else "params"
@@ -247,10 +240,9 @@ class _Report:
 
     def best_line(self) -> str:
         """The answer first: the best trial, its metric and its configuration."""
-        top = self.best_trials(1)  # the one best rule
-        if not top:
+        if not self.ranked:
             return "<p><b>No trial finished.</b></p>"
-        best = top[0]
+        best = self.ranked[0]
         budgets = {t.get("budget") for t in self.ended if t.get("budget") is not None}
         at = f" at budget {best['budget']:g}, the largest finished" if len(budgets) > 1 \
             and isinstance(best.get("budget"), (int, float)) and best.get("state") == "finished" else ""

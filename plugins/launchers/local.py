@@ -33,6 +33,8 @@ import time
 import uuid
 from pathlib import Path
 
+from kernel.agent.cli import TOKEN_ENV
+
 from .base import Exit, Launcher, OnExit
 
 
@@ -62,6 +64,12 @@ def gpu_environments(gpus: list[str], count: int) -> list[dict[str, str]]:
             for _ in range(count)]
 
 
+def _import_path() -> list[str]:
+    """Where this interpreter imports from, and the working directory: what agents need to
+    unpickle a training function defined in any module the driver can import."""
+    return list(dict.fromkeys([p for p in sys.path if p] + [os.getcwd()]))
+
+
 def _tail(path: Path, lines: int = 60, limit: int = 16384) -> str:
     try:
         with open(path, "rb") as f:
@@ -86,15 +94,15 @@ class _Zygote:
             return cls._current
 
     def __init__(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "LAGOM_TOKEN"}
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in sys.path if p))
+        env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+        env["PYTHONPATH"] = os.pathsep.join(_import_path())
         self.proc = subprocess.Popen([sys.executable, "-m", "plugins.launchers.zygote"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, cwd=os.getcwd())
         if not json.loads(self.proc.stdout.readline() or b"{}").get("ready"):
             self.proc.kill()
             raise OSError("the agents' zygote did not start")
         self.dead = False
-        self._replies: queue.Queue[int] = queue.Queue()
+        self._replies: queue.Queue[_Forked | None] = queue.Queue()
         self._ended: dict[int, tuple[threading.Event, list]] = {}
         self._request_lock = threading.Lock()
         threading.Thread(target=self._read, name="lagom-zygote", daemon=True).start()
@@ -103,21 +111,24 @@ class _Zygote:
         with self._request_lock:
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
-            pid = self._replies.get(timeout=30)
-        return _Forked(pid, *self._ended[pid])
+            forked = self._replies.get(timeout=30)
+        if forked is None:
+            raise OSError("the agents' zygote is gone")
+        return forked
 
     def _read(self) -> None:
         for line in self.proc.stdout:
             msg = json.loads(line)
-            if "pid" in msg:
+            if "pid" in msg:  # handed over whole: its exit may be read before fork() looks
                 self._ended[msg["pid"]] = (threading.Event(), [None])
-                self._replies.put(msg["pid"])
+                self._replies.put(_Forked(msg["pid"], *self._ended[msg["pid"]]))
             elif "exit" in msg:
                 event, code = self._ended.pop(msg["exit"], (threading.Event(), [None]))
                 code[0] = msg["code"]
                 event.set()
         # The zygote is gone (killed): its agents can no longer be watched, so they are ended.
         self.dead = True
+        self._replies.put(None)  # a fork() waiting for its pid hears it now, not in 30 s
         for pid, (event, code) in list(self._ended.items()):
             _signal(pid, signal.SIGKILL)
             code[0] = -signal.SIGKILL
@@ -169,9 +180,8 @@ class LocalLauncher(Launcher):
               insecure: bool = False) -> list[str]:
         env = dict(os.environ)
         env.update(self.env)
-        env["LAGOM_TOKEN"] = token
-        paths = [p for p in sys.path if p] + [os.getcwd()]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths + env.get("PYTHONPATH", "").split(os.pathsep)))
+        env[TOKEN_ENV] = token
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(_import_path() + env.get("PYTHONPATH", "").split(os.pathsep)))
         env.setdefault("PYTHONUNBUFFERED", "1")
         self._command = [self.python, "-m", "kernel.agent", "--connect", url, *(["--insecure"] if insecure else [])]
         self._env, self._log_dir, self._on_exit = env, Path(log_dir), on_exit
@@ -200,11 +210,10 @@ class LocalLauncher(Launcher):
 
     def _forked(self, agent_id: str, env: dict[str, str], log_path: Path) -> _Forked | None:
         """An agent forked by the zygote, or None where it cannot start (then a fresh process)."""
-        path = [p for p in env["PYTHONPATH"].split(os.pathsep) if p] + [p for p in sys.path if p]
+        path = [p for p in env["PYTHONPATH"].split(os.pathsep) if p]  # sys.path as a fresh agent's would be
         try:
             return _Zygote.get().fork({"argv": [*self._command[3:], "--id", agent_id], "env": env,
-                                       "cwd": os.getcwd(), "path": list(dict.fromkeys(path)),
-                                       "log": str(log_path.absolute())})
+                                       "cwd": os.getcwd(), "path": path, "log": str(log_path.absolute())})
         except (OSError, ValueError, queue.Empty):
             self._fork = False
             return None

@@ -50,8 +50,10 @@ def _become_agent(request: dict, keep: list[int]) -> int:
     sys.argv = [sys.executable, "-m", "kernel.agent", *request["argv"]]
     try:
         code = cli.main(request["argv"])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except SystemExit as exc:  # as the interpreter would end: a message is printed, and exits 1
+        code = exc.code if isinstance(exc.code, int) or exc.code is None else 1
+        if not isinstance(exc.code, int) and exc.code is not None:
+            print(exc.code, file=sys.stderr)
     except BaseException:
         import traceback
 
