@@ -10,7 +10,8 @@ the jitted step as a traced value (optax.inject_hyperparams), so trials that sha
 
 ASHA promotes the best configurations to larger budgets. A promoted trial does not start over:
 it loads its parent's checkpoint (a msgpack-serialised pytree in ``reporter.parent_checkpoint_dir``)
-and trains only the epochs its parent had not, then saves its own for its children.
+and trains only the epochs its parent had not, then saves its own for its children. After the
+search, ``load_best`` rebuilds the winning model from ``result.best.checkpoint_dir``.
 """
 from __future__ import annotations
 
@@ -53,18 +54,13 @@ def load_checkpoint(folder, like):
     return jax.tree_util.tree_unflatten(treedef, leaves), int(saved["epoch"])
 
 
-def train(hparams, reporter, strategy):
-    """The one training function: a trial of a search (strategy: one device), or a data-parallel
-    run over many devices and hosts (strategy: pmap, multihost), unchanged."""
-    import jax
-    import numpy as np
+def build(hparams):
+    """The model and optimizer of a configuration: (graphdef, params, optax transformation)."""
     import optax
     from flax import nnx
 
-    (x_train, y_train), (x_val, y_val) = load_digits_split()
     width, depth = int(hparams.get("width", 64)), int(hparams.get("depth", 2))
     act = {"relu": nnx.relu, "tanh": nnx.tanh, "gelu": nnx.gelu}[hparams.get("act", "relu")]
-    epochs, batch = int(hparams.get("budget", 8)), 64  # ASHA's budget is a number of epochs
 
     class MLP(nnx.Module):
         def __init__(self, rngs: nnx.Rngs):
@@ -78,7 +74,33 @@ def train(hparams, reporter, strategy):
             return self.out(x)
 
     graphdef, params = nnx.split(MLP(nnx.Rngs(hparams.get("seed", 0))))
-    tx = optax.inject_hyperparams(optax.adam)(learning_rate=hparams.get("lr", 1e-3))
+    return graphdef, params, optax.inject_hyperparams(optax.adam)(learning_rate=hparams.get("lr", 1e-3))
+
+
+def load_best(result):
+    """The best trial's trained weights, from the checkpoint it saved (``result.best.checkpoint_dir``),
+    and their accuracy on the validation split: the model to keep after a search."""
+    from flax import nnx
+
+    best = result.best
+    graphdef, params, tx = build(best.params)
+    (params, _), epochs = load_checkpoint(best.checkpoint_dir, (params, tx.init(params)))
+    _, (x_val, y_val) = load_digits_split()
+    model = nnx.merge(graphdef, params)
+    return model, epochs, float((model(x_val).argmax(-1) == y_val).mean())
+
+
+def train(hparams, reporter, strategy):
+    """The one training function: a trial of a search (strategy: one device), or a data-parallel
+    run over many devices and hosts (strategy: pmap, multihost), unchanged."""
+    import jax
+    import numpy as np
+    import optax
+    from flax import nnx
+
+    (x_train, y_train), (x_val, y_val) = load_digits_split()
+    epochs, batch = int(hparams.get("budget", 8)), 64  # ASHA's budget is a number of epochs
+    graphdef, params, tx = build(hparams)
     state, start = (params, tx.init(params)), 0
     if reporter.parent_checkpoint_dir:  # promoted by ASHA: continue the parent's training
         state, start = load_checkpoint(reporter.parent_checkpoint_dir, state)
@@ -152,6 +174,8 @@ def main(argv=None):
     print(f"validation accuracy: {best.metric:.4f}")
     print("budgets run: " + ", ".join(f"{b} epochs x {sum(1 for t in result.trials if t.budget == b)}"
                                        for b in asha.budgets))
+    model, epochs, reloaded = load_best(result)  # the trained model itself, back from its checkpoint
+    print(f"best model reloaded from {best.checkpoint_dir} ({epochs} epochs): validation accuracy {reloaded:.4f}")
     print(f"experiment folder: {result.path} (report.html, result.json, trials/*.log, journal.jsonl)")
     print(f"tensorboard --logdir {result.path / 'tensorboard'}")
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -87,12 +88,24 @@ class Trial:
     stop_requested: float | None = None  # when the kernel told it to stop (wall clock)
     run: dict[str, Any] | None = field(default=None, repr=False)  # how agents run it (distributed)
     extra: dict[str, Any] | None = field(default=None, repr=False)  # what the context's injector reads
+    folder: Path | None = field(default=None, repr=False, compare=False)  # the experiment's (set by Result)
 
     @property
     def duration(self) -> float | None:
         if self.started is None or self.ended is None:
             return None
         return self.ended - self.started
+
+    @property
+    def checkpoint_dir(self) -> str | None:
+        """The folder this trial saved its checkpoint in (its ``reporter.checkpoint_dir``), or None
+        when it saved nothing there: load the best model from ``result.best.checkpoint_dir``."""
+        if self.folder is None:
+            return None
+        from .journal import checkpoint_dir
+
+        where = checkpoint_dir(self.folder, self.id)
+        return where if os.path.isdir(where) and os.listdir(where) else None
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -125,6 +138,27 @@ class Trial:
         return f"Trial({self.id}, {self.state}{metric}, params={self.params})"
 
 
+_SCALAR = (int, float, str, bool, type(None))
+
+
+def _row(t: Trial) -> dict[str, Any]:
+    row = {"trial": t.id, "state": str(t.state), "budget": t.budget, "metric": t.metric, "duration": t.duration,
+           "agent": t.agent, "attempts": t.attempts, "parent": t.parent, "error": t.error,
+           "started": t.started, "ended": t.ended}
+    row.update((f"params_{k}", v if isinstance(v, _SCALAR) else str(v)) for k, v in t.params.items())
+    row.update((f"info_{k}", v) for k, v in t.info.items() if isinstance(v, _SCALAR))
+    row.update((f"metrics_{k}", v) for k, v in t.metrics.items() if isinstance(v, _SCALAR))
+    return row
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every row's keys, in first-seen order (trials of one search may return different metrics)."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen) or ["trial"]
+
+
 class NoBestTrial(LookupError):
     """``result.best`` of an experiment in which no trial could be ranked; the message says why."""
 
@@ -155,6 +189,10 @@ class Result:
     agents: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        for t in self.trials:
+            t.folder = self.path
 
     def __getattr__(self, name: str) -> Any:
         extras = self.__dict__.get("extras") or {}
@@ -190,6 +228,21 @@ class Result:
 
     def count(self, state: str) -> int:
         return sum(1 for t in self.trials if t.state == state)
+
+    def dataframe(self) -> "pandas.DataFrame":  # noqa: F821 (pandas is optional)
+        """One row per trial, indexed by trial id: state, budget, metric, duration, agent,
+        attempts, parent, error, start and end times, then ``params_<name>`` for each parameter
+        and ``metrics_<name>`` for each number the function returned (as Optuna's
+        ``trials_dataframe``). Needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("result.dataframe() needs pandas: pip install pandas") from None
+        rows = [_row(t) for t in self.trials]
+        frame = pd.DataFrame(rows, columns=_columns(rows)).set_index("trial")
+        for when in ("started", "ended"):
+            frame[when] = pd.to_datetime(frame[when], unit="s", utc=True)
+        return frame
 
     def to_dict(self) -> dict[str, Any]:
         return {**self._head(), "trials": [t.to_dict() for t in self.trials]}

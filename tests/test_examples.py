@@ -21,6 +21,8 @@ def test_digits_hpo_example_runs_a_real_search(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     accuracy = float(out.stdout.split("validation accuracy:")[1].split()[0])
     assert accuracy > 0.8  # a real MLP really trained on digits
+    reloaded = float(out.stdout.split("(3 epochs): validation accuracy")[1].split()[0])
+    assert reloaded == pytest.approx(accuracy, abs=1e-4)  # the best trial's weights, back from its checkpoint
     (folder,) = tmp_path.glob("digits-*")
     result = json.loads((folder / "result.json").read_text())
     trials = result["trials"]

@@ -1,5 +1,7 @@
 """Which trial a result calls best, and how it says so."""
 import math
+import os
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +42,31 @@ def test_stopped_trials_rank_only_when_none_finished():
 def test_without_budgets_the_summary_names_none():
     r = result(t(0, 0.5), t(1, 0.7), t(2, math.nan, state="finished"))
     assert r.best.id == 1 and "budget" not in str(r)
+
+
+def test_dataframe_has_one_row_per_trial_with_params_and_returned_metrics():
+    pd = pytest.importorskip("pandas")
+    a = Trial(0, {"lr": 0.1, "act": "relu"}, budget=3, state="finished", metric=0.9, result={"acc": 0.9, "loss": 0.2},
+              started=100.0, ended=101.5, agent="a1", attempts=1)
+    b = Trial(1, {"lr": 0.01, "act": "tanh"}, state="failed", error="ValueError: boom", agent="a2", attempts=1)
+    c = Trial(2, {"lr": 0.5, "act": "gelu"}, state="finished", metric=0.7, result=0.7, info={"ablated": "noise"})
+    frame = result(a, b, c).dataframe()
+    assert list(frame.index) == [0, 1, 2]
+    assert frame.loc[0, "params_lr"] == 0.1 and frame.loc[2, "params_act"] == "gelu"
+    assert frame.loc[0, "metrics_loss"] == 0.2 and frame.loc[2, "metrics_metric"] == 0.7
+    assert pd.isna(frame.loc[1, "metric"]) and frame.loc[1, "error"] == "ValueError: boom"
+    assert frame.loc[0, "duration"] == 1.5 and frame.loc[0, "started"] == pd.Timestamp(100.0, unit="s", tz="UTC")
+    assert frame.loc[2, "info_ablated"] == "noise" and frame.loc[0, "agent"] == "a1"
+    assert list(frame[frame.state == "finished"].sort_values("metric").index) == [2, 0]
+
+
+def test_checkpoint_dir_is_the_folder_a_trial_saved_into(tmp_path):
+    from kernel.journal import checkpoint_dir
+
+    saved, empty = Trial(0, {}, state="finished", metric=1.0), Trial(1, {}, state="finished", metric=0.5)
+    os.makedirs(checkpoint_dir(tmp_path, 0))
+    (Path(checkpoint_dir(tmp_path, 0)) / "state.msgpack").write_bytes(b"x")
+    os.makedirs(checkpoint_dir(tmp_path, 1))  # made by reporter.checkpoint_dir, nothing saved
+    r = Result("exp", path=tmp_path, context="hpo", metric="acc", direction="max", trials=[saved, empty], duration=1.0)
+    assert r.best.checkpoint_dir == checkpoint_dir(tmp_path, 0)
+    assert r.trials[1].checkpoint_dir is None and Trial(5, {}).checkpoint_dir is None
