@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 
@@ -19,35 +20,75 @@ def _folder(path: str) -> Path:
 
 
 def status(args) -> int:
-    from .report import trials_from_journal
-
     folder = _folder(args.folder)
-    head, trials = trials_from_journal(folder)
-    counts: dict[str, int] = {}
-    for t in trials.values():
-        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    if not args.watch:
+        print("\n".join(_status(folder)[0]))
+        return 0
+    return _watch(folder, args.interval, args.rows)
+
+
+def _watch(folder: Path, interval: float, rows: int) -> int:
+    """Print the status again whenever the journal grows (checked every ``interval`` seconds),
+    until the experiment ends or its kernel is gone; Ctrl-C leaves quietly."""
+    journal, size = folder / "journal.jsonl", -1
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+    try:
+        while True:
+            now = journal.stat().st_size
+            if now != size:
+                size = now
+                lines, over = _status(folder, rows)
+                print(clear + "\n".join(lines) + ("" if clear else "\n"), flush=True)
+                if over:
+                    return 0
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _state(folder: Path, head: dict) -> tuple[str, bool]:
+    """How the experiment stands, in words, and whether it is over (nothing more will happen)."""
     from .journal import holder
 
     kernel = holder(folder)
     if head.get("interrupted") and kernel is None:
-        state = f"{head['interrupted']}: continue it with python -m kernel resume {folder}"
-    elif head.get("closed"):
-        state = "ended"
-    elif kernel is not None:
-        state = f"running (kernel pid {kernel.get('pid', '?')} on {kernel.get('host', '?')})"
-    else:
-        state = f"its kernel died: continue it with python -m kernel resume {folder}"
-    print(f"{folder.name}: {head.get('context', '?')}, {state}; "
-          + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    print(f"{'id':>5}  {'state':9s} {'metric':>10s} {'budget':>7s} {'seconds':>8s}  params")
-    for t in sorted(trials.values(), key=lambda t: t["id"]):
-        metric = "" if t.get("metric") is None else f"{t['metric']:.6g}"
-        duration = "" if t.get("duration") is None else f"{t['duration']:.1f}"
-        budget = "" if t.get("budget") is None else str(t["budget"])
-        params = (t.get("info") or {}).get("ablated") and f"left out: {t['info']['ablated']}" or \
-            ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
-        print(f"{t['id']:>5}  {t['state']:9s} {metric:>10s} {budget:>7s} {duration:>8s}  {params}")
-    return 0
+        return f"{head['interrupted']}: continue it with python -m kernel resume {folder}", True
+    if head.get("closed"):
+        return "ended", True
+    if kernel is not None:
+        return f"running (kernel pid {kernel.get('pid', '?')} on {kernel.get('host', '?')})", False
+    return f"its kernel died: continue it with python -m kernel resume {folder}", True
+
+
+def _status(folder: Path, rows: int | None = None) -> tuple[list[str], bool]:
+    """The status lines; with ``rows``, the running trials and then the latest ended ones."""
+    from .report import trials_from_journal
+
+    head, trials = trials_from_journal(folder)
+    counts: dict[str, int] = {}
+    for t in trials.values():
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    state, over = _state(folder, head)
+    lines = [f"{folder.name}: {head.get('context', '?')}, {state}; "
+             + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
+             f"{'id':>5}  {'state':9s} {'metric':>10s} {'budget':>7s} {'seconds':>8s}  params"]
+    shown = sorted(trials.values(), key=lambda t: t["id"])
+    if rows is not None and len(shown) > rows:
+        running = [t for t in shown if t["state"] == "running"]
+        ended = [t for t in shown if t["state"] != "running"]
+        shown = sorted(running[:rows] + ended[len(ended) - max(0, rows - len(running)):], key=lambda t: t["id"])
+        lines[0] += f" (showing {len(shown)} of {len(trials)}: running and latest)"
+    lines.extend(_row(t) for t in shown)
+    return lines, over
+
+
+def _row(t: dict) -> str:
+    metric = "" if t.get("metric") is None else f"{t['metric']:.6g}"
+    duration = "" if t.get("duration") is None else f"{t['duration']:.1f}"
+    budget = "" if t.get("budget") is None else str(t["budget"])
+    params = (t.get("info") or {}).get("ablated") and f"left out: {t['info']['ablated']}" or \
+        ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
+    return f"{t['id']:>5}  {t['state']:9s} {metric:>10s} {budget:>7s} {duration:>8s}  {params}"
 
 
 def report(args) -> int:
@@ -84,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("agent", help="run a worker agent (as python -m kernel.agent)", add_help=False)
     p = sub.add_parser("status", help="a table of an experiment's trials (also while it runs)")
     p.add_argument("folder")
+    p.add_argument("--watch", action="store_true", help="print it again as trials start and end, until the end")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between looks at the journal (--watch)")
+    p.add_argument("--rows", type=int, default=30, help="at most this many trials per look (--watch)")
     p.set_defaults(run=status)
     p = sub.add_parser("report", help="write report.html with plots into an experiment folder")
     p.add_argument("folder")

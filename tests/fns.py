@@ -168,3 +168,14 @@ def epochs_of_x(hparams, reporter):
         print(f"trained epoch {epoch}")
         reporter.broadcast(metric=hparams["x"] * (epoch + 1), step=epoch)
     return {"score": hparams["x"] * hparams.get("budget", 3)}
+
+
+def wait_for(probe, what: str, timeout: float = 30.0):
+    """``probe()``'s first truthy value, looked for every 10 ms (for things only a file system
+    shows, such as an experiment folder made by another thread); fails naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not (found := probe()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not appear within {timeout} s")
+        time.sleep(0.01)
+    return found

@@ -153,3 +153,32 @@ def test_a_large_experiment_s_report_draws_the_best_and_a_sample_and_lists_the_b
     saved = json.loads((result.path / "result.json").read_text())
     assert len(saved["trials"]) == 30 and saved["best"]["trial"] == result.best.id
     assert saved["trials"][7]["history"] == [list(p) for p in result.trials[7].history]
+
+
+def test_status_watch_follows_a_running_experiment_to_its_end(runs):
+    import threading
+
+    marker = runs.parent / "go-watch"
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]), marker=("CATEGORICAL", [str(marker)]))
+    ctx = HyperparameterSearch(space, num_trials=3, metric="score", workers=1, launcher="thread")
+    box = {}
+    run = threading.Thread(target=lambda: box.setdefault("result", lagom(fns.after_marker, ctx, path=runs, verbose=0)))
+    run.start()
+    watch = None
+    try:
+        journal = fns.wait_for(lambda: next(runs.glob("*/journal.jsonl"), None), "a journal")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        watch = subprocess.Popen([sys.executable, "-m", "kernel", "status", str(journal.parent), "--watch",
+                                  "--interval", "0.05"], stdout=subprocess.PIPE, text=True, env=env)
+        seen = []
+        while not any("1 running" in line for line in seen):
+            seen.append(watch.stdout.readline())
+            assert seen[-1], "status --watch ended before the trial ran"
+    finally:
+        marker.touch()
+        run.join(30)
+    out, _ = watch.communicate(timeout=30)
+    assert watch.returncode == 0
+    last = out.strip().split("\n\n")[-1].splitlines()
+    assert "ended; 3 finished" in last[0] and len(last) == 5
+    assert box["result"].count("finished") == 3
