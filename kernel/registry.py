@@ -72,6 +72,9 @@ class AgentRegistry:
     def __iter__(self) -> Iterator[AgentInfo]:
         return iter(list(self._by_peer.values()))
 
+    def all(self) -> list[AgentInfo]:
+        return list(self._by_peer.values())
+
     def alive(self) -> list[AgentInfo]:
         return [a for a in self._by_peer.values() if a.alive]
 

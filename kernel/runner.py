@@ -32,6 +32,7 @@ from .driver import Kernel
 from .injection import requested
 from .agent.cli import TOKEN_ENV
 from .journal import ExperimentFolder, latest_experiment, new_experiment_path, read_journal
+from .live import LiveFiles
 from .progress import Progress
 from .trials import Result
 from .views import KernelView
@@ -152,7 +153,7 @@ def _listen(url: str, token: str, insecure: bool) -> Listener:
 
 
 def _observers(verbose: int, tensorboard: bool, extra: list | tuple) -> list:
-    observers = ([Progress()] if verbose else []) + list(extra)
+    observers = [LiveFiles()] + ([Progress()] if verbose else []) + list(extra)
     if tensorboard:
         from .tensorboard import TensorBoard
 

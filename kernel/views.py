@@ -92,6 +92,15 @@ class KernelView:
         return len(self._kernel.agents.alive())
 
     @property
+    def agents(self) -> list[dict[str, Any]]:
+        """Every agent that joined: id, host, pid, devices, state, the trial it runs and seconds
+        since the kernel last heard from it (its health, as the kernel judges it)."""
+        now = time.monotonic()
+        return [{"id": a.id, "host": a.host, "pid": a.pid, "devices": a.devices, "state": str(a.state),
+                 "trial": a.attempt.trial.id if a.attempt is not None else None,
+                 "silent_s": round(now - a.last_seen, 3), "error": a.error} for a in self._kernel.agents.all()]
+
+    @property
     def started_at(self) -> float:
         return self._kernel.started_at
 

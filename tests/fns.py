@@ -179,3 +179,13 @@ def wait_for(probe, what: str, timeout: float = 30.0):
             raise TimeoutError(f"{what} did not appear within {timeout} s")
         time.sleep(0.01)
     return found
+
+
+def broadcasts_then_waits(hparams, reporter):
+    """Broadcasts steps 0 and 1 (and the named value ``loss``), waits (at most 60 s) until file
+    ``marker`` exists, then broadcasts step 2 and returns."""
+    for step in range(2):
+        reporter.broadcast(metric=0.1 * (step + 1), step=step, loss=1.0 - step)
+    wait_for(lambda: os.path.exists(hparams["marker"]), hparams["marker"], timeout=60)
+    reporter.broadcast(metric=0.3, step=2)
+    return {"score": 0.3}
