@@ -1,4 +1,4 @@
-"""``python -m kernel``: agent, status, report and resume, for experiments on disk.
+"""``python -m kernel``: agent, status, report, resume and dashboard, for experiments on disk.
 
 Every subcommand reads the experiment folder (the journal is written as things happen), so
 ``status`` works on a running experiment and ``resume`` on one whose kernel died. Mistakes give
@@ -119,6 +119,13 @@ def resume(args) -> int:
     return 0 if result is not None else 1
 
 
+def dashboard(args) -> int:
+    from .dashboard import main as serve
+
+    return serve(args.path, host=args.host, port=args.port, token_file=args.token_file,
+                 exit_with_stdin=args.exit_with_stdin)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kernel", description="lagom-kernel's command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder")
     p.add_argument("--verbose", type=int, default=1)
     p.set_defaults(run=resume)
+    p = sub.add_parser("dashboard", help="a live web page over the experiments under a folder")
+    p.add_argument("path", nargs="?", default=None,
+                   help="an experiment folder, or a folder of them (default: $LAGOM_RUNS or ./lagom-runs)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (default loopback; elsewhere the experiment's token is asked for)")
+    p.add_argument("--port", type=int, default=8470, help="port (0: any free one; default 8470)")
+    p.add_argument("--token-file", default=None, metavar="FILE",
+                   help="the token a browser must give when --host is not loopback (or set $LAGOM_TOKEN)")
+    p.add_argument("--exit-with-stdin", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(run=dashboard)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["agent"]:
         from .agent import main as agent_main

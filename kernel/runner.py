@@ -167,7 +167,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                       observers: list | tuple = (), token: str | None = None,
                       resume: bool | str | os.PathLike | None = None, agent_timeout: float | None = 5.0,
                       stop_grace: float | None = 10.0, insecure: bool = False, report: bool = True,
-                      tensorboard: bool = False, fail_fast: int | None = 3,
+                      tensorboard: bool = False, fail_fast: int | None = 3, dashboard: bool | int = False,
                       _on_view: Callable[[KernelView], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
     context = context if context is not None else _default_context()
@@ -196,7 +196,12 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
               f"  (or put the token in a file only you can read and pass --token-file FILE)", flush=True)
     if verbose:
         print(f"lagom: {type(context).__name__} → {folder.path}", flush=True)
-    result = await _serve(kernel, plan, listen=listen, insecure=insecure, report=report, on_view=_on_view)
+    board = asyncio.create_task(_start_dashboard(folder.path, dashboard)) if dashboard is not False else None
+    try:
+        result = await _serve(kernel, plan, listen=listen, insecure=insecure, report=report, on_view=_on_view)
+    finally:
+        if board is not None and await board is not None:
+            await asyncio.to_thread(board.result().stop)
     result = context.finish(result)
     if verbose:
         print(result, flush=True)
@@ -272,6 +277,21 @@ async def _close(kernel: Kernel, plan: _Plan, result: Result, report: bool) -> N
     kernel.folder.close()
 
 
+async def _start_dashboard(folder: Path, port: bool | int):
+    """The live dashboard of this experiment, in a process of its own (its page never costs the
+    kernel a dispatch); it stops when lagom() returns. One that cannot start is said, not fatal."""
+    try:
+        from .dashboard import start
+
+        board = await asyncio.to_thread(start, folder, 0 if port is True else int(port))
+    except (ImportError, RuntimeError, OSError) as exc:
+        print(f"lagom: no dashboard: {exc}", file=sys.stderr, flush=True)
+        return None
+    print(f"lagom: dashboard at {board.url} (while the experiment runs; later: python -m kernel dashboard "
+          f"{folder.parent})", flush=True)
+    return board
+
+
 def _save_for_resume(folder: Path, function: bytes, context: Any) -> None:
     """The function and the context, so ``python -m kernel resume <folder>`` can continue."""
     try:
@@ -318,6 +338,9 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
       optimizer and early stopper are brought back to their state) and the rest runs.
     - ``token``: the secret agents must present (default: a fresh random one per experiment);
       set it when agents are started ahead of the kernel, e.g. by a cluster job script.
+    - ``dashboard=True`` (or a port number): a live web dashboard of this experiment on
+      loopback while it runs; its URL is printed. Needs the ``dashboard`` extra;
+      ``python -m kernel dashboard`` serves any experiment folder at any time.
     - ``observers``: :class:`~kernel.Observer` objects, told of every trial (with a read-only
       :class:`~kernel.views.KernelView`).
 

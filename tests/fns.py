@@ -189,3 +189,15 @@ def broadcasts_then_waits(hparams, reporter):
     wait_for(lambda: os.path.exists(hparams["marker"]), hparams["marker"], timeout=60)
     reporter.broadcast(metric=0.3, step=2)
     return {"score": 0.3}
+
+
+def steps_on_markers(hparams, reporter):
+    """Broadcasts step 0, then each further step once file ``<marker>-<n>-<step>`` exists (at most
+    60 s each), printing a line per step."""
+    n = hparams["n"]
+    for step in range(hparams.get("steps", 3)):
+        if step:
+            wait_for(lambda: os.path.exists(f"{hparams['marker']}-{n}-{step}"), f"marker {n}-{step}", timeout=60)
+        print(f"trial n={n} step {step}", flush=True)
+        reporter.broadcast(metric=n + 0.1 * (step + 1), step=step)
+    return {"score": n + 0.1 * hparams.get("steps", 3)}

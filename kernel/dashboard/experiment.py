@@ -1,0 +1,326 @@
+"""One experiment folder read as it grows, for the dashboard: the journal and curves.jsonl from
+where the last read stopped, agents.json when it changed, result.json's ranking at the end.
+
+It needs nothing but the folder, so it follows an experiment running here, one running on
+another host that shares the folder, one that ended and one whose kernel died. Each
+:meth:`Experiment.update` returns what changed since the last (a delta the page applies), and
+:meth:`Experiment.snapshot` everything a page needs to start.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import fastjson
+from ..journal import holder
+
+CURVES_AT_START = 300
+"""At most this many learning curves go with a snapshot (the running trials, the best, the
+latest); a page asks for any other trial's curve when it is opened."""
+
+
+class Tail:
+    """The complete lines appended to a file since the last read (a line cut off mid-write
+    waits for its end)."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self._rest = path, 0, b""
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return []
+        if size <= self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(size - self.offset)
+        self.offset += len(data)
+        *lines, self._rest = (self._rest + data).split(b"\n")
+        return [record for line in lines if (record := _parse(line)) is not None]
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = fastjson.loads(line) if line.strip() else None
+    except ValueError:  # a torn line from a kernel killed mid-write: skipped, as resume does
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _finite(v: Any) -> float | None:
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def summary(t: dict[str, Any], started_at: float) -> dict[str, Any]:
+    """What the page shows of a trial (its curve travels apart)."""
+    info = t.get("info") or {}
+    error = t.get("error")
+    started = t.get("started")
+    return {"id": t["id"], "state": t["state"], "params": t.get("params") or {}, "budget": t.get("budget"),
+            "metric": _finite(t.get("metric")), "duration": t.get("duration"), "agent": t.get("agent"),
+            "attempts": t.get("attempts"), "parent": t.get("parent"), "ablated": info.get("ablated"),
+            "kind": info.get("kind"), "seed": info.get("seed"),
+            "started": None if started is None else round(started - started_at, 3),
+            "error": None if not error else str(error).splitlines()[0][:300]}
+
+
+class Experiment:
+    """The state of one experiment as its folder tells it, kept up to date by :meth:`update`."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.name = Path(folder), Path(folder).name
+        self._journal, self._curves = Tail(self.folder / "journal.jsonl"), Tail(self.folder / "curves.jsonl")
+        self.head: dict[str, Any] = {}
+        self.status: dict[str, Any] = {"closed": False, "interrupted": None, "aborted": None}
+        self.trials: dict[int, dict[str, Any]] = {}
+        self.curves: dict[int, list] = {}
+        self.series: dict[int, dict[str, list]] = {}
+        self.best: list[list] = []  # [seconds since the start, best metric so far, trial]
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.ranking: list | None = None
+        self.started_at = 0.0
+        self.version = 0
+        self._agents_mtime = 0.0
+        self._delta: dict[str, Any] = {}
+
+    @property
+    def direction(self) -> str:
+        return (self.head.get("controller") or {}).get("direction", "max")
+
+    @property
+    def metric(self) -> str | None:
+        return (self.head.get("controller") or {}).get("metric")
+
+    # -- reading -------------------------------------------------------------------------
+    def update(self) -> dict[str, Any] | None:
+        """Read what the folder gained; the delta (None when nothing changed)."""
+        self._delta = {}
+        for e in self._journal.read():
+            handler = _EVENTS.get(e.get("event"))
+            if handler is not None:
+                handler(self, e)
+        for c in self._curves.read():
+            self._curve_line(c)
+        self._read_agents()
+        self.refresh_status()
+        if not self._delta:
+            return None
+        self.version += 1
+        delta, self._delta = self._delta, {}
+        delta["v"] = self.version
+        if "trials" in delta:
+            delta["trials"] = [self.trials[i] for i in delta["trials"]]
+        return delta
+
+    def _changed(self, trial_id: int) -> None:
+        self._delta.setdefault("trials", {})[trial_id] = None  # a dict: ordered, each once
+
+    def _points(self, trial_id: int, start: int, points: list) -> None:
+        self._delta.setdefault("points", []).append([trial_id, start, points])
+
+    def _curve_line(self, c: dict[str, Any]) -> None:
+        t = self.trials.get(c.get("trial"))
+        if t is None or t["state"] != "running" or c.get("attempt") != t["attempts"]:
+            return  # ended meanwhile (its end record has the whole curve), or an older attempt's
+        curve, start = self.curves.setdefault(t["id"], []), int(c.get("from", 0))
+        del curve[start:]
+        curve.extend(c.get("points") or [])
+        self._points(t["id"], start, c.get("points") or [])
+        for name, part in (c.get("series") or {}).items():
+            points = self.series.setdefault(t["id"], {}).setdefault(name, [])
+            del points[int(part.get("from", 0)):]
+            points.extend(part.get("points") or [])
+
+    def _read_agents(self) -> None:
+        try:
+            mtime = os.stat(self.folder / "agents.json").st_mtime
+        except FileNotFoundError:
+            return
+        if mtime == self._agents_mtime:
+            return
+        self._agents_mtime = mtime
+        try:
+            live = fastjson.loads((self.folder / "agents.json").read_bytes()).get("agents", [])
+        except (OSError, ValueError, AttributeError):
+            return
+        for a in live:
+            known = self.agents.setdefault(a["id"], {"id": a["id"]})
+            known.update({k: a.get(k) for k in ("host", "pid", "devices", "state", "trial", "silent_s", "error")})
+        self._delta["agents"] = True
+
+    def refresh_status(self) -> bool:
+        """Whether a kernel holds the folder now (running), told as a change when it changes."""
+        running = holder(self.folder) is not None
+        if running != self.status.get("running"):
+            self.status["running"] = running
+            self._delta_status()
+            return True
+        return False
+
+    def _delta_status(self) -> None:
+        self._delta["status"] = True
+
+    # -- what a page gets ------------------------------------------------------------------
+    def overview(self) -> dict[str, Any]:
+        """The experiment in one line of the list: name, context, state and counts."""
+        counts: dict[str, int] = {}
+        for t in self.trials.values():
+            counts[t["state"]] = counts.get(t["state"], 0) + 1
+        best = self.best[-1] if self.best else None
+        return {"name": self.name, "context": self.head.get("context"), "metric": self.metric,
+                "direction": self.direction, "state": self.state(), "counts": counts,
+                "best": None if best is None else {"metric": best[1], "trial": best[2]},
+                "started": self.started_at}
+
+    def state(self) -> str:
+        if self.status.get("closed"):
+            return "aborted" if self.status.get("aborted") else "ended"
+        if self.status.get("running"):
+            return "running"
+        return "interrupted" if self.status.get("interrupted") else "kernel died"
+
+    def snapshot(self) -> dict[str, Any]:
+        drawn = self._drawn()
+        return {"kind": "snapshot", "v": self.version, **self.overview(), "head": self.head,
+                "status": self.status, "trials": list(self.trials.values()),
+                "curves": {i: self.curves.get(i, []) for i in drawn}, "best_so_far": self.best,
+                "agents": list(self.agents.values()), "ranking": self.ranking}
+
+    def frame(self, delta: dict[str, Any]) -> dict[str, Any]:
+        """A delta as the page reads it: changed trials, new points, new bests, the agents and
+        the state when they changed."""
+        out = {"kind": "delta", "v": delta["v"], "trials": delta.get("trials", []), "points": delta.get("points", []),
+               "best_so_far": delta.get("best", [])}
+        if delta.get("agents"):
+            out["agents"] = list(self.agents.values())
+        if delta.get("status") or delta.get("ranking"):
+            out.update(overview=self.overview(), status=self.status, ranking=self.ranking)
+        return out
+
+    def _drawn(self) -> list[int]:
+        """The curves a page starts with: every one when few, else running, best and latest."""
+        if len(self.trials) <= CURVES_AT_START:
+            return list(self.trials)
+        sign = 1 if self.direction == "max" else -1
+        running = [i for i, t in self.trials.items() if t["state"] == "running"]
+        ranked = sorted((i for i, t in self.trials.items() if t["metric"] is not None),
+                        key=lambda i: -sign * self.trials[i]["metric"])
+        latest = sorted(self.trials, reverse=True)
+        chosen = dict.fromkeys(running[:100] + ranked[:150] + latest[:50])
+        return list(chosen)[:CURVES_AT_START]
+
+    def trial(self, trial_id: int, log_bytes: int = 65536) -> dict[str, Any] | None:
+        """One trial with its whole curve, its named series and the end of its log."""
+        t = self.trials.get(trial_id)
+        if t is None:
+            return None
+        log_path = self.folder / "trials" / f"trial-{trial_id:05d}.log"
+        try:
+            size = log_path.stat().st_size
+            with open(log_path, "rb") as f:
+                f.seek(max(0, size - log_bytes))
+                log = f.read().decode("utf-8", "replace")
+        except OSError:
+            size, log = 0, ""
+        return {**t, "curve": self.curves.get(trial_id, []), "series": self.series.get(trial_id, {}),
+                "log": log, "log_size": size, "log_cut": size > log_bytes}
+
+
+# -- journal events ------------------------------------------------------------------------
+def _experiment(x: Experiment, e: dict) -> None:
+    if not x.head:
+        x.head, x.started_at = {k: v for k, v in e.items() if k != "event"}, e.get("time", 0.0)
+        x._delta_status()
+
+
+def _resumed(x: Experiment, e: dict) -> None:
+    x.status.update(closed=False, interrupted=None, aborted=None)
+    x._delta_status()
+
+
+def _status_event(field: str, value_of):
+    def handle(x: Experiment, e: dict) -> None:
+        x.status[field] = value_of(e)
+        x._delta_status()
+    return handle
+
+
+def _closed(x: Experiment, e: dict) -> None:
+    x.status["closed"] = True
+    x._delta_status()
+    try:
+        result = fastjson.loads((x.folder / "result.json").read_bytes())
+    except (OSError, ValueError):
+        return
+    if isinstance(result.get("ranking"), list):
+        x.ranking = result["ranking"]
+        x._delta["ranking"] = True
+
+
+def _agent(x: Experiment, e: dict) -> None:
+    x.agents[e["id"]] = {"id": e["id"], "host": e.get("host"), "pid": e.get("pid"), "devices": e.get("devices"),
+                         "state": "joining", "trial": None, "silent_s": None, "error": None,
+                         "joined": round(e.get("time", 0.0) - x.started_at, 3)}
+    x._delta["agents"] = True
+
+
+def _agent_left(state: str, key: str):
+    def handle(x: Experiment, e: dict) -> None:
+        a = x.agents.setdefault(e["id"], {"id": e["id"]})
+        a.update(state=state, trial=None, error=e.get(key))
+        x._delta["agents"] = True
+    return handle
+
+
+def _start(x: Experiment, e: dict) -> None:
+    tid = e["trial"]
+    x.trials[tid] = summary({"id": tid, "state": "running", "params": e.get("params"), "budget": e.get("budget"),
+                             "agent": e.get("agent"), "attempts": e.get("attempt"), "info": e.get("info"),
+                             "parent": e.get("parent"), "started": e.get("time")}, x.started_at)
+    x.curves[tid] = []
+    x.series.pop(tid, None)
+    x._changed(tid)
+    x._points(tid, 0, [])
+    a = x.agents.get(e.get("agent"))
+    if a is not None:
+        a.update(state="busy", trial=tid)
+        x._delta["agents"] = True
+
+
+def _requeue(x: Experiment, e: dict) -> None:
+    t = x.trials.get(e["trial"])
+    if t is not None:
+        t.update(state="pending", error=str(e.get("reason", ""))[:300])
+        x.curves[t["id"]] = []
+        x._changed(t["id"])
+        x._points(t["id"], 0, [])
+
+
+def _end(x: Experiment, e: dict) -> None:
+    d = e["trial"]
+    tid = d["id"]
+    x.trials[tid] = summary(d, x.started_at)
+    x.curves[tid] = [list(p) for p in d.get("history") or []]
+    if d.get("series"):
+        x.series[tid] = d["series"]
+    x._changed(tid)
+    x._points(tid, 0, x.curves[tid])
+    metric = x.trials[tid]["metric"]
+    if metric is not None and d.get("state") == "finished":
+        best = x.best[-1][1] if x.best else None
+        if best is None or (metric > best if x.direction == "max" else metric < best):
+            x.best.append([round(e.get("time", 0.0) - x.started_at, 3), metric, tid])
+            x._delta.setdefault("best", []).append(x.best[-1])
+
+
+_EVENTS = {
+    "experiment": _experiment, "resumed": _resumed, "closed": _closed,
+    "interrupt": _status_event("interrupted", lambda e: e.get("reason", "interrupted")),
+    "aborted": _status_event("aborted", lambda e: e.get("reason", "aborted")),
+    "agent": _agent, "agent-gone": _agent_left("gone", "reason"), "agent-broken": _agent_left("broken", "error"),
+    "start": _start, "requeue": _requeue, "end": _end,
+}

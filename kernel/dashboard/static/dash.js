@@ -1,0 +1,418 @@
+// The lagom dashboard: one experiment's snapshot, then its deltas as server-sent events.
+// Everything a user wrote (parameters, logs, errors) reaches the page as text, never as HTML.
+"use strict";
+
+const COLORS = {finished: "#2e86c1", stopped: "#e67e22", failed: "#95a5a6", lost: "#c0392b",
+                running: "#27ae60", pending: "#bbbbbb"};
+const ROWS = 100;             // table rows per page
+const CURVES_ALL = 60;        // up to this many trials, every curve is drawn; beyond, running and best
+const CURVES_BEST = 40;
+const PARCOORDS_MAX = 3000;   // lines in the parallel coordinates (the best ones)
+const PLOT_EVERY = 250;       // ms between redraws of the plots while deltas arrive
+const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+              2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+              2.052, 2.048, 2.045, 2.042];
+
+const S = {
+  name: null, source: null, v: 0, trials: new Map(), curves: new Map(), best: [], agents: [],
+  ranking: null, overview: null, head: {}, status: {}, params: [], sortKey: "id", sortDir: -1,
+  page: 0, selected: null, tab: "trials", arrivals: [], ready: false, readyAt: null, lastPlot: 0,
+  plotTimer: null, tableTimer: null, trialTimer: null,
+};
+window.lagomDash = {
+  S,
+  points: (id) => (S.curves.get(id) || []).length,
+  drawnPoints: (id) => {
+    const div = document.getElementById("curves");
+    const trace = (div.data || []).find((t) => t.meta === id);
+    return trace ? trace.x.length : 0;
+  },
+  rows: () => Array.from(document.querySelectorAll("#trials tbody tr")).map((r) => Number(r.dataset.trial)),
+};
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, text, cls) => {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+};
+const fmt = (v) => (v === null || v === undefined) ? "" :
+  (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : String(v));
+const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+const sign = () => ((S.head.controller || {}).direction === "min" ? -1 : 1);
+const metricName = () => (S.head.controller || {}).metric || "metric";
+
+// -- experiments ---------------------------------------------------------------------------
+async function listExperiments() {
+  const r = await fetch("/api/experiments");
+  if (!r.ok) return;
+  const data = await r.json();
+  $("root").textContent = data.root;
+  const ul = $("exp-list");
+  ul.replaceChildren();
+  for (const x of data.experiments) {
+    const li = el("li", x.name);
+    const c = x.counts || {};
+    li.appendChild(el("small", `${x.context || "?"} · ${x.state} · ${Object.values(c).reduce((a, b) => a + b, 0)} trials`));
+    if (x.name === S.name) li.className = "on";
+    li.onclick = () => { location.hash = encodeURIComponent(x.name); };
+    ul.appendChild(li);
+  }
+  if (!S.name && data.experiments.length) openExperiment(decodeURIComponent(location.hash.slice(1)) || data.experiments[0].name);
+}
+
+function openExperiment(name) {
+  if (S.source) S.source.close();
+  Object.assign(S, {name, v: 0, trials: new Map(), curves: new Map(), best: [], agents: [], ranking: null,
+                    selected: null, page: 0, ready: false});
+  S.source = new EventSource(`/api/e/${encodeURIComponent(name)}/events`);
+  S.source.onmessage = (ev) => receive(JSON.parse(ev.data));
+  listExperiments();
+}
+
+window.addEventListener("hashchange", () => {
+  const name = decodeURIComponent(location.hash.slice(1));
+  if (name && name !== S.name) openExperiment(name);
+});
+
+// -- data ----------------------------------------------------------------------------------
+function receive(msg) {
+  if (msg.kind === "snapshot") {
+    S.trials = new Map(msg.trials.map((t) => [t.id, t]));
+    S.curves = new Map(Object.entries(msg.curves).map(([k, v]) => [Number(k), v]));
+    Object.assign(S, {best: msg.best_so_far, agents: msg.agents, ranking: msg.ranking, head: msg.head || {},
+                      status: msg.status, overview: msg, v: msg.v});
+    S.params = paramNames();
+    renderAll();
+    S.ready = true;
+    S.readyAt = performance.now();
+    return;
+  }
+  S.v = msg.v;
+  const now = Date.now();
+  for (const t of msg.trials) {
+    if (!S.trials.has(t.id)) for (const k of Object.keys(t.params)) if (!S.params.includes(k)) S.params.push(k);
+    S.trials.set(t.id, t);
+  }
+  for (const [id, from, points] of msg.points) {
+    const curve = from === 0 ? [] : (S.curves.get(id) || []);
+    curve.length = Math.min(curve.length, from);
+    for (const p of points) curve.push(p);
+    S.curves.set(id, curve);
+    if (points.length) S.arrivals.push({trial: id, n: curve.length, at: now, last: points[points.length - 1]});
+  }
+  if (S.arrivals.length > 2000) S.arrivals.splice(0, S.arrivals.length - 1000);
+  for (const b of msg.best_so_far) S.best.push(b);
+  if (msg.agents) S.agents = msg.agents;
+  if (msg.overview) Object.assign(S, {overview: msg.overview, status: msg.status, ranking: msg.ranking});
+  renderHeader();
+  schedulePlots();
+  scheduleTable();
+  if (S.selected !== null && msg.trials.some((t) => t.id === S.selected)) scheduleTrial();
+}
+
+function paramNames() {
+  const names = new Set();
+  for (const t of S.trials.values()) for (const k of Object.keys(t.params)) names.add(k);
+  return Array.from(names);
+}
+
+function ranked() {
+  const s = sign();
+  return Array.from(S.trials.values()).filter((t) => t.metric !== null && t.state !== "failed")
+    .sort((a, b) => s * (b.metric - a.metric) || a.id - b.id);
+}
+
+// -- rendering -----------------------------------------------------------------------------
+function renderAll() {
+  renderHeader();
+  renderTable();
+  renderPlots();
+}
+
+function schedulePlots() {
+  if (S.plotTimer) return;
+  const wait = Math.max(0, S.lastPlot + PLOT_EVERY - performance.now());
+  S.plotTimer = setTimeout(() => { S.plotTimer = null; renderPlots(); }, wait);
+}
+
+function scheduleTable() {
+  if (S.tableTimer) return;
+  S.tableTimer = setTimeout(() => { S.tableTimer = null; renderTable(); }, 100);
+}
+
+function scheduleTrial() {
+  if (S.trialTimer) return;
+  S.trialTimer = setTimeout(() => { S.trialTimer = null; showTrial(S.selected, false); }, 500);
+}
+
+function renderHeader() {
+  const o = S.overview || {};
+  $("exp-name").textContent = S.name || "no experiment yet";
+  const state = $("exp-state");
+  state.textContent = o.state || "";
+  state.className = "badge " + String(o.state || "").replace(" ", "-");
+  const c = S.head.controller || {};
+  $("exp-what").textContent = [S.head.context, c.optimizer, c.early_stop && c.early_stop !== "NoStopping" ? c.early_stop : null,
+    c.metric ? `${c.direction} ${c.metric}` : null].filter(Boolean).join(" · ");
+  const counts = {};
+  for (const t of S.trials.values()) counts[t.state] = (counts[t.state] || 0) + 1;
+  const box = $("counts");
+  box.replaceChildren();
+  const total = c.total_trials ? ` of ${c.total_trials}` : "";
+  const all = el("span"); all.appendChild(el("b", String(S.trials.size))); all.append(` trials${total}`);
+  box.appendChild(all);
+  for (const s of ["running", "finished", "stopped", "failed", "lost", "pending"]) {
+    if (!counts[s]) continue;
+    const span = el("span", null, "s-" + s);
+    span.appendChild(el("b", String(counts[s])));
+    span.append(" " + s);
+    box.appendChild(span);
+  }
+  const agents = S.agents.filter((a) => a.state !== "gone" && a.state !== "broken").length;
+  box.appendChild(el("span", `${agents} agent(s)`));
+  const best = ranked()[0];
+  $("best").textContent = best ? `best: trial ${best.id}, ${metricName()} = ${fmt(best.metric)}` +
+    (best.budget !== null ? ` at budget ${fmt(best.budget)}` : "") + " · " +
+    Object.entries(best.params).map(([k, v]) => `${k}=${fmt(v)}`).join(", ") : "";
+}
+
+// -- the trials table ------------------------------------------------------------------------
+function columns() {
+  const cols = [["id", "trial"], ["state", "state"], ["metric", metricName()], ["budget", "budget"],
+                ["duration", "seconds"], ["agent", "agent"]];
+  if (Array.from(S.trials.values()).some((t) => t.ablated)) cols.push(["ablated", "left out"]);
+  for (const p of S.params) cols.push(["p:" + p, p]);
+  cols.push(["error", "error"]);
+  return cols;
+}
+
+const value = (t, key) => key.startsWith("p:") ? t.params[key.slice(2)] : t[key];
+
+function filtered() {
+  const state = $("filter-state").value;
+  const text = $("filter-text").value.trim().toLowerCase();
+  let rows = Array.from(S.trials.values());
+  if (state) rows = rows.filter((t) => t.state === state);
+  if (text) rows = rows.filter((t) => JSON.stringify([t.params, t.agent, t.error, t.ablated, t.id]).toLowerCase().includes(text));
+  const key = S.sortKey, dir = S.sortDir;
+  rows.sort((a, b) => {
+    const x = value(a, key), y = value(b, key);
+    if (x === y) return a.id - b.id;
+    if (x === null || x === undefined) return 1;
+    if (y === null || y === undefined) return -1;
+    return (x < y ? -1 : 1) * dir;
+  });
+  return rows;
+}
+
+function renderTable() {
+  const cols = columns();
+  const head = el("tr");
+  for (const [key, label] of cols) {
+    const th = el("th", label, key === S.sortKey ? "sorted" + (S.sortDir > 0 ? " up" : "") : "");
+    th.onclick = () => { S.sortDir = S.sortKey === key ? -S.sortDir : -1; S.sortKey = key; S.page = 0; renderTable(); };
+    head.appendChild(th);
+  }
+  $("trials").tHead.replaceChildren(head);
+  const rows = filtered();
+  const pages = Math.max(1, Math.ceil(rows.length / ROWS));
+  S.page = Math.min(S.page, pages - 1);
+  const body = document.createDocumentFragment();
+  for (const t of rows.slice(S.page * ROWS, (S.page + 1) * ROWS)) {
+    const tr = el("tr", null, t.id === S.selected ? "sel" : "");
+    tr.dataset.trial = t.id;
+    for (const [key] of cols) {
+      const v = value(t, key);
+      const td = el("td", key === "duration" && v !== null ? v.toFixed(2) : fmt(v),
+                    typeof v === "number" ? "num" : (key === "error" ? "err" : (key === "state" ? "s-" + v : "")));
+      if (key === "error" && v) td.title = v;
+      tr.appendChild(td);
+    }
+    tr.onclick = () => select(t.id);
+    body.appendChild(tr);
+  }
+  $("trials").tBodies[0].replaceChildren(body);
+  $("rows-info").textContent = `${rows.length ? S.page * ROWS + 1 : 0}–${Math.min(rows.length, (S.page + 1) * ROWS)} of ${rows.length}`;
+}
+
+// -- plots ---------------------------------------------------------------------------------
+const LAYOUT = {margin: {l: 50, r: 10, t: 10, b: 40}, showlegend: false, hovermode: "closest",
+                paper_bgcolor: "#fff", plot_bgcolor: "#fff", font: {size: 11}};
+const CONFIG = {displaylogo: false, responsive: true};
+
+function renderPlots() {
+  S.lastPlot = performance.now();
+  renderCurves();
+  renderBest();
+  if (S.tab === "params") renderParams();
+  if (S.tab === "rungs") renderRungs();
+  if (S.tab === "agents") renderAgents();
+  if (S.tab === "ablation") renderAblation();
+}
+
+function drawnTrials() {
+  if (S.trials.size <= CURVES_ALL) return Array.from(S.trials.keys());
+  const ids = new Set(Array.from(S.trials.values()).filter((t) => t.state === "running").map((t) => t.id));
+  for (const t of ranked().slice(0, CURVES_BEST)) ids.add(t.id);
+  if (S.selected !== null) ids.add(S.selected);
+  return Array.from(ids).filter((id) => S.curves.has(id));
+}
+
+function renderCurves() {
+  const ids = drawnTrials().sort((a, b) => a - b);
+  const traces = ids.map((id) => {
+    const t = S.trials.get(id) || {state: "pending", params: {}};
+    const c = S.curves.get(id) || [];
+    return {type: "scatter", mode: c.length < 30 ? "lines+markers" : "lines", x: c.map((p) => p[0]),
+            y: c.map((p) => p[1]), meta: id, name: `trial ${id}`, marker: {size: 4},
+            line: {color: COLORS[t.state] || "#888", width: id === S.selected ? 3 : 1.3},
+            hovertemplate: `trial ${id} (${t.state})<br>step %{x}<br>${esc(metricName())} %{y}<extra></extra>`};
+  });
+  $("curves-note").textContent = S.trials.size > CURVES_ALL ? `(running and the best ${CURVES_BEST} of ${S.trials.size})` : "";
+  Plotly.react("curves", traces, {...LAYOUT, xaxis: {title: {text: "step"}, zeroline: false}, yaxis: {title: {text: esc(metricName())}}}, CONFIG);
+}
+
+function renderBest() {
+  const x = S.best.map((b) => b[0]), y = S.best.map((b) => b[1]);
+  if (x.length && S.status && S.status.running) { x.push((Date.now() / 1000) - (S.head.time || 0)); y.push(y[y.length - 1]); }
+  Plotly.react("best-plot", [{type: "scatter", mode: "lines+markers", line: {shape: "hv", color: "#2e86c1"}, x, y,
+                              text: S.best.map((b) => `trial ${b[2]}`)}],
+               {...LAYOUT, xaxis: {title: {text: "seconds since the start"}}, yaxis: {title: {text: esc(metricName())}}}, CONFIG);
+}
+
+function renderParams() {
+  const best = ranked().slice(0, PARCOORDS_MAX);
+  $("params-note").textContent = `Each line a trial (${best.length}${best.length === PARCOORDS_MAX ? ", the best" : ""}), coloured by ${metricName()}.`;
+  if (!best.length) { Plotly.purge("parcoords"); return; }
+  const dims = S.params.map((p) => {
+    const vals = best.map((t) => t.params[p]);
+    if (vals.every((v) => typeof v === "number")) return {label: p, values: vals};
+    const cats = Array.from(new Set(vals.map(String)));
+    return {label: p, values: vals.map((v) => cats.indexOf(String(v))), tickvals: cats.map((_, i) => i), ticktext: cats.map(esc)};
+  });
+  dims.push({label: metricName(), values: best.map((t) => t.metric)});
+  Plotly.react("parcoords", [{type: "parcoords", dimensions: dims,
+    line: {color: best.map((t) => t.metric), colorscale: "Viridis", reversescale: sign() < 0, showscale: true}}],
+    {...LAYOUT, margin: {l: 60, r: 60, t: 40, b: 20}}, CONFIG);
+}
+
+function renderRungs() {
+  const byState = {};
+  for (const t of S.trials.values()) {
+    if (t.metric === null || t.budget === null) continue;
+    (byState[t.state] = byState[t.state] || []).push(t);
+  }
+  const n = Object.values(byState).reduce((a, b) => a + b.length, 0);
+  const traces = Object.entries(byState).map(([state, ts]) => ({
+    type: n > 2000 ? "scattergl" : "scatter", mode: "markers", name: state, x: ts.map((t) => t.budget),
+    y: ts.map((t) => t.metric), text: ts.map((t) => `trial ${t.id}`), marker: {color: COLORS[state], size: 6, opacity: 0.7}}));
+  Plotly.react("rungs", traces, {...LAYOUT, showlegend: true, xaxis: {title: {text: "budget"}, type: "log"},
+                                  yaxis: {title: {text: esc(metricName())}}}, CONFIG);
+}
+
+function renderAgents() {
+  const head = el("tr");
+  for (const h of ["agent", "host", "pid", "devices", "state", "trial", "last heard", "health"]) head.appendChild(el("th", h));
+  $("agents").tHead.replaceChildren(head);
+  const body = document.createDocumentFragment();
+  for (const a of S.agents) {
+    const gone = a.state === "gone" || a.state === "broken";
+    const silent = a.silent_s === null || a.silent_s === undefined ? null : a.silent_s;
+    const health = gone ? `${a.state}${a.error ? ": " + a.error : ""}` : (silent !== null && silent > 5 ? `silent ${silent.toFixed(1)} s` : "ok");
+    const tr = el("tr");
+    for (const v of [a.id, a.host, a.pid, (a.devices || []).join(" "), a.state, a.trial, silent === null ? "" : `${silent.toFixed(1)} s ago`, health]) {
+      tr.appendChild(el("td", fmt(v)));
+    }
+    tr.lastChild.className = gone ? "s-lost" : (health === "ok" ? "s-running" : "s-stopped");
+    body.appendChild(tr);
+  }
+  $("agents").tBodies[0].replaceChildren(body);
+}
+
+function liveRanking() {
+  // While an ablation runs: each component's mean effect against the baseline, paired by seed.
+  const by = {};
+  for (const t of S.trials.values()) {
+    if (!t.ablated) continue;
+    (by[t.ablated] = by[t.ablated] || {})[t.seed || 0] = t;
+  }
+  const base = by.baseline || {};
+  delete by.baseline;
+  return Object.entries(by).map(([component, runs]) => {
+    const effects = Object.entries(runs).filter(([s, t]) => t.state === "finished" && t.metric !== null && base[s] &&
+      base[s].state === "finished" && base[s].metric !== null).map(([s, t]) => t.metric - base[s].metric);
+    const mean = effects.length ? effects.reduce((a, b) => a + b, 0) / effects.length : null;
+    let ci = null;
+    if (effects.length > 1) {
+      const sd = Math.sqrt(effects.reduce((a, e) => a + (e - mean) ** 2, 0) / (effects.length - 1));
+      const q = effects.length - 1 <= T975.length ? T975[effects.length - 2] : 1.96;
+      ci = [mean - q * sd / Math.sqrt(effects.length), mean + q * sd / Math.sqrt(effects.length)];
+    }
+    return {component, effect: mean, ci, repeats: effects.length};
+  });
+}
+
+function renderAblation() {
+  const rows = (S.ranking || liveRanking()).filter((r) => r.effect !== null && r.effect !== undefined)
+    .sort((a, b) => sign() * (b.effect - a.effect));
+  $("ablation-note").textContent = rows.length ? `Change of ${metricName()} when each component is left out ` +
+    `(against the baseline${rows.some((r) => r.ci) ? ", with 95% intervals" : ""})${S.ranking ? "" : "; so far"}.` :
+    "No ablation trials (or none finished yet).";
+  if (!rows.length) { Plotly.purge("ablation"); return; }
+  const hasCi = rows.some((r) => r.ci);
+  Plotly.react("ablation", [{type: "bar", orientation: "h", y: rows.map((r) => esc(r.component)), x: rows.map((r) => r.effect),
+    marker: {color: rows.map((r) => (sign() * r.effect < 0 ? "#c0392b" : "#2e86c1"))},
+    error_x: hasCi ? {type: "data", symmetric: false, array: rows.map((r) => (r.ci ? r.ci[1] - r.effect : 0)),
+                      arrayminus: rows.map((r) => (r.ci ? r.effect - r.ci[0] : 0))} : undefined}],
+    {...LAYOUT, margin: {l: 140, r: 20, t: 10, b: 40}, yaxis: {autorange: "reversed"}, xaxis: {title: {text: `effect on ${esc(metricName())}`}}}, CONFIG);
+}
+
+// -- one trial -------------------------------------------------------------------------------
+function select(id) {
+  S.selected = id;
+  showTab("trial");
+  showTrial(id, true);
+  renderTable();
+}
+
+async function showTrial(id, scroll) {
+  if (id === null) return;
+  const r = await fetch(`/api/e/${encodeURIComponent(S.name)}/trial/${id}`);
+  if (!r.ok || id !== S.selected) return;
+  const t = await r.json();
+  $("trial-head").textContent = `trial ${t.id} · ${t.state}` + (t.metric !== null ? ` · ${metricName()} = ${fmt(t.metric)}` : "") +
+    (t.budget !== null ? ` · budget ${fmt(t.budget)}` : "") + (t.agent ? ` · on ${t.agent}` : "") +
+    (t.parent !== null ? ` · continues trial ${t.parent}` : "") + " · " +
+    Object.entries(t.params).map(([k, v]) => `${k}=${fmt(v)}`).join(", ") + (t.error ? ` · ${t.error}` : "");
+  const traces = [{type: "scatter", mode: "lines+markers", name: esc(metricName()), x: t.curve.map((p) => p[0]), y: t.curve.map((p) => p[1])}];
+  for (const [name, pts] of Object.entries(t.series || {})) {
+    if (name === metricName()) continue;
+    traces.push({type: "scatter", mode: "lines", name: esc(name), yaxis: "y2", x: pts.map((p) => p[0]), y: pts.map((p) => p[1])});
+  }
+  Plotly.react("trial-curve", traces, {...LAYOUT, showlegend: traces.length > 1, xaxis: {title: {text: "step"}},
+    yaxis2: {overlaying: "y", side: "right"}}, CONFIG);
+  const log = $("trial-log");
+  log.textContent = t.log || "(no output)";
+  $("trial-log-note").textContent = t.log_cut ? `(the last 64 KB of ${t.log_size} bytes)` : "";
+  if (scroll) log.scrollTop = log.scrollHeight;
+}
+
+// -- tabs and controls ------------------------------------------------------------------------
+function showTab(name) {
+  S.tab = name;
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("on", b.dataset.tab === name);
+  for (const s of document.querySelectorAll(".tab")) s.classList.toggle("on", s.id === "tab-" + name);
+  renderPlots();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const b of document.querySelectorAll("#tabs button")) b.onclick = () => showTab(b.dataset.tab);
+  $("filter-state").onchange = () => { S.page = 0; renderTable(); };
+  $("filter-text").oninput = () => { S.page = 0; scheduleTable(); };
+  $("prev").onclick = () => { S.page = Math.max(0, S.page - 1); renderTable(); };
+  $("next").onclick = () => { S.page += 1; renderTable(); };
+  listExperiments();
+  setInterval(listExperiments, 5000);
+});

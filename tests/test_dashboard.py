@@ -1,0 +1,193 @@
+"""The dashboard: what it reads from a folder, who it answers, and a real browser watching a
+running experiment's page."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+import fns
+from contexts import HyperparameterSearch, Searchspace
+from kernel import lagom
+
+pytest.importorskip("aiohttp")
+pytest.importorskip("plotly")
+from kernel.dashboard.experiment import Experiment  # noqa: E402
+
+
+def _get(url, headers=None, data=None):
+    request = urllib.request.Request(url, headers=headers or {}, data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def _serve(path, *args, env=None):
+    """``python -m kernel dashboard`` in a process of its own, and the URL it printed."""
+    proc = subprocess.Popen([sys.executable, "-m", "kernel", "dashboard", str(path), "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **(env or {})})
+    line = proc.stdout.readline()
+    match = re.search(r"(http://\S+)", line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"no URL: {line!r} {proc.stderr.read()}")
+    return proc, match.group(1)
+
+
+@pytest.fixture
+def finished(runs):
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]))
+    return lagom(fns.quadratic, HyperparameterSearch(space, num_trials=5, metric="score", workers=2), path=runs,
+                 verbose=0)
+
+
+def test_the_folder_tells_trials_curves_best_and_agents_and_a_torn_line_waits(finished):
+    x = Experiment(finished.path)
+    delta = x.update()
+    assert delta is not None and x.update() is None  # nothing new, nothing sent
+    snap = x.snapshot()
+    assert snap["state"] == "ended" and snap["counts"] == {"finished": 5} and len(snap["trials"]) == 5
+    assert {t.id: [list(p) for p in t.history] for t in finished.trials} == {int(k): v for k, v in snap["curves"].items()}
+    assert snap["best_so_far"][-1][1:] == [finished.best.metric, finished.best.id]
+    assert snap["agents"] and all(a["host"] and a["pid"] and a["state"] for a in snap["agents"])
+    line = json.dumps({"event": "start", "time": 1.0, "trial": 99, "params": {"x": 0.5}, "agent": None, "attempt": 1})
+    with open(finished.path / "journal.jsonl", "a") as f:
+        f.write(line[:20])  # a kernel mid-write
+        f.flush()
+        assert x.update() is None
+        f.write(line[20:] + "\n")
+    assert [t["id"] for t in x.update()["trials"]] == [99] and x.trials[99]["state"] == "running"
+
+
+def test_lagom_dashboard_true_prints_a_url_that_serves_the_running_experiment(runs, capsys):
+    marker = runs.parent / "go-board"
+    space = Searchspace(marker=("CATEGORICAL", [str(marker)]))
+    ctx = HyperparameterSearch(space, num_trials=1, metric="score", workers=1)
+    box = {}
+    run = threading.Thread(target=lambda: box.setdefault(
+        "result", lagom(fns.broadcasts_then_waits, ctx, path=runs, dashboard=True)))
+    run.start()
+    seen = []
+    try:
+        def url():
+            seen.append(capsys.readouterr().out)
+            return re.search(r"dashboard at (http://\S+)", "".join(seen))
+        base = fns.wait_for(url, "the dashboard's URL").group(1)
+        status, body, _ = _get(base + "api/experiments")
+        assert status == 200
+        (listed,) = json.loads(body)["experiments"]
+        assert listed["state"] == "running" and listed["context"] == "HyperparameterSearch"
+        status, body, headers = _get(base)
+        assert status == 200 and b"/static/plotly.min.js" in body and "script-src 'self'" in headers["Content-Security-Policy"]
+        assert _get(base + "static/plotly.min.js")[0] == 200  # served from the plotly package, no CDN
+    finally:
+        marker.touch()
+        run.join(60)
+    assert box["result"].count("finished") == 1
+    with pytest.raises(OSError):  # it stopped with the experiment
+        urllib.request.urlopen(base + "api/experiments", timeout=5)
+
+
+def test_beyond_loopback_it_answers_only_to_the_experiment_s_token(finished):
+    token = "s3cret-token-of-this-experiment"
+    refused = subprocess.run([sys.executable, "-m", "kernel", "dashboard", str(finished.path), "--host", "0.0.0.0",
+                              "--port", "0"], capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "LAGOM_TOKEN": ""})
+    assert refused.returncode != 0 and "needs the experiment's token" in refused.stderr
+    proc, url = _serve(finished.path, "--host", "0.0.0.0", env={"LAGOM_TOKEN": token})
+    try:
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert token not in ps  # the token is never on a command line
+        status, body, _ = _get(url + "api/experiments")
+        assert status == 401 and b"hpo" not in body and b"token" in body
+        status, body, _ = _get(url)
+        assert status == 401 and b'name="token"' in body and b"hpo" not in body  # the login form, nothing else
+        status, body, headers = _get(url + "login", data=b"token=guess")
+        assert status == 403 and "Set-Cookie" not in headers
+        assert _get(url + "api/experiments", {"Authorization": "Bearer guess"})[0] == 401
+        assert _get(url + "api/experiments", {"Cookie": "lagom_dashboard=made-up"})[0] == 401
+        status, body, _ = _get(url + "api/experiments", {"Authorization": f"Bearer {token}"})
+        assert status == 200 and json.loads(body)["experiments"][0]["name"] == finished.path.name
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with opener.open(url + "login", data=f"token={token}".encode(), timeout=10) as r:
+            assert r.status == 200 and b"plotly.min.js" in r.read()  # logged in: the page itself
+        with opener.open(url + "api/experiments", timeout=10) as r:
+            assert r.status == 200
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_on_loopback_a_request_for_another_host_name_is_refused(finished):
+    proc, url = _serve(finished.path)
+    try:
+        assert _get(url + "api/experiments")[0] == 200
+        assert _get(url + "api/experiments", {"Host": "attacker.example"})[0] == 403  # DNS rebinding
+        assert _get(url + "api/e/..%2F..%2Fetc/events")[0] == 404
+        assert _get(url + "api/e/" + finished.path.name + "/trial/9999")[0] == 404
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _chromium(), reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_a_browser_sees_a_new_trial_and_a_new_point_appear_on_a_running_experiment(runs):
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    marker = runs.parent / "step"
+    space = Searchspace(n=("DISCRETE", [0, 1]), marker=("CATEGORICAL", [str(marker)]))
+    ctx = HyperparameterSearch(space, "gridsearch", metric="score", workers=1)
+    box = {}
+    run = threading.Thread(target=lambda: box.setdefault("result", lagom(fns.steps_on_markers, ctx, path=runs,
+                                                                         verbose=0)))
+    run.start()
+    go = lambda n, step: (runs.parent / f"step-{n}-{step}").touch()
+    proc = None
+    try:
+        fns.wait_for(lambda: list(runs.glob("*/journal.jsonl")), "a journal")
+        proc, url = _serve(runs)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--enable-unsafe-swiftshader"])
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            wait = lambda js: page.wait_for_function(js, timeout=30000)
+            wait("window.lagomDash.S.ready && window.lagomDash.drawnPoints(0) === 1")
+            assert page.locator("#trials tbody tr").count() == 1 and page.inner_text("#exp-state") == "running"
+            go(0, 1)
+            wait("window.lagomDash.drawnPoints(0) === 2")  # a new point on the running trial's curve
+            go(0, 2)
+            wait("window.lagomDash.rows().includes(1) && window.lagomDash.drawnPoints(1) === 1")  # a new trial
+            assert page.inner_text("#trials tbody tr[data-trial='0'] td:nth-child(2)") == "finished"
+            page.click("#tabs button[data-tab=agents]")
+            wait("document.querySelectorAll('#agents tbody tr').length === 1")
+            assert "busy" in page.inner_text("#agents tbody")
+            page.click("#tabs button[data-tab=trials]")
+            page.click("#trials tbody tr[data-trial='0']")
+            wait("document.getElementById('trial-log').textContent.includes('trial n=0 step 2')")
+            go(1, 1), go(1, 2)
+            wait("document.getElementById('exp-state').textContent === 'ended'")
+            assert page.inner_text("#counts").startswith("2 trials") and not errors
+            browser.close()
+    finally:
+        for n in (0, 1):
+            go(n, 1), go(n, 2)
+        run.join(60)
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+    assert box["result"].count("finished") == 2
