@@ -16,7 +16,9 @@ import orjson
 
 _LINE = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 _PRETTY = orjson.OPT_NON_STR_KEYS | orjson.OPT_INDENT_2
-_LONG_NUMBER = re.compile(rb"\d{19}")  # orjson reads an integer beyond 64 bits as a float
+# A number starting with 19 digits (orjson reads an integer beyond 64 bits as a float); not the
+# fraction of a float such as 0.00044655799865722656, which both read alike (most durations).
+_LONG_NUMBER = re.compile(rb"[:,\[ -]\d{19}")
 
 
 def line(obj: Any) -> bytes:
@@ -37,7 +39,8 @@ def pretty(obj: Any) -> bytes:
 
 def loads(data: bytes | str) -> Any:
     """One JSON document; raises ValueError when it is not one."""
-    if _LONG_NUMBER.search(data if isinstance(data, bytes) else data.encode()):
+    raw = data if isinstance(data, bytes) else data.encode()
+    if _LONG_NUMBER.search(raw) or raw.lstrip(b" -")[:19].isdigit():
         return json.loads(data)
     try:
         return orjson.loads(data)

@@ -57,7 +57,7 @@ def test_the_folder_tells_trials_curves_best_and_agents_and_a_torn_line_waits(fi
     snap = x.snapshot()
     assert snap["state"] == "ended" and snap["counts"] == {"finished": 5} and len(snap["trials"]) == 5
     assert {t.id: [list(p) for p in t.history] for t in finished.trials} == {int(k): v for k, v in snap["curves"].items()}
-    assert snap["best_so_far"][-1][1:] == [finished.best.metric, finished.best.id]
+    assert snap["best_so_far"][-1][1:] == [finished.best.metric, finished.best.id, None]
     assert snap["agents"] and all(a["host"] and a["pid"] and a["state"] for a in snap["agents"])
     line = json.dumps({"event": "start", "time": 1.0, "trial": 99, "params": {"x": 0.5}, "agent": None, "attempt": 1})
     with open(finished.path / "journal.jsonl", "a") as f:

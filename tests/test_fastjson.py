@@ -39,3 +39,10 @@ def test_the_journal_round_trips_and_skips_a_cut_off_line(tmp_path):
         f.write(b'{"event": "end", "tri')  # a kernel killed mid-write
     events, bad = read_journal(tmp_path / "exp")
     assert bad == 1 and events[0]["params"] == {"lr": 0.1} and events[0]["big"] == 2 ** 80
+
+
+def test_long_floats_stay_on_the_fast_path_and_long_integers_take_the_exact_one(monkeypatch):
+    line = b'{"duration": 0.00044655799865722656, "metric": 0.18569308000450832, "big": 123456789012345678901}'
+    assert fastjson.loads(line)["big"] == 123456789012345678901  # exact, through json
+    monkeypatch.setattr(fastjson.json, "loads", lambda *a, **k: (_ for _ in ()).throw(AssertionError("slow path")))
+    assert fastjson.loads(line.replace(b"123456789012345678901", b"1"))["duration"] == 0.00044655799865722656

@@ -79,12 +79,14 @@ class Experiment:
         self.trials: dict[int, dict[str, Any]] = {}
         self.curves: dict[int, list] = {}
         self.series: dict[int, dict[str, list]] = {}
-        self.best: list[list] = []  # [seconds since the start, best metric so far, trial]
+        self.best: list[list] = []  # [seconds since the start, best metric so far, trial, budget]
+        self._best_by_budget: dict[Any, float] = {}
         self.agents: dict[str, dict[str, Any]] = {}
         self.ranking: list | None = None
         self.started_at = 0.0
         self.version = 0
-        self._agents_mtime = 0.0
+        self._agents_mtime = self._result_mtime = 0.0
+        self._ablation = False  # any trial leaves a component out
         self._delta: dict[str, Any] = {}
 
     @property
@@ -106,6 +108,7 @@ class Experiment:
         for c in self._curves.read():
             self._curve_line(c)
         self._read_agents()
+        self._read_ranking()
         self.refresh_status()
         if not self._delta:
             return None
@@ -151,6 +154,23 @@ class Experiment:
             known = self.agents.setdefault(a["id"], {"id": a["id"]})
             known.update({k: a.get(k) for k in ("host", "pid", "devices", "state", "trial", "silent_s", "error")})
         self._delta["agents"] = True
+
+    def _read_ranking(self) -> None:
+        """An ablation's final ranking, from result.json once it has one (written after the
+        journal's close); the page computes a provisional one until then."""
+        if not self.status.get("closed") or self.ranking is not None or not self._ablation:
+            return
+        try:
+            mtime = os.stat(self.folder / "result.json").st_mtime
+            if mtime == self._result_mtime:
+                return
+            self._result_mtime = mtime
+            ranking = fastjson.loads((self.folder / "result.json").read_bytes()).get("ranking")
+        except (OSError, ValueError, AttributeError):
+            return
+        if isinstance(ranking, list):
+            self.ranking = ranking
+            self._delta["ranking"] = True
 
     def refresh_status(self) -> bool:
         """Whether a kernel holds the folder now (running), told as a change when it changes."""
@@ -252,13 +272,6 @@ def _status_event(field: str, value_of):
 def _closed(x: Experiment, e: dict) -> None:
     x.status["closed"] = True
     x._delta_status()
-    try:
-        result = fastjson.loads((x.folder / "result.json").read_bytes())
-    except (OSError, ValueError):
-        return
-    if isinstance(result.get("ranking"), list):
-        x.ranking = result["ranking"]
-        x._delta["ranking"] = True
 
 
 def _agent(x: Experiment, e: dict) -> None:
@@ -283,6 +296,7 @@ def _start(x: Experiment, e: dict) -> None:
                              "parent": e.get("parent"), "started": e.get("time")}, x.started_at)
     x.curves[tid] = []
     x.series.pop(tid, None)
+    x._ablation = x._ablation or x.trials[tid]["ablated"] is not None
     x._changed(tid)
     x._points(tid, 0, [])
     a = x.agents.get(e.get("agent"))
@@ -304,16 +318,17 @@ def _end(x: Experiment, e: dict) -> None:
     d = e["trial"]
     tid = d["id"]
     x.trials[tid] = summary(d, x.started_at)
-    x.curves[tid] = [list(p) for p in d.get("history") or []]
+    x.curves[tid] = d.get("history") or []  # [step, value] lists, as JSON has them
     if d.get("series"):
         x.series[tid] = d["series"]
     x._changed(tid)
     x._points(tid, 0, x.curves[tid])
-    metric = x.trials[tid]["metric"]
+    metric, budget = x.trials[tid]["metric"], x.trials[tid]["budget"]
     if metric is not None and d.get("state") == "finished":
-        best = x.best[-1][1] if x.best else None
+        best = x._best_by_budget.get(budget)
         if best is None or (metric > best if x.direction == "max" else metric < best):
-            x.best.append([round(e.get("time", 0.0) - x.started_at, 3), metric, tid])
+            x._best_by_budget[budget] = metric
+            x.best.append([round(e.get("time", 0.0) - x.started_at, 3), metric, tid, budget])
             x._delta.setdefault("best", []).append(x.best[-1])
 
 

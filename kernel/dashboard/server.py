@@ -239,8 +239,10 @@ async def serve(path: Path, host: str = "127.0.0.1", port: int = 8470, token: st
     if not loopback and not token:
         raise SystemExit(f"lagom: error: a dashboard on {host} (not loopback) needs the experiment's token: set "
                          f"$LAGOM_TOKEN or pass --token-file FILE")
-    runner = web.AppRunner(Dashboard(path, token=None if loopback else token, loopback=loopback).app(),
-                           access_log=None, handle_signals=False)
+    board = Dashboard(path, token=None if loopback else token, loopback=loopback)
+    for name in board.folders.names():  # read every journal once now: the first page is as quick as the next
+        board.folders.watch(name).step()
+    runner = web.AppRunner(board.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -79,6 +79,7 @@ window.addEventListener("hashchange", () => {
 // -- data ----------------------------------------------------------------------------------
 function receive(msg) {
   if (msg.kind === "snapshot") {
+    S.snapshotAt = performance.now();
     S.trials = new Map(msg.trials.map((t) => [t.id, t]));
     S.curves = new Map(Object.entries(msg.curves).map(([k, v]) => [Number(k), v]));
     Object.assign(S, {best: msg.best_so_far, agents: msg.agents, ranking: msg.ranking, head: msg.head || {},
@@ -119,9 +120,13 @@ function paramNames() {
 }
 
 function ranked() {
+  // The kernel's rule: finished trials of the largest budget any finished first (a trial trained
+  // 3 of 9 epochs is not the best configuration while one trained 9 exists), then the metric.
   const s = sign();
-  return Array.from(S.trials.values()).filter((t) => t.metric !== null && t.state !== "failed")
-    .sort((a, b) => s * (b.metric - a.metric) || a.id - b.id);
+  const budget = (t) => (t.budget === null ? -Infinity : t.budget);
+  return Array.from(S.trials.values()).filter((t) => t.metric !== null && (t.state === "finished" || t.state === "stopped"))
+    .sort((a, b) => (b.state === "finished") - (a.state === "finished") || budget(b) - budget(a) ||
+                    s * (b.metric - a.metric) || a.id - b.id);
 }
 
 // -- rendering -----------------------------------------------------------------------------
@@ -262,12 +267,13 @@ function drawnTrials() {
 
 function renderCurves() {
   const ids = drawnTrials().sort((a, b) => a - b);
+  const top = (ranked()[0] || {}).id;
   const traces = ids.map((id) => {
     const t = S.trials.get(id) || {state: "pending", params: {}};
     const c = S.curves.get(id) || [];
     return {type: "scatter", mode: c.length < 30 ? "lines+markers" : "lines", x: c.map((p) => p[0]),
             y: c.map((p) => p[1]), meta: id, name: `trial ${id}`, marker: {size: 4},
-            line: {color: COLORS[t.state] || "#888", width: id === S.selected ? 3 : 1.3},
+            line: {color: id === top ? "#1a5276" : (COLORS[t.state] || "#888"), width: id === S.selected || id === top ? 3 : 1.3},
             hovertemplate: `trial ${id} (${t.state})<br>step %{x}<br>${esc(metricName())} %{y}<extra></extra>`};
   });
   $("curves-note").textContent = S.trials.size > CURVES_ALL ? `(running and the best ${CURVES_BEST} of ${S.trials.size})` : "";
@@ -275,11 +281,22 @@ function renderCurves() {
 }
 
 function renderBest() {
-  const x = S.best.map((b) => b[0]), y = S.best.map((b) => b[1]);
-  if (x.length && S.status && S.status.running) { x.push((Date.now() / 1000) - (S.head.time || 0)); y.push(y[y.length - 1]); }
-  Plotly.react("best-plot", [{type: "scatter", mode: "lines+markers", line: {shape: "hv", color: "#2e86c1"}, x, y,
-                              text: S.best.map((b) => `trial ${b[2]}`)}],
-               {...LAYOUT, xaxis: {title: {text: "seconds since the start"}}, yaxis: {title: {text: esc(metricName())}}}, CONFIG);
+  // One line per budget (ASHA's rungs): the best metric among the trials that finished with it.
+  const byBudget = new Map();
+  for (const b of S.best) {
+    const key = b[3] === null || b[3] === undefined ? "" : b[3];
+    if (!byBudget.has(key)) byBudget.set(key, []);
+    byBudget.get(key).push(b);
+  }
+  const now = (Date.now() / 1000) - (S.head.time || 0);
+  const traces = Array.from(byBudget.entries()).sort((a, b) => Number(a[0]) - Number(b[0])).map(([budget, pts]) => {
+    const x = pts.map((b) => b[0]), y = pts.map((b) => b[1]);
+    if (S.status && S.status.running) { x.push(now); y.push(y[y.length - 1]); }
+    return {type: "scatter", mode: "lines+markers", line: {shape: "hv"}, x, y, name: budget === "" ? "best" : `budget ${budget}`,
+            text: pts.map((b) => `trial ${b[2]}`)};
+  });
+  Plotly.react("best-plot", traces, {...LAYOUT, showlegend: traces.length > 1, legend: {orientation: "h", y: -0.25},
+    xaxis: {title: {text: "seconds since the start"}}, yaxis: {title: {text: esc(metricName())}}}, CONFIG);
 }
 
 function renderParams() {
@@ -288,7 +305,11 @@ function renderParams() {
   if (!best.length) { Plotly.purge("parcoords"); return; }
   const dims = S.params.map((p) => {
     const vals = best.map((t) => t.params[p]);
-    if (vals.every((v) => typeof v === "number")) return {label: p, values: vals};
+    if (vals.every((v) => typeof v === "number")) {
+      const lo = Math.min(...vals), hi = Math.max(...vals);
+      if (lo > 0 && hi / lo > 100) return {label: `log10 ${p}`, values: vals.map(Math.log10)};  // a log-uniform range
+      return {label: p, values: vals};
+    }
     const cats = Array.from(new Set(vals.map(String)));
     return {label: p, values: vals.map((v) => cats.indexOf(String(v))), tickvals: cats.map((_, i) => i), ticktext: cats.map(esc)};
   });
