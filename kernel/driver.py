@@ -118,6 +118,7 @@ class Kernel:
             self._agent_exited(agent_id, detail)
         if self.resumed is None:
             self.folder.record("experiment", id=self.experiment, context=self.context_name,
+                               metric=self.controller.metric, direction=str(self.controller.direction),
                                controller=self.controller.describe())
         else:
             self.folder.record("resumed", **self.resumed)

@@ -81,8 +81,8 @@ class _Report:
 
         self.plt, self.folder, self.head, self.trials = plt, folder, head, trials
         controller = head.get("controller", {})
-        self.direction = Direction.of(controller.get("direction", "max"))
-        self.metric = controller.get("metric") or "metric"
+        self.direction = Direction.of(head.get("direction") or controller.get("direction") or "max")
+        self.metric = head.get("metric") or controller.get("metric") or "metric"
         self.ended = sorted((t for t in trials.values() if t.get("metric") is not None),
                             key=lambda t: t.get("ended") or 0)
         self.images: list[tuple[str, str]] = []

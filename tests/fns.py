@@ -201,3 +201,12 @@ def steps_on_markers(hparams, reporter):
         print(f"trial n={n} step {step}", flush=True)
         reporter.broadcast(metric=n + 0.1 * (step + 1), step=step)
     return {"score": n + 0.1 * hparams.get("steps", 3)}
+
+
+def feature_loss(dataset, hparams, reporter):
+    """A loss that falls with each feature kept (feature ``a`` counts most), plus the seed's noise."""
+    x, _ = dataset()
+    weights = {0: 0.5, 1: 0.1, 2: 0.0}
+    kept = x.shape[1]
+    loss = 1.0 - sum(weights[i] for i in range(kept)) + 0.01 * (hparams.get("seed", 0) % 3)
+    return {"loss": loss}

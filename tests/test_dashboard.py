@@ -191,3 +191,32 @@ def test_a_browser_sees_a_new_trial_and_a_new_point_appear_on_a_running_experime
             proc.kill()
             proc.wait()
     assert box["result"].count("finished") == 2
+
+
+def test_an_experiment_that_minimizes_is_read_as_minimizing(runs):
+    """The journal says the direction whatever the context describes (an ablation of a loss)."""
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]))
+    r = lagom(fns.quadratic, HyperparameterSearch(space, num_trials=6, metric="score", direction="min", workers=1,
+                                                  launcher="thread"), path=runs, verbose=0)
+    x = Experiment(r.path)
+    x.update()
+    assert x.direction == "min" and x.metric == "score"
+    assert x.best[-1][1:3] == [r.best.metric, r.best.id]  # the smallest, as result.best
+
+
+def test_an_ablation_s_ranking_with_its_intervals_reaches_the_page_once_the_result_has_it(runs):
+    from contexts import Ablation, AblationStudy
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    study = AblationStudy(dataset={"a": rng.normal(size=20), "b": rng.normal(size=20), "c": rng.normal(size=20),
+                                   "y": rng.integers(0, 2, size=20)}, label="y")
+    study.features.include("a", "b")
+    result = lagom(fns.feature_loss, Ablation(study, direction="min", metric="loss", repeats=2, workers=1,
+                                              launcher="thread"), path=runs, verbose=0)
+    x = Experiment(result.path)
+    frame = x.frame(x.update())
+    assert [r["component"] for r in frame["ranking"]] == [r["component"] for r in result.ranking]
+    assert all(r["ci"] is not None and r["repeats"] == 2 for r in frame["ranking"])
+    assert {t["ablated"] for t in frame["trials"]} == {"baseline", "feature a", "feature b"}

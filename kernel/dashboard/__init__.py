@@ -24,7 +24,12 @@ def main(path: str | None, host: str, port: int, token_file: str | None, exit_wi
     import asyncio
 
     from ..journal import DEFAULT_ROOT_ENV
-    from .server import serve, token_from
+
+    try:
+        from .server import serve, token_from
+    except ImportError as exc:
+        raise SystemExit(f'lagom: error: the dashboard needs aiohttp and plotly ({exc}): '
+                         f'pip install "lagom-kernel[dashboard]"') from None
 
     root = Path(path or os.environ.get(DEFAULT_ROOT_ENV) or "lagom-runs")
     if not root.is_dir():

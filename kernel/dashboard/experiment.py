@@ -91,11 +91,11 @@ class Experiment:
 
     @property
     def direction(self) -> str:
-        return (self.head.get("controller") or {}).get("direction", "max")
+        return self.head.get("direction") or (self.head.get("controller") or {}).get("direction") or "max"
 
     @property
     def metric(self) -> str | None:
-        return (self.head.get("controller") or {}).get("metric")
+        return self.head.get("metric") or (self.head.get("controller") or {}).get("metric")
 
     # -- reading -------------------------------------------------------------------------
     def update(self) -> dict[str, Any] | None:

@@ -40,8 +40,9 @@ const el = (tag, text, cls) => {
 const fmt = (v) => (v === null || v === undefined) ? "" :
   (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : String(v));
 const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-const sign = () => ((S.head.controller || {}).direction === "min" ? -1 : 1);
-const metricName = () => (S.head.controller || {}).metric || "metric";
+const direction = () => S.head.direction || (S.head.controller || {}).direction || "max";
+const sign = () => (direction() === "min" ? -1 : 1);
+const metricName = () => S.head.metric || (S.head.controller || {}).metric || "metric";
 
 // -- experiments ---------------------------------------------------------------------------
 async function listExperiments() {
@@ -160,7 +161,7 @@ function renderHeader() {
   state.className = "badge " + String(o.state || "").replace(" ", "-");
   const c = S.head.controller || {};
   $("exp-what").textContent = [S.head.context, c.optimizer, c.early_stop && c.early_stop !== "NoStopping" ? c.early_stop : null,
-    c.metric ? `${c.direction} ${c.metric}` : null].filter(Boolean).join(" · ");
+    S.head.metric || c.metric ? `${direction()} ${metricName()}` : null].filter(Boolean).join(" · ");
   const counts = {};
   for (const t of S.trials.values()) counts[t.state] = (counts[t.state] || 0) + 1;
   const box = $("counts");
@@ -179,7 +180,7 @@ function renderHeader() {
   box.appendChild(el("span", `${agents} agent(s)`));
   const best = ranked()[0];
   $("best").textContent = best ? `best: trial ${best.id}, ${metricName()} = ${fmt(best.metric)}` +
-    (best.budget !== null ? ` at budget ${fmt(best.budget)}` : "") + " · " +
+    (best.budget !== null ? ` at budget ${fmt(best.budget)}` : "") + (best.ablated ? ` (left out: ${best.ablated})` : "") + " · " +
     Object.entries(best.params).map(([k, v]) => `${k}=${fmt(v)}`).join(", ") : "";
 }
 
@@ -376,18 +377,19 @@ function liveRanking() {
 }
 
 function renderAblation() {
+  // Most important first: leaving it out hurts the metric the most (blue); red ones helped by leaving.
   const rows = (S.ranking || liveRanking()).filter((r) => r.effect !== null && r.effect !== undefined)
-    .sort((a, b) => sign() * (b.effect - a.effect));
+    .sort((a, b) => sign() * (a.effect - b.effect));
   $("ablation-note").textContent = rows.length ? `Change of ${metricName()} when each component is left out ` +
     `(against the baseline${rows.some((r) => r.ci) ? ", with 95% intervals" : ""})${S.ranking ? "" : "; so far"}.` :
     "No ablation trials (or none finished yet).";
   if (!rows.length) { Plotly.purge("ablation"); return; }
   const hasCi = rows.some((r) => r.ci);
   Plotly.react("ablation", [{type: "bar", orientation: "h", y: rows.map((r) => esc(r.component)), x: rows.map((r) => r.effect),
-    marker: {color: rows.map((r) => (sign() * r.effect < 0 ? "#c0392b" : "#2e86c1"))},
+    marker: {color: rows.map((r) => (sign() * r.effect < 0 ? "#2e86c1" : "#c0392b"))},
     error_x: hasCi ? {type: "data", symmetric: false, array: rows.map((r) => (r.ci ? r.ci[1] - r.effect : 0)),
                       arrayminus: rows.map((r) => (r.ci ? r.effect - r.ci[0] : 0))} : undefined}],
-    {...LAYOUT, margin: {l: 140, r: 20, t: 10, b: 40}, yaxis: {autorange: "reversed"}, xaxis: {title: {text: `effect on ${esc(metricName())}`}}}, CONFIG);
+    {...LAYOUT, margin: {l: 20, r: 20, t: 10, b: 40}, yaxis: {autorange: "reversed", automargin: true}, xaxis: {title: {text: `effect on ${esc(metricName())}`}}}, CONFIG);
 }
 
 // -- one trial -------------------------------------------------------------------------------
@@ -405,14 +407,14 @@ async function showTrial(id, scroll) {
   const t = await r.json();
   $("trial-head").textContent = `trial ${t.id} · ${t.state}` + (t.metric !== null ? ` · ${metricName()} = ${fmt(t.metric)}` : "") +
     (t.budget !== null ? ` · budget ${fmt(t.budget)}` : "") + (t.agent ? ` · on ${t.agent}` : "") +
-    (t.parent !== null ? ` · continues trial ${t.parent}` : "") + " · " +
+    (t.parent !== null ? ` · continues trial ${t.parent}` : "") + (t.ablated ? ` · left out: ${t.ablated}` : "") + " · " +
     Object.entries(t.params).map(([k, v]) => `${k}=${fmt(v)}`).join(", ") + (t.error ? ` · ${t.error}` : "");
   const traces = [{type: "scatter", mode: "lines+markers", name: esc(metricName()), x: t.curve.map((p) => p[0]), y: t.curve.map((p) => p[1])}];
   for (const [name, pts] of Object.entries(t.series || {})) {
     if (name === metricName()) continue;
     traces.push({type: "scatter", mode: "lines", name: esc(name), yaxis: "y2", x: pts.map((p) => p[0]), y: pts.map((p) => p[1])});
   }
-  Plotly.react("trial-curve", traces, {...LAYOUT, showlegend: traces.length > 1, xaxis: {title: {text: "step"}},
+  Plotly.react("trial-curve", traces, {...LAYOUT, showlegend: traces.length > 1, xaxis: {title: {text: "step"}, zeroline: false},
     yaxis2: {overlaying: "y", side: "right"}}, CONFIG);
   const log = $("trial-log");
   log.textContent = t.log || "(no output)";
