@@ -182,6 +182,14 @@ def test_a_browser_sees_a_new_trial_and_a_new_point_appear_on_a_running_experime
             go(1, 1), go(1, 2)
             wait("document.getElementById('exp-state').textContent === 'ended'")
             assert page.inner_text("#counts").startswith("2 trials") and not errors
+            assert page.evaluate("window.lagomDash.rows()") == [1, 0]  # newest first
+            page.click("#tabs button[data-tab=trials]")
+            page.click("#trials thead th:nth-child(1)")
+            wait("JSON.stringify(window.lagomDash.rows()) === '[0,1]'")  # sorted by trial, the other way
+            page.fill("#filter-text", "score>1")
+            wait("JSON.stringify(window.lagomDash.rows()) === '[1]'")  # trial 1 scored 1.3, trial 0 0.3
+            page.fill("#filter-text", "n=0 finished")
+            wait("JSON.stringify(window.lagomDash.rows()) === '[0]'")
             browser.close()
     finally:
         for n in (0, 1):

@@ -196,12 +196,32 @@ function columns() {
 
 const value = (t, key) => key.startsWith("p:") ? t.params[key.slice(2)] : t[key];
 
+// The filter box: words that all must hold. "metric>0.9", "lr<=1e-3", "budget=9", "agent=local-0",
+// "act!=relu" compare a column or parameter; any other word is looked for in the row's text.
+const TERM = /^([\w.-]+)(>=|<=|!=|=|>|<)(.+)$/;
+
+function matcher(word) {
+  const m = TERM.exec(word);
+  if (!m) return (t) => JSON.stringify([t.params, t.agent, t.error, t.ablated, t.state, t.id]).toLowerCase().includes(word);
+  const [, key, op, raw] = m;
+  const column = key === metricName().toLowerCase() ? "metric" : (key === "trial" ? "id" : key);
+  const num = Number(raw);
+  return (t) => {
+    const v = column in t && column !== "params" ? t[column] : t.params[Object.keys(t.params).find((k) => k.toLowerCase() === column)];
+    if (v === null || v === undefined) return op === "!=";
+    const a = typeof v === "number" && !Number.isNaN(num) ? v : String(v).toLowerCase();
+    const b = typeof a === "number" ? num : raw;
+    return {">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b, "=": typeof a === "number" ? a === b : a.startsWith(b),
+            "!=": typeof a === "number" ? a !== b : !a.startsWith(b)}[op];
+  };
+}
+
 function filtered() {
   const state = $("filter-state").value;
-  const text = $("filter-text").value.trim().toLowerCase();
+  const tests = $("filter-text").value.trim().toLowerCase().split(/\s+/).filter(Boolean).map(matcher);
   let rows = Array.from(S.trials.values());
   if (state) rows = rows.filter((t) => t.state === state);
-  if (text) rows = rows.filter((t) => JSON.stringify([t.params, t.agent, t.error, t.ablated, t.id]).toLowerCase().includes(text));
+  if (tests.length) rows = rows.filter((t) => tests.every((ok) => ok(t)));
   const key = S.sortKey, dir = S.sortDir;
   rows.sort((a, b) => {
     const x = value(a, key), y = value(b, key);
