@@ -87,7 +87,7 @@ class SearchController(Controller):
             self._completed += 1
         value = trial.metric if trial.metric is not None and not math.isnan(trial.metric) else None
         obs = Observation(trial.id, trial.params, trial.budget, trial.state, value,
-                          tuple(trial.history), dict(trial.info))
+                          tuple(trial.history), dict(trial.info), checkpointed=trial.checkpointed)
         self.optimizer.observe(obs)
         self.stopper.observe(obs)
 
@@ -227,7 +227,22 @@ class HyperparameterSearch(Context):
     def controller(self) -> Controller:
         """A fresh controller: each lagom() call with this context is a new experiment."""
         self._runs += 1
-        return self._build(fresh=self._runs > 1)
+        self._last = self._build(fresh=self._runs > 1)
+        return self._last
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_last"}  # saved for resume: no run's state
+
+    def finish(self, result: Any) -> Any:
+        """The optimizer's own account of the search (PBT's lineages) joins the result."""
+        last = self.__dict__.get("_last")
+        if last is not None:
+            extras, notes = last.optimizer.summarize(result.trials)
+            if extras or notes:
+                result.extras.update(extras)
+                result.notes.extend(notes)
+                result.save()
+        return result
 
     def __repr__(self) -> str:
         opt = self.optimizer if isinstance(self.optimizer, str) else type(self.optimizer).__name__

@@ -216,6 +216,15 @@ class ExperimentFolder:
             prefix = self._checkpoint_prefix = checkpoint_dir(self.path, 0)[:-5]
         return f"{prefix}{trial_id:05d}"
 
+    def has_checkpoint(self, trial_id: int) -> bool:
+        """Whether the trial saved anything in its checkpoint folder (as this host sees it: the
+        folder agents on other hosts share)."""
+        try:
+            with os.scandir(self.checkpoint_dir(trial_id)) as entries:
+                return any(True for _ in entries)
+        except OSError:
+            return False
+
     def trial_log_path(self, trial_id: int) -> Path:
         return self.trials_dir / f"trial-{trial_id:05d}.log"
 

@@ -105,6 +105,8 @@ class TrialBook:
         for name, value in fields.items():
             setattr(trial, name, value)
         trial.state = state
+        if state in (TrialState.FINISHED, TrialState.STOPPED):
+            trial.checkpointed = self.folder.has_checkpoint(trial.id)  # journaled: a resume sees the same
         self._count(trial)
         self.folder.close_log(trial.id)
         self.folder.record("end", durable=True, trial=trial.to_dict())

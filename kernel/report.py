@@ -52,6 +52,25 @@ def trials_from_journal(folder: Path) -> tuple[dict[str, Any], dict[int, dict[st
     return head, trials
 
 
+def _chains(trials: dict[int, dict[str, Any]], ranked: list[dict[str, Any]], most: int = 40) -> list[list]:
+    """The checkpoint chains (root first) of the best final trials whose parameters changed
+    along the way; empty when none did (ASHA promotes a configuration unchanged)."""
+    parents = {t.get("parent") for t in trials.values()}
+    out = []
+    for leaf in ranked:
+        if leaf["id"] in parents or leaf.get("parent") is None:
+            continue
+        chain, at = [], leaf
+        while at is not None:
+            chain.append(at)
+            at = trials.get(at.get("parent")) if at.get("parent") is not None else None
+        if any(a["params"] != b["params"] for a, b in zip(chain, chain[1:])):
+            out.append(chain[::-1])
+        if len(out) == most:
+            break
+    return out
+
+
 def write_report(folder: str | Path) -> Path:
     """Write report.html (and its PNGs) into ``folder``; returns the HTML's path."""
     import matplotlib
@@ -66,6 +85,7 @@ def write_report(folder: str | Path) -> Path:
         report.best_so_far()
         report.parameters()
         report.budgets()
+        report.lineages()
     if (folder / "ablation.png").exists():
         report.images.append(("ablation.png", "Ablation: effect of leaving each component out"))
     out = folder / "report.html"
@@ -211,6 +231,31 @@ class _Report:
         ax.set_ylabel(self.metric)
         ax.set_title("Results by budget (ASHA's rungs)")
         self.save(fig, "report_rungs.png", "Results at each budget")
+
+    def lineages(self) -> None:
+        """Hyperparameters along each chain of checkpoints (a trial continuing its parent), when
+        they change along the way (population-based training): the schedule each final trial was
+        trained with, the best in bold."""
+        chains = _chains(self.trials, self.ranked)
+        names = [k for k in (chains[0][-1]["params"] if chains else {})
+                 if all(isinstance(t["params"].get(k), (int, float)) for c in chains for t in c)][:4]
+        if not names:
+            return
+        fig, axes = self.plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+        for ax, name in zip(axes[0], names):
+            for i, chain in enumerate(reversed(chains)):  # the best drawn last, on top
+                best = i == len(chains) - 1
+                xs = [0] + [t.get("budget") or 0 for t in chain]
+                ys = [chain[0]["params"][name]] + [t["params"][name] for t in chain]
+                ax.step(xs, ys, where="pre", color="#1a5276" if best else "#aab7b8", lw=2.2 if best else 0.8,
+                        alpha=1.0 if best else 0.6, zorder=3 if best else 1)
+            values = [t["params"][name] for c in chains for t in c]
+            if min(values) > 0 and max(values) / min(values) > 20:
+                ax.set_yscale("log")
+            ax.set_xlabel("budget")
+            ax.set_title(name)
+        self.save(fig, "report_lineage.png", f"Hyperparameters along each lineage ({len(chains)} final trials; "
+                                             "the best in bold): the schedule population-based training found")
 
     def page(self) -> str:
         counts = collections.Counter(t.get("state", "?") for t in self.trials.values())

@@ -86,6 +86,7 @@ class Trial:
     interruptions: list[str] = field(default_factory=list)  # why earlier attempts were cut short
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # named broadcast values
     stop_requested: float | None = None  # when the kernel told it to stop (wall clock)
+    checkpointed: bool = False  # it left files in its checkpoint folder (a later trial can continue it)
     run: dict[str, Any] | None = field(default=None, repr=False)  # how agents run it (distributed)
     extra: dict[str, Any] | None = field(default=None, repr=False)  # what the context's injector reads
     folder: Path | None = field(default=None, repr=False, compare=False)  # the experiment's (set by Result)
@@ -123,6 +124,7 @@ class Trial:
             "error": self.error, "traceback": self.traceback, "agent": self.agent,
             "attempts": self.attempts, "info": self.info, "parent": self.parent, "ranks": self.ranks,
             "stop_requested": self.stop_requested, "interruptions": self.interruptions, "series": self.series,
+            "checkpointed": self.checkpointed,
         }
 
     @classmethod

@@ -69,7 +69,7 @@ def drive(optimizer: Optimizer, *, parallel: int = 2, limit: int = 500, seed: in
         value = objective(suggestion.params) if state in ("finished", "stopped") else None
         history = ((0, value),) if value is not None else ()
         optimizer.observe(Observation(trial, suggestion.params, suggestion.budget, state, value, history,
-                                      dict(suggestion.info)))
+                                      dict(suggestion.info), checkpointed=value is not None))
         log.append((trial, suggestion, state))
     raise AssertionError(f"{type(optimizer).__name__} never finished within {limit} trials")
 

@@ -210,3 +210,26 @@ def feature_loss(dataset, hparams, reporter):
     kept = x.shape[1]
     loss = 1.0 - sum(weights[i] for i in range(kept)) + 0.01 * (hparams.get("seed", 0) % 3)
     return {"loss": loss}
+
+
+def pbt_toy(hparams, reporter):
+    """Gradient descent on (w - 3)^2 from w = 0, one step per budget unit, its state (w, step)
+    kept in a JSON checkpoint; returns the sha256 of the checkpoint it loaded and of the one it saved."""
+    import hashlib
+    import json
+
+    w, start, loaded = 0.0, 0, ""
+    if reporter.parent_checkpoint_dir:
+        with open(os.path.join(reporter.parent_checkpoint_dir, "state.json"), "rb") as f:
+            raw = f.read()
+        loaded = hashlib.sha256(raw).hexdigest()
+        state = json.loads(raw)
+        w, start = state["w"], state["step"]
+    for step in range(start, int(hparams["budget"])):
+        w -= hparams["lr"] * 2 * (w - 3)
+        reporter.broadcast(metric=-(w - 3) ** 2, step=step)
+    time.sleep(hparams.get("sleep", 0.0))
+    raw = json.dumps({"w": w, "step": int(hparams["budget"])}).encode()
+    with open(os.path.join(reporter.checkpoint_dir, "state.json"), "wb") as f:
+        f.write(raw)
+    return {"score": -(w - 3) ** 2, "loaded": loaded, "saved": hashlib.sha256(raw).hexdigest()}

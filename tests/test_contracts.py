@@ -5,17 +5,17 @@ from plugins.earlystop import MedianStopping, NoStopping
 from plugins.launchers import NullLauncher
 from plugins.launchers.local import LocalLauncher
 from plugins.launchers.thread import ThreadLauncher
-from plugins.optimizers import ASHA, TPE, GridSearch, NullOptimizer, RandomSearch
+from plugins.optimizers import ASHA, PBT, TPE, GridSearch, NullOptimizer, RandomSearch
 from plugins.strategies import DataParallel, LiteralPmap, SingleDevice
 from plugins.testing import EarlyStopperContract, LauncherContract, OptimizerContract, StrategyContract, drive
 
 pytestmark = pytest.mark.filterwarnings("ignore:gridsearch. num_trials")  # the contract's 12 cut the grid
 
 
-@pytest.fixture(params=["random", "grid", "asha", "tpe"])
+@pytest.fixture(params=["random", "grid", "asha", "tpe", "pbt"])
 def optimizer(request):
     return {"random": RandomSearch(), "grid": GridSearch(resolution=2), "asha": ASHA(3, 1, 9),
-            "tpe": TPE(n_startup=4)}[request.param]
+            "tpe": TPE(n_startup=4), "pbt": PBT(6, 2, population=4, quantile=0.5)}[request.param]
 
 
 class TestBuiltinOptimizers(OptimizerContract):

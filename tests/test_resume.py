@@ -76,6 +76,22 @@ def test_resumed_asha_keeps_its_rungs(runs):
     assert promoted and all(result.trials[t.parent].params == t.params for t in promoted)
 
 
+@pytest.mark.slow
+def test_a_resumed_pbt_search_continues_the_same_population_from_its_checkpoints(runs):
+    folder = kill_after("pbt", runs, ended=7)
+    before = {e["trial"]["id"]: e["trial"] for e in events(folder) if e["event"] == "end"}
+    result = lagom(fns.pbt_toy, resume_victim.context("pbt"), path=runs, resume=True, verbose=0)
+    assert result.path == folder and result.count("finished") == len(result.trials)
+    trials = {t.id: t for t in result.trials}
+    for tid, t in before.items():  # what ended before the kill is kept as it was, not run again
+        assert trials[tid].params == t["params"] and trials[tid].result == t["result"]
+    assert sum(t.parent is None for t in result.trials) == 4  # the same four members, none started anew
+    assert sorted(t.info["member"] for t in result.trials if t.budget == 6) == [0, 1, 2, 3]
+    for t in result.trials:  # across the kill too, every segment loaded exactly its parent's checkpoint
+        if t.parent is not None:
+            assert t.result["loaded"] == trials[t.parent].result["saved"]
+
+
 def test_resume_needs_a_journal(runs):
     with pytest.raises(FileNotFoundError, match="no experiment named 'victim-random'"):
         lagom(fns.quadratic, resume_victim.context("random"), path=runs, resume=True, verbose=0)

@@ -52,6 +52,7 @@ class Observation:
     value: float | None
     history: tuple[tuple[float, float], ...] = ()  # the (step, value) broadcasts
     info: dict[str, Any] = field(default_factory=dict)  # what the Suggestion carried
+    checkpointed: bool = False  # it saved a checkpoint: a Suggestion may name it as parent
 
 
 class Proposer(Protocol):
@@ -103,6 +104,11 @@ class Optimizer(ABC):
 
     def observe(self, obs: Observation) -> None:
         """A trial ended (optional)."""
+
+    def summarize(self, trials: list[Any]) -> tuple[dict[str, Any], list[str]]:
+        """What the result carries beyond its trials (``result.<key>`` and result.json), and
+        lines for the printed summary; called once, when the search has ended (optional)."""
+        return {}, []
 
     def total_trials(self) -> int | None:
         """How many trials the search will run, when known in advance (for progress displays)."""
