@@ -4,11 +4,12 @@
 A population of ``population`` configurations trains in segments of ``perturbation_interval``
 budget units, each segment one trial that continues the member's previous one from its
 checkpoint (``reporter.parent_checkpoint_dir``; ``hparams["budget"]`` is the budget to reach, as
-under ASHA). When a segment ends, a member in the bottom ``quantile`` by its latest score
-*exploits* one of the top ``quantile``: its next segment continues from that member's
-checkpoint, with that member's hyperparameters *explored* (each resampled with
+under ASHA). When a segment ends, a member in the bottom ``quantile`` of the members that have
+reached the same budget (scores are compared at equal training, as ASHA's rungs are) *exploits*
+one of their top ``quantile``: its next segment continues from that member's checkpoint, with that member's hyperparameters *explored* (each resampled with
 ``resample_probability``, else multiplied by 0.8 or 1.2, or moved to a neighbouring value of a
-DISCRETE or CATEGORICAL list). Any other member continues as it is.
+DISCRETE or CATEGORICAL list). Any other member continues as it is. The member furthest
+behind runs next, so the population stays level and no unit is trained twice.
 
 The faults users of other PBT implementations met cannot happen here by construction: a member
 is exploited only once a trial of it has *saved* a checkpoint (the kernel sees its files:
@@ -37,6 +38,7 @@ class _Member:
     score: float | None = None   # that trial's metric
     trial: int | None = None     # that trial (its checkpoint holds the member's weights)
     checkpoint: bool = False     # it saved one
+    scores: dict | None = None   # budget -> its score there (members are compared at equal budget)
     generation: int = 0
     failures: int = 0            # in a row
     done: bool = False
@@ -99,6 +101,7 @@ class PBT(Optimizer):
         if obs.state in _GOOD and obs.value is not None and not math.isnan(obs.value):
             m.params, m.budget, m.score, m.trial = dict(obs.params), obs.budget or 0.0, obs.value, obs.trial_id
             m.checkpoint, m.failures = obs.checkpointed, 0
+            m.scores = {**(m.scores or {}), m.budget: obs.value}
             m.generation = obs.info.get("generation", m.generation)
             if m.budget >= self.max_budget - 1e-9:
                 m.done = True
@@ -113,11 +116,22 @@ class PBT(Optimizer):
 
     # -- exploit and explore --------------------------------------------------------------------
     def _next(self, m: _Member) -> Suggestion:
-        donor = self._donor(m) if m in self._bottom() else None
+        donor = self._donor_at(m)
         if donor is None:  # carry on as it is, from its own checkpoint (none: from the start)
             return Suggestion(m.params, self._step(m.budget), parent=m.trial if m.checkpoint else None,
                               info={"member": m.index, "generation": m.generation})
         return self._exploit(m, donor)
+
+    def _donor_at(self, m: _Member) -> _Member | None:
+        """When ``m`` ranks in the bottom quantile of the members that have reached its budget
+        (compared there, not against members trained less), one of that set's top quantile."""
+        level = [x for x in self._members if x.scores and m.budget in x.scores]
+        level.sort(key=lambda x: (-self.direction.sign * x.scores[m.budget], x.index))
+        k = max(1, int(len(level) * self.quantile))
+        if len(level) <= k or m not in level[-k:]:
+            return None
+        able = [x for x in level[:k] if x.checkpoint and x.trial is not None and x.budget < self.max_budget - 1e-9]
+        return self.rng.choice(able) if able else None
 
     def _recover(self, m: _Member) -> Suggestion:
         """A failed segment: continue from a top member's checkpoint, else from its own with
@@ -141,14 +155,9 @@ class PBT(Optimizer):
         scored = [x for x in self._members if x.score is not None]
         return sorted(scored, key=lambda x: (-self.direction.sign * x.score, x.index))
 
-    def _bottom(self) -> list[_Member]:
-        ranked = self._ranked()
-        k = max(1, int(len(ranked) * self.quantile))
-        return ranked[-k:] if len(ranked) > k else []
-
     def _donor(self, m: _Member) -> _Member | None:
-        """A top member to copy: it saved a checkpoint and has budget left (it may be behind
-        ``m`` in budget: a better model trained less is still the better start)."""
+        """For a failed segment: a top member by latest score that saved a checkpoint and has
+        budget left."""
         ranked = self._ranked()
         top = ranked[:max(1, int(len(ranked) * self.quantile))]
         able = [x for x in top if x is not m and x.checkpoint and x.trial is not None
