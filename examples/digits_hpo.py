@@ -2,6 +2,7 @@
 
     python examples/digits_hpo.py                   # 20 configurations, budgets 1, 3, 9 epochs
     python examples/digits_hpo.py --trials 8 --max-epochs 3
+    python examples/digits_hpo.py --optimizer pbt --trials 8   # population-based training instead
 
 The training function is plain JAX: build the model, split it into a pure state, jit one train
 step, loop over epochs, broadcast the validation accuracy after each. The learning rate reaches
@@ -10,8 +11,10 @@ the jitted step as a traced value (optax.inject_hyperparams), so trials that sha
 
 ASHA promotes the best configurations to larger budgets. A promoted trial does not start over:
 it loads its parent's checkpoint (a msgpack-serialised pytree in ``reporter.parent_checkpoint_dir``)
-and trains only the epochs its parent had not, then saves its own for its children. After the
-search, ``load_best`` rebuilds the winning model from ``result.best.checkpoint_dir``.
+and trains only the epochs its parent had not, then saves its own for its children. The same
+function runs population-based training unchanged (``--optimizer pbt``): there the parent may be
+another member, whose weights it continues with perturbed hyperparameters. After the search,
+``load_best`` rebuilds the winning model from ``result.best.checkpoint_dir``.
 """
 from __future__ import annotations
 
@@ -154,26 +157,32 @@ def searchspace():
 def main(argv=None):
     from contexts import HyperparameterSearch
     from kernel import lagom
-    from plugins.optimizers import ASHA
+    from plugins.optimizers import ASHA, PBT
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=20, help="new configurations to try")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--max-epochs", type=int, default=9, help="ASHA's top budget (epochs)")
+    ap.add_argument("--max-epochs", type=int, default=9, help="the top budget (epochs)")
+    ap.add_argument("--optimizer", choices=["asha", "pbt"], default="asha",
+                    help="asha, or pbt: --trials members, a perturbation every third of --max-epochs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--path", default=None, help="where experiment folders go (default ./lagom-runs)")
     args = ap.parse_args(argv)
 
-    asha = ASHA(reduction_factor=3, min_budget=1, max_budget=args.max_epochs)  # or optimizer="asha"
-    result = lagom(train, HyperparameterSearch(searchspace(), optimizer=asha, num_trials=args.trials,
+    if args.optimizer == "pbt":
+        optimizer = PBT(max_budget=args.max_epochs, perturbation_interval=max(1, args.max_epochs // 3))
+    else:
+        optimizer = ASHA(reduction_factor=3, min_budget=1, max_budget=args.max_epochs)  # or optimizer="asha"
+    result = lagom(train, HyperparameterSearch(searchspace(), optimizer=optimizer, num_trials=args.trials,
                                                direction="max", metric="accuracy", workers=args.workers,
                                                seed=args.seed, name="digits"),
                    path=args.path, tensorboard=True)
     best = result.best
     print(f"\nbest configuration: {best.params} (trained {best.budget} epochs)")
     print(f"validation accuracy: {best.metric:.4f}")
+    budgets = sorted({t.budget for t in result.trials if t.budget is not None})
     print("budgets run: " + ", ".join(f"{b} epochs x {sum(1 for t in result.trials if t.budget == b)}"
-                                       for b in asha.budgets))
+                                       for b in budgets))
     model, epochs, reloaded = load_best(result)  # the trained model itself, back from its checkpoint
     print(f"best model reloaded from {best.checkpoint_dir} ({epochs} epochs): validation accuracy {reloaded:.4f}")
     print(f"experiment folder: {result.path} (report.html, result.json, trials/*.log, journal.jsonl)")

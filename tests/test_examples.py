@@ -46,3 +46,21 @@ def test_four_contexts_run_one_function_unchanged(tmp_path):
     for folder in tmp_path.iterdir():
         result = json.loads((folder / "result.json").read_text())
         assert result["counts"]["failed"] == 0 and result["counts"]["finished"] >= 1
+
+
+@pytest.mark.slow
+def test_the_digits_example_runs_population_based_training_unchanged(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "digits_hpo.py"), "--optimizer", "pbt", "--trials", "4",
+         "--max-epochs", "3", "--path", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "PBT: the winning schedule" in out.stdout and "first failure" not in out.stdout
+    (folder,) = tmp_path.glob("digits-*")
+    trials = json.loads((folder / "result.json").read_text())["trials"]
+    assert sorted(t["info"]["member"] for t in trials if t["budget"] == 3) == [0, 1, 2, 3]
+    for t in trials:  # every segment after the first continued a checkpoint, its own or a donor's
+        if t["budget"] > 1:
+            assert t["parent"] is not None
+            log = (folder / "trials" / f"trial-{t['id']:05d}.log").read_text()
+            assert "(parent checkpoint)" in log

@@ -72,8 +72,18 @@ def test_no_member_is_exploited_before_it_has_saved_a_checkpoint():
     assert all(s.parent is None for _, s in log)  # nothing to continue from: each segment starts over
 
 
+def test_only_the_explored_hyperparameters_change_the_others_are_the_donor_s():
+    pbt = PBT(4, 1, population=2)  # default: the DOUBLE ones (lr); width and act shape the weights
+    pbt.setup(SPACE, num_trials=None, direction="max", seed=1)
+    for _ in range(50):
+        moved = pbt._explore({"lr": 0.1, "width": 32, "act": "tanh"})
+        assert moved["width"] == 32 and moved["act"] == "tanh"
+    with pytest.raises(ValueError, match="not in the search space"):
+        PBT(4, 1, explore=["momentum"]).setup(SPACE, num_trials=None, direction="max", seed=0)
+
+
 def test_explore_moves_categories_and_discrete_values_to_a_neighbour():
-    pbt = PBT(4, 1, population=2, resample_probability=0.0)
+    pbt = PBT(4, 1, population=2, resample_probability=0.0, explore=["lr", "width", "act"])
     pbt.setup(SPACE, num_trials=None, direction="max", seed=1)
     for _ in range(50):
         moved = pbt._explore({"lr": 0.1, "width": 32, "act": "tanh"})

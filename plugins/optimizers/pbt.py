@@ -49,11 +49,14 @@ class PBT(Optimizer):
     ``population``: members (default ``num_trials``, else 8). ``quantile``: the bottom and top
     fraction (at least one member each). ``max_failures``: segments of one member that may fail
     in a row before it is dropped (a failed segment is replaced by an exploit, or a fresh start).
+    ``explore``: the hyperparameters an exploit perturbs (default: every DOUBLE one); the others
+    are the donor's as they are, since its weights may depend on them (a layer's width).
     """
 
     def __init__(self, max_budget: float = 20, perturbation_interval: float = 2, *, population: int | None = None,
                  quantile: float = 0.25, resample_probability: float = 0.25,
-                 factors: tuple[float, float] = (0.8, 1.2), max_failures: int = 3):
+                 factors: tuple[float, float] = (0.8, 1.2), max_failures: int = 3,
+                 explore: list[str] | None = None):
         if not isinstance(max_budget, (int, float)) or max_budget <= 0:
             raise ValueError(f"PBT needs max_budget > 0 (where every member ends), got {max_budget!r}")
         if not isinstance(perturbation_interval, (int, float)) or not 0 < perturbation_interval <= max_budget:
@@ -68,6 +71,7 @@ class PBT(Optimizer):
         self.max_budget, self.interval = max_budget, perturbation_interval
         self.population, self.quantile = population, quantile
         self.resample_probability, self.factors, self.max_failures = resample_probability, tuple(factors), max_failures
+        self.explore = None if explore is None else list(explore)
         self._members: list[_Member] = []
         self._queue: list[Suggestion] = []
 
@@ -76,8 +80,13 @@ class PBT(Optimizer):
         self.size = self.population or num_trials or 8
         if self.size < 2:
             raise ValueError(f"PBT needs a population of at least 2 (num_trials={num_trials}); pass population=")
-        whole = all(float(x).is_integer() for x in (self.max_budget, self.interval))
-        self._whole = whole
+        self._whole = all(float(x).is_integer() for x in (self.max_budget, self.interval))
+        names = [p.name for p in space]
+        unknown = [n for n in (self.explore or []) if n not in names]
+        if unknown:
+            raise ValueError(f"explore={self.explore}: {unknown} not in the search space ({', '.join(names)})")
+        self._explored = set(self.explore if self.explore is not None else
+                             [p.name for p in space if p.type == "DOUBLE"])
 
     def total_trials(self) -> int | None:
         return self.size * math.ceil(self.max_budget / self.interval - 1e-9)
@@ -170,7 +179,9 @@ class PBT(Optimizer):
             if not p.active(out):
                 continue
             value = params.get(p.name)
-            if value is None or not p.contains(value) or self.rng.random() < self.resample_probability:
+            if p.name not in self._explored and value is not None and p.contains(value):
+                out[p.name] = value  # not explored: the donor's, as its weights need (a layer width)
+            elif value is None or not p.contains(value) or self.rng.random() < self.resample_probability:
                 out[p.name] = fresh[p.name] if p.name in fresh else p.sample(self.rng)
             else:
                 out[p.name] = self._perturb(p, value)
