@@ -35,11 +35,13 @@ class SearchController(Controller):
     seed: int | None = None
 
     def __init__(self, optimizer: Optimizer, stopper: EarlyStopper, *, metric: str, direction: str,
-                 es_interval: int, es_min: int, num_trials: int | None):
+                 es_interval: int, es_min: int, num_trials: int | None,
+                 objectives: list[str] | None = None, directions: list[Direction] | None = None):
         self.optimizer = optimizer
         self.stopper = stopper
         self.metric = metric
         self.direction = Direction.of(direction)
+        self.objectives, self.directions = objectives, directions
         self.judges_metrics = not isinstance(stopper, NoStopping)
         self.es_interval = es_interval
         self.es_min = es_min
@@ -62,6 +64,8 @@ class SearchController(Controller):
         return self.stopper.judge(trial.id, trial.history, trial.budget)
 
     def score(self, result: Any) -> float | None:
+        if self.objectives:
+            return self.values(result)[0]
         if isinstance(result, dict):
             if self.metric not in result:
                 returned = ", ".join(sorted(result)) or "nothing"
@@ -82,19 +86,58 @@ class SearchController(Controller):
             raise ExperimentError(f"metric {self.metric!r} is a {type(value).__name__}, not a number")
         return float(value)
 
+    def values(self, result: Any) -> list[float] | None:
+        """Every objective's value, in the order of ``metric=[...]`` (one search objective: None)."""
+        if not self.objectives:
+            return None
+        if not isinstance(result, dict):
+            raise ExperimentError(f"a search of {len(self.objectives)} objectives needs the function to return a "
+                                  f"dict with each: {{{', '.join(repr(m) + ': ...' for m in self.objectives)}}}")
+        missing = [m for m in self.objectives if m not in result]
+        if missing:
+            returned = ", ".join(sorted(result)) or "nothing"
+            raise ExperimentError(f"the training function returned {{{returned}}} but the search optimizes "
+                                  f"metric={self.objectives}; return {missing} too")
+        bad = [m for m in self.objectives if not isinstance(result[m], (int, float)) or isinstance(result[m], bool)]
+        if bad:
+            raise ExperimentError(f"objective {bad[0]!r} is a {type(result[bad[0]]).__name__}, not a number")
+        return [float(result[m]) for m in self.objectives]
+
     def on_end(self, trial: Any) -> None:
         if trial.state == "finished":
             self._completed += 1
         value = trial.metric if trial.metric is not None and not math.isnan(trial.metric) else None
+        values = tuple(trial.values) if trial.values and all(math.isfinite(v) for v in trial.values) else None
         obs = Observation(trial.id, trial.params, trial.budget, trial.state, value,
-                          tuple(trial.history), dict(trial.info), checkpointed=trial.checkpointed)
+                          tuple(trial.history), dict(trial.info), checkpointed=trial.checkpointed,
+                          values=values if self.objectives else None)
         self.optimizer.observe(obs)
         self.stopper.observe(obs)
 
     def describe(self) -> dict[str, Any]:
+        objectives = {"objectives": self.objectives, "directions": self.directions} if self.objectives else {}
         return {"optimizer": type(self.optimizer).__name__, "early_stop": type(self.stopper).__name__,
-                "metric": self.metric, "direction": self.direction, "num_trials": self.num_trials,
+                "metric": self.metric, "direction": self.direction, **objectives, "num_trials": self.num_trials,
                 "total_trials": self.optimizer.total_trials(), "seed": self.seed}
+
+
+def _objectives(metric: Any, direction: Any, owner: str) -> tuple[list[str] | None, list[Direction] | None]:
+    """``metric=["accuracy", "params"]``, ``direction=["max", "min"]`` (or one direction for all):
+    a search of several objectives, each checked; (None, None) for one."""
+    if not isinstance(metric, (list, tuple)):
+        if isinstance(direction, (list, tuple)):
+            raise ConfigError(f"{owner}(direction={direction!r}) lists directions for one metric={metric!r}; "
+                              f"give metric=[...] with as many names, or one direction")
+        return None, None
+    names = list(metric)
+    if len(names) < 2 or not all(isinstance(m, str) and m for m in names) or len(set(names)) != len(names):
+        raise ConfigError(f"{owner}(metric={metric!r}): several objectives are two or more different names, "
+                          f"e.g. metric=['accuracy', 'params']")
+    ways = list(direction) if isinstance(direction, (list, tuple)) else [direction] * len(names)
+    if len(ways) != len(names):
+        raise ConfigError(f"{owner}: metric={names} has {len(names)} objectives but direction={direction!r} has "
+                          f"{len(ways)}; give one direction per objective, e.g. direction={['max'] * len(names)}")
+    return names, [check_direction(d, owner) for d in ways]
 
 
 def completes_budget(step: float, budget: Any) -> bool:
@@ -170,6 +213,9 @@ class HyperparameterSearch(Context):
         if trial_timeout is not None and (not isinstance(trial_timeout, (int, float)) or trial_timeout <= 0):
             raise ConfigError(f"{owner}(trial_timeout={trial_timeout!r}): a number of seconds > 0")
         self.trial_timeout = trial_timeout
+        self.objectives, self.directions = _objectives(metric, direction, owner)
+        if self.objectives:
+            metric, direction = self.objectives[0], self.directions[0]
         self.direction = check_direction(direction, owner)
         if not isinstance(metric, str) or not metric:
             raise ConfigError(f"{owner}(metric={metric!r}): metric is the name of a returned value, "
@@ -210,6 +256,7 @@ class HyperparameterSearch(Context):
         if self.num_trials is None and self.max_time is None and optimizer.needs_num_trials:
             raise ConfigError(f"HyperparameterSearch: {type(optimizer).__name__} does not end by itself; give "
                               f"num_trials=... (how many configurations to try) or max_time=... (seconds)")
+        optimizer.directions = self.directions  # several objectives: the optimizers that can, use them all
         try:
             optimizer.setup(self.searchspace, num_trials=self.num_trials, direction=self.direction,
                             seed=self.seed)
@@ -220,7 +267,8 @@ class HyperparameterSearch(Context):
             optimizer.enqueue(self.points_to_evaluate)
         controller = SearchController(optimizer, stopper, metric=self.metric, direction=self.direction,
                                       es_interval=self.es_interval, es_min=self.es_min,
-                                      num_trials=self.num_trials)
+                                      num_trials=self.num_trials, objectives=self.objectives,
+                                      directions=self.directions)
         controller.seed = self.seed
         return controller
 

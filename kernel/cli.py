@@ -79,6 +79,13 @@ def _status(folder: Path, rows: int | None = None) -> tuple[list[str], bool]:
         shown = sorted(running[:rows] + ended[len(ended) - max(0, rows - len(running)):], key=lambda t: t["id"])
         lines[0] += f" (showing {len(shown)} of {len(trials)}: running and latest)"
     lines.extend(_row(t) for t in shown)
+    if head.get("objectives"):
+        from .pareto import front_of_records
+
+        on = front_of_records(list(trials.values()), head["directions"])
+        names = ", ".join(f"{d} {m}" for m, d in zip(head["objectives"], head["directions"]))
+        lines.append(f"Pareto front ({names}): " + (", ".join(
+            f"trial {t['id']} (" + ", ".join(f"{v:.4g}" for v in t["values"]) + ")" for t in on) or "none yet"))
     return lines, over
 
 

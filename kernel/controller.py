@@ -66,6 +66,8 @@ class Controller(ABC):
 
     metric: str | None = None
     direction: Direction = Direction.MAX
+    objectives: list[str] | None = None  # several objectives: their names (``metric`` is the first)
+    directions: list[Direction] | None = None
     judges_metrics: bool = False
 
     @abstractmethod
@@ -83,6 +85,11 @@ class Controller(ABC):
         Raise :class:`ExperimentError` when the result can never be scored (a wrong metric name).
         """
         return float(result) if isinstance(result, (int, float)) and not isinstance(result, bool) else None
+
+    def values(self, result: Any) -> list[float] | None:
+        """Every objective's value from what the function returned, for a search of several
+        (raise :class:`ExperimentError` when one is missing); None otherwise."""
+        return None
 
     def on_end(self, trial: Any) -> None:
         """A trial ended (finished, stopped, failed or lost)."""

@@ -119,7 +119,7 @@ class Kernel:
         if self.resumed is None:
             self.folder.record("experiment", id=self.experiment, context=self.context_name,
                                metric=self.controller.metric, direction=str(self.controller.direction),
-                               controller=self.controller.describe())
+                               **_objectives(self.controller), controller=self.controller.describe())
         else:
             self.folder.record("resumed", **self.resumed)
         for ob in self.observers:
@@ -458,5 +458,13 @@ class Kernel:
             metric=self.controller.metric, direction=self.controller.direction,
             trials=[self.book.trials[k] for k in sorted(self.book.trials)],
             duration=time.time() - self.started_at, rejected=dict(self.rejected),
-            agents=len(self.agents),
+            agents=len(self.agents), objectives=self.controller.objectives,
+            directions=None if not self.controller.directions else [str(d) for d in self.controller.directions],
         )
+
+
+def _objectives(controller: Controller) -> dict[str, Any]:
+    """A search of several objectives names them all in the journal (the folder's readers need it)."""
+    if not controller.objectives:
+        return {}
+    return {"objectives": list(controller.objectives), "directions": [str(d) for d in controller.directions]}

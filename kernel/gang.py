@@ -108,6 +108,8 @@ def outcome(attempt: "Attempt", controller: "Controller") -> tuple[TrialState, d
     state = TrialState.STOPPED if lead["outcome"] == "stopped" else TrialState.FINISHED  # a stop it never saw: it did all its work
     try:
         fields["metric"] = metric = controller.score(lead["result"]) if lead["outcome"] == "ok" else lead["value"]
+        if lead["outcome"] == "ok" and controller.objectives:
+            fields["values"] = controller.values(lead["result"])
     except ExperimentError as exc:
         return TrialState.FAILED, dict(fields, error=str(exc)), exc
     if metric is not None and math.isnan(metric):  # a diverged run: never a finished one, never the best

@@ -133,7 +133,7 @@ class TrialBook:
         self.counts[trial.state] += 1
         if trial.state == TrialState.FAILED and not self.counts[TrialState.FINISHED]:
             self.early_failures.append(trial)
-        key = rank_key(trial, self.controller.direction)
+        key = None if self.controller.objectives else rank_key(trial, self.controller.direction)  # a front: no one best
         if key is not None and (self._best_key is None or key > self._best_key):
             self.best, self._best_key = trial, key
 

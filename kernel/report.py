@@ -15,6 +15,7 @@ from typing import Any
 
 from .direction import Direction
 from .journal import iter_journal
+from .pareto import front_of_records
 from .trials import Trial, rank_key
 
 CURVES = 2000
@@ -86,6 +87,8 @@ def write_report(folder: str | Path) -> Path:
         report.parameters()
         report.budgets()
         report.lineages()
+        if head.get("objectives"):
+            report.front()
     if (folder / "ablation.png").exists():
         report.images.append(("ablation.png", "Ablation: effect of leaving each component out"))
     out = folder / "report.html"
@@ -283,8 +286,34 @@ class _Report:
                 "</body></html>")
 
 
+    def front(self) -> None:
+        """A search of several objectives: every finished trial in the plane of the first two,
+        the Pareto front joined."""
+        names, ways = self.head["objectives"], self.head["directions"]
+        done = [t for t in self.trials.values() if t.get("state") == "finished" and t.get("values")]
+        on = front_of_records(list(self.trials.values()), ways)
+        if not done:
+            return
+        fig, ax = self.plt.subplots(figsize=(6, 4.5))
+        ax.scatter(_floats([t["values"][0] for t in done]), _floats([t["values"][1] for t in done]), s=10,
+                   color="#aab7b8", label="trials")
+        ax.plot(_floats([t["values"][0] for t in on]), _floats([t["values"][1] for t in on]), "o-", color="#c0392b",
+                ms=5, label=f"Pareto front ({len(on)})")
+        ax.set_xlabel(f"{names[0]} ({ways[0]})")
+        ax.set_ylabel(f"{names[1]} ({ways[1]})")
+        ax.legend(fontsize=8)
+        ax.set_title("Pareto front")
+        self.save(fig, "report_front.png", f"Every finished trial by {names[0]} and {names[1]}; the front in red"
+                  + (f" (of {len(names)} objectives, the first two)" if len(names) > 2 else ""))
+
     def best_line(self) -> str:
-        """The answer first: the best trial, its metric and its configuration."""
+        """The answer first: the best trial, its metric and its configuration (several
+        objectives: the front)."""
+        if self.head.get("objectives"):
+            on = front_of_records(list(self.trials.values()), self.head["directions"])
+            listed = "; ".join(f"trial {t['id']}: " + ", ".join(f"{m}={v:.4g}" for m, v in zip(self.head["objectives"], t["values"]))
+                               for t in on[:10])
+            return f"<p class='best'><b>Pareto front: {len(on)} trial(s)</b><br>{html.escape(listed)}</p>"
         if not self.ranked:
             return "<p><b>No trial finished.</b></p>"
         best = self.ranked[0]

@@ -41,6 +41,8 @@ class TensorBoard(Observer):
             params["budget"] = trial.budget
         name = view.metric or "metric"
         metrics = {f"hparam/{name}": trial.metric if trial.metric is not None else float("nan")}
+        if trial.values and view.objectives:  # several objectives: each a column of the HParams table
+            metrics.update((f"hparam/{m}", v) for m, v in zip(view.objectives, trial.values))
         w.add_hparams(params, metrics, name="hparams")  # a sub-run: one row per trial in HParams
         w.close()
         self._writers.pop(trial.id, None)
@@ -49,3 +51,31 @@ class TensorBoard(Observer):
         for w in self._writers.values():
             w.close()
         self._writers.clear()
+        if result is not None and result.objectives:
+            self._front(view, result)
+
+    def _front(self, view: KernelView, result) -> None:
+        """The Pareto front as a table and a picture under ``tensorboard/front`` (TEXT, IMAGES)."""
+        w = self._writer_class(str(view.path / "tensorboard" / "front"))
+        names, front = result.objectives, result.pareto
+        rows = ["| trial | " + " | ".join(names) + " | parameters |", "|" + "---|" * (len(names) + 2)]
+        rows += [f"| {t.id} | " + " | ".join(f"{v:.6g}" for v in t.values) + " | "
+                 + ", ".join(f"{k}={v}" for k, v in t.params.items()) + " |" for t in front]
+        w.add_text("pareto_front", "\n".join(rows))
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            w.close()
+            return
+        fig, ax = plt.subplots(figsize=(5, 4))
+        done = [t for t in result.trials if t.values]
+        ax.scatter([t.values[0] for t in done], [t.values[1] for t in done], s=8, color="#aab7b8")
+        ax.plot([t.values[0] for t in front], [t.values[1] for t in front], "o-", color="#c0392b", ms=4)
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        w.add_figure("pareto_front", fig)
+        plt.close(fig)
+        w.close()

@@ -87,6 +87,7 @@ class Trial:
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # named broadcast values
     stop_requested: float | None = None  # when the kernel told it to stop (wall clock)
     checkpointed: bool = False  # it left files in its checkpoint folder (a later trial can continue it)
+    values: list[float] | None = None  # every objective's value, in a search of several
     run: dict[str, Any] | None = field(default=None, repr=False)  # how agents run it (distributed)
     extra: dict[str, Any] | None = field(default=None, repr=False)  # what the context's injector reads
     folder: Path | None = field(default=None, repr=False, compare=False)  # the experiment's (set by Result)
@@ -124,7 +125,7 @@ class Trial:
             "error": self.error, "traceback": self.traceback, "agent": self.agent,
             "attempts": self.attempts, "info": self.info, "parent": self.parent, "ranks": self.ranks,
             "stop_requested": self.stop_requested, "interruptions": self.interruptions, "series": self.series,
-            "checkpointed": self.checkpointed,
+            "checkpointed": self.checkpointed, "values": self.values,
         }
 
     @classmethod
@@ -191,6 +192,8 @@ class Result:
     agents: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list, repr=False)
+    objectives: list[str] | None = None  # a search of several objectives: their names...
+    directions: list[str] | None = None  # ...and which way each improves
 
     def __post_init__(self) -> None:
         for t in self.trials:
@@ -204,11 +207,31 @@ class Result:
 
     @property
     def best(self) -> Trial:
-        """The best trial; raises :class:`NoBestTrial` (saying why) when none can be ranked."""
+        """The best trial; raises :class:`NoBestTrial` (saying why) when none can be ranked, and
+        in a search of several objectives, where there is a front to choose from instead."""
+        if self.objectives:
+            raise NoBestTrial(self._why_no_best())
         best = best_trial(self.trials, self.direction)
         if best is None:
             raise NoBestTrial(self._why_no_best())
         return best
+
+    @property
+    def pareto(self) -> list[Trial]:
+        """The trials no other beats in every objective (a search of several), among the finished
+        ones of the largest budget any finished (as ``best``); by the first objective, best first."""
+        if not self.objectives:
+            raise AttributeError("result.pareto is for a search of several objectives (metric=[...]); "
+                                 "this one has one: result.best")
+        from .pareto import front
+
+        done = [t for t in self.trials if t.state == TrialState.FINISHED and t.values
+                and all(math.isfinite(v) for v in t.values)]
+        top = max((_budget(t) for t in done), default=None)
+        done = [t for t in done if _budget(t) == top]
+        signs = [Direction.of(d).sign for d in self.directions]
+        on = [done[i] for i in front([t.values for t in done], signs)]
+        return sorted(on, key=lambda t: (-signs[0] * t.values[0], t.id))
 
     def best_at(self, budget: float | int) -> Trial:
         """The best trial among those run with ``budget`` (an ASHA rung, say), finished or
@@ -221,6 +244,10 @@ class Result:
         return max(at, key=lambda kt: (kt[0][2], kt[0][3]))[1]
 
     def _why_no_best(self) -> str:
+        if self.objectives:
+            return (f"a search of several objectives ({', '.join(f'{d} {m}' for m, d in zip(self.objectives, self.directions))}) "
+                    f"has a Pareto front, not one best trial: choose from result.pareto ({len(self.pareto)} trials), "
+                    f"e.g. max(result.pareto, key=lambda t: t.values[0])")
         failed = [t for t in self.trials if t.state == "failed"]
         if failed:
             return (f"no trial finished ({len(failed)} of {len(self.trials)} failed); first failure: trial "
@@ -251,7 +278,9 @@ class Result:
 
     def _head(self) -> dict[str, Any]:
         """Everything of result.json but the trials."""
-        best = best_trial(self.trials, self.direction)
+        best = None if self.objectives else best_trial(self.trials, self.direction)
+        several = {"objectives": self.objectives, "directions": self.directions,
+                   "pareto": [t.id for t in self.pareto]} if self.objectives else {}
         return {
             "experiment": self.experiment,
             "path": str(self.path),
@@ -265,6 +294,7 @@ class Result:
             "best": None if best is None else {"trial": best.id, "params": best.params, "budget": best.budget,
                                                "state": best.state, "metric": best.metric, "result": best.result},
             **({"no_best": self._why_no_best()} if best is None else {}),
+            **several,
             **self.extras,
         }
 
@@ -286,7 +316,9 @@ class Result:
         counts = ", ".join(f"{self.count(s)} {s}" for s in COUNTED if self.count(s))
         lines = [f"{self.context} {self.experiment}: {len(self.trials)} trials ({counts or 'none'}) "
                  f"in {self.duration:.1f}s on {self.agents} agent(s)"]
-        best = best_trial(self.trials, self.direction)
+        best = None if self.objectives else best_trial(self.trials, self.direction)
+        if self.objectives:
+            lines.extend(self._front_lines())
         if best is not None:
             name = self.metric or "metric"
             lines.append(f"  best: trial {best.id}, {name} = {_fmt(best.metric)} ({self.direction})"
@@ -306,6 +338,15 @@ class Result:
                          + str(dict(sorted(self.rejected.items()))))
         lines.append(f"  folder: {self.path}")
         return "\n".join(lines)
+
+    def _front_lines(self, shown: int = 5) -> list[str]:
+        front = self.pareto
+        names = ", ".join(f"{d} {m}" for m, d in zip(self.objectives, self.directions))
+        lines = [f"  Pareto front ({names}): {len(front)} trial(s)" + (f", the first {shown}:" if len(front) > shown else ":")]
+        for t in front[:shown]:
+            values = ", ".join(f"{m}={_fmt(v)}" for m, v in zip(self.objectives, t.values))
+            lines.append(f"    trial {t.id}: {values}  (" + ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items()) + ")")
+        return lines
 
     def _best_budget(self, best: Trial) -> str:
         """Where the best comes from, when trials had different budgets or none finished."""

@@ -84,6 +84,11 @@ class KernelView:
         return self._kernel.controller.direction
 
     @property
+    def objectives(self) -> list[str] | None:
+        """A search of several objectives: their names (``metric`` is the first); else None."""
+        return self._kernel.controller.objectives
+
+    @property
     def best(self) -> "Trial | None":
         return self._kernel.book.best
 

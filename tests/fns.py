@@ -233,3 +233,17 @@ def pbt_toy(hparams, reporter):
     with open(os.path.join(reporter.checkpoint_dir, "state.json"), "wb") as f:
         f.write(raw)
     return {"score": -(w - 3) ** 2, "loaded": loaded, "saved": hashlib.sha256(raw).hexdigest()}
+
+
+def two_objectives(hparams, reporter):
+    """ZDT1 on two parameters (minimise both; the front: x2 = 0, f2 = 1 - sqrt(f1)), with
+    ``budget`` (epochs) adding a bias that shrinks as it grows."""
+    import math
+
+    x1, x2 = hparams["x1"], hparams["x2"]
+    g = 1 + 9 * x2
+    f1, f2 = x1, g * (1 - math.sqrt(x1 / g))
+    budget = hparams.get("budget", 9)
+    f2 += (0.5 / budget) * (0.5 + 0.5 * math.sin(7 * x1))
+    reporter.broadcast(metric=f1, step=0)
+    return {"f1": f1, "f2": f2}

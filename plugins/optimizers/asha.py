@@ -20,7 +20,6 @@ over brackets by budget; ``random_fraction`` of them stay random, for exploratio
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .base import FINISHED, WAIT, Decision, Observation, Optimizer, Suggestion
@@ -92,7 +91,7 @@ class ASHA(Optimizer):
     def setup(self, space, *, num_trials, direction, seed) -> None:
         super().setup(space, num_trials=num_trials, direction=direction, seed=seed)
         if self.sampler is not None:
-            self.sampler = _proposer(self.sampler, space, direction, seed)
+            self.sampler = _proposer(self.sampler, space, direction, seed, self.directions)
             if self.min_points is None:
                 self.min_points = max(getattr(self.sampler, "n_startup", 1), len(list(space)) + 1)
 
@@ -104,8 +103,8 @@ class ASHA(Optimizer):
         top = int(len(results) // self.eta)
         if top == 0:
             return None
-        sign = self.direction.sign
-        ranked = sorted(results, key=lambda t: (-sign * results[t], t))[:top]  # best first; ties: earlier trial
+        # best first (ties: the earlier trial); several objectives: non-dominated sorting, then crowding
+        ranked = self.best_first(sorted(results), key=lambda t: results[t])[:top]
         for trial in ranked:
             if trial not in self._promoted[bracket][rung]:
                 return trial
@@ -166,13 +165,12 @@ class ASHA(Optimizer):
 
     def observe(self, obs: Observation) -> None:
         self._running.discard(obs.trial_id)
-        entry = self._trials.get(obs.trial_id)
-        if entry is None or obs.state not in ("finished", "stopped") or obs.value is None \
-                or math.isnan(obs.value):
+        entry, value = self._trials.get(obs.trial_id), self.outcome(obs)
+        if entry is None or value is None:
             return  # failed and lost trials are never promoted
         rung, params = entry
-        self._results[self._bracket[obs.trial_id]][rung][obs.trial_id] = obs.value
-        self._seen[rung].append((params, obs.value))
+        self._results[self._bracket[obs.trial_id]][rung][obs.trial_id] = value
+        self._seen[rung].append((params, value))
         if rung == len(self.budgets) - 1:
             self._reached_max = True
 
@@ -201,7 +199,7 @@ class Hyperband(ASHA):
                          sampler=sampler, random_fraction=random_fraction, min_points=min_points)
 
 
-def _proposer(spec: Any, space: Any, direction: Any, seed: int | None) -> Any:
+def _proposer(spec: Any, space: Any, direction: Any, seed: int | None, directions: Any = None) -> Any:
     """The sampler named or given, set up on the same space, checked for ``propose``."""
     from ..registry import PluginError, resolve
 
@@ -212,5 +210,6 @@ def _proposer(spec: Any, space: Any, direction: Any, seed: int | None) -> Any:
     if not callable(getattr(sampler, "propose", None)):
         raise ValueError(f"sampler {type(sampler).__name__} cannot propose from observations: it needs a "
                          f"propose(observed, pending) method (as TPE has); use sampler='tpe'")
+    sampler.directions = directions
     sampler.setup(space, num_trials=None, direction=direction, seed=None if seed is None else seed + 1)
     return sampler

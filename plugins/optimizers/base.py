@@ -11,12 +11,15 @@ them: replaying the journal through a fresh instance rebuilds its state.
 """
 from __future__ import annotations
 
+import math
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, Union
+from typing import Any, Callable, Protocol, Sequence, TypeVar, Union
 
 from kernel.direction import Direction
+
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Suggestion:
@@ -53,6 +56,7 @@ class Observation:
     history: tuple[tuple[float, float], ...] = ()  # the (step, value) broadcasts
     info: dict[str, Any] = field(default_factory=dict)  # what the Suggestion carried
     checkpointed: bool = False  # it saved a checkpoint: a Suggestion may name it as parent
+    values: tuple[float, ...] | None = None  # every objective's value (a search of several), else None
 
 
 class Proposer(Protocol):
@@ -76,6 +80,7 @@ class Optimizer(ABC):
     num_trials: int | None = None
     needs_num_trials: bool = False  # never ends by itself: a search gives num_trials or max_time
     direction: Direction = Direction.MAX
+    directions: list[Direction] | None = None  # set before setup when the search has several objectives
     rng: random.Random
 
     def setup(self, space: Any, *, num_trials: int | None, direction: Direction, seed: int | None) -> None:
@@ -113,6 +118,30 @@ class Optimizer(ABC):
     def total_trials(self) -> int | None:
         """How many trials the search will run, when known in advance (for progress displays)."""
         return self.num_trials
+
+    @property
+    def multi(self) -> bool:
+        """The search has several objectives (``directions``): results are vectors."""
+        return bool(self.directions) and len(self.directions) > 1
+
+    def outcome(self, obs: Observation) -> Any:
+        """What an optimizer learns from a trial that ended well: its value, or in a search of
+        several objectives its vector of values; None when it has none to learn from."""
+        if obs.state not in ("finished", "stopped"):
+            return None
+        if self.multi:
+            return obs.values if obs.values and all(math.isfinite(v) for v in obs.values) else None
+        return obs.value if obs.value is not None and math.isfinite(obs.value) else None
+
+    def best_first(self, items: Sequence[T], key: Callable[[T], Any]) -> list[T]:
+        """``items`` best first by ``key``: the direction for one objective; for several,
+        non-dominated sorting, then crowding (the rule of NSGA-II, MOTPE and MO-ASHA)."""
+        if not self.multi:
+            return self.direction.ranked(items, key=key)
+        from kernel.pareto import order
+
+        points = [key(item) for item in items]
+        return [items[i] for i in order(points, [d.sign for d in self.directions])]
 
     def better(self, a: float, b: float) -> bool:
         """True when ``a`` beats ``b`` in this search's direction."""

@@ -173,21 +173,21 @@ class TPE(Optimizer):
 
     def observe(self, obs: Observation) -> None:
         params = self._running.pop(obs.trial_id, None)
-        if params is not None and obs.state in ("finished", "stopped") and obs.value is not None \
-                and math.isfinite(obs.value):
-            self._done.append((params, obs.value))
+        value = self.outcome(obs)  # several objectives: a vector (MOTPE's split below)
+        if params is not None and value is not None:
+            self._done.append((params, value))
 
     def propose(self, observed, pending) -> dict[str, Any] | None:
         """A configuration modelled on ``observed`` (params, value) pairs, away from ``pending``
         ones; None while there are fewer than ``n_startup`` observations."""
-        observed = [(p, v) for p, v in observed if v is not None and math.isfinite(v)]
+        observed = [(p, v) for p, v in observed if v is not None and all(map(math.isfinite, _vector(v)))]
         if len(observed) < self.n_startup:
             return None
         return self._model_sample(*self._split(observed, list(pending)))
 
     # -- the model --------------------------------------------------------------------------
     def _split(self, done: list, running: list) -> tuple[list[dict], list[dict]]:
-        ranked = self.direction.ranked(done, key=lambda pv: pv[1])  # best first
+        ranked = self.best_first(done, key=lambda pv: pv[1])  # best first (several objectives: by front)
         n_good = max(1, math.ceil(self.gamma * len(ranked)))
         good = [p for p, _ in ranked[:n_good]]
         bad = [p for p, _ in ranked[n_good:]] + running  # the liar: running ones count as worst
@@ -248,3 +248,7 @@ class TPE(Optimizer):
             return float(min(param.values[1], max(param.values[0], x)))
 
         return to_unit, from_unit
+
+
+def _vector(v: Any) -> tuple:
+    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
