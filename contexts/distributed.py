@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import cloudpickle
-
 from kernel.controller import Controller, TrialSpec
-from plugins.registry import PluginError, load, names
-from plugins.strategies import MultiHost, Strategy
 
 from .base import ConfigError, Context, OneTrial, check_int
+from .runs import check_gang, run_spec
 from .single import TrialFailed
 
 
@@ -40,15 +37,11 @@ class Distributed(Context):
                  direction: str = "max", launcher: Any = "local", start_agents: bool = True,
                  study: Any = None, name: str | None = None):
         owner = "Distributed"
-        multihost = self._is_multihost(strategy)
         if agents is None:
-            agents = 2 if multihost else 1
-        check_int("agents", agents, 1, owner)
+            agents = 2 if check_gang(strategy, 1, owner) else 1
+        check_gang(strategy, agents, owner)
         check_int("cpu_devices", cpu_devices, 1, owner, allow_none=True)
         check_int("timeout", timeout, 5, owner)
-        if agents > 1 and not multihost:
-            raise ConfigError(f"{owner}(strategy={strategy!r}, agents={agents}): this strategy spans one "
-                              f"agent's devices; use strategy='multihost' to train across {agents} agents")
         if hparams is not None and not isinstance(hparams, dict):
             raise ConfigError(f"{owner}(hparams={hparams!r}): hparams must be a dict")
         self._use_study(study)
@@ -56,41 +49,15 @@ class Distributed(Context):
         self.agents = agents
         self.workers = agents if start_agents else 0  # 0: agents started by hand join (listen=...)
         self.hparams = dict(hparams or {})
-        self.env = {str(k): str(v) for k, v in (env or {}).items()}
-        if cpu_devices:
-            self.env["XLA_FLAGS"] = (self.env.get("XLA_FLAGS", "") +
-                                     f" --xla_force_host_platform_device_count={cpu_devices}").strip()
-        self.timeout = timeout
+        self.run = run_spec(strategy, env or {}, cpu_devices, timeout)
         self.metric, self.direction = metric, direction
         self.launcher = launcher
         if name is not None:
             self.name = name
 
-    @staticmethod
-    def _is_multihost(strategy: Any) -> bool:
-        if isinstance(strategy, str):
-            if strategy not in names("lagom.strategies"):
-                raise ConfigError(f"unknown strategy {strategy!r}; registered strategies: "
-                                  f"{', '.join(names('lagom.strategies'))}")
-            try:
-                cls = load("lagom.strategies", strategy)
-            except PluginError as exc:
-                raise ConfigError(str(exc)) from None
-            return isinstance(cls, type) and issubclass(cls, MultiHost)
-        if isinstance(strategy, Strategy):
-            return isinstance(strategy, MultiHost)
-        raise ConfigError(f"Distributed(strategy={strategy!r}): pass a registered name or a "
-                          f"plugins.strategies.Strategy instance")
-
     def controller(self) -> Controller:
-        run = {"env": self.env, "timeout": self.timeout}
-        if isinstance(self.strategy, str):
-            run["strategy"] = self.strategy
-        else:
-            run["strategy"] = type(self.strategy).__name__
-            run["strategy_pickle"] = cloudpickle.dumps(self.strategy)
-        return OneTrial(TrialSpec(dict(self.hparams), gang=self.agents, run=run), self.metric, self.direction,
-                        {"gang": self.agents, "strategy": run["strategy"]})
+        return OneTrial(TrialSpec(dict(self.hparams), gang=self.agents, run=self.run), self.metric, self.direction,
+                        {"gang": self.agents, "strategy": self.run["strategy"]})
 
     def finish(self, result):
         trial = result.trials[0] if result.trials else None

@@ -19,6 +19,7 @@ from plugins.optimizers import WAIT as OPT_WAIT
 from plugins.registry import PluginError, resolve
 
 from .base import ConfigError, Context, check_direction, check_int
+from .runs import check_gang, run_spec
 from .searchspace import Searchspace
 
 
@@ -33,6 +34,8 @@ class SearchController(Controller):
     """
 
     seed: int | None = None
+    gang: int = 1  # agents per trial (a distributed trial)
+    run: dict[str, Any] | None = None  # how agents run each trial (a strategy); None: in the agent
 
     def __init__(self, optimizer: Optimizer, stopper: EarlyStopper, *, metric: str, direction: str,
                  es_interval: int, es_min: int, num_trials: int | None,
@@ -54,7 +57,8 @@ class SearchController(Controller):
             return DONE
         if decision is OPT_WAIT:
             return WAIT
-        return TrialSpec(decision.params, decision.budget, dict(decision.info), decision.parent)
+        return TrialSpec(decision.params, decision.budget, dict(decision.info), decision.parent,
+                         gang=self.gang, run=self.run)
 
     def on_metric(self, trial: Any, step: float, value: float) -> bool:
         self.optimizer.report(trial.id, step, value)
@@ -140,6 +144,23 @@ def _objectives(metric: Any, direction: Any, owner: str) -> tuple[list[str] | No
     return names, [check_direction(d, owner) for d in ways]
 
 
+def trial_runs(strategy: Any, agents_per_trial: int, cpu_devices: int | None, workers: int,
+               owner: str) -> tuple[int, dict[str, Any] | None]:
+    """(agents per trial, how they run it) for ``strategy=`` and ``agents_per_trial=``: each trial
+    a distributed run, scheduled as ``Distributed`` schedules its one (a gang of agents)."""
+    check_int("cpu_devices", cpu_devices, 1, owner, allow_none=True)
+    if strategy is None:
+        if agents_per_trial != 1 or cpu_devices:
+            raise ConfigError(f"{owner}: agents_per_trial and cpu_devices need a strategy, e.g. "
+                              f"strategy='multihost', agents_per_trial={agents_per_trial}")
+        return 1, None
+    check_gang(strategy, agents_per_trial, owner, "agents_per_trial")
+    if workers and workers < agents_per_trial:
+        raise ConfigError(f"{owner}(workers={workers}, agents_per_trial={agents_per_trial}): a trial needs "
+                          f"{agents_per_trial} agents at once; start at least that many workers")
+    return agents_per_trial, run_spec(strategy, {}, cpu_devices, 60)
+
+
 def completes_budget(step: float, budget: Any) -> bool:
     """True for the broadcast that completes a trial's budget, with steps counted from 0 in
     budget units (``step=epoch`` in ``for epoch in range(budget)``), or from 1. A budget below
@@ -184,6 +205,10 @@ class HyperparameterSearch(Context):
     within ``stop_grace`` (a lagom option) is ended by restarting its agent: it ends "failed".
     ``points_to_evaluate``: known configurations to try first (a warm start); they count among
     ``num_trials``, and the optimizer learns from them as from any other.
+    ``strategy``, ``agents_per_trial``, ``cpu_devices``: each trial a distributed run (as
+    ``Distributed`` runs one), e.g. ``strategy="multihost", agents_per_trial=2``: a gang of agents
+    per trial, rank 0 broadcasting, a stop reaching every rank, and a rank whose agent is lost
+    taking the whole gang back to the queue.
     """
 
     name = "hpo"
@@ -193,7 +218,8 @@ class HyperparameterSearch(Context):
                  workers: int = 2, es_policy: Any = "none", es_interval: int = 1, es_min: int = 5,
                  seed: int | None = None, launcher: Any = "local", name: str | None = None,
                  max_time: float | None = None, trial_timeout: float | None = None, study: Any = None,
-                 points_to_evaluate: list[dict[str, Any]] | None = None):
+                 points_to_evaluate: list[dict[str, Any]] | None = None, strategy: Any = None,
+                 agents_per_trial: int = 1, cpu_devices: int | None = None):
         owner = "HyperparameterSearch"
         if not isinstance(searchspace, Searchspace):
             raise ConfigError(f"{owner}(searchspace=...) needs a contexts.Searchspace, got "
@@ -234,6 +260,7 @@ class HyperparameterSearch(Context):
         self.launcher = launcher
         if name is not None:
             self.name = name
+        self.gang, self.run = trial_runs(strategy, agents_per_trial, cpu_devices, workers, owner)
         self._pristine = {k: copy.deepcopy(v) for k, v in (("optimizer", optimizer), ("es_policy", self.es_policy))
                           if not isinstance(v, (str, type))}
         self._runs = 0
@@ -270,6 +297,7 @@ class HyperparameterSearch(Context):
                                       num_trials=self.num_trials, objectives=self.objectives,
                                       directions=self.directions)
         controller.seed = self.seed
+        controller.gang, controller.run = self.__dict__.get("gang", 1), self.__dict__.get("run")
         return controller
 
     def controller(self) -> Controller:

@@ -339,7 +339,11 @@ class Kernel:
                                  verdicts=attempt.verdicts, metric=self.controller.metric)
 
     def settle(self, attempt: Attempt) -> None:
-        """Every rank has answered: end the trial with what they sent, and give its agents more."""
+        """Every rank has answered: end the trial with what they sent, and give its agents more
+        (a gang that lost an agent runs again instead)."""
+        if attempt.requeue is not None:
+            self.scheduler.requeue_gang(attempt)
+            return
         state, fields, error = gang.outcome(attempt, self.controller)
         if fields.get("traceback"):
             self.folder.log_lines(attempt.trial.id, [fields["traceback"]])

@@ -82,11 +82,14 @@ def _abort_others(kernel: "Kernel", attempt: "Attempt", rank: int, error: str) -
                                                       error="its agent was lost", started=time.time())
 
 
-def rank_lost(kernel: "Kernel", attempt: "Attempt", agent: AgentInfo, why: str) -> None:
-    """A rank's agent is gone: that rank failed; the attempt settles once every rank answered."""
+def rank_lost(kernel: "Kernel", attempt: "Attempt", agent: AgentInfo, why: str, again: bool = False) -> None:
+    """A rank's agent is gone: the other ranks are aborted, and the attempt settles once every
+    rank answered: run ``again`` whole (``attempt.requeue``), or failed with that rank's error."""
     rank = attempt.agents.index(agent)
     if rank in attempt.finals:
         return
+    if again and attempt.failed_rank is None and attempt.requeue is None:
+        attempt.requeue = f"rank {rank}'s agent was lost ({why})"
     lost = final_fields(attempt.trial.id, rank=rank, outcome="error", error=f"its agent was lost ({why})",
                         started=time.time())
     if record_final(kernel, attempt, rank, lost):

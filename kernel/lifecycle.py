@@ -40,6 +40,7 @@ class Attempt:
     overtime: float | None = None  # the time limit it ran past, if it did
     finals: dict[int, dict[str, Any]] = field(default_factory=dict)  # rank -> what it sent
     failed_rank: int | None = None
+    requeue: str | None = None  # a rank's agent was lost: once every rank answered, run it again whole
     timers: list["asyncio.TimerHandle"] = field(default_factory=list)
     over: bool = False
 
@@ -74,7 +75,7 @@ class TrialBook:
 
     def new(self, trial_id: int, spec: "TrialSpec") -> Trial:
         trial = Trial(trial_id, dict(spec.params), spec.budget, info=dict(spec.info), parent=spec.parent)
-        trial.run, trial.extra = spec.run, spec.extra
+        trial.run, trial.extra, trial.gang = spec.run, spec.extra, spec.gang
         self.trials[trial_id] = trial
         return trial
 

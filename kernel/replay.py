@@ -40,7 +40,8 @@ def _replay_start(kernel: "Kernel", event: dict[str, Any]) -> int:
         mismatched = int(not known or decision.params != event["params"])
         book.new(tid, TrialSpec(dict(event["params"]), event.get("budget"), info=dict(event.get("info") or {}),
                                 parent=event.get("parent"), run=decision.run if known else None,
-                                extra=decision.extra if known else None))
+                                extra=decision.extra if known else None,
+                                gang=len(event.get("ranks") or []) or (decision.gang if known else 1)))
         kernel.scheduler.next_id = max(kernel.scheduler.next_id, tid + 1)
     trial = book.trials[tid]
     trial.state, trial.attempts = TrialState.RUNNING, event.get("attempt", trial.attempts + 1)

@@ -50,7 +50,10 @@ class Scheduler:
             self._gather(agent)
             return
         trial = self.retry.popleft() if self.retry else self._ask(agent)
-        if trial is not None:
+        if trial is not None and trial.gang > 1:  # a gang run again: gathered anew
+            self.gathering = gang.Gathering(trial, trial.gang)
+            self._gather(agent)
+        elif trial is not None:
             self.waiting.pop(agent.peer, None)
             kernel.start(trial, [agent])
 
@@ -71,10 +74,6 @@ class Scheduler:
             raise TypeError(f"controller.next_trial returned {decision!r}")
         trial = self.kernel.book.new(self.next_id, decision)
         self.next_id += 1
-        if decision.gang > 1:
-            self.gathering = gang.Gathering(trial, decision.gang)
-            self._gather(agent)
-            return None
         return trial
 
     def _gather(self, agent: AgentInfo) -> None:
@@ -104,15 +103,17 @@ class Scheduler:
         crashed (``os._exit``, a segfault, an abort) was killed by the trial: it fails, with the
         cause and the process's last output, and is not retried; a process killed twice in the
         same trial (SIGKILL: the OOM killer, say) fails the same way. A distributed run cannot go
-        on without one of its processes: that rank fails, and the others are aborted (gang.py).
+        on without one of its processes: the others are aborted (gang.py), and once they answered
+        the whole gang runs again (once), unless that rank's process crashed: then it fails.
         """
         attempt, agent.attempt = agent.attempt, None
         if attempt is None or attempt.over:
             return
-        if attempt.distributed:
-            gang.rank_lost(self.kernel, attempt, agent, why)
-            return
         trial = attempt.trial
+        if attempt.distributed:  # the whole gang runs again, unless that rank's process did it
+            again = not (death is not None and death.crashed) and trial.attempts <= self.max_retries
+            gang.rank_lost(self.kernel, attempt, agent, why, again=again)
+            return
         if death is not None and (death.crashed or trial.attempts > self.max_retries):
             self.kernel.folder.log_lines(trial.id, [f"its process died: {death}", death.output])
             self.kernel.end_attempt(attempt, TrialState.FAILED, error=f"its process died while it ran: {death}",
@@ -134,6 +135,18 @@ class Scheduler:
                                                     if a.state == AgentState.IDLE]:
             if self.retry:
                 self.assign(other)
+
+    def requeue_gang(self, attempt: "Attempt") -> None:
+        """Every rank of a gang whose agent was lost has answered: the trial runs again, whole,
+        on a gang gathered anew; the ranks that are left take work again."""
+        for agent in attempt.agents:
+            if agent.attempt is attempt:
+                agent.attempt = None
+        self._requeue(attempt, attempt.requeue or "a rank's agent was lost")
+        for agent in attempt.agents:
+            if agent.alive and agent.state == AgentState.BUSY:
+                self.assign(agent)
+        self.wake()
 
     def requeue_unfinished(self) -> int:
         """After a journal replay: every trial that had not ended runs again (returns how many)."""

@@ -91,6 +91,7 @@ class Trial:
     run: dict[str, Any] | None = field(default=None, repr=False)  # how agents run it (distributed)
     extra: dict[str, Any] | None = field(default=None, repr=False)  # what the context's injector reads
     folder: Path | None = field(default=None, repr=False, compare=False)  # the experiment's (set by Result)
+    gang: int = field(default=1, repr=False, compare=False)  # agents that run it together
 
     @property
     def duration(self) -> float | None:

@@ -247,3 +247,28 @@ def two_objectives(hparams, reporter):
     f2 += (0.5 / budget) * (0.5 + 0.5 * math.sin(7 * x1))
     reporter.broadcast(metric=f1, step=0)
     return {"f1": f1, "f2": f2}
+
+
+def gang_train(hparams, reporter, strategy):
+    """Data-parallel gradient descent towards x @ w = 1 on every rank, ``budget`` epochs (a
+    ``sleep`` after each); returns the score and how many processes and devices the run had."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    def step_fn(w, x):
+        g = jax.grad(lambda w: jnp.mean((x @ w - 1.0) ** 2))(w)
+        return w - hparams["lr"] * strategy.mean(g)
+
+    step = strategy.step(step_fn)
+    w = strategy.replicate(np.zeros((4,), np.float32))
+    n = strategy.num_devices // strategy.process_count
+    x = np.ones((2 * n, 4), np.float32)
+    loss = 1.0
+    for epoch in range(int(hparams.get("budget", 3))):
+        w = step(w, strategy.shard(x))
+        here = np.asarray(strategy.gather(w))
+        loss = float(np.mean((np.ones((1, 4), np.float32) @ here - 1.0) ** 2))
+        reporter.broadcast(metric=-loss, step=epoch)
+        time.sleep(hparams.get("sleep", 0.0))
+    return {"score": -loss, "processes": strategy.process_count, "devices": strategy.num_devices}

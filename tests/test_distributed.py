@@ -124,3 +124,59 @@ def test_agents_started_by_hand_form_a_multihost_run(runs):
     finally:
         for a in agents:
             a.kill()
+
+
+def test_a_search_of_gang_trials_needs_a_multihost_strategy_and_enough_workers():
+    space = Searchspace(lr=("DOUBLE", [0.01, 0.2]))
+    with pytest.raises(ConfigError, match="spans one agent's devices"):
+        HyperparameterSearch(space, strategy="pmap", agents_per_trial=2)
+    with pytest.raises(ConfigError, match="need a strategy"):
+        HyperparameterSearch(space, agents_per_trial=2)
+    with pytest.raises(ConfigError, match="start at least that many workers"):
+        HyperparameterSearch(space, strategy="multihost", agents_per_trial=2, workers=1)
+
+
+@pytest.mark.slow
+def test_an_asha_search_of_two_agent_multihost_trials_survives_a_rank_killed_mid_trial(runs):
+    """Every trial a gang of 2 agents x 2 CPU devices; rank 1's agent of trial 1 is SIGKILLed
+    mid-trial: rank 0 is aborted and the trial runs again whole, on a gang gathered anew."""
+    import signal
+
+    from kernel import Observer
+    from plugins.launchers.local import LocalLauncher
+    from plugins.optimizers import ASHA
+
+    launcher, killed = LocalLauncher(), {}
+
+    class KillRank1(Observer):
+        def trial_metric(self, view, trial, step, value):
+            if trial.id == 1 and not killed:
+                killed["agent"] = trial.ranks[1]
+                os.kill(launcher.pids()[trial.ranks[1]], signal.SIGKILL)
+
+    space = Searchspace(lr=("DOUBLE", [0.01, 0.2]), sleep=("DISCRETE", [0.3]))
+    ctx = HyperparameterSearch(space, ASHA(3, 1, 3), num_trials=4, metric="score", workers=2, seed=1,
+                               strategy="multihost", agents_per_trial=2, cpu_devices=2)
+    result = lagom(fns.gang_train, ctx, launcher=launcher, path=runs, verbose=0, observers=[KillRank1()])
+    assert killed and result.count("finished") == len(result.trials), [(t.id, t.state, t.error) for t in result.trials]
+    assert all(t.result["processes"] == 2 and t.result["devices"] == 4 and len(t.ranks) == 2 for t in result.trials)
+    again = result.trials[1]
+    assert again.attempts == 2 and killed["agent"] not in again.ranks and "rank 1's agent was lost" in again.interruptions[0]
+    assert any(t.parent is not None and t.budget == 3 for t in result.trials)  # ASHA promoted a gang trial
+    journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+    assert [e["trial"] for e in journal if e["event"] == "requeue"] == [1]
+
+
+def test_an_ablation_runs_each_trial_as_a_gang_too():
+    from contexts import Ablation, AblationStudy
+
+    study = AblationStudy(dataset={"a": [0.0, 1.0], "b": [1.0, 0.0], "y": [0, 1]}, label="y")
+    study.features.include("a", "b")
+    ctx = Ablation(study, metric="loss", strategy="multihost", agents_per_trial=2, cpu_devices=2)
+    spec = ctx.controller().next_trial(0)
+    assert spec.gang == 2 and spec.run["strategy"] == "multihost"
+    assert "--xla_force_host_platform_device_count=2" in spec.run["env"]["XLA_FLAGS"]
+    search = HyperparameterSearch(Searchspace(lr=("DOUBLE", [0.01, 0.2])), num_trials=2, strategy="multihost",
+                                  agents_per_trial=2)
+    assert search.controller().next_trial(0).gang == 2
+    assert HyperparameterSearch(Searchspace(lr=("DOUBLE", [0.01, 0.2])), num_trials=2).controller().next_trial(0).gang == 1

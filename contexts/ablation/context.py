@@ -16,6 +16,7 @@ from plugins.ablators import Ablator
 from plugins.registry import PluginError, resolve
 
 from ..base import ConfigError, Context, check_direction, check_int
+from ..hpo import trial_runs
 from ..single import TrialFailed
 from .chart import ranking_chart
 from .ranking import rank
@@ -25,6 +26,9 @@ from .study import AblationStudy
 class _AblationController(Controller):
     """One trial per component the ablator lists and seed, the baseline first, all with the
     same hparams (and, repeated, each seed's ``seed``)."""
+
+    gang: int = 1  # agents per trial (each trial a distributed run)
+    run: dict[str, Any] | None = None
 
     def __init__(self, ablator: Ablator, hparams: dict, metric: str, direction: str, repeats: int = 1):
         self.ablator, self.hparams, self.metric, self.direction = ablator, hparams, metric, direction
@@ -46,7 +50,7 @@ class _AblationController(Controller):
         info = {"ablated": component.label, "kind": component.kind}
         if self.repeats > 1:
             hparams["seed"] = info["seed"] = self.hparams.get("seed", 0) + seed
-        return TrialSpec(hparams, info=info, extra=component.to_extra())
+        return TrialSpec(hparams, info=info, extra=component.to_extra(), gang=self.gang, run=self.run)
 
     def score(self, result: Any) -> float | None:
         if isinstance(result, dict):
@@ -62,14 +66,18 @@ class _AblationController(Controller):
 
 
 class Ablation(Context):
-    """Run ``study`` with ``ablator`` ("loco", a registered name, or an instance)."""
+    """Run ``study`` with ``ablator`` ("loco", a registered name, or an instance).
+
+    ``strategy``, ``agents_per_trial``, ``cpu_devices``: each trial a distributed run, as in
+    ``HyperparameterSearch`` (``strategy="multihost", agents_per_trial=2``: a gang per trial)."""
 
     name = "ablation"
     provides = frozenset({"hparams", "reporter", "strategy", "dataset", "model"})
 
     def __init__(self, study: AblationStudy, ablator: Any = "loco", *, direction: str = "max",
                  metric: str = "metric", workers: int = 2, hparams: dict[str, Any] | None = None,
-                 launcher: Any = "local", name: str | None = None, repeats: int = 1):
+                 launcher: Any = "local", name: str | None = None, repeats: int = 1, strategy: Any = None,
+                 agents_per_trial: int = 1, cpu_devices: int | None = None):
         owner = "Ablation"
         if not isinstance(study, AblationStudy):
             raise ConfigError(f"{owner}(study=...) needs a contexts.AblationStudy, got {type(study).__name__}")
@@ -85,6 +93,7 @@ class Ablation(Context):
         self.hparams = dict(hparams or {})
         if name is not None:
             self.name = name
+        self.gang, self.run = trial_runs(strategy, agents_per_trial, cpu_devices, workers, owner)
         if self._build().total < 2:
             raise ConfigError(f"{owner}: the study leaves nothing out; include features or layers "
                               f"(study.features.include(...), study.model.layers.include(...))")
@@ -95,7 +104,9 @@ class Ablation(Context):
         except PluginError as exc:
             raise ConfigError(str(exc)) from None
         ablator.setup(self.study)
-        return _AblationController(ablator, self.hparams, self.metric, self.direction, self.repeats)
+        controller = _AblationController(ablator, self.hparams, self.metric, self.direction, self.repeats)
+        controller.gang, controller.run = self.__dict__.get("gang", 1), self.__dict__.get("run")
+        return controller
 
     def controller(self) -> Controller:
         return self._build()
