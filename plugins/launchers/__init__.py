@@ -1,5 +1,5 @@
 """Ways to start agents, registered in the entry-point group ``lagom.launchers``."""
-from .base import Exit, Launcher
+from .base import Exit, Launcher, LauncherError
 from .null import NullLauncher
 
-__all__ = ["Exit", "Launcher", "NullLauncher"]
+__all__ = ["Exit", "Launcher", "LauncherError", "NullLauncher"]

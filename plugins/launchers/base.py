@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from kernel.controller import ExperimentError
+
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE, signal.SIGILL}
 
 
@@ -40,6 +42,11 @@ class Exit:
 
 
 OnExit = Callable[[str, "Exit | str"], None]  # (agent id, what happened)
+
+
+class LauncherError(ExperimentError):
+    """The launcher cannot start its agents (its engine is not reachable, or has not the
+    resources they need): raised by ``start``, before anything waits for agents."""
 
 
 class Launcher(ABC):

@@ -1,0 +1,88 @@
+"""Agents on Ray (a local Ray) and on Dask (a LocalCluster): they join, work and leave; an agent
+killed through the engine is detected and its trial runs again; a launcher that cannot start its
+agents says why at once."""
+import os
+import signal
+
+import pytest
+
+import fns
+from contexts import HyperparameterSearch, Searchspace
+from kernel import Observer, lagom
+from plugins.launchers import LauncherError
+from plugins.testing import LauncherContract
+
+ray = pytest.importorskip("ray")
+distributed = pytest.importorskip("distributed")
+from plugins.launchers.dask_cluster import DaskLauncher  # noqa: E402
+from plugins.launchers.ray_cluster import RayLauncher  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def _search(**kw):
+    space = Searchspace(n=("DISCRETE", list(range(6))), sleep=("DISCRETE", [0.3]))
+    return HyperparameterSearch(space, "gridsearch", metric="score", workers=2, **kw)
+
+
+class TestRayLauncher(LauncherContract):
+    @pytest.fixture
+    def launcher(self):
+        return RayLauncher(init_kwargs={"num_cpus": 2})
+
+
+class TestDaskLauncher(LauncherContract):
+    @pytest.fixture
+    def launcher(self):
+        return DaskLauncher()
+
+
+def test_a_ray_actor_killed_mid_trial_is_detected_and_its_trial_runs_again(runs):
+    launcher, killed = RayLauncher(init_kwargs={"num_cpus": 2}), {}
+
+    class KillActor(Observer):
+        def trial_started(self, view, trial):
+            if trial.id == 2 and not killed:
+                killed["agent"] = trial.agent
+                ray.kill(launcher.actors[trial.agent])
+
+    result = lagom(fns.pid_and_sleep, _search(), launcher=launcher, path=runs, verbose=0, observers=[KillActor()])
+    assert result.count("finished") == 6, [(t.id, t.state, t.error) for t in result.trials]
+    again = result.trials[2]
+    assert again.attempts == 2 and again.agent != killed["agent"] and "Ray actor died" in again.interruptions[0]
+
+
+def test_a_dask_worker_killed_mid_trial_is_found_and_its_trial_runs_again(runs):
+    launcher, killed = DaskLauncher(), {}
+
+    class KillWorker(Observer):
+        def trial_started(self, view, trial):
+            if trial.id == 2 and not killed:  # the agent runs in the worker's process: kill -9 it
+                killed["agent"] = trial.agent
+                os.kill(next(a["pid"] for a in view.agents if a["id"] == trial.agent), signal.SIGKILL)
+
+    result = lagom(fns.pid_and_sleep, _search(), launcher=launcher, path=runs, verbose=0, agent_timeout=2.0,
+                   observers=[KillWorker()])
+    assert result.count("finished") == 6, [(t.id, t.state, t.error) for t in result.trials]
+    again = result.trials[2]
+    assert again.attempts == 2 and again.agent != killed["agent"]
+
+
+def test_a_ray_cluster_without_the_resources_fails_at_once_naming_them(runs):
+    with pytest.raises(LauncherError, match=r"has 0 GPU but 2 agents need 2"):
+        lagom(fns.pid_and_sleep, _search(), launcher=RayLauncher(resources_per_agent={"CPU": 1, "GPU": 1},
+                                                                 init_kwargs={"num_cpus": 2}), path=runs, verbose=0)
+    assert not ray.is_initialized()  # the Ray it started for nothing is gone
+
+
+def test_a_dask_scheduler_that_is_not_there_fails_at_once(runs):
+    with pytest.raises(LauncherError, match="no scheduler at tcp://127.0.0.1:9"):
+        lagom(fns.pid_and_sleep, _search(), launcher=DaskLauncher(address="tcp://127.0.0.1:9"), path=runs, verbose=0)
+
+
+def test_the_engines_resolve_by_name():
+    from plugins.registry import resolve
+    from plugins.launchers import Launcher
+
+    assert isinstance(resolve("lagom.launchers", "ray", Launcher), RayLauncher)
+    assert isinstance(resolve("lagom.launchers", "dask", Launcher), DaskLauncher)
