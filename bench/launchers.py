@@ -1,12 +1,12 @@
 """Time from ``lagom()`` to the first trial running, per launcher, 2 agents on this machine.
 
-    python bench/launchers.py                 # local, thread, ray, dask (those installed), 3 runs each
+    python bench/launchers.py                 # local, thread, ray, dask, slurm (those here), 3 runs each
 
 Each run is a fresh search of 4 trivial trials; the figure is the journal's first ``start``
 minus the moment ``lagom()`` was called (engine start-up included: a local Ray or a Dask
 LocalCluster made by the launcher), and the whole call. Then one search per launcher whose
 agent of trial 2 is killed through its engine when that trial starts (kill -9 of a local agent,
-``ray.kill`` of its actor, kill -9 of its Dask worker): the time from the kill to the kernel's
+``ray.kill`` of its actor, kill -9 of its Dask worker, ``scancel`` of its SLURM task): the time from the kill to the kernel's
 ``agent-gone``. Figures (last line, JSON): per launcher, the medians, and that detection time.
 """
 from __future__ import annotations
@@ -43,7 +43,19 @@ def launcher(name: str):
         from plugins.launchers.dask_cluster import DaskLauncher
 
         return DaskLauncher()
+    if name == "slurm":
+        from plugins.launchers.slurm import SlurmLauncher
+
+        return SlurmLauncher()
     return name
+
+
+def slurm_up() -> bool:
+    import shutil
+    import subprocess
+
+    return shutil.which("scontrol") is not None and "UP" in subprocess.run(
+        ["scontrol", "ping"], capture_output=True, text=True).stdout
 
 
 def once(name: str, root: str) -> tuple[float, float]:
@@ -72,6 +84,10 @@ def detection(name: str, root: str) -> float | None:
                 import ray
 
                 ray.kill(chosen.actors[agent])
+            elif name == "slurm":
+                import subprocess
+
+                subprocess.run(["scancel", f"{chosen.job}_{agent.rsplit('-', 1)[1]}"], check=True)
             else:
                 os.kill(next(a["pid"] for a in view.agents if a["id"] == agent), signal.SIGKILL)
 
@@ -93,7 +109,7 @@ def main() -> None:
     args = ap.parse_args()
     root = tempfile.mkdtemp(prefix="lagom-launch-")
     names = ["local", "thread"] + [n for n, mod in (("ray", "ray"), ("dask", "distributed"))
-                                   if importlib.util.find_spec(mod) is not None]
+                                   if importlib.util.find_spec(mod) is not None] + (["slurm"] if slurm_up() else [])
     figures = {}
     for name in names:
         runs = [once(name, root) for _ in range(args.runs)]

@@ -105,7 +105,7 @@ def test_beyond_loopback_it_answers_only_to_the_experiment_s_token(finished):
     assert refused.returncode != 0 and "needs the experiment's token" in refused.stderr
     proc, url = _serve(finished.path, "--host", "0.0.0.0", env={"LAGOM_TOKEN": token})
     try:
-        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
         assert token not in ps  # the token is never on a command line
         status, body, _ = _get(url + "api/experiments")
         assert status == 401 and b"hpo" not in body and b"token" in body
