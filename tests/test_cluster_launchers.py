@@ -86,3 +86,18 @@ def test_the_engines_resolve_by_name():
 
     assert isinstance(resolve("lagom.launchers", "ray", Launcher), RayLauncher)
     assert isinstance(resolve("lagom.launchers", "dask", Launcher), DaskLauncher)
+
+
+def test_a_dask_task_cancelled_mid_trial_is_reported_at_once_and_its_trial_runs_again(runs):
+    launcher, cancelled = DaskLauncher(), {}
+
+    class Cancel(Observer):
+        def trial_started(self, view, trial):
+            if trial.id == 2 and not cancelled:
+                cancelled["agent"] = trial.agent
+                launcher.futures[trial.agent].cancel()
+
+    result = lagom(fns.pid_and_sleep, _search(), launcher=launcher, path=runs, verbose=0, observers=[Cancel()])
+    assert result.count("finished") == 6, [(t.id, t.state, t.error) for t in result.trials]
+    again = result.trials[2]
+    assert again.attempts == 2 and again.agent != cancelled["agent"] and "cancelled" in again.interruptions[0]
