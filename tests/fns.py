@@ -1,6 +1,8 @@
 """Training functions for the tests: importable by agent processes (by reference)."""
 import os
+import threading
 import time
+from pathlib import Path
 
 
 def quadratic(hparams, reporter):
@@ -179,6 +181,37 @@ def wait_for(probe, what: str, timeout: float = 30.0):
             raise TimeoutError(f"{what} did not appear within {timeout} s")
         time.sleep(0.01)
     return found
+
+
+class Background(threading.Thread):
+    """``lagom(fn, context, **options)`` on a thread of its own, started at once, for a test that
+    watches the experiment while it runs; ``result``, once joined, is its Result (or raises what
+    it raised)."""
+
+    def __init__(self, fn, context, **options):
+        super().__init__(name="test-experiment", daemon=True)
+        self._call, self._outcome = (fn, context, options), None
+        self.start()
+
+    def run(self):
+        from kernel import lagom
+
+        fn, context, options = self._call
+        try:
+            self._outcome = (True, lagom(fn, context, **options))
+        except BaseException as exc:  # noqa: BLE001 (given to the test through ``result``)
+            self._outcome = (False, exc)
+
+    @property
+    def result(self):
+        done, value = self._outcome or (False, RuntimeError("the experiment has not ended"))
+        if not done:
+            raise value
+        return value
+
+    def folder(self, runs) -> Path:
+        """The experiment folder under ``runs``, once its journal exists."""
+        return wait_for(lambda: next(Path(runs).glob("*/journal.jsonl"), None), "a journal").parent
 
 
 def broadcasts_then_waits(hparams, reporter):

@@ -98,8 +98,6 @@ def test_a_live_experiment_cannot_be_resumed_twice_and_status_names_its_kernel(r
     """One kernel per folder: a second one (resume, by hand or by mistake) would run trials twice."""
     import os
     import socket
-    import threading
-    import time
 
     import fns
     from contexts import HyperparameterSearch, Searchspace
@@ -108,21 +106,16 @@ def test_a_live_experiment_cannot_be_resumed_twice_and_status_names_its_kernel(r
     marker = runs.parent / "go"
     space = Searchspace(x=("DOUBLE", [0.0, 1.0]), marker=("CATEGORICAL", [str(marker)]))
     ctx = HyperparameterSearch(space, num_trials=2, metric="score", workers=1, launcher="thread")
-    box = {}
-    run = threading.Thread(target=lambda: box.setdefault("result", lagom(fns.after_marker, ctx, path=runs, verbose=0)))
-    run.start()
+    run = fns.Background(fns.after_marker, ctx, path=runs, verbose=0)
     try:
-        deadline = time.monotonic() + 30
-        while not list(runs.glob("*/journal.jsonl")) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        folder = next(runs.glob("*/journal.jsonl")).parent
+        folder = run.folder(runs)
         with pytest.raises(FolderBusy, match=f"its kernel .pid {os.getpid()} on {socket.gethostname()}"):
             lagom(fns.after_marker, ctx, path=runs, resume=folder, verbose=0)
         assert f"running (kernel pid {os.getpid()} on {socket.gethostname()})" in cli("status", str(folder)).stdout
     finally:
         marker.touch()
         run.join(30)
-    assert box["result"].count("finished") == 2
+    assert run.result.count("finished") == 2
     assert "ended" in cli("status", str(folder)).stdout.splitlines()[0]
 
 
@@ -156,19 +149,16 @@ def test_a_large_experiment_s_report_draws_the_best_and_a_sample_and_lists_the_b
 
 
 def test_status_watch_follows_a_running_experiment_to_its_end(runs):
-    import threading
 
     marker = runs.parent / "go-watch"
     space = Searchspace(x=("DOUBLE", [0.0, 1.0]), marker=("CATEGORICAL", [str(marker)]))
     ctx = HyperparameterSearch(space, num_trials=3, metric="score", workers=1, launcher="thread")
-    box = {}
-    run = threading.Thread(target=lambda: box.setdefault("result", lagom(fns.after_marker, ctx, path=runs, verbose=0)))
-    run.start()
+    run = fns.Background(fns.after_marker, ctx, path=runs, verbose=0)
     watch = None
     try:
-        journal = fns.wait_for(lambda: next(runs.glob("*/journal.jsonl"), None), "a journal")
+        folder = run.folder(runs)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        watch = subprocess.Popen([sys.executable, "-m", "kernel", "status", str(journal.parent), "--watch",
+        watch = subprocess.Popen([sys.executable, "-m", "kernel", "status", str(folder), "--watch",
                                   "--interval", "0.05"], stdout=subprocess.PIPE, text=True, env=env)
         seen = []
         while not any("1 running" in line for line in seen):
@@ -181,4 +171,4 @@ def test_status_watch_follows_a_running_experiment_to_its_end(runs):
     assert watch.returncode == 0
     last = out.strip().split("\n\n")[-1].splitlines()
     assert "ended; 3 finished" in last[0] and len(last) == 5
-    assert box["result"].count("finished") == 3
+    assert run.result.count("finished") == 3

@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 
@@ -72,10 +71,7 @@ def test_lagom_dashboard_true_prints_a_url_that_serves_the_running_experiment(ru
     marker = runs.parent / "go-board"
     space = Searchspace(marker=("CATEGORICAL", [str(marker)]))
     ctx = HyperparameterSearch(space, num_trials=1, metric="score", workers=1)
-    box = {}
-    run = threading.Thread(target=lambda: box.setdefault(
-        "result", lagom(fns.broadcasts_then_waits, ctx, path=runs, dashboard=True)))
-    run.start()
+    run = fns.Background(fns.broadcasts_then_waits, ctx, path=runs, dashboard=True)
     seen = []
     try:
         def url():
@@ -92,7 +88,7 @@ def test_lagom_dashboard_true_prints_a_url_that_serves_the_running_experiment(ru
     finally:
         marker.touch()
         run.join(60)
-    assert box["result"].count("finished") == 1
+    assert run.result.count("finished") == 1
     with pytest.raises(OSError):  # it stopped with the experiment
         urllib.request.urlopen(base + "api/experiments", timeout=5)
 
@@ -150,14 +146,11 @@ def test_a_browser_sees_a_new_trial_and_a_new_point_appear_on_a_running_experime
     marker = runs.parent / "step"
     space = Searchspace(n=("DISCRETE", [0, 1]), marker=("CATEGORICAL", [str(marker)]))
     ctx = HyperparameterSearch(space, "gridsearch", metric="score", workers=1)
-    box = {}
-    run = threading.Thread(target=lambda: box.setdefault("result", lagom(fns.steps_on_markers, ctx, path=runs,
-                                                                         verbose=0)))
-    run.start()
+    run = fns.Background(fns.steps_on_markers, ctx, path=runs, verbose=0)
     go = lambda n, step: (runs.parent / f"step-{n}-{step}").touch()
     proc = None
     try:
-        fns.wait_for(lambda: list(runs.glob("*/journal.jsonl")), "a journal")
+        run.folder(runs)
         proc, url = _serve(runs)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--enable-unsafe-swiftshader"])
@@ -198,7 +191,7 @@ def test_a_browser_sees_a_new_trial_and_a_new_point_appear_on_a_running_experime
         if proc is not None:
             proc.kill()
             proc.wait()
-    assert box["result"].count("finished") == 2
+    assert run.result.count("finished") == 2
 
 
 def test_an_experiment_that_minimizes_is_read_as_minimizing(runs):

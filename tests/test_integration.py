@@ -117,16 +117,12 @@ def test_the_printed_agent_command_works_as_printed(runs, capsys):
     wildcard, not localhost), and carries the token in the environment, not in argv. Run from /
     with a bare PATH, it joins (only the host is swapped for loopback: tests stay on this host)."""
     import shlex
-    import threading
 
     def train(hparams, reporter):  # by value: the agent needs nothing of this test's folder
         return {"score": 1.0}
 
     port = free_port()
-    box = {}
-    run = threading.Thread(target=lambda: box.setdefault("result", lagom(
-        train, hpo(num_trials=2, workers=0), listen=f"tcp://0.0.0.0:{port}", path=runs, verbose=0)))
-    run.start()
+    run = fns.Background(train, hpo(num_trials=2, workers=0), listen=f"tcp://0.0.0.0:{port}", path=runs, verbose=0)
     deadline, out = time.monotonic() + 30, ""
     while "--connect" not in out and time.monotonic() < deadline:
         out += capsys.readouterr().out
@@ -140,7 +136,7 @@ def test_the_printed_agent_command_works_as_printed(runs, capsys):
                            env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
     run.join(30)
     assert agent.returncode == 0, agent.stderr
-    assert box["result"].count("finished") == 2
+    assert run.result.count("finished") == 2
 
 
 def test_no_process_lagom_starts_shows_the_token_to_other_users(runs):

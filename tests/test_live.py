@@ -1,10 +1,8 @@
 """A running experiment's folder shows its learning curves and its agents before anything ends."""
 import json
-import threading
 
 import fns
 from contexts import HyperparameterSearch, Searchspace
-from kernel import lagom
 
 
 def _lines(path):
@@ -15,12 +13,9 @@ def test_curves_and_agents_appear_in_the_folder_while_the_trial_runs(runs):
     marker = runs.parent / "go-live"
     space = Searchspace(marker=("CATEGORICAL", [str(marker)]))
     ctx = HyperparameterSearch(space, num_trials=1, metric="score", workers=1)
-    box = {}
-    run = threading.Thread(target=lambda: box.setdefault("result", lagom(fns.broadcasts_then_waits, ctx, path=runs,
-                                                                         verbose=0)))
-    run.start()
+    run = fns.Background(fns.broadcasts_then_waits, ctx, path=runs, verbose=0)
     try:
-        folder = fns.wait_for(lambda: next(runs.glob("*/journal.jsonl"), None), "a journal").parent
+        folder = run.folder(runs)
         grown = fns.wait_for(lambda: [c for c in _lines(folder / "curves.jsonl")
                                       if c["trial"] == 0 and c["from"] + len(c["points"]) == 2], "two points")
         agents = fns.wait_for(lambda: (folder / "agents.json").exists() and json.loads(
@@ -34,6 +29,6 @@ def test_curves_and_agents_appear_in_the_folder_while_the_trial_runs(runs):
     assert loss[:2] == [[0, 1.0], [1, 0.0]]
     (agent,) = agents
     assert agent["state"] == "busy" and agent["trial"] == 0 and agent["silent_s"] < 5
-    assert box["result"].trials[0].history == [(0, 0.1), (1, 0.2), (2, 0.3)]
+    assert run.result.trials[0].history == [(0, 0.1), (1, 0.2), (2, 0.3)]
     final = json.loads((folder / "agents.json").read_text())["agents"]
     assert final[0]["trial"] is None  # rewritten at the end
