@@ -51,9 +51,13 @@ def objective(params: dict[str, Any]) -> float:
 
 
 def drive(optimizer: Optimizer, *, parallel: int = 2, limit: int = 500, seed: int = 0,
-          outcome: Callable[[int], str] = lambda i: "finished") -> list[tuple[int, Suggestion, str]]:
+          outcome: Callable[[int], str] = lambda i: "finished",
+          score: Callable[[Suggestion], float] = lambda s: objective(s.params),
+          checkpointed: bool | None = None) -> list[tuple[int, Suggestion, str]]:
     """Run a set-up optimizer as the kernel would: up to ``parallel`` trials at a time, ending in
-    a seeded random order with ``outcome(i)``; returns (trial id, suggestion, state) in order."""
+    a seeded random order with ``outcome(i)`` and ``score(suggestion)``; every trial that ended
+    well saved a checkpoint unless ``checkpointed`` says otherwise. Returns (trial id,
+    suggestion, state) in the order they ended."""
     rng, running, log, tid = random.Random(seed), [], [], 0
     for _ in range(limit):
         while len(running) < parallel:
@@ -66,10 +70,11 @@ def drive(optimizer: Optimizer, *, parallel: int = 2, limit: int = 500, seed: in
             return log
         trial, suggestion = running.pop(rng.randrange(len(running)))
         state = outcome(trial)
-        value = objective(suggestion.params) if state in ("finished", "stopped") else None
+        value = score(suggestion) if state in ("finished", "stopped") else None
         history = ((0, value),) if value is not None else ()
+        saved = value is not None if checkpointed is None else checkpointed
         optimizer.observe(Observation(trial, suggestion.params, suggestion.budget, state, value, history,
-                                      dict(suggestion.info), checkpointed=value is not None))
+                                      dict(suggestion.info), checkpointed=saved))
         log.append((trial, suggestion, state))
     raise AssertionError(f"{type(optimizer).__name__} never finished within {limit} trials")
 

@@ -1,36 +1,24 @@
 """Population-based training: exploit only members with checkpoints, weights and hyperparameters
 together, a lineage in the result, and real agents that load exactly the checkpoint claimed."""
 import math
-import random
 
 import pytest
 
 import fns
 from contexts import HyperparameterSearch, Searchspace
 from kernel import lagom
-from plugins.optimizers import FINISHED, PBT, WAIT, Observation
+from plugins.optimizers import PBT
+from plugins.testing import drive
 
 SPACE = Searchspace(lr=("DOUBLE", [1e-3, 1.0], "log"), width=("DISCRETE", [16, 32, 64]),
                     act=("CATEGORICAL", ["relu", "tanh", "gelu"]))
 
 
-def run(pbt, score, checkpointed=True, seed=0, parallel=2):
+def run(pbt, score, checkpointed=True, seed=0):
     """Drive ``pbt`` as the kernel would; ``score(params, budget)`` is each trial's metric."""
     pbt.setup(SPACE, num_trials=None, direction="max", seed=seed)
-    rng, running, log, tid = random.Random(seed), [], [], 0
-    while True:
-        while len(running) < parallel:
-            d = pbt.suggest(tid)
-            if d is FINISHED or d is WAIT:
-                break
-            running.append((tid, d))
-            tid += 1
-        if not running:
-            return log
-        t, s = running.pop(rng.randrange(len(running)))
-        log.append((t, s))
-        pbt.observe(Observation(t, s.params, s.budget, "finished", score(s.params, s.budget), (), dict(s.info),
-                                checkpointed=checkpointed))
+    log = drive(pbt, seed=seed, score=lambda s: score(s.params, s.budget), checkpointed=checkpointed)
+    return [(t, s) for t, s, _ in log]
 
 
 def lr_score(params, budget):
