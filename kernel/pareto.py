@@ -7,9 +7,10 @@ function reads ``sign * value`` as "larger is better", so one code path serves b
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 Point = Sequence[float]
+T = TypeVar("T")
 
 
 def dominates(a: Point, b: Point, signs: Sequence[float]) -> bool:
@@ -104,14 +105,23 @@ def _volume(points: list[list[float]], ref: list[float]) -> float:
     return total
 
 
+def front_at_top_budget(items: Sequence[T], values: Callable[[T], Point | None], budget: Callable[[T], float],
+                        ident: Callable[[T], int], directions: Sequence[str]) -> list[T]:
+    """The front among ``items`` whose values are all finite, at the largest budget any of them
+    has (the rule of ``result.best``); by the first objective, best first, then by ``ident``."""
+    signs = [1.0 if str(d) == "max" else -1.0 for d in directions]
+    done = [x for x in items if (v := values(x)) and all(isinstance(e, (int, float)) and math.isfinite(e) for e in v)]
+    top = max((budget(x) for x in done), default=None)
+    done = [x for x in done if budget(x) == top]
+    on = [done[i] for i in front([values(x) for x in done], signs)]
+    return sorted(on, key=lambda x: (-signs[0] * values(x)[0], ident(x)))
+
+
 def front_of_records(trials: Sequence[dict], directions: Sequence[str]) -> list[dict]:
-    """The front among trial records (journal or result.json dicts): the finished ones with every
-    value, at the largest budget any of them reached; by the first objective, best first."""
-    signs = [1.0 if d == "max" else -1.0 for d in directions]
-    done = [t for t in trials if t.get("state") == "finished" and t.get("values")
-            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in t["values"])]
-    budgets = [t.get("budget") for t in done if isinstance(t.get("budget"), (int, float))]
-    if budgets:
-        done = [t for t in done if t.get("budget") == max(budgets)]
-    on = [done[i] for i in front([t["values"] for t in done], signs)]
-    return sorted(on, key=lambda t: (-signs[0] * t["values"][0], t["id"]))
+    """The front among trial records (journal or result.json dicts), as ``result.pareto`` has it."""
+    def budget(t: dict) -> float:
+        b = t.get("budget")
+        return float(b) if isinstance(b, (int, float)) and not isinstance(b, bool) else 0.0
+
+    return front_at_top_budget([t for t in trials if t.get("state") == "finished"], lambda t: t.get("values"),
+                               budget, lambda t: t["id"], directions)

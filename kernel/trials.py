@@ -224,15 +224,11 @@ class Result:
         if not self.objectives:
             raise AttributeError("result.pareto is for a search of several objectives (metric=[...]); "
                                  "this one has one: result.best")
-        from .pareto import front
+        from .pareto import front_at_top_budget
 
-        done = [t for t in self.trials if t.state == TrialState.FINISHED and t.values
-                and all(math.isfinite(v) for v in t.values)]
-        top = max((_budget(t) for t in done), default=None)
-        done = [t for t in done if _budget(t) == top]
-        signs = [Direction.of(d).sign for d in self.directions]
-        on = [done[i] for i in front([t.values for t in done], signs)]
-        return sorted(on, key=lambda t: (-signs[0] * t.values[0], t.id))
+        finished = [t for t in self.trials if t.state == TrialState.FINISHED]
+        return front_at_top_budget(finished, lambda t: t.values, _budget, lambda t: t.id,
+                                   [str(Direction.of(d)) for d in self.directions])
 
     def best_at(self, budget: float | int) -> Trial:
         """The best trial among those run with ``budget`` (an ASHA rung, say), finished or

@@ -139,7 +139,7 @@ class PBT(Optimizer):
         k = max(1, int(len(level) * self.quantile))
         if len(level) <= k or m not in level[-k:]:
             return None
-        able = [x for x in level[:k] if x.checkpoint and x.trial is not None and x.budget < self.max_budget - 1e-9]
+        able = [x for x in level[:k] if self._can_give(x)]
         return self.rng.choice(able) if able else None
 
     def _recover(self, m: _Member) -> Suggestion:
@@ -169,9 +169,12 @@ class PBT(Optimizer):
         budget left."""
         ranked = self._ranked()
         top = ranked[:max(1, int(len(ranked) * self.quantile))]
-        able = [x for x in top if x is not m and x.checkpoint and x.trial is not None
-                and x.budget < self.max_budget - 1e-9]
+        able = [x for x in top if x is not m and self._can_give(x)]
         return self.rng.choice(able) if able else None
+
+    def _can_give(self, x: _Member) -> bool:
+        """A member another may copy: a trial of it saved a checkpoint, and it has budget left."""
+        return x.checkpoint and x.trial is not None and x.budget < self.max_budget - 1e-9
 
     def _explore(self, params: dict[str, Any]) -> dict[str, Any]:
         fresh, out = self.space.sample(self.rng), {}
