@@ -1,15 +1,20 @@
 """How fast the kernel runs trials when the training function costs nothing.
 
 Many trivial trials (each broadcasts 10 metrics and returns) on 2 local agent processes over
-tcp://, random search over a small space. The per-trial cost must stay flat as trials pile up:
+tcp://, random search over a small space. Random search proposes without results, so each agent
+is handed trials ahead and sends its finals in batches (``--no-lease``: one at a time, as the
+kernel did before; measures what leasing gives). The per-trial cost must stay flat as trials pile up:
 run it at 1,000 and at 20,000 and compare ``trials_per_s``.
 
     python bench/dispatch.py --trials 1000
     python bench/dispatch.py --trials 20000
     python bench/dispatch.py --trials 2000 --vs-optuna   # Optuna in one process, same work, same run
+    python bench/dispatch.py --trials 2000 --no-lease
 
-Figures (last line, JSON): trials_per_s, metrics_per_s, dispatch_latency_ms (p50, p99: a
-result arriving at the kernel -> the next trial starting on that agent), startup_s (lagom()
+Figures (last line, JSON): trials_per_s, metrics_per_s, dispatch_latency_ms (p50, p99: how
+long an agent waited between two trials: a result arriving at the kernel -> the next trial
+starting on that agent, or for a trial handed out ahead the one before ending -> it starting,
+by the agent's clock), startup_s (lagom()
 called -> the first trial running), kernel_rss_mb, and stop_latency_ms (p50, p99: the kernel
 deciding to stop a trial that broadcasts continuously -> that trial ending with EarlyStop),
 from a second experiment of ``--stop-trials`` trials; broadcast_ms: a trial's run time per
@@ -88,12 +93,17 @@ def main() -> None:
     ap.add_argument("--stop-trials", type=int, default=200, help="trials of the stop-latency run")
     ap.add_argument("--url", default="tcp://127.0.0.1:0", help="where the kernel listens")
     ap.add_argument("--insecure", action="store_true", help="no CurveZMQ (measures what it costs)")
+    ap.add_argument("--no-lease", action="store_true", help="hand each agent one trial at a time")
     ap.add_argument("--vs-optuna", action="store_true",
                     help="also run the same work through Optuna in this process, and give the ratio")
     ap.add_argument("--sync-every", type=float, default=None,
                     help="seconds between journal fsyncs (default the kernel's; 0: one per trial end; "
                          "-1: none, as before the journal was made durable)")
     args = ap.parse_args()
+    if args.no_lease:
+        from kernel import scheduler
+
+        scheduler.LEASE_MAX = 0
     if args.sync_every is not None:  # measures what durability costs
         from kernel import journal
 
@@ -136,6 +146,7 @@ def main() -> None:
         "workers": args.workers,
         "transport": args.url.split(":")[0],
         "curve": not args.insecure and args.url.startswith("tcp"),
+        "lease": not args.no_lease,
         "journal_sync_every_s": args.sync_every,
         "trials_per_s": round(len(trials) / span, 1),
         "metrics_per_s": round(metrics / span, 1),

@@ -56,7 +56,10 @@ def figures(t_call: float, spans: list[tuple[str, float, float]], trials: int, a
 
 def run_lagom(args) -> dict:
     from contexts import HyperparameterSearch, Searchspace
-    from kernel import lagom
+    from kernel import lagom, scheduler
+
+    if args.no_lease:
+        scheduler.LEASE_MAX = 0
 
     duration, broadcasts = args.duration, args.broadcasts
 
@@ -128,6 +131,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=0.25, help="seconds per trial")
     ap.add_argument("--broadcasts", type=int, default=5, help="metrics per trial")
     ap.add_argument("--no-ray", action="store_true", help="only lagom, even if Ray Tune is installed")
+    ap.add_argument("--no-lease", action="store_true", help="hand each lagom agent one trial at a time")
     args = ap.parse_args()
     out = {"bench": "overhead", "agents": args.agents, "trials": args.trials, "trial_s": args.duration,
            "broadcasts": args.broadcasts, "lagom": run_lagom(args)}

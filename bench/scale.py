@@ -4,13 +4,17 @@
 real protocol: the real codec (HMAC-signed msgpack), CurveZMQ on tcp://, a heartbeat socket per
 agent beating every second, hello/welcome/ready. Each simulated agent "runs" a trial by
 sleeping ``--duration`` seconds while broadcasting ``--broadcasts`` metrics, then sends its final;
-the real kernel (this process) runs a random search of ``--trials`` trials over them.
+trials handed out ahead wait in its queue and start the moment the one before ends (a "skip"
+drops one unstarted, answered by a "skipped" final), as a real agent's do. The real kernel (this
+process) runs a random search of ``--trials`` trials over them; ``--no-lease`` hands each agent
+one trial at a time (the kernel as it was before trials were handed out ahead).
 
     python bench/scale.py --agents 64
     python bench/scale.py --agents 1024 --trials 20000
 
-Figures (last line, JSON): dispatch latency p50/p99 (a final in -> the next trial out, in the
-kernel), heartbeat gaps seen by agents (max and p99 of the time between two kernel beats),
+Figures (last line, JSON): dispatch latency p50/p99 (an agent's idle time between two trials: a
+trial's end -> the next one's start there, by the agent's clock; one time from one host), its
+share of the agents' time, heartbeat gaps seen by agents (max and p99 of the time between two kernel beats),
 agents declared lost (must be 0), kernel CPU seconds per trial and per metric (this process:
 the kernel's loop and ZeroMQ's threads), metrics ingested per second, trials per second,
 kernel RSS, how many trials the agents ran (to see that the simulators kept up), and how long
@@ -53,6 +57,8 @@ class SimAgent:
         self.beat = self._socket(ctx, zmq, url, agent_id.encode() + b"#beat", curve)
         self.gaps: list[float] = []
         self.trials = 0
+        self.queue: list[dict] = []  # trials handed out ahead
+        self.ready = asyncio.Event()
         self.done = asyncio.Event()
         self.hello_at: float | None = None
         self.admitted_s: float | None = None  # hello sent -> welcome received
@@ -77,29 +83,52 @@ class SimAgent:
         await self.send(self.main, "hello", agent=self.id, host=socket.gethostname(), pid=os.getpid(),
                         devices=["cpu:1"], protocol=PROTOCOL, address="127.0.0.1", port=1)
         beating = asyncio.ensure_future(self._beat())
-        last_beat, running = None, None
+        running = asyncio.ensure_future(self._work())
+        self.last_beat = None
         try:
             while True:
                 msg = self.codec.decode(await self.main.recv_multipart())
-                kind = msg["type"]
-                if kind == "welcome":
-                    self.admitted_s = time.monotonic() - self.hello_at
-                    await self.send(self.main, "ready", ok=True, error=None)
-                elif kind == "trial":
-                    running = asyncio.ensure_future(self._trial(msg))
-                elif kind == "heartbeat":
-                    now = time.monotonic()
-                    if last_beat is not None:
-                        self.gaps.append(now - last_beat)
-                    last_beat = now
-                elif kind == "shutdown":
-                    return
+                for m in (msg["items"] if msg["type"] == "batch" else [msg]):
+                    if m["type"] == "shutdown":
+                        return
+                    await self._handle(m)
         finally:
             beating.cancel()
-            if running is not None:
-                running.cancel()
+            running.cancel()
             self.main.close()
             self.beat.close()
+
+    async def _handle(self, msg: dict) -> None:
+        kind = msg["type"]
+        if kind == "welcome":
+            self.admitted_s = time.monotonic() - self.hello_at
+            await self.send(self.main, "ready", ok=True, error=None)
+        elif kind == "trial":
+            self.queue.append(msg)
+            self.ready.set()
+        elif kind == "skip" and any(m["trial"] == msg["trial"] for m in self.queue):
+            from transports.codec import final_fields
+
+            self.queue = [m for m in self.queue if m["trial"] != msg["trial"]]
+            await self.send(self.main, "final", **final_fields(msg["trial"], outcome="skipped", started=time.time()))
+        elif kind == "heartbeat":
+            now = time.monotonic()
+            if self.last_beat is not None:
+                self.gaps.append(now - self.last_beat)
+            self.last_beat = now
+
+    async def _work(self) -> None:
+        """Run the queued trials one after the other, noting the idle time between them."""
+        self.idle: list[float] = []
+        ended = None
+        while True:
+            while not self.queue:
+                self.ready.clear()
+                await self.ready.wait()
+            if ended is not None:
+                self.idle.append(time.time() - ended)
+            await self._trial(self.queue.pop(0))
+            ended = time.time()
 
     async def _beat(self) -> None:
         frames = self.codec.encode("heartbeat")
@@ -149,7 +178,8 @@ async def simulate(url: str, first: int, count: int, duration: float, broadcasts
     ctx.destroy(linger=0)
     gaps = [g for a in agents for g in a.gaps]
     admitted = [a.admitted_s for a in agents if a.admitted_s is not None]
-    return {"trials": sum(a.trials for a in agents), "gap_max_s": max(gaps, default=None),
+    idle = [x for a in agents for x in a.idle]
+    return {"trials": sum(a.trials for a in agents), "gap_max_s": max(gaps, default=None), "idle_s": idle,
             "gap_p99_s": percentile(gaps, 99), "gaps": len(gaps), "admitted_s": admitted,
             "never_admitted": len(agents) - len(admitted)}
 
@@ -172,6 +202,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=1.0, help="seconds per trial")
     ap.add_argument("--broadcasts", type=int, default=10, help="metrics per trial")
     ap.add_argument("--trials", type=int, default=None, help="default: 10 per agent")
+    ap.add_argument("--no-lease", action="store_true", help="one trial at a time per agent (nothing ahead)")
     ap.add_argument("--sim", nargs=2, type=int, metavar=("FIRST", "COUNT"), help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -181,8 +212,10 @@ def main() -> None:
         return
 
     from contexts import HyperparameterSearch, Searchspace
-    from kernel import Observer, lagom
+    from kernel import Observer, lagom, scheduler
 
+    if args.no_lease:
+        scheduler.LEASE_MAX = 0
     trials = args.trials or 10 * args.agents
     token = os.urandom(16).hex()
     url = f"tcp://127.0.0.1:{free_port()}"
@@ -227,7 +260,8 @@ def main() -> None:
     last = max(t.ended for t in ended)
     # steady state: once every agent has had its first trial, until the last trial is handed out
     metrics = sum(len(t.history) for t in result.trials)
-    lat = [x * 1000 for x in watch.view.dispatch_latencies]
+    idle = [x for s in sim_out for x in s["idle_s"]]
+    lat = [x * 1000 for x in idle]
     gaps_max = [s["gap_max_s"] for s in sim_out if s["gap_max_s"] is not None]
     gaps_p99 = [s["gap_p99_s"] for s in sim_out if s["gap_p99_s"] is not None]
     emit({
@@ -243,7 +277,10 @@ def main() -> None:
         "admitted_s": {"p50": round(percentile(admitted, 50), 3), "p99": round(percentile(admitted, 99), 3),
                        "max": round(max(admitted), 3), "never": sum(s["never_admitted"] for s in sim_out)},
         "requeued_trials": sum(1 for t in result.trials if t.interruptions),
-        "dispatch_latency_ms": {"p50": round(percentile(lat, 50), 3), "p99": round(percentile(lat, 99), 3)},
+        "lease": not args.no_lease,
+        "dispatch_latency_ms": {"p50": round(percentile(lat, 50), 3), "p99": round(percentile(lat, 99), 3),
+                                "max": round(max(lat), 3)},
+        "idle_share": round(sum(idle) / (args.agents * (last - first)), 4),  # of the agents' time, between trials
         "heartbeat_gap_s": {"max": round(max(gaps_max), 3) if gaps_max else None,
                             "p99": round(max(gaps_p99), 3) if gaps_p99 else None},
         "trials_per_s": round(len(ended) / (last - first), 1),

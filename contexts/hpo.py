@@ -51,6 +51,12 @@ class SearchController(Controller):
         self.num_trials = num_trials
         self._completed = 0  # finished trials: the rule waits for es_min of them
 
+    @property
+    def lease(self) -> bool:
+        """Short trials may be handed out ahead when proposals ignore results (random, grid)
+        and each trial runs in its agent's process (not a gang, not a strategy's process)."""
+        return not getattr(self.optimizer, "adaptive", True) and self.gang == 1 and self.run is None
+
     def next_trial(self, trial_id: int):
         decision = self.optimizer.suggest(trial_id)
         if decision is FINISHED:

@@ -62,6 +62,8 @@ class Controller(ABC):
     ``judges_metrics`` says whether ``on_metric`` may ever answer True (an early stopper is at
     work): only then does an agent wait for the kernel's verdict on each broadcast, so a stop
     takes effect at the broadcast it was decided on, and searches without a rule pay nothing.
+    ``lease`` says whether ``next_trial`` may be asked before earlier trials end without
+    changing what it proposes: then an agent with short trials is handed some ahead.
     """
 
     metric: str | None = None
@@ -69,6 +71,7 @@ class Controller(ABC):
     objectives: list[str] | None = None  # several objectives: their names (``metric`` is the first)
     directions: list[Direction] | None = None
     judges_metrics: bool = False
+    lease: bool = False  # proposals do not depend on results: short trials may be handed out ahead
 
     @abstractmethod
     def next_trial(self, trial_id: int) -> Union[TrialSpec, _Signal]:

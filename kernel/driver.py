@@ -7,7 +7,9 @@ Principles, in the manner of a microkernel:
   anything invalid before a handler sees it) and routes it by type through one table to an
   ``_on_<type>`` handler. Nothing else reads the socket.
 - Assignment is pushed, never polled: the moment an agent is ready or returns a result, the
-  scheduler gives it its next trial. Between messages the loop sleeps. Its timers are the
+  scheduler gives it its next trial; an agent whose trials are short is handed some ahead
+  (leased: they wait at the agent and start the moment the one before ends), so a run of
+  short trials costs batches, not messages. Between messages the loop sleeps. Its timers are the
   heartbeat and the deadlines the user asked for (a time budget, a trial's time limit, the grace
   after a stop), each armed only when it can matter.
 - The loop is single-threaded: handlers run to completion on it, so the kernel's state needs no
@@ -97,7 +99,7 @@ class Kernel:
         self._handlers: dict[str, Handler] = {
             "hello": self._on_hello, "ready": self._on_ready, "metric": self._on_metric,
             "log": self._on_log, "final": self._on_final, "heartbeat": self._on_heartbeat,
-            "bye": self._on_bye, "fetch": self._on_fetch,
+            "bye": self._on_bye, "fetch": self._on_fetch, "batch": self._on_batch,
         }
 
     @property
@@ -139,25 +141,37 @@ class Kernel:
     async def _receive(self) -> None:
         decode, handlers, agents, rejected = self.codec.decode, self._handlers, self.agents, self.rejected
         while True:
-            for peer, frames in await self.listener.recv_batch():
-                try:
-                    msg = decode(frames)
-                except CodecError as exc:
-                    rejected[exc.reason] += 1
-                    continue
-                agent = agents.get(peer)
-                if agent is not None:
-                    agent.last_seen = time.monotonic()
-                elif msg["type"] != "hello":
-                    rejected["unknown-peer"] += 1
-                    continue
-                handlers[msg["type"]](agent, peer, msg)
+            batch = await self.listener.recv_batch()
+            # What a batch of messages causes goes out at its end: trials handed out ahead once
+            # per agent, journal records in one write.
+            self.scheduler.hold()
+            self.folder.hold()
+            try:
+                for peer, frames in batch:
+                    try:
+                        msg = decode(frames)
+                    except CodecError as exc:
+                        rejected[exc.reason] += 1
+                        continue
+                    agent = agents.get(peer)
+                    if agent is not None:
+                        agent.last_seen = time.monotonic()
+                    elif msg["type"] != "hello":
+                        rejected["unknown-peer"] += 1
+                        continue
+                    handlers[msg["type"]](agent, peer, msg)
+                self.scheduler.release()
+            finally:
+                self.folder.release()
             if self._outcome.done():
                 return
             await asyncio.sleep(0)  # let timers run even under a flood of messages
 
     def _wind_down(self, receiver: asyncio.Task) -> None:
         # Trials cut short by an abort or an interrupt are not journaled as ended: a resume runs them.
+        for agent in self.agents:  # handed out ahead, never started here: a resume runs them too
+            while agent.queued:
+                self.book.withdraw(agent.queued.popleft().trial)
         cut = self.book.unfinished()
         for trial in cut:
             trial.state, trial.error = TrialState.INTERRUPTED, "the experiment ended while it ran"
@@ -299,7 +313,16 @@ class Kernel:
     def _on_bye(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
         self.agent_gone(agent, msg["reason"])
 
+    def _on_batch(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
+        """Several messages in one (the codec validated each): handled in the order sent."""
+        handlers = self._handlers
+        for item in msg["items"]:
+            handlers[item["type"]](agent, peer, item)
+
     def _on_final(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
+        if msg["outcome"] == "skipped":
+            self._on_skipped(agent, msg["trial"])
+            return
         attempt = agent.attempt
         rank = msg["rank"]
         if attempt is None or attempt.trial.id != msg["trial"] or not gang.is_rank(attempt, agent, rank):
@@ -307,14 +330,49 @@ class Kernel:
             return
         agent.attempt = None
         if not attempt.distributed:
-            now = time.time()
-            if agent.last_final_at is not None:  # agent clock vs kernel clock: one host, or NTP
-                self.dispatch_latencies.append(msg["started"] - agent.last_final_at)
-            agent.last_final_at = now
+            self._paced(agent, attempt, msg)
+            self._promote(agent)
         else:
             agent.state = AgentState.IDLE
         if gang.record_final(self, attempt, rank, msg):
             self.settle(attempt)
+
+    def _paced(self, agent: AgentInfo, attempt: Attempt, msg: dict) -> None:
+        """What one agent's final says of dispatch: the gap before this trial started (for a
+        trial handed out ahead, after the one before it ended, both by the agent's clock), and
+        how long its trials run (the scheduler hands out more ahead the shorter they are)."""
+        now, started, duration = time.time(), msg["started"], msg["duration"]
+        if attempt.leased and agent.last_end is not None:
+            self.dispatch_latencies.append(max(0.0, started - agent.last_end))
+        elif agent.last_final_at is not None:  # agent clock vs kernel clock: one host, or NTP
+            self.dispatch_latencies.append(started - agent.last_final_at)
+        agent.last_final_at, agent.last_end = now, started + duration
+        agent.pace = duration if agent.pace is None else 0.75 * agent.pace + 0.25 * duration
+
+    def _promote(self, agent: AgentInfo) -> None:
+        """The agent started the next trial it was handed ahead as soon as the last one ended
+        (before that one's end is counted: something always runs while a queue is held)."""
+        if agent.queued:
+            attempt = agent.attempt = agent.queued.popleft()
+            self.book.started(attempt)
+            self.deadlines.trial_started(self, attempt)
+            if attempt.taken_back and self.scheduler.time_is_up:  # it started before it heard
+                self.request_stop(attempt)
+
+    def _on_skipped(self, agent: AgentInfo, trial_id: int) -> None:
+        """The agent dropped a trial handed out ahead, as asked, before it started."""
+        if agent.attempt is not None and agent.attempt.trial.id == trial_id and not agent.attempt.distributed:
+            attempt, agent.attempt = agent.attempt, None
+            self._promote(agent)
+        else:
+            attempt = next((a for a in agent.queued if a.trial.id == trial_id), None)
+            if attempt is None:
+                self.rejected["stale"] += 1
+                return
+            agent.queued.remove(attempt)
+        self.scheduler.unleased(attempt)
+        self.scheduler.assign(agent)
+        self.check_done()
 
     # -- the lifecycle of an attempt ----------------------------------------------------------
     def start(self, trial: Trial, agents: list[AgentInfo]) -> Attempt:
@@ -322,7 +380,8 @@ class Kernel:
         attempt = Attempt(trial, list(agents), trial.attempts + 1, verdicts=self._verdicts)
         for agent in agents:
             agent.state, agent.attempt = AgentState.BUSY, attempt
-        sent = [self.listener.send(a.peer, self._trial_frames(attempt, rank)) for rank, a in enumerate(agents)]
+        sent = [self.listener.send(a.peer, self.codec.encode("trial", **self._trial_fields(attempt, rank)))
+                for rank, a in enumerate(agents)]
         self.book.started(attempt)
         self.deadlines.trial_started(self, attempt)
         for agent, ok in zip(agents, sent):
@@ -330,13 +389,26 @@ class Kernel:
                 self.agent_gone(agent, "unreachable")
         return attempt
 
-    def _trial_frames(self, attempt: Attempt, rank: int) -> list[bytes]:
+    def lease(self, agent: AgentInfo, trials: list[Trial]) -> None:
+        """Hand ``trials`` to a busy ``agent`` ahead, in one message: each starts there the
+        moment the one before it ends (its deadlines are armed then, in ``_promote``)."""
+        items = []
+        for trial in trials:
+            attempt = Attempt(trial, [agent], trial.attempts + 1, verdicts=self._verdicts, leased=True)
+            agent.queued.append(attempt)
+            items.append(["trial", self._trial_fields(attempt, 0)])
+            self.book.leased(attempt)
+        frames = self.codec.encode("trial", **items[0][1]) if len(items) == 1 else self.codec.encode("batch", items=items)
+        if not self.listener.send(agent.peer, frames):
+            self.agent_gone(agent, "unreachable")
+
+    def _trial_fields(self, attempt: Attempt, rank: int) -> dict[str, Any]:
         trial = attempt.trial
         parent = None if trial.parent is None else self.folder.checkpoint_dir(trial.parent)
-        return self.codec.encode("trial", trial=trial.id, params=trial.params, budget=trial.budget,
-                                 checkpoint=self.folder.checkpoint_dir(trial.id), parent_checkpoint=parent,
-                                 run=gang.run_for_rank(attempt, rank), extra=trial.extra,
-                                 verdicts=attempt.verdicts, metric=self.controller.metric)
+        return {"trial": trial.id, "params": trial.params, "budget": trial.budget,
+                "checkpoint": self.folder.checkpoint_dir(trial.id), "parent_checkpoint": parent,
+                "run": gang.run_for_rank(attempt, rank), "extra": trial.extra,
+                "verdicts": attempt.verdicts, "metric": self.controller.metric}
 
     def settle(self, attempt: Attempt) -> None:
         """Every rank has answered: end the trial with what they sent, and give its agents more
@@ -403,12 +475,23 @@ class Kernel:
         self.check_done()
 
     def time_up(self) -> None:
-        """The time budget is spent: start nothing more, and stop what runs (it ends "stopped")."""
-        self.scheduler.drain()
+        """The time budget is spent: start nothing more, stop what runs (it ends "stopped"),
+        and take back what was handed out ahead (never started, it is not a trial of this run)."""
+        self.scheduler.drain(time_up=True)
         for agent in self.agents.alive():
             if agent.attempt is not None:
                 self.request_stop(agent.attempt)
+            for attempt in agent.queued:
+                self.take_back(attempt)
         self.check_done()
+
+    def take_back(self, attempt: Attempt) -> None:
+        """Ask the agent holding a trial handed out ahead to drop it: a "skipped" final answers
+        if it had not started (scheduler.unleased); if it had, it runs on (once the time is up,
+        it is stopped when the kernel learns it started, in ``_promote``)."""
+        if not attempt.taken_back:
+            attempt.taken_back = True
+            self.listener.send(attempt.lead.peer, self.codec.encode("skip", trial=attempt.trial.id))
 
     # -- agents that leave ------------------------------------------------------------------
     def agent_gone(self, agent: AgentInfo, why: str, death: Any = None) -> None:

@@ -100,7 +100,8 @@ def outcome(attempt: "Attempt", controller: "Controller") -> tuple[TrialState, d
     """How the trial ended, from its ranks' finals: (state, trial fields, an error that ends
     the experiment or None). Rank 0 speaks for the run."""
     lead = attempt.finals[0]
-    fields: dict[str, Any] = {"started": lead["started"], "ended": lead["started"] + lead["duration"]}
+    fields: dict[str, Any] = {"started": lead["started"], "ended": lead["started"] + lead["duration"],
+                              "checkpointed": any(f.get("saved", False) for f in attempt.finals.values())}
     if attempt.failed_rank is not None:
         failed = attempt.finals[attempt.failed_rank]
         return TrialState.FAILED, dict(fields, error=f"rank {attempt.failed_rank}: {failed['error']}",

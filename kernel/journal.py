@@ -116,6 +116,7 @@ class ExperimentFolder:
         self.on_error: Callable[[OSError], None] | None = None
         self.failed: OSError | None = None
         self._synced_at, self._sync_pending, self._dirty = 0.0, False, False
+        self._held = False  # records wait in the buffer until ``release`` (one batch of messages)
         try:
             self._lock = self._take_lock()
             self._journal = self._open()
@@ -171,13 +172,27 @@ class ExperimentFolder:
         line = fastjson.line({"event": event, "time": time.time(), **fields})
         try:
             self._journal.write(line)
-            self._journal.flush()
+            if not self._held:
+                self._journal.flush()
         except OSError as exc:
             self._fail(exc)
             return
         if durable:
             self._dirty = True
             self._sync_soon()
+
+    def hold(self) -> None:
+        """Keep records in the buffer until ``release``: the kernel handles a batch of messages
+        between the two, and a write(2) per record was a tenth of its time per short trial."""
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
+        if self.failed is None:
+            try:
+                self._journal.flush()
+            except OSError as exc:
+                self._fail(exc)
 
     def _sync_soon(self) -> None:
         wait = self._synced_at + self.sync_every - time.monotonic()
@@ -193,6 +208,7 @@ class ExperimentFolder:
         if not self._dirty or self.failed is not None:
             return
         try:
+            self._journal.flush()
             os.fsync(self._journal.fileno())
         except OSError as exc:
             self._fail(exc)

@@ -36,6 +36,8 @@ class Attempt:
     agents: list["AgentInfo"]
     number: int
     verdicts: bool = False  # agents wait for the kernel's verdict on each broadcast
+    leased: bool = False  # handed to its agent ahead, while another trial ran there
+    taken_back: bool = False  # the agent was asked to drop it unstarted (a "skip")
     stop_sent: bool = False
     overtime: float | None = None  # the time limit it ran past, if it did
     finals: dict[int, dict[str, Any]] = field(default_factory=dict)  # rank -> what it sent
@@ -99,15 +101,41 @@ class TrialBook:
         trial.interruptions.append(why)
         self.folder.record("requeue", trial=trial.id, reason=why)
 
+    def leased(self, attempt: Attempt) -> None:
+        """A trial handed to a busy agent ahead: journaled now, in the order the controller
+        proposed it (a replay asks it again in that order); it is pending until it starts."""
+        trial = attempt.trial
+        self.folder.record("lease", trial=trial.id, params=trial.params, budget=trial.budget, info=trial.info,
+                           parent=trial.parent, agent=attempt.lead.id)
+
+    def unleased(self, trial: Trial) -> None:
+        """A trial handed out ahead came back unstarted: it waits to run elsewhere (no attempt
+        was made, so none counts against its retries), even if it was counted as started
+        (it was next in its agent's queue when the one before ended)."""
+        if trial.state == TrialState.RUNNING:
+            self.counts["running"] -= 1
+            trial.attempts -= 1
+        trial.state, trial.agent = TrialState.PENDING, None
+        self.folder.record("requeue", trial=trial.id, reason="handed back unstarted")
+
+    def withdraw(self, trial: Trial) -> None:
+        """A trial handed out ahead that had not started when the run ended (the time was up, or
+        the experiment stopped): not a trial of this run; a resume runs it."""
+        del self.trials[trial.id]
+        self.folder.record("withdrawn", trial=trial.id)
+
     def end(self, trial: Trial, state: TrialState, **fields: Any) -> None:
         """The one way a trial ends: its fields, counts, best, log, journal, controller, observers."""
         if trial.state == TrialState.RUNNING:
             self.counts["running"] -= 1
+        asked = fields.pop("checkpointed", None)  # the agents' word that the function asked for the folder
         for name, value in fields.items():
             setattr(trial, name, value)
         trial.state = state
-        if state in (TrialState.FINISHED, TrialState.STOPPED):
-            trial.checkpointed = self.folder.has_checkpoint(trial.id)  # journaled: a resume sees the same
+        # Whether files are there as this host sees them (journaled: a resume sees the same),
+        # looked at only when the function asked for its folder, or nobody said.
+        trial.checkpointed = state in (TrialState.FINISHED, TrialState.STOPPED) and asked is not False \
+            and self.folder.has_checkpoint(trial.id)
         self._count(trial)
         self.folder.close_log(trial.id)
         self.folder.record("end", durable=True, trial=trial.to_dict())

@@ -1,6 +1,7 @@
 """The agents the kernel knows: who they are, whether they are alive, what they are running."""
 from __future__ import annotations
 
+import collections
 import enum
 import time
 from dataclasses import dataclass, field
@@ -38,8 +39,11 @@ class AgentInfo:
     port: int = 0
     state: AgentState = AgentState.JOINING
     attempt: "Attempt | None" = None  # what it is running now
+    queued: "collections.deque[Attempt]" = field(default_factory=collections.deque)  # handed out ahead
+    pace: float | None = None  # its recent trials' run time, seconds (a moving average)
     last_seen: float = field(default_factory=time.monotonic)
     last_final_at: float | None = None  # wall clock when its last result arrived
+    last_end: float | None = None  # when its last trial ended, by its own clock
     error: str | None = None
 
     @property

@@ -22,6 +22,8 @@ def restore(kernel: "Kernel", events: list[dict[str, Any]]) -> dict[str, int]:
     for event in events:
         if event["event"] == "start":
             mismatched += _replay_start(kernel, event)
+        elif event["event"] == "lease":  # proposed and handed out ahead: pending until it starts
+            mismatched += _replay_proposal(kernel, event)
         elif event["event"] == "end":
             _replay_end(kernel, Trial.from_dict(event["trial"]))
     requeued = kernel.scheduler.requeue_unfinished()
@@ -31,8 +33,16 @@ def restore(kernel: "Kernel", events: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _replay_start(kernel: "Kernel", event: dict[str, Any]) -> int:
-    """Ask the controller for the journaled trial again; 1 if it now decides otherwise (the
-    journal is the truth: what was run is what runs), else 0."""
+    """The journaled trial started (it was proposed here or at its lease record)."""
+    mismatched = _replay_proposal(kernel, event)
+    trial = kernel.book.trials[event["trial"]]
+    trial.state, trial.attempts = TrialState.RUNNING, event.get("attempt", trial.attempts + 1)
+    return mismatched
+
+
+def _replay_proposal(kernel: "Kernel", event: dict[str, Any]) -> int:
+    """Ask the controller for the journaled trial again, the first time it appears; 1 if it
+    now decides otherwise (the journal is the truth: what was run is what runs), else 0."""
     tid, book, mismatched = event["trial"], kernel.book, 0
     if tid not in book.trials:
         decision = kernel.controller.next_trial(tid)
@@ -43,8 +53,6 @@ def _replay_start(kernel: "Kernel", event: dict[str, Any]) -> int:
                                 extra=decision.extra if known else None,
                                 gang=len(event.get("ranks") or []) or (decision.gang if known else 1)))
         kernel.scheduler.next_id = max(kernel.scheduler.next_id, tid + 1)
-    trial = book.trials[tid]
-    trial.state, trial.attempts = TrialState.RUNNING, event.get("attempt", trial.attempts + 1)
     return mismatched
 
 

@@ -40,6 +40,8 @@ def trials_from_journal(folder: Path) -> tuple[dict[str, Any], dict[int, dict[st
             t.update(state="running", budget=e.get("budget"), started=e["time"], info=e.get("info") or {})
         elif e["event"] == "end":
             trials[e["trial"]["id"]] = dict(e["trial"], ended_at=e["time"])
+        elif e["event"] == "withdrawn":  # handed out ahead, never started: not part of the run
+            trials.pop(e["trial"], None)
         elif e["event"] == "interrupted":
             for tid in e.get("trials", []):
                 if tid in trials and trials[tid].get("state") == "running":

@@ -76,11 +76,13 @@ class Reporter:
         self._step = -1
         self.last: tuple[float, float] | None = None
         self._stopped = False  # the kernel said stop and the function was told (raised or asked)
+        self.saved = False  # the function asked for checkpoint_dir (so the kernel looks in it)
 
     @property
     def checkpoint_dir(self) -> str | None:
         if self._checkpoint is not None:
             os.makedirs(self._checkpoint, exist_ok=True)
+            self.saved = True
         return self._checkpoint
 
     def broadcast(self, metric: Any = None, step: int | float | None = None, **named: Any) -> None:

@@ -6,6 +6,16 @@ anything new. When the controller answers WAIT the agent is parked, and woken th
 trial ends; when it answers DONE (or the time budget is spent) the scheduler is drained and
 the experiment ends with the last running trial. A distributed trial gathers its agents here
 (gang.py) and starts when enough are free.
+
+Trials handed out ahead (leases). When the controller's proposals do not depend on results
+(``controller.lease``: random and grid search) and an agent's trials are short, the agent is
+handed more while one runs, enough for LEASE_WINDOW of its work (at most LEASE_MAX): it starts
+each the moment the one before ends, and its finals come back in batches. Trials of more than
+LEASE_LONGEST get none (a message costs nothing beside them). While the kernel handles a batch
+of messages, the hand-outs wait (``hold``) and go once per agent at its end. A trial handed out
+ahead that has not started is taken back when the time is up, or when an agent is left idle
+while it waits behind a long trial elsewhere; an agent that is lost hands its queue back, and
+none of it counts as an attempt.
 """
 from __future__ import annotations
 
@@ -16,6 +26,10 @@ from . import gang
 from .controller import DONE, WAIT, TrialSpec
 from .registry import AgentInfo, AgentState
 from .trials import Trial, TrialState
+
+LEASE_WINDOW = 0.005  # seconds of an agent's work handed to it ahead
+LEASE_MAX = 64  # trials handed to one agent ahead, at most
+LEASE_LONGEST = 1.0  # seconds: trials longer than this are handed out one at a time
 
 if TYPE_CHECKING:
     from .driver import Kernel
@@ -30,22 +44,35 @@ class Scheduler:
         self.waiting: dict[bytes, AgentInfo] = {}  # agents told WAIT, in arrival order
         self.next_id = 0
         self.exhausted = False  # the controller said DONE, or the time is up
+        self.time_is_up = False
         self.gathering: gang.Gathering | None = None  # a distributed trial collecting agents
+        self._held: dict[bytes, AgentInfo] | None = None  # agents to hand trials ahead after a batch
 
     @property
     def drained(self) -> bool:
         """Nothing more will start: the controller is done and no trial waits to run again."""
         return self.exhausted and not self.retry
 
-    def drain(self) -> None:
+    def drain(self, time_up: bool = False) -> None:
         """Start nothing new from now on (the time budget is spent)."""
         self.exhausted = True
+        self.time_is_up = self.time_is_up or time_up
 
     def assign(self, agent: AgentInfo) -> None:
-        """Give ``agent`` its next trial now, or park it until something changes."""
-        kernel = self.kernel
-        if kernel.ended or not agent.alive or agent.attempt is not None:
+        """Give ``agent`` its next trial now, or park it until something changes; then hand it
+        trials ahead if its trials are short."""
+        if self.kernel.ended or not agent.alive:
             return
+        if agent.attempt is None:
+            self._give(agent)
+        if agent.attempt is not None and self.kernel.controller.lease and len(agent.queued) < self.lease_depth(agent):
+            if self._held is not None:
+                self._held[agent.peer] = agent
+            else:
+                self._lease(agent)
+
+    def _give(self, agent: AgentInfo) -> None:
+        kernel = self.kernel
         if self.gathering is not None:
             self._gather(agent)
             return
@@ -59,22 +86,92 @@ class Scheduler:
 
     def _ask(self, agent: AgentInfo) -> Trial | None:
         """The controller's next trial, or None (the agent is parked, or there is no more)."""
-        decision = DONE if self.exhausted else self.kernel.controller.next_trial(self.next_id)
+        decision = self._propose()
         if decision is WAIT:
             agent.state = AgentState.WAITING
             self.waiting[agent.peer] = agent
             return None
         if decision is DONE:
-            self.exhausted = True
             agent.state = AgentState.IDLE
             self.waiting.pop(agent.peer, None)
+            self._steal_for(agent)
             self.kernel.check_done()
             return None
+        return decision
+
+    def _propose(self) -> Trial | Any:
+        """A new trial from the controller, or WAIT, or DONE."""
+        decision = DONE if self.exhausted else self.kernel.controller.next_trial(self.next_id)
+        if decision is DONE:
+            self.exhausted = True
+        if decision is WAIT or decision is DONE:
+            return decision
         if not isinstance(decision, TrialSpec):
             raise TypeError(f"controller.next_trial returned {decision!r}")
         trial = self.kernel.book.new(self.next_id, decision)
         self.next_id += 1
         return trial
+
+    # -- trials handed out ahead ------------------------------------------------------------
+    def lease_depth(self, agent: AgentInfo) -> int:
+        """How many trials ``agent`` should hold beyond the one it runs."""
+        pace = agent.pace
+        if pace is None or pace > LEASE_LONGEST:
+            return 0
+        return max(1, min(LEASE_MAX, int(LEASE_WINDOW / max(pace, 1e-6))))
+
+    def _lease(self, agent: AgentInfo) -> None:
+        trials: list[Trial] = []
+        want = self.lease_depth(agent) - len(agent.queued)
+        while len(trials) < want:
+            trial = self.retry.popleft() if self.retry else self._propose()
+            if not isinstance(trial, Trial):
+                break
+            if trial.gang > 1 or trial.run is not None:  # gathered, or run in a process of its own
+                self.retry.appendleft(trial)
+                break
+            trials.append(trial)
+        if trials:
+            self.kernel.lease(agent, trials)
+
+    def hold(self) -> None:
+        """Hand trials out ahead once per agent, at ``release``, not once per final."""
+        self._held = {}
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        for agent in (held or {}).values():
+            if agent.alive and agent.attempt is not None and not self.kernel.ended:
+                self._lease(agent)
+
+    def unleased(self, attempt: "Attempt") -> None:
+        """A trial handed out ahead comes back unstarted: it runs elsewhere (not counted as an
+        attempt), or, once the time is up, is not part of this run at all."""
+        attempt.close()
+        trial = attempt.trial
+        self.kernel.book.unleased(trial)
+        if self.time_is_up:
+            self.kernel.book.withdraw(trial)
+            return
+        self.retry.appendleft(trial)
+        self._offer()
+
+    def _steal_for(self, agent: AgentInfo) -> None:
+        """``agent`` is idle for good: take back a trial waiting behind a long one elsewhere."""
+        if self.time_is_up or self.retry:
+            return
+        holders = [a for a in self.kernel.agents.alive() if a.queued and not a.queued[-1].taken_back
+                   and (a.pace or 0.0) >= LEASE_WINDOW]
+        if holders:
+            victim = max(holders, key=lambda a: len(a.queued))
+            self.kernel.take_back(victim.queued[-1])
+
+    def _offer(self) -> None:
+        """Trials wait to run again: give them to agents that have nothing."""
+        for other in list(self.waiting.values()) + [a for a in self.kernel.agents.alive()
+                                                    if a.state == AgentState.IDLE]:
+            if self.retry:
+                self.assign(other)
 
     def _gather(self, agent: AgentInfo) -> None:
         self.waiting.pop(agent.peer, None)
@@ -91,10 +188,12 @@ class Scheduler:
                 break  # the controller still has nothing; the rest would hear the same
 
     def forget(self, agent: AgentInfo) -> None:
-        """``agent`` will take no more work."""
+        """``agent`` will take no more work: what it was handed ahead runs elsewhere."""
         self.waiting.pop(agent.peer, None)
         if self.gathering is not None:
             self.gathering.leave(agent)
+        while agent.queued:
+            self.unleased(agent.queued.pop())  # the last first: the queue comes back in order
 
     def interrupted(self, agent: AgentInfo, why: str, death: Any = None) -> None:
         """``agent`` stopped mid-trial: run its trial again elsewhere (once), else it is lost.
@@ -131,10 +230,7 @@ class Scheduler:
         attempt.close()
         self.kernel.book.requeued(trial, why)
         self.retry.append(trial)
-        for other in list(self.waiting.values()) + [a for a in self.kernel.agents.alive()
-                                                    if a.state == AgentState.IDLE]:
-            if self.retry:
-                self.assign(other)
+        self._offer()
 
     def requeue_gang(self, attempt: "Attempt") -> None:
         """Every rank of a gang whose agent was lost has answered: the trial runs again, whole,

@@ -305,3 +305,10 @@ def gang_train(hparams, reporter, strategy):
         reporter.broadcast(metric=-loss, step=epoch)
         time.sleep(hparams.get("sleep", 0.0))
     return {"score": -loss, "processes": strategy.process_count, "devices": strategy.num_devices}
+
+
+def trivial(hparams, reporter):
+    """Ten broadcasts and a return: a trial that costs nothing (the kernel's own cost shows)."""
+    for step in range(10):
+        reporter.broadcast(metric=hparams["x"] * step, step=step)
+    return {"score": hparams["x"]}

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transports.codec import (AGENT_TO_KERNEL, KERNEL_TO_AGENT, PROTOCOL, CodecError, agent_codec,
+from transports.codec import (AGENT_TO_KERNEL, BATCHED, KERNEL_TO_AGENT, PROTOCOL, CodecError, agent_codec,
                               kernel_codec, token_key)
 
 KEY = token_key("test-token")
@@ -19,7 +19,7 @@ FIELD = {
     "agent": text, "host": text, "pid": st.integers(0, 2**31), "devices": st.lists(text, max_size=4),
     "protocol": st.integers(0, 5), "ok": st.booleans(), "error": st.one_of(st.none(), text),
     "trial": st.integers(0, 2**40), "points": st.lists(st.tuples(number, number).map(list), max_size=20),
-    "lines": st.lists(text, max_size=10), "outcome": st.sampled_from(["ok", "stopped", "error"]),
+    "lines": st.lists(text, max_size=10), "outcome": st.sampled_from(["ok", "stopped", "error", "skipped"]),
     "result": st.one_of(st.none(), number, st.dictionaries(text, number, max_size=5)),
     "traceback": st.one_of(st.none(), text), "started": number, "duration": number,
     "step": st.one_of(st.none(), number), "value": st.one_of(st.none(), number),
@@ -32,13 +32,27 @@ FIELD = {
     "run": st.one_of(st.none(), st.dictionaries(text, scalar, max_size=4)),
     "verdicts": st.booleans(), "stop": st.booleans(), "size": st.integers(0, 2**40),
     "offset": st.integers(0, 2**40), "data": st.binary(max_size=200), "metric": st.one_of(st.none(), text),
+    "saved": st.booleans(),
 }
 
 
-def messages(table):
-    return st.sampled_from(sorted(table)).flatmap(
-        lambda t: st.fixed_dictionaries({f: FIELD[f] for f in table[t]}).map(lambda d, t=t: (t, d))
-    )
+def messages(table, kinds=None):
+    """(type, fields) of any message in ``table`` (of ``kinds`` only, if given); a batch holds
+    a list of the table's batched messages."""
+    def fields(t):
+        return st.fixed_dictionaries({f: (batch_items(table) if f == "items" else FIELD[f]) for f in table[t]})
+    return st.sampled_from(sorted(kinds or table)).flatmap(lambda t: fields(t).map(lambda d, t=t: (t, d)))
+
+
+def batch_items(table):
+    return st.lists(messages(table, [t for t in table if t in BATCHED]).map(list), max_size=5)
+
+
+def decoded(kind, fields):
+    """What a message decodes to: a batch's items each as a message of its own type."""
+    if kind == "batch":
+        fields = {"items": [dict(f, type=t) for t, f in fields["items"]]}
+    return {"v": PROTOCOL, "type": kind, **fields}
 
 
 @settings(max_examples=300)
@@ -46,7 +60,7 @@ def messages(table):
 def test_every_agent_message_round_trips(msg):
     kind, fields = msg
     out = K.decode(A.encode(kind, **fields))
-    assert out == {"v": PROTOCOL, "type": kind, **fields}
+    assert out == decoded(kind, fields)
 
 
 @settings(max_examples=300)
@@ -54,7 +68,7 @@ def test_every_agent_message_round_trips(msg):
 def test_every_kernel_message_round_trips(msg):
     kind, fields = msg
     out = A.decode(K.encode(kind, **fields))
-    assert out == {"v": PROTOCOL, "type": kind, **fields}
+    assert out == decoded(kind, fields)
 
 
 @settings(max_examples=500)
@@ -102,6 +116,12 @@ def signed(obj):
     ({"v": PROTOCOL, "type": "log", "trial": 1, "lines": [1]}, "field-type"),
     ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, "x"]]}, "field-type"),
     ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, float("nan")]]}, "field-type"),
+    ({"v": PROTOCOL, "type": "batch", "items": [["hello", {}]]}, "type"),  # a batch carries trials' messages only
+    ({"v": PROTOCOL, "type": "batch", "items": [["batch", {"items": []}]]}, "type"),  # never batches
+    ({"v": PROTOCOL, "type": "batch", "items": [["log", {"trial": 1}]]}, "fields"),
+    ({"v": PROTOCOL, "type": "batch", "items": [["log", {"trial": 1, "lines": [2]}]]}, "field-type"),
+    ({"v": PROTOCOL, "type": "batch", "items": [{"log": 1}]}, "field-type"),
+    ({"v": PROTOCOL, "type": "batch", "items": [["log", {"trial": 1, "lines": []}, 3]]}, "field-type"),
 ])
 def test_invalid_messages_name_their_reason(obj, reason):
     with pytest.raises(CodecError) as info:
@@ -126,5 +146,5 @@ def test_oversize_payload_is_refused():
 def test_numpy_scalars_cross_the_wire_as_numbers():
     np = pytest.importorskip("numpy")
     out = K.decode(A.encode("final", trial=1, rank=0, outcome="ok", result={"acc": np.float32(0.5), "n": np.int64(3)},
-                            error=None, traceback=None, started=0.0, duration=1.0, step=None, value=None))
+                            error=None, traceback=None, started=0.0, duration=1.0, step=None, value=None, saved=False))
     assert out["result"] == {"acc": 0.5, "n": 3}

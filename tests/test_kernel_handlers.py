@@ -30,6 +30,7 @@ class FakeListener:
         self.inbox: asyncio.Queue = asyncio.Queue()
         self.sent: list[tuple[bytes, dict]] = []
         self.unreachable: set[bytes] = set()
+        self.batches: list[tuple[bytes, list[str]]] = []
         self._changed = asyncio.Event()
 
     async def recv_batch(self, limit=1024):
@@ -41,7 +42,12 @@ class FakeListener:
     def send(self, peer, frames):
         if peer in self.unreachable:
             return False
-        self.sent.append((peer, FROM_KERNEL.decode(frames)))
+        msg = FROM_KERNEL.decode(frames)
+        if msg["type"] == "batch":  # kept whole, and each message in it as if sent alone
+            self.batches.append((peer, [m["type"] for m in msg["items"]]))
+            self.sent.extend((peer, dict(m, v=PROTOCOL)) for m in msg["items"])
+        else:
+            self.sent.append((peer, msg))
         self._changed.set()
         return True
 
@@ -80,9 +86,17 @@ class FakeAgent:
         await self.listener.next(self.peer, "welcome")
         self.push("ready", ok=True, error=None)
 
-    def final(self, trial, outcome="ok", result=None, rank=0, error=None, value=None):
-        self.push("final", **final_fields(trial, rank=rank, outcome=outcome, result=result, error=error,
-                                          started=100.0, duration=1.0, value=value))
+    def final(self, trial, outcome="ok", result=None, rank=0, error=None, value=None, duration=1.0):
+        self.push("final", **self.final_of(trial, outcome, result, rank, error, value, duration))
+
+    @staticmethod
+    def final_of(trial, outcome="ok", result=None, rank=0, error=None, value=None, duration=1.0):
+        return final_fields(trial, rank=rank, outcome=outcome, result=result, error=error,
+                            started=100.0, duration=duration, value=value)
+
+    def batch(self, *finals):
+        """Several finals in one message, as an agent that ran trials back to back sends them."""
+        self.push("batch", items=[["final", f] for f in finals])
 
 
 class Scripted(Controller):
@@ -315,3 +329,77 @@ async def test_a_trial_that_ignores_its_stop_is_killed_through_the_beat_socket(m
     result = await asyncio.wait_for(task, 5)
     assert result.trials[0].state == "stopped" and "ignored its stop" in result.trials[0].error
     assert kernel.agents.get(a.peer).state == "gone"
+
+
+# -- trials handed out ahead (leases) ----------------------------------------------------------
+class Leasing(Scripted):
+    lease = True  # proposals that ignore results, as random search's
+
+
+def specs(n):
+    return [TrialSpec({"x": i}) for i in range(n)]
+
+
+async def test_an_agent_with_short_trials_is_handed_more_ahead_and_each_starts_as_the_last_ends(make):
+    kernel, listener, task = make(Leasing(specs(10)))
+    a = FakeAgent(listener, "a")
+    await a.join()
+    assert (await listener.next(a.peer, "trial"))["trial"] == 0  # its pace is unknown: one at a time
+    a.final(0, result={"score": 0.0}, duration=0.001)  # 1 ms trials: 5 ms of them go ahead
+    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(6)] == [1, 2, 3, 4, 5, 6]
+    assert listener.batches == [(a.peer, ["trial"] * 5)]  # the five ahead in one message
+    assert kernel.trials[1].state == "running" and {kernel.trials[i].state for i in range(2, 7)} == {"pending"}
+    a.batch(*(FakeAgent.final_of(i, result={"score": i}, duration=0.001) for i in (1, 2, 3)))
+    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(3)] == [7, 8, 9]  # refilled once
+    assert listener.batches[-1] == (a.peer, ["trial"] * 3)
+    assert kernel.trials[4].state == "running" and kernel.book.counts["running"] == 1
+    a.batch(*(FakeAgent.final_of(i, result={"score": i}, duration=0.001) for i in range(4, 10)))
+    result = await asyncio.wait_for(task, 5)
+    assert [t.state for t in result.trials] == ["finished"] * 10 and {t.attempts for t in result.trials} == {1}
+    journal = read_journal(kernel.folder.path)[0]
+    assert [e["trial"] for e in journal if e["event"] == "lease"] == list(range(2, 10))
+    assert [e["trial"] for e in journal if e["event"] == "start"] == list(range(10))  # each when it started
+
+
+async def test_a_lost_agent_hands_its_queue_back_and_none_of_it_counts_as_an_attempt(make):
+    kernel, listener, task = make(Leasing(specs(8)))
+    a, b = FakeAgent(listener, "a"), FakeAgent(listener, "b")
+    await a.join()
+    await listener.next(a.peer, "trial")
+    a.final(0, result={"score": 0.0}, duration=0.001)
+    ahead = [(await listener.next(a.peer, "trial"))["trial"] for _ in range(6)]
+    assert ahead == [1, 2, 3, 4, 5, 6]
+    await b.join()
+    assert (await listener.next(b.peer, "trial"))["trial"] == 7
+    a.push("bye", reason="leaving")  # running 1, holding 2-6
+    b.final(7, result={"score": 7}, duration=0.001)
+    again = [(await listener.next(b.peer, "trial"))["trial"] for _ in range(6)]
+    assert sorted(again) == [1, 2, 3, 4, 5, 6]
+    b.batch(*(FakeAgent.final_of(i, result={"score": i}, duration=0.001) for i in again))
+    result = await asyncio.wait_for(task, 5)
+    assert result.count("finished") == 8 and all(t.agent == "b" for t in result.trials[1:])
+    assert result.trials[1].attempts == 2 and result.trials[1].interruptions  # it had started on a
+    assert all(t.attempts == 1 and not t.interruptions for t in result.trials[2:])  # these had not
+
+
+async def test_when_the_time_is_up_trials_held_ahead_are_taken_back_and_left_out_of_the_result(make):
+    kernel, listener, task = make(Leasing(specs(10)))
+    a = FakeAgent(listener, "a")
+    await a.join()
+    await listener.next(a.peer, "trial")
+    a.final(0, result={"score": 0.0}, duration=0.001)
+    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(6)] == [1, 2, 3, 4, 5, 6]
+    kernel.time_up()
+    assert (await listener.next(a.peer, "stop"))["trial"] == 1
+    assert [(await listener.next(a.peer, "skip"))["trial"] for _ in range(5)] == [2, 3, 4, 5, 6]
+    # Trial 2 had started before the skip arrived (it is stopped once the kernel learns of it);
+    # the agent dropped 3-6 unstarted.
+    a.batch(FakeAgent.final_of(1, outcome="stopped", value=0.5, duration=0.001),
+            *(FakeAgent.final_of(i, outcome="skipped") for i in (3, 4, 5, 6)))
+    assert (await listener.next(a.peer, "stop"))["trial"] == 2
+    a.final(2, result={"score": 2.0}, duration=0.001)
+    result = await asyncio.wait_for(task, 5)
+    assert [(t.id, t.state) for t in result.trials] == [(0, "finished"), (1, "stopped"), (2, "finished")]
+    journal = read_journal(kernel.folder.path)[0]
+    assert [e["trial"] for e in journal if e["event"] == "withdrawn"] == [3, 4, 5, 6]
+    assert kernel.book.counts["running"] == 0 and not kernel.scheduler.retry

@@ -18,7 +18,8 @@ from typing import Any, Iterable, Mapping
 
 import msgpack
 
-PROTOCOL = 3  # 2: trial.verdicts and the verdict message; 3: a large function travels in parts
+PROTOCOL = 4  # 2: trial.verdicts and the verdict message; 3: a large function travels in parts;
+# 4: batches, trials handed out ahead (leased), and the "skipped" outcome of a leased trial never run
 PART_SIZE = 8 * 1024 * 1024  # a function larger than this is fetched by the agent in parts of this size
 SIGNATURE_BYTES = 32
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # a welcome carries the pickled function; keep room for closures
@@ -55,10 +56,12 @@ AGENT_TO_KERNEL: dict[str, dict[str, tuple]] = {
         "duration": _NUM,
         "step": _OPT_NUM,
         "value": _OPT_NUM,
+        "saved": _BOOL,  # the function asked for its checkpoint folder (the kernel looks there only then)
     },
     "heartbeat": {},
     "bye": {"reason": _STR},
     "fetch": {"offset": _INT},  # the next part of a large function, from this byte on
+    "batch": {"items": _LIST},  # [[type, fields], ...] of BATCHED types, handled in order
 }
 KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
     "welcome": {"experiment": _STR, "function": _BYTES, "size": _INT, "heartbeat": _NUM, "env": _MAP,
@@ -71,19 +74,26 @@ KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
     "abort": {"trial": _INT, "reason": _STR},
     "kill": {"trial": _INT},
     "stop": {"trial": _INT},
+    "skip": {"trial": _INT},  # drop this trial handed out ahead if it has not started (else nothing)
     "heartbeat": {},
     "shutdown": {"reason": _STR},
+    "batch": {"items": _LIST},
 }
-OUTCOMES = ("ok", "stopped", "error")
+OUTCOMES = ("ok", "stopped", "error", "skipped")  # skipped: a leased trial dropped before it started
+BATCHED = frozenset({"metric", "log", "final", "trial", "skip"})
+"""What may travel inside a ``batch``: the messages of running trials. One batch costs one
+signature, one frame pair and one wake-up of the receiver for what would be dozens of messages
+when trials are short; everything else (hello, welcome, heartbeats) travels alone."""
 
 
 def final_fields(trial: int, *, outcome: str, rank: int = 0, result: Any = None, error: str | None = None,
                  traceback: str | None = None, started: float = 0.0, duration: float = 0.0,
-                 step: float | None = None, value: float | None = None) -> dict[str, Any]:
+                 step: float | None = None, value: float | None = None, saved: bool = False) -> dict[str, Any]:
     """The fields of a ``final`` message (the schema above), built in this one place by every
     sender: an agent's trial, a child process's run, a failure before the function could run."""
     return {"trial": trial, "rank": rank, "outcome": outcome, "result": result, "error": error,
-            "traceback": traceback, "started": started, "duration": duration, "step": step, "value": value}
+            "traceback": traceback, "started": started, "duration": duration, "step": step, "value": value,
+            "saved": saved}
 
 
 class CodecError(ValueError):
@@ -158,20 +168,39 @@ class Codec:
         schema = self._accept.get(msg_type) if isinstance(msg_type, str) else None
         if schema is None:
             raise CodecError("type", f"unexpected message type {msg_type!r}")
-        if len(msg) != len(schema) + 2:
-            extra = set(msg) - set(schema) - {"v", "type"}
-            missing = set(schema) - set(msg)
-            raise CodecError("fields", f"{msg_type}: missing {sorted(missing)}, unexpected {sorted(map(str, extra))}")
-        for name, kinds in schema.items():
-            if name not in msg:
-                raise CodecError("fields", f"{msg_type}: missing {name!r}")
-            value = msg[name]
-            if kinds is not _ANY and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
-                raise CodecError("field-type", f"{msg_type}.{name} is {type(value).__name__}")
-        check = _CHECKS.get(msg_type)
-        if check is not None:
-            check(msg)
+        _check_fields(msg_type, msg, schema, 2)
+        if msg_type == "batch":
+            msg["items"] = [self._item(item) for item in msg["items"]]
         return msg
+
+    def _item(self, item: Any) -> dict[str, Any]:
+        """One message of a batch, validated as if it had come alone (``type`` added)."""
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], dict)):
+            raise CodecError("field-type", "batch.items must be [type, fields] pairs")
+        item_type, fields = item
+        schema = self._accept.get(item_type)
+        if schema is None or item_type not in BATCHED:
+            raise CodecError("type", f"a batch may not carry {item_type!r}")
+        _check_fields(item_type, fields, schema, 0)
+        fields["type"] = item_type
+        return fields
+
+
+def _check_fields(msg_type: str, msg: dict, schema: Mapping[str, tuple], envelope: int) -> None:
+    """Exactly the schema's fields (plus ``envelope`` keys: v and type), of the allowed types."""
+    if len(msg) != len(schema) + envelope:
+        extra = set(msg) - set(schema) - {"v", "type"}
+        missing = set(schema) - set(msg)
+        raise CodecError("fields", f"{msg_type}: missing {sorted(missing)}, unexpected {sorted(map(str, extra))}")
+    for name, kinds in schema.items():
+        if name not in msg:
+            raise CodecError("fields", f"{msg_type}: missing {name!r}")
+        value = msg[name]
+        if kinds is not _ANY and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+            raise CodecError("field-type", f"{msg_type}.{name} is {type(value).__name__}")
+    check = _CHECKS.get(msg_type)
+    if check is not None:
+        check(msg)
 
 
 def _finite(x: Any) -> bool:

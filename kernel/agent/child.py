@@ -88,6 +88,9 @@ class ChildRun:
     def _from_kernel(self) -> dict[str, Any] | None:
         while (frames := self.agent.conn.recv_nowait()) is not None:
             msg = self.agent.decode(frames)
+            if msg is not None and msg["type"] in ("trial", "batch", "skip"):  # trials handed out ahead
+                self.agent.handle(msg)
+                continue
             handler = self._kernel_handlers.get(msg["type"]) if msg is not None else None
             final = handler(msg) if handler is not None and msg.get("trial", self.trial) == self.trial else None
             if final is not None:

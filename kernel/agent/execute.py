@@ -105,4 +105,4 @@ def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter, echo: bool, r
     if value is not None and not math.isfinite(value):
         value = None
     return final_fields(reporter.trial_id, rank=rank, outcome=outcome, result=result, error=error, traceback=tb,
-                        started=started, duration=duration, step=step, value=value)
+                        started=started, duration=duration, step=step, value=value, saved=reporter.saved)

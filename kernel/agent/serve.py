@@ -5,9 +5,15 @@ message through a handler table; it gives up when the kernel has been silent for
 seconds. A trial runs on the agent's own thread, so the training function and the reporter
 share the socket (through :class:`SocketChannel`) with nothing in between; a distributed run
 goes to a fresh child process (child.py). Heartbeats come from a thread of their own (beat.py).
+
+Short trials are handed out ahead: the kernel may send trials while one runs (they wait in
+``queue`` and start the moment it ends), and what the agent sends waits in ``outbox`` for a
+moment (COALESCE_S) so that a run of short trials costs a few batches, not three messages
+each. A stop for a queued trial drops it, answered by a "skipped" final.
 """
 from __future__ import annotations
 
+import collections
 import os
 import socket
 import sys
@@ -31,6 +37,7 @@ from .cli import RESTARTS_ENV, TOKEN_ENV
 
 PROVIDED = ("hparams", "reporter", "strategy")
 COALESCE_S = 0.002  # broadcasts closer together than this travel together (unjudged trials only)
+LOOK_S = 0.001  # an unjudged trial looks for a stop the kernel pushed at most this often
 
 
 def _devices() -> list[str]:
@@ -87,6 +94,13 @@ class Agent:
         self.heartbeat = 1.0
         self.rejected = 0
         self.current: int | None = None  # the trial running now
+        self.queue: collections.deque[dict] = collections.deque()  # trials handed out ahead, in order
+        # What waits to be sent, as [type, fields] (the running trial's broadcasts wait in its
+        # channel): unsent since ``unsent_since``, holding ``outbox_finals`` finals.
+        self.outbox: list[list] = []
+        self.outbox_finals = 0
+        self.unsent_since: float | None = None
+        self.last_sent = 0.0
         self.can_restart = False  # True in a process of its own (main); never for a thread agent
         self.keep_errors = False  # True in the caller's process: a single run re-raises the original
         self.argv: list[str] = []
@@ -103,7 +117,8 @@ class Agent:
         self.wire = threading.Lock()
         self.channel: SocketChannel | None = None  # the running in-process trial's
         self._handlers: dict[str, Callable[[dict], None]] = {
-            "trial": self._on_trial, "welcome": self._on_welcome, "shutdown": self._on_shutdown,
+            "trial": self.queue.append, "welcome": self._on_welcome, "shutdown": self._on_shutdown,
+            "skip": self._on_skip, "batch": self._on_batch,
         }  # stop, verdict, abort and heartbeat matter only while a trial runs
         from plugins.registry import resolve
         from plugins.strategies import Strategy
@@ -112,9 +127,44 @@ class Agent:
 
     # -- wire -------------------------------------------------------------------------------
     def send(self, msg_type: str, **fields: Any) -> None:
-        frames = self.codec.encode(msg_type, **fields)
+        """Send now (after whatever waits in the outbox, so the kernel hears things in order)."""
         with self.wire:
-            self.conn.send(frames)
+            self.outbox.append([msg_type, fields])
+            self.flush()
+
+    def post(self, msg_type: str, fields: dict[str, Any]) -> None:
+        """Queue a message in the outbox (the caller holds the wire lock); the serve loop, the
+        next broadcast or the heartbeat thread sends it within COALESCE_S."""
+        channel = self.channel
+        if channel is not None:
+            channel.stash()  # the trial's broadcasts go before what follows them
+        self.outbox.append([msg_type, fields])
+        self.outbox_finals += msg_type == "final"
+        if self.unsent_since is None:
+            self.unsent_since = time.monotonic()
+
+    def flush(self, now: float | None = None) -> None:
+        """Send everything unsent as one message (the caller holds the wire lock)."""
+        channel = self.channel  # read once: the main thread may clear it meanwhile
+        if channel is not None:
+            channel.stash()
+        items = self.outbox
+        if items:
+            self.outbox, self.outbox_finals = [], 0
+            kind, fields = items[0]
+            self.conn.send(self.codec.encode(kind, **fields) if len(items) == 1
+                           else self.codec.encode("batch", items=items))
+            self.last_sent = time.monotonic() if now is None else now
+        self.unsent_since = None
+
+    def _flush_after_trial(self) -> None:
+        """A trial ended: send now unless more queued trials follow at once and little waits.
+        The kernel refills the queue as finals arrive, so finals go out before it runs low."""
+        with self.wire:
+            if self.unsent_since is not None and (
+                    not self.queue or len(self.queue) <= self.outbox_finals
+                    or time.monotonic() - self.unsent_since >= COALESCE_S):
+                self.flush()
 
     def decode(self, frames: list[bytes]) -> dict | None:
         """The message in ``frames``, or None (dropped and counted) if it is not the kernel's."""
@@ -140,14 +190,14 @@ class Agent:
         return None
 
     def flush_stale(self) -> None:
-        """From the heartbeat thread: send a running trial's coalesced broadcasts that have
-        waited longer than COALESCE_S (its function went on computing after a burst)."""
-        channel = self.channel
-        if channel is None or not channel.pending or not self.wire.acquire(blocking=False):
+        """From the heartbeat thread: send what has waited longer than COALESCE_S (a function
+        went on computing after a burst of broadcasts, or a long trial followed short ones)."""
+        since = self.unsent_since
+        if since is None or time.monotonic() - since < COALESCE_S or not self.wire.acquire(blocking=False):
             return
         try:
-            if channel is self.channel and channel.pending and time.monotonic() - channel.pending_since >= COALESCE_S:
-                channel.flush()
+            if self.unsent_since is not None and time.monotonic() - self.unsent_since >= COALESCE_S:
+                self.flush()
         finally:
             self.wire.release()
 
@@ -158,6 +208,7 @@ class Agent:
 
     def _hello(self) -> None:
         self._last_hello = time.monotonic()
+        self.queue.clear()  # a kernel that hears hello again runs this agent's old trials elsewhere
         self.send("hello", agent=self.id, host=socket.gethostname(), pid=os.getpid(), devices=_devices(),
                   protocol=PROTOCOL, address=_address_towards(self.url), port=_free_port())
 
@@ -179,13 +230,18 @@ class Agent:
                 return 1
             beat.start()
             while True:
+                if self.queue:
+                    self._take_waiting()  # stops for queued trials, more trials, a shutdown
+                if self.queue:
+                    self._run(self.queue.popleft())
+                    continue
+                with self.wire:
+                    self.flush()  # nothing left to run: the kernel hears everything now
                 msg = self.next_message()
                 if msg is None:
                     self._rejoin_if_quiet()
                     continue
-                handler = self._handlers.get(msg["type"])
-                if handler is not None:
-                    handler(msg)
+                self.handle(msg)
         except KernelGone as exc:
             self._log(str(exc))
             return 2
@@ -221,7 +277,42 @@ class Agent:
             stream.flush()
         os.execv(sys.executable, [sys.executable, "-m", "kernel.agent", *self.argv])
 
+    def _take_waiting(self) -> None:
+        """Handle what has arrived, without waiting."""
+        while True:
+            with self.wire:
+                frames = self.conn.recv_nowait()
+            if frames is None:
+                return
+            msg = self.decode(frames)
+            if msg is not None:
+                self.handle(msg)
+
     # -- handlers ---------------------------------------------------------------------------
+    def handle(self, msg: dict) -> None:
+        """A message outside a running trial's own (a stop, a verdict for it)."""
+        handler = self._handlers.get(msg["type"])
+        if handler is not None:
+            handler(msg)
+
+    def _on_batch(self, msg: dict) -> None:
+        for item in msg["items"]:
+            self.handle(item)
+
+    def _on_skip(self, msg: dict) -> None:
+        self.skip(msg["trial"])
+
+    def skip(self, trial_id: int) -> bool:
+        """Drop a queued trial the kernel took back (its time is up, or another agent is free):
+        the "skipped" final says it never started. False when it is not queued here."""
+        for msg in self.queue:
+            if msg["trial"] == trial_id:
+                self.queue.remove(msg)
+                with self.wire:
+                    self.post("final", final_fields(trial_id, outcome="skipped", started=time.time()))
+                return True
+        return False
+
     def _on_shutdown(self, msg: dict) -> None:
         raise Shutdown(msg["reason"])
 
@@ -261,7 +352,8 @@ class Agent:
             data += msg["data"]
         return bytes(data)
 
-    def _on_trial(self, msg: dict) -> None:
+    def _run(self, msg: dict) -> None:
+        """Run one trial message to its final (sent, or left in the outbox)."""
         if self._fn is None:
             self.send("final", **final_fields(msg["trial"], outcome="error", started=time.time(),
                                               error="this agent could not load the training function"))
@@ -273,6 +365,7 @@ class Agent:
                 self.current = None
         else:
             self._run_here(msg)
+            self._flush_after_trial()
 
     def _run_here(self, msg: dict) -> None:
         """A trial in this warm process, with the single-device strategy."""
@@ -296,29 +389,29 @@ class Agent:
                 self._log(f"the kernel went quiet during trial {tid}; left it, and will say hello again")
                 return
         finally:
-            self.current = self.channel = None
             with self.wire:
-                channel.flush()  # every broadcast reaches the kernel before the final
-        self.send("final", **final)
+                channel.stash()  # every broadcast reaches the kernel before the final
+            self.current = self.channel = None
+        with self.wire:
+            self.post("final", final)
 
 
 class SocketChannel:
     """A trial on the agent's own thread reaches the kernel over the agent's socket.
 
     With ``verdicts`` (an early-stopping rule judges this trial) each broadcast waits for the
-    kernel's answer to it, about one round trip. Otherwise a broadcast costs one send, and a
+    kernel's answer to it, about one round trip. Otherwise a broadcast costs an append, and a
     stop pushed by the kernel is picked up, without blocking, at the next broadcast; broadcasts
     that follow each other within COALESCE_S travel as one message (a trial that reports every
     step of a fast loop costs the kernel one message per burst, not one per step), sent at the
-    next broadcast after that, before the final, or by the heartbeat thread within a tick.
+    next broadcast after that, with the final, or by the heartbeat thread within a tick.
     """
 
     def __init__(self, agent: Agent, trial_id: int, verdicts: bool):
         self._agent, self._trial, self._verdicts = agent, trial_id, verdicts
         self._stopped = False
+        self._looked = 0.0
         self.pending: list[list] = []
-        self.pending_since = 0.0
-        self._last_sent = 0.0
 
     def send_metric(self, step: float, value: float | None, named: dict[str, float] | None = None) -> None:
         agent = self._agent
@@ -331,31 +424,35 @@ class SocketChannel:
             return
         now = time.monotonic()
         with agent.wire:
-            if not self.pending:
-                if now - self._last_sent >= COALESCE_S:
-                    self.pending.append(point)
-                    self.flush(now)
-                    return
-                self.pending_since = now
             self.pending.append(point)
-            if now - self.pending_since >= COALESCE_S:
-                self.flush(now)
+            since = agent.unsent_since
+            if since is None:
+                agent.unsent_since = since = now
+                if now - agent.last_sent >= COALESCE_S:  # the first after a quiet spell goes at once
+                    agent.flush(now)
+                    return
+            if now - since >= COALESCE_S:
+                agent.flush(now)
 
-    def flush(self, now: float | None = None) -> None:
-        """Send the coalesced broadcasts (the caller holds the agent's wire lock)."""
+    def stash(self) -> None:
+        """Move the broadcasts not sent yet into the agent's outbox (the caller holds the lock)."""
         if self.pending:
             points, self.pending = self.pending, []
-            self._agent.conn.send(self._agent.codec.encode("metric", trial=self._trial, points=points))
-            self._last_sent = time.monotonic() if now is None else now
+            self._agent.outbox.append(["metric", {"trial": self._trial, "points": points}])
 
     def send_log(self, lines: list[str]) -> None:
         agent = self._agent
-        frames = agent.codec.encode("log", trial=self._trial, lines=lines)
         with agent.wire:
-            self.flush()
-            agent.conn.send(frames)
+            agent.post("log", {"trial": self._trial, "lines": lines})
+            agent.flush()
 
     def stop_requested(self) -> bool:
+        """Whether the kernel said stop. Looking costs a system call, so a trial that
+        broadcasts in a tight loop looks once every LOOK_S (a stop waits at most that long)."""
+        now = time.monotonic()
+        if self._stopped or now - self._looked < LOOK_S:
+            return self._stopped
+        self._looked = now
         agent = self._agent
         while True:
             with agent.wire:
@@ -369,9 +466,15 @@ class SocketChannel:
         if msg is None:
             return False
         kind = msg["type"]
+        if kind == "batch":
+            for item in msg["items"]:
+                self._take(item)
+            return False
         if kind == "shutdown":
             raise Shutdown(msg["reason"])
         if kind in ("stop", "verdict") and msg["trial"] == self._trial:
             self._stopped = self._stopped or kind == "stop" or msg["stop"]
             return kind == "verdict"
+        if kind in ("trial", "skip"):  # a trial handed out ahead, or one taken back
+            self._agent.handle(msg)
         return False

@@ -314,6 +314,10 @@ def _requeue(x: Experiment, e: dict) -> None:
         x._points(t["id"], 0, [])
 
 
+def _withdrawn(x: Experiment, e: dict) -> None:
+    _requeue(x, dict(e, reason="withdrawn unstarted: the time ran out"))
+
+
 def _end(x: Experiment, e: dict) -> None:
     d = e["trial"]
     tid = d["id"]
@@ -337,5 +341,5 @@ _EVENTS = {
     "interrupt": _status_event("interrupted", lambda e: e.get("reason", "interrupted")),
     "aborted": _status_event("aborted", lambda e: e.get("reason", "aborted")),
     "agent": _agent, "agent-gone": _agent_left("gone", "reason"), "agent-broken": _agent_left("broken", "error"),
-    "start": _start, "requeue": _requeue, "end": _end,
+    "start": _start, "requeue": _requeue, "end": _end, "withdrawn": _withdrawn,
 }

@@ -79,6 +79,7 @@ class Optimizer(ABC):
     space: Any = None
     num_trials: int | None = None
     needs_num_trials: bool = False  # never ends by itself: a search gives num_trials or max_time
+    adaptive: bool = True  # proposals depend on results (False: short trials may be proposed ahead)
     direction: Direction = Direction.MAX
     directions: list[Direction] | None = None  # set before setup when the search has several objectives
     rng: random.Random

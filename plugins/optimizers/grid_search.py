@@ -12,6 +12,8 @@ class GridSearch(Optimizer):
     ``resolution`` gives DOUBLE and INTEGER ranges that many evenly spaced points (log-spaced
     on a log range)."""
 
+    adaptive = False
+
     def __init__(self, resolution: int | None = None, budget: float | int | None = None):
         if resolution is not None and (not isinstance(resolution, int) or resolution < 1):
             raise ValueError(f"resolution must be a positive integer, got {resolution!r}")

@@ -9,6 +9,7 @@ class RandomSearch(Optimizer):
     until every configuration has been drawn."""
 
     needs_num_trials = True
+    adaptive = False
 
     def __init__(self, budget: float | int | None = None):
         self.budget = budget
