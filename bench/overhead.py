@@ -12,7 +12,9 @@ Figures (last line, JSON), per framework: ``overhead_pct`` (first trial's start 
 trial's end, over the ideal), ``steady_overhead_pct`` (each worker's idle share between its
 first trial's start and its last one's end: what dispatch costs once everything runs),
 ``first_trial_s`` (the call to the first trial running) and ``all_busy_s`` (the call to every
-worker having started a trial: the ramp-up), and ``wall_s``.
+worker having started a trial: the ramp-up), ``trial_own_s`` (a trial's mean measured run time:
+sleep overshoots on a loaded machine) with ``overhead_over_own_pct`` (the span over the ideal of
+trials that take that long), and ``wall_s``.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ def figures(t_call: float, spans: list[tuple[str, float, float]], trials: int, a
         by_worker[worker].append((s, e))
     firsts = sorted(min(s for s, _ in v) for v in by_worker.values())
     busy = [sum(e - s for s, e in v) / (max(e for _, e in v) - min(s for s, _ in v)) for v in by_worker.values()]
+    own = sum(e - s for _, s, e in spans) / len(spans)
     return {
         "trials": len(spans),
         "workers_used": len(by_worker),
@@ -50,6 +53,8 @@ def figures(t_call: float, spans: list[tuple[str, float, float]], trials: int, a
         "steady_overhead_pct": round(100 * (len(busy) / sum(busy) - 1), 2),
         "first_trial_s": round(first - t_call, 2),
         "all_busy_s": round(firsts[-1] - t_call, 2) if len(firsts) >= agents else None,
+        "trial_own_s": round(own, 4),
+        "overhead_over_own_pct": round(100 * ((last - first) / (trials * own / agents) - 1), 2),
         "wall_s": round(wall, 2),
     }
 

@@ -327,6 +327,8 @@ class Kernel:
         rank = msg["rank"]
         if attempt is None or attempt.trial.id != msg["trial"] or not gang.is_rank(attempt, agent, rank):
             self.rejected["stale"] += 1
+            if agent.state == AgentState.GONE:  # back from a partition: what it holds runs elsewhere
+                self.listener.send(peer, self.codec.encode("rejoin"))
             return
         agent.attempt = None
         if not attempt.distributed:
@@ -500,9 +502,9 @@ class Kernel:
         if not agent.alive:
             return
         agent.state = AgentState.GONE
-        self.scheduler.forget(agent)
+        held = self.scheduler.forget(agent)
         self.folder.record("agent-gone", id=agent.id, reason=why)
-        self.scheduler.interrupted(agent, f"agent {agent.id} {why}", death)
+        self.scheduler.interrupted(agent, f"agent {agent.id} {why}", death, unsure=held > 0)
         if not self.agents.alive() and self._no_more_agents() and not self.ended:
             self._out_of_agents()
 

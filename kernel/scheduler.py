@@ -8,14 +8,14 @@ the experiment ends with the last running trial. A distributed trial gathers its
 (gang.py) and starts when enough are free.
 
 Trials handed out ahead (leases). When the controller's proposals do not depend on results
-(``controller.lease``: random and grid search) and an agent's trials are short, the agent is
-handed more while one runs, enough for LEASE_WINDOW of its work (at most LEASE_MAX): it starts
-each the moment the one before ends, and its finals come back in batches. Trials of more than
-LEASE_LONGEST get none (a message costs nothing beside them). While the kernel handles a batch
-of messages, the hand-outs wait (``hold``) and go once per agent at its end. A trial handed out
-ahead that has not started is taken back when the time is up, or when an agent is left idle
-while it waits behind a long trial elsewhere; an agent that is lost hands its queue back, and
-none of it counts as an attempt.
+(``controller.lease``: random and grid search), an agent is handed its next trials while one
+runs: enough for LEASE_WINDOW of its work, at least one, at most LEASE_MAX. It starts each the
+moment the one before ends, so no agent waits for the kernel between trials, and short trials'
+finals come back in batches. While the kernel handles a batch of messages, the hand-outs wait
+(``hold``) and go once per agent at its end. A trial handed out ahead that has not started is
+taken back when the time is up, or when an agent is left idle while it waits behind a long
+trial elsewhere (the last trials of a search end as soon as one at a time would); an agent that
+is lost hands its queue back, and none of it counts as an attempt. LEASE_MAX = 0: none ahead.
 """
 from __future__ import annotations
 
@@ -28,8 +28,7 @@ from .registry import AgentInfo, AgentState
 from .trials import Trial, TrialState
 
 LEASE_WINDOW = 0.005  # seconds of an agent's work handed to it ahead
-LEASE_MAX = 64  # trials handed to one agent ahead, at most
-LEASE_LONGEST = 1.0  # seconds: trials longer than this are handed out one at a time
+LEASE_MAX = 64  # trials handed to one agent ahead, at most (0: one trial at a time)
 
 if TYPE_CHECKING:
     from .driver import Kernel
@@ -65,7 +64,8 @@ class Scheduler:
             return
         if agent.attempt is None:
             self._give(agent)
-        if agent.attempt is not None and self.kernel.controller.lease and len(agent.queued) < self.lease_depth(agent):
+        if agent.attempt is not None and self.kernel.controller.lease and not agent.attempt.trial.suspect \
+                and len(agent.queued) < self.lease_depth(agent):
             if self._held is not None:
                 self._held[agent.peer] = agent
             else:
@@ -116,8 +116,10 @@ class Scheduler:
     def lease_depth(self, agent: AgentInfo) -> int:
         """How many trials ``agent`` should hold beyond the one it runs."""
         pace = agent.pace
-        if pace is None or pace > LEASE_LONGEST:
+        if LEASE_MAX <= 0:
             return 0
+        if pace is None:  # one ahead until its first trial tells how long they take
+            return 1
         return max(1, min(LEASE_MAX, int(LEASE_WINDOW / max(pace, 1e-6))))
 
     def _lease(self, agent: AgentInfo) -> None:
@@ -127,7 +129,7 @@ class Scheduler:
             trial = self.retry.popleft() if self.retry else self._propose()
             if not isinstance(trial, Trial):
                 break
-            if trial.gang > 1 or trial.run is not None:  # gathered, or run in a process of its own
+            if trial.gang > 1 or trial.run is not None or trial.suspect:  # gathered, in a process of its own, or alone
                 self.retry.appendleft(trial)
                 break
             trials.append(trial)
@@ -187,15 +189,20 @@ class Scheduler:
             if agent.state == AgentState.WAITING:
                 break  # the controller still has nothing; the rest would hear the same
 
-    def forget(self, agent: AgentInfo) -> None:
-        """``agent`` will take no more work: what it was handed ahead runs elsewhere."""
+    def forget(self, agent: AgentInfo) -> int:
+        """``agent`` will take no more work: what it was handed ahead runs elsewhere, alone
+        (it may have run some of it already, and died of one); returns how many."""
         self.waiting.pop(agent.peer, None)
         if self.gathering is not None:
             self.gathering.leave(agent)
+        held = len(agent.queued)
         while agent.queued:
-            self.unleased(agent.queued.pop())  # the last first: the queue comes back in order
+            attempt = agent.queued.pop()  # the last first: the queue comes back in order
+            attempt.trial.suspect = True
+            self.unleased(attempt)
+        return held
 
-    def interrupted(self, agent: AgentInfo, why: str, death: Any = None) -> None:
+    def interrupted(self, agent: AgentInfo, why: str, death: Any = None, unsure: bool = False) -> None:
         """``agent`` stopped mid-trial: run its trial again elsewhere (once), else it is lost.
 
         ``death`` (a launcher's Exit) tells how its process died. A process that ended itself or
@@ -204,6 +211,9 @@ class Scheduler:
         same trial (SIGKILL: the OOM killer, say) fails the same way. A distributed run cannot go
         on without one of its processes: the others are aborted (gang.py), and once they answered
         the whole gang runs again (once), unless that rank's process crashed: then it fails.
+        ``unsure``: the agent held trials handed out ahead, so its death may be theirs (it runs
+        trials back to back, and its last finals may have died with it): the trial runs again,
+        alone (``suspect``), where a second death is its own.
         """
         attempt, agent.attempt = agent.attempt, None
         if attempt is None or attempt.over:
@@ -213,6 +223,8 @@ class Scheduler:
             again = not (death is not None and death.crashed) and trial.attempts <= self.max_retries
             gang.rank_lost(self.kernel, attempt, agent, why, again=again)
             return
+        if unsure:
+            trial.suspect, death = True, None
         if death is not None and (death.crashed or trial.attempts > self.max_retries):
             self.kernel.folder.log_lines(trial.id, [f"its process died: {death}", death.output])
             self.kernel.end_attempt(attempt, TrialState.FAILED, error=f"its process died while it ran: {death}",

@@ -92,6 +92,9 @@ class Trial:
     extra: dict[str, Any] | None = field(default=None, repr=False)  # what the context's injector reads
     folder: Path | None = field(default=None, repr=False, compare=False)  # the experiment's (set by Result)
     gang: int = field(default=1, repr=False, compare=False)  # agents that run it together
+    # Its agent died holding trials handed out ahead, so which one killed it is not known: it
+    # runs again alone (never handed out ahead), where a death is its own.
+    suspect: bool = field(default=False, repr=False, compare=False)
 
     @property
     def duration(self) -> float | None:

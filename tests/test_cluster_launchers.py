@@ -58,14 +58,15 @@ def test_a_dask_worker_killed_mid_trial_is_found_and_its_trial_runs_again(runs):
     class KillWorker(Observer):
         def trial_started(self, view, trial):
             if trial.id == 2 and not killed:  # the agent runs in the worker's process: kill -9 it
-                killed["agent"] = trial.agent
-                os.kill(next(a["pid"] for a in view.agents if a["id"] == trial.agent), signal.SIGKILL)
+                killed["pid"] = next(a["pid"] for a in view.agents if a["id"] == trial.agent)
+                os.kill(killed["pid"], signal.SIGKILL)
 
     result = lagom(fns.pid_and_sleep, _search(), launcher=launcher, path=runs, verbose=0, agent_timeout=2.0,
                    observers=[KillWorker()])
     assert result.count("finished") == 6, [(t.id, t.state, t.error) for t in result.trials]
     again = result.trials[2]
-    assert again.attempts == 2 and again.agent != killed["agent"]
+    # elsewhere: another agent, or the same one's task run again by Dask in the restarted worker
+    assert again.attempts == 2 and again.result["pid"] != killed["pid"]
 
 
 def test_a_ray_cluster_without_the_resources_fails_at_once_naming_them(runs):
@@ -100,4 +101,5 @@ def test_a_dask_task_cancelled_mid_trial_is_reported_at_once_and_its_trial_runs_
     result = lagom(fns.pid_and_sleep, _search(), launcher=launcher, path=runs, verbose=0, observers=[Cancel()])
     assert result.count("finished") == 6, [(t.id, t.state, t.error) for t in result.trials]
     again = result.trials[2]
-    assert again.attempts == 2 and again.agent != cancelled["agent"] and "cancelled" in again.interruptions[0]
+    # (a cancelled task's thread lives on: its agent may be welcomed back and run it again itself)
+    assert again.attempts == 2 and "cancelled" in again.interruptions[0]

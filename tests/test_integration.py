@@ -260,7 +260,7 @@ def test_local_agents_are_forked_from_the_zygote_and_survive_its_kill(runs):
 
     class KillZygote(Observer):
         def trial_started(self, view, trial):
-            if trial.id == 2 and not seen:
+            if trial.id == 4 and not seen:  # each agent has finished a trial by then
                 zygote = _Zygote.get().proc.pid
                 seen["parents"] = {_parent(pid) for pid in launcher.pids().values()}
                 seen["zygote"] = zygote
@@ -476,7 +476,8 @@ def test_a_token_file_must_be_private_and_a_token_in_argv_is_warned_about(tmp_pa
 
 def held_while_partitioned(hparams, reporter):
     """On the agent behind the relay (``part_pid``) the first trial lasts until the partition
-    has healed; every other trial waits for ``release``."""
+    has healed; every other trial waits for ``release``, looking for a stop as a training loop
+    would (a trial the kernel gave up on ends there: it runs elsewhere)."""
     import pathlib
 
     folder = pathlib.Path(hparams["dir"])
@@ -486,6 +487,7 @@ def held_while_partitioned(hparams, reporter):
     while not marker.exists():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{marker} never appeared")
+        reporter.should_stop()
         time.sleep(0.01)
     reporter.broadcast(metric=float(hparams["n"]), step=0)
     return {"score": float(hparams["n"])}
@@ -577,8 +579,10 @@ def test_a_trial_that_kills_its_process_fails_with_the_cause_and_the_search_goes
                    path=runs, verbose=0)
     by_n = {t.params["n"]: t for t in result.trials}
     assert {n for n, t in by_n.items() if t.state == "finished"} == {0, 3, 4, 5}
-    assert by_n[1].state == "failed" and "exit code 3" in by_n[1].error and by_n[1].attempts == 1
-    assert by_n[2].state == "failed" and "SIGSEGV" in by_n[2].error and by_n[2].attempts == 1  # no retry
+    # Run once, or (its agent held the next trial, so the death might have been that one's) once
+    # more alone, where the same death is its own; never a third time.
+    assert by_n[1].state == "failed" and "exit code 3" in by_n[1].error and by_n[1].attempts in (1, 2)
+    assert by_n[2].state == "failed" and "SIGSEGV" in by_n[2].error and by_n[2].attempts in (1, 2)
     assert "Segmentation fault" in by_n[2].traceback  # the dying process's own last words
     journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
     # a replacement agent joined: whichever way the two crashes fall, some trial after them needed one

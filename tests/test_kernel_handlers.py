@@ -344,9 +344,10 @@ async def test_an_agent_with_short_trials_is_handed_more_ahead_and_each_starts_a
     kernel, listener, task = make(Leasing(specs(10)))
     a = FakeAgent(listener, "a")
     await a.join()
-    assert (await listener.next(a.peer, "trial"))["trial"] == 0  # its pace is unknown: one at a time
+    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(2)] == [0, 1]  # pace unknown: one ahead
+    assert kernel.trials[1].state == "pending"
     a.final(0, result={"score": 0.0}, duration=0.001)  # 1 ms trials: 5 ms of them go ahead
-    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(6)] == [1, 2, 3, 4, 5, 6]
+    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(5)] == [2, 3, 4, 5, 6]
     assert listener.batches == [(a.peer, ["trial"] * 5)]  # the five ahead in one message
     assert kernel.trials[1].state == "running" and {kernel.trials[i].state for i in range(2, 7)} == {"pending"}
     a.batch(*(FakeAgent.final_of(i, result={"score": i}, duration=0.001) for i in (1, 2, 3)))
@@ -357,7 +358,7 @@ async def test_an_agent_with_short_trials_is_handed_more_ahead_and_each_starts_a
     result = await asyncio.wait_for(task, 5)
     assert [t.state for t in result.trials] == ["finished"] * 10 and {t.attempts for t in result.trials} == {1}
     journal = read_journal(kernel.folder.path)[0]
-    assert [e["trial"] for e in journal if e["event"] == "lease"] == list(range(2, 10))
+    assert [e["trial"] for e in journal if e["event"] == "lease"] == list(range(1, 10))
     assert [e["trial"] for e in journal if e["event"] == "start"] == list(range(10))  # each when it started
 
 
@@ -373,9 +374,12 @@ async def test_a_lost_agent_hands_its_queue_back_and_none_of_it_counts_as_an_att
     assert (await listener.next(b.peer, "trial"))["trial"] == 7
     a.push("bye", reason="leaving")  # running 1, holding 2-6
     b.final(7, result={"score": 7}, duration=0.001)
-    again = [(await listener.next(b.peer, "trial"))["trial"] for _ in range(6)]
+    again = []
+    for _ in range(6):  # one at a time: had a died, any of them might have been the death of it
+        again.append((await listener.next(b.peer, "trial"))["trial"])
+        assert not kernel.agents.get(b.peer).queued
+        b.final(again[-1], result={"score": again[-1]}, duration=0.001)
     assert sorted(again) == [1, 2, 3, 4, 5, 6]
-    b.batch(*(FakeAgent.final_of(i, result={"score": i}, duration=0.001) for i in again))
     result = await asyncio.wait_for(task, 5)
     assert result.count("finished") == 8 and all(t.agent == "b" for t in result.trials[1:])
     assert result.trials[1].attempts == 2 and result.trials[1].interruptions  # it had started on a
@@ -403,3 +407,23 @@ async def test_when_the_time_is_up_trials_held_ahead_are_taken_back_and_left_out
     journal = read_journal(kernel.folder.path)[0]
     assert [e["trial"] for e in journal if e["event"] == "withdrawn"] == [3, 4, 5, 6]
     assert kernel.book.counts["running"] == 0 and not kernel.scheduler.retry
+
+
+async def test_an_agent_left_idle_takes_back_a_long_trial_waiting_behind_another(make):
+    kernel, listener, task = make(Leasing(specs(5)))
+    a, b = FakeAgent(listener, "a"), FakeAgent(listener, "b")
+    await a.join()
+    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(2)] == [0, 1]  # one ahead
+    await b.join()
+    assert [(await listener.next(b.peer, "trial"))["trial"] for _ in range(2)] == [2, 3]
+    a.final(0, result={"score": 0.0})  # trials of a second: still one ahead
+    assert (await listener.next(a.peer, "trial"))["trial"] == 4
+    b.final(2, result={"score": 2.0})
+    b.final(3, result={"score": 3.0})  # b has nothing left, while 4 waits behind 1 on a
+    assert (await listener.next(a.peer, "skip"))["trial"] == 4
+    a.push("final", **FakeAgent.final_of(4, outcome="skipped"))
+    assert (await listener.next(b.peer, "trial"))["trial"] == 4
+    b.final(4, result={"score": 4.0})
+    a.final(1, result={"score": 1.0})
+    result = await asyncio.wait_for(task, 5)
+    assert [(t.agent, t.attempts) for t in result.trials] == [("a", 1), ("a", 1), ("b", 1), ("b", 1), ("b", 1)]

@@ -75,6 +75,7 @@ KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
     "kill": {"trial": _INT},
     "stop": {"trial": _INT},
     "skip": {"trial": _INT},  # drop this trial handed out ahead if it has not started (else nothing)
+    "rejoin": {},  # this agent was given up on (silent too long): drop what it holds, say hello again
     "heartbeat": {},
     "shutdown": {"reason": _STR},
     "batch": {"items": _LIST},

@@ -118,7 +118,7 @@ class Agent:
         self.channel: SocketChannel | None = None  # the running in-process trial's
         self._handlers: dict[str, Callable[[dict], None]] = {
             "trial": self.queue.append, "welcome": self._on_welcome, "shutdown": self._on_shutdown,
-            "skip": self._on_skip, "batch": self._on_batch,
+            "skip": self._on_skip, "batch": self._on_batch, "rejoin": self._on_rejoin,
         }  # stop, verdict, abort and heartbeat matter only while a trial runs
         from plugins.registry import resolve
         from plugins.strategies import Strategy
@@ -231,7 +231,8 @@ class Agent:
             beat.start()
             while True:
                 if self.queue:
-                    self._take_waiting()  # stops for queued trials, more trials, a shutdown
+                    self._take_waiting()  # skips for queued trials, more trials, a shutdown, beats
+                    self._drop_queue_if_quiet()
                 if self.queue:
                     self._run(self.queue.popleft())
                     continue
@@ -277,6 +278,14 @@ class Agent:
             stream.flush()
         os.execv(sys.executable, [sys.executable, "-m", "kernel.agent", *self.argv])
 
+    def _drop_queue_if_quiet(self) -> None:
+        """Silence (a partition, a dead kernel) means this agent has been given up on and what
+        it holds runs elsewhere: drop it, and go back to saying hello."""
+        if self.queue and self.quiet:
+            self._log(f"no word from the kernel for {time.monotonic() - self._last_heard:.0f}s; dropped the "
+                      f"{len(self.queue)} trials it had handed out ahead (they run elsewhere)")
+            self.queue.clear()
+
     def _take_waiting(self) -> None:
         """Handle what has arrived, without waiting."""
         while True:
@@ -298,6 +307,15 @@ class Agent:
     def _on_batch(self, msg: dict) -> None:
         for item in msg["items"]:
             self.handle(item)
+
+    def _on_rejoin(self, msg: dict) -> None:
+        """The kernel gave this agent up (a partition): everything it holds runs elsewhere, and
+        so does a trial it runs now (stale: its final would not count)."""
+        self._log(f"the kernel had given this agent up; dropped {len(self.queue)} trials handed out ahead, "
+                  f"saying hello again")
+        self._hello()
+        if self.current is not None:
+            raise KernelAway(f"trial {self.current} runs elsewhere")
 
     def _on_skip(self, msg: dict) -> None:
         self.skip(msg["trial"])
@@ -475,6 +493,6 @@ class SocketChannel:
         if kind in ("stop", "verdict") and msg["trial"] == self._trial:
             self._stopped = self._stopped or kind == "stop" or msg["stop"]
             return kind == "verdict"
-        if kind in ("trial", "skip"):  # a trial handed out ahead, or one taken back
+        if kind in ("trial", "skip", "rejoin"):  # a trial handed out ahead, one taken back, a reset
             self._agent.handle(msg)
         return False
