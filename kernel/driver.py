@@ -481,10 +481,10 @@ class Kernel:
         and take back what was handed out ahead (never started, it is not a trial of this run)."""
         self.scheduler.drain(time_up=True)
         for agent in self.agents.alive():
+            for attempt in agent.queued:  # first: the agent has dropped them when it hears the stop
+                self.take_back(attempt)
             if agent.attempt is not None:
                 self.request_stop(agent.attempt)
-            for attempt in agent.queued:
-                self.take_back(attempt)
         self.check_done()
 
     def take_back(self, attempt: Attempt) -> None:

@@ -1,6 +1,6 @@
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transports.codec import (AGENT_TO_KERNEL, BATCHED, KERNEL_TO_AGENT, PROTOCOL, CodecError, agent_codec,
@@ -45,7 +45,7 @@ def messages(table, kinds=None):
 
 
 def batch_items(table):
-    return st.lists(messages(table, [t for t in table if t in BATCHED]).map(list), max_size=5)
+    return st.lists(messages(table, [t for t in table if t in BATCHED]).map(list), max_size=3)
 
 
 def decoded(kind, fields):
@@ -55,7 +55,7 @@ def decoded(kind, fields):
     return {"v": PROTOCOL, "type": kind, **fields}
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)  # batches nest
 @given(messages(AGENT_TO_KERNEL))
 def test_every_agent_message_round_trips(msg):
     kind, fields = msg
@@ -63,7 +63,7 @@ def test_every_agent_message_round_trips(msg):
     assert out == decoded(kind, fields)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(messages(KERNEL_TO_AGENT))
 def test_every_kernel_message_round_trips(msg):
     kind, fields = msg
