@@ -400,8 +400,7 @@ class Kernel:
             agent.queued.append(attempt)
             items.append(["trial", self._trial_fields(attempt, 0)])
             self.book.leased(attempt)
-        frames = self.codec.encode("trial", **items[0][1]) if len(items) == 1 else self.codec.encode("batch", items=items)
-        if not self.listener.send(agent.peer, frames):
+        if not self.listener.send(agent.peer, self.codec.encode_all(items)):
             self.agent_gone(agent, "unreachable")
 
     def _trial_fields(self, attempt: Attempt, rank: int) -> dict[str, Any]:

@@ -149,14 +149,17 @@ class Scheduler:
     def unleased(self, attempt: "Attempt") -> None:
         """A trial handed out ahead comes back unstarted: it runs elsewhere (not counted as an
         attempt), or, once the time is up, is not part of this run at all."""
+        self._hand_back(attempt)
+        self._offer()
+
+    def _hand_back(self, attempt: "Attempt") -> None:
         attempt.close()
         trial = attempt.trial
         self.kernel.book.unleased(trial)
         if self.time_is_up:
             self.kernel.book.withdraw(trial)
-            return
-        self.retry.appendleft(trial)
-        self._offer()
+        else:
+            self.retry.appendleft(trial)
 
     def _steal_for(self, agent: AgentInfo) -> None:
         """``agent`` is idle for good: take back a trial waiting behind a long one elsewhere."""
@@ -199,7 +202,9 @@ class Scheduler:
         while agent.queued:
             attempt = agent.queued.pop()  # the last first: the queue comes back in order
             attempt.trial.suspect = True
-            self.unleased(attempt)
+            self._hand_back(attempt)
+        if held:
+            self._offer()
         return held
 
     def interrupted(self, agent: AgentInfo, why: str, death: Any = None, unsure: bool = False) -> None:

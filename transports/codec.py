@@ -143,6 +143,14 @@ class Codec:
         payload = self._packer.pack({"v": PROTOCOL, "type": msg_type, **fields})
         return [hmac.digest(self._key, payload, "sha256"), payload]
 
+    def encode_all(self, items: list[list]) -> list[bytes]:
+        """``[[type, fields], ...]`` as one message: the message itself when there is one, else
+        a batch (its types must be BATCHED)."""
+        if len(items) == 1:
+            kind, fields = items[0]
+            return self.encode(kind, **fields)
+        return self.encode("batch", items=items)
+
     def decode(self, frames: Iterable[bytes]) -> dict[str, Any]:
         frames = list(frames)
         if len(frames) != 2:

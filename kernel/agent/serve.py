@@ -9,7 +9,7 @@ goes to a fresh child process (child.py). Heartbeats come from a thread of their
 Short trials are handed out ahead: the kernel may send trials while one runs (they wait in
 ``queue`` and start the moment it ends), and what the agent sends waits in ``outbox`` for a
 moment (COALESCE_S) so that a run of short trials costs a few batches, not three messages
-each. A stop for a queued trial drops it, answered by a "skipped" final.
+each. A "skip" drops a queued trial, answered by a "skipped" final.
 """
 from __future__ import annotations
 
@@ -151,9 +151,7 @@ class Agent:
         items = self.outbox
         if items:
             self.outbox, self.outbox_finals = [], 0
-            kind, fields = items[0]
-            self.conn.send(self.codec.encode(kind, **fields) if len(items) == 1
-                           else self.codec.encode("batch", items=items))
+            self.conn.send(self.codec.encode_all(items))
             self.last_sent = time.monotonic() if now is None else now
         self.unsent_since = None
 
@@ -299,7 +297,8 @@ class Agent:
 
     # -- handlers ---------------------------------------------------------------------------
     def handle(self, msg: dict) -> None:
-        """A message outside a running trial's own (a stop, a verdict for it)."""
+        """A message that is not the running trial's own stop or verdict (the serve loop's, and
+        what a trial hands on: trials handed out ahead, skips, a rejoin)."""
         handler = self._handlers.get(msg["type"])
         if handler is not None:
             handler(msg)
@@ -318,18 +317,15 @@ class Agent:
             raise KernelAway(f"trial {self.current} runs elsewhere")
 
     def _on_skip(self, msg: dict) -> None:
-        self.skip(msg["trial"])
-
-    def skip(self, trial_id: int) -> bool:
         """Drop a queued trial the kernel took back (its time is up, or another agent is free):
-        the "skipped" final says it never started. False when it is not queued here."""
-        for msg in self.queue:
-            if msg["trial"] == trial_id:
-                self.queue.remove(msg)
+        the "skipped" final says it never started. Nothing if it is not queued (it started)."""
+        trial_id = msg["trial"]
+        for queued in self.queue:
+            if queued["trial"] == trial_id:
+                self.queue.remove(queued)
                 with self.wire:
                     self.post("final", final_fields(trial_id, outcome="skipped", started=time.time()))
-                return True
-        return False
+                return
 
     def _on_shutdown(self, msg: dict) -> None:
         raise Shutdown(msg["reason"])
