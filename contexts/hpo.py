@@ -50,6 +50,10 @@ class SearchController(Controller):
         self.es_min = es_min
         self.num_trials = num_trials
         self._completed = 0  # finished trials: the rule waits for es_min of them
+        # Whether anyone hears how trials end (random search and no rule do not: then no
+        # Observation is built per trial)
+        self._observed = type(optimizer).observe is not Optimizer.observe \
+            or type(stopper).observe is not EarlyStopper.observe
 
     @property
     def lease(self) -> bool:
@@ -65,6 +69,10 @@ class SearchController(Controller):
             return WAIT
         return TrialSpec(decision.params, decision.budget, dict(decision.info), decision.parent,
                          gang=self.gang, run=self.run)
+
+    @property
+    def hears_metrics(self) -> bool:
+        return self.judges_metrics or type(self.optimizer).report is not Optimizer.report
 
     def on_metric(self, trial: Any, step: float, value: float) -> bool:
         self.optimizer.report(trial.id, step, value)
@@ -116,6 +124,8 @@ class SearchController(Controller):
     def on_end(self, trial: Any) -> None:
         if trial.state == "finished":
             self._completed += 1
+        if not self._observed:
+            return
         value = trial.metric if trial.metric is not None and not math.isnan(trial.metric) else None
         values = tuple(trial.values) if trial.values and all(math.isfinite(v) for v in trial.values) else None
         obs = Observation(trial.id, trial.params, trial.budget, trial.state, value,

@@ -30,6 +30,8 @@ class Param:
 
     def active(self, params: dict[str, Any]) -> bool:
         """Whether this parameter takes part, given the parameters declared before it."""
+        if not self.when:  # most parameters: always (and this runs once per parameter per draw)
+            return True
         return all(parent in params and any(params[parent] == v and type(params[parent]) is type(v)
                                             for v in allowed) for parent, allowed in self.when)
 

@@ -82,6 +82,13 @@ class Controller(ABC):
         return True to stop that trial now."""
         return False
 
+    @property
+    def hears_metrics(self) -> bool:
+        """Whether ``on_metric`` wants to hear each broadcast. When nothing would listen (no rule
+        judges, the optimizer ignores intermediate results) the kernel keeps broadcasts without
+        a call per point: ten broadcasts per trivial trial cost more than the rest of its end."""
+        return type(self).on_metric is not Controller.on_metric
+
     def score(self, result: Any) -> float | None:
         """The number to rank a finished trial by, from what the function returned.
 

@@ -89,6 +89,7 @@ class Kernel:
         self._welcome = codec.encode("welcome", experiment=experiment, function=inline, size=len(function),
                                      heartbeat=heartbeat, env=dict(agent_env or {}), inject=inject)
         self._verdicts = bool(controller.judges_metrics)
+        self._hears = controller.hears_metrics or self._verdicts
         self._expected_agents: int | None = None  # agents a launcher promised; None: any may join
         self._exited_agents = 0
         self._may_freeze = gc.get_freeze_count() == 0  # the process's own gc.freeze() is left alone
@@ -274,16 +275,17 @@ class Kernel:
             self.listener.send(peer, self.codec.encode("verdict", trial=msg["trial"], stop=True))
             return
         trial, stop = attempt.trial, False
+        history, observers, hears = trial.history, self._metric_observers, self._hears
         for point in msg["points"]:
             step, value = point[0], point[1]
             if len(point) == 3:  # named values: all kept; the search's metric is ``value``
                 self._named(trial, step, point[2])
                 if value is None:
                     continue
-            trial.history.append((step, value))
-            for ob in self._metric_observers:
+            history.append((step, value))
+            for ob in observers:
                 ob.trial_metric(self.view, trial, step, value)
-            if self.controller.on_metric(trial, step, value):
+            if hears and self.controller.on_metric(trial, step, value):
                 stop = True
         if attempt.verdicts:  # the agent waits for this answer before the function goes on
             self.listener.send(peer, self.codec.encode("verdict", trial=trial.id, stop=stop))

@@ -43,7 +43,10 @@ def rank_key(trial: "Trial", direction: str) -> tuple[bool, float, float, int] |
     if trial.state not in RANKED or metric is None or math.isnan(metric):
         return None
     finished = trial.state == TrialState.FINISHED
-    return (finished, _budget(trial) if finished else 0.0, Direction(direction).sign * metric, -trial.id)
+    return (finished, _budget(trial) if finished else 0.0, _SIGN[direction] * metric, -trial.id)
+
+
+_SIGN = {Direction.MAX: Direction.MAX.sign, Direction.MIN: Direction.MIN.sign}  # by "max"/"min" too
 
 
 def _budget(trial: "Trial") -> float:

@@ -116,6 +116,19 @@ def signed(obj):
     ({"v": PROTOCOL, "type": "log", "trial": 1, "lines": [1]}, "field-type"),
     ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, "x"]]}, "field-type"),
     ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, float("nan")]]}, "field-type"),
+    ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, 2, None]]}, "field-type"),  # named: a dict
+    ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, 2, {}]]}, "field-type"),
+    ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, None]]}, "field-type"),  # None only with names
+    ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[True, 1.0]]}, "field-type"),  # a bool is no step
+    ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, 2.0, {"a": True}]]}, "field-type"),
+    ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, 2.0, {"a": float("nan")}]]}, "field-type"),
+    ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1, 2.0, {"a": 1}, 4]]}, "field-type"),
+    ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1]]}, "field-type"),
+    ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [1]}, "field-type"),
+    ({"v": PROTOCOL, "type": "final", "trial": 1, "rank": 0, "outcome": "ok", "result": None, "error": None,
+      "traceback": None, "started": 1.0, "duration": True, "step": None, "value": None, "saved": False}, "field-type"),
+    ({"v": PROTOCOL, "type": "final", "trial": 1, "rank": 0, "outcome": "ok", "result": None, "error": None,
+      "traceback": None, "started": 1.0, "duration": 1, "step": None, "value": None, "saved": 0}, "field-type"),
     ({"v": PROTOCOL, "type": "batch", "items": [["hello", {}]]}, "type"),  # a batch carries trials' messages only
     ({"v": PROTOCOL, "type": "batch", "items": [["batch", {"items": []}]]}, "type"),  # never batches
     ({"v": PROTOCOL, "type": "batch", "items": [["log", {"trial": 1}]]}, "fields"),
@@ -127,6 +140,13 @@ def test_invalid_messages_name_their_reason(obj, reason):
     with pytest.raises(CodecError) as info:
         K.decode(signed(obj))
     assert info.value.reason == reason
+
+
+def test_metric_points_that_are_kept():
+    """Numbers (int or float), a None value beside named values, named values alone."""
+    points = [[0, 1], [1.5, 2.5], [2, None, {"acc": 0.5}], [3, 0.25, {"acc": 1, "loss": 2.0}]]
+    msg = K.decode(signed({"v": PROTOCOL, "type": "metric", "trial": 1, "points": points}))
+    assert msg["points"] == points
 
 
 def test_a_wrong_token_is_refused_before_decoding():

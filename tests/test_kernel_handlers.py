@@ -7,10 +7,12 @@ import asyncio
 
 import pytest
 
+from contexts import HyperparameterSearch, Searchspace
 from kernel.controller import DONE, Controller, ExperimentError, TrialSpec
 from kernel.deadlines import Deadlines
 from kernel.driver import Kernel
 from kernel.journal import ExperimentFolder, read_journal
+from plugins.optimizers import RandomSearch
 from transports import parse
 from transports.codec import PROTOCOL, agent_codec, final_fields, kernel_codec, token_key
 
@@ -198,6 +200,36 @@ async def test_a_judged_trial_gets_a_verdict_for_every_broadcast(make):
     assert "stop" not in listener.kinds(a.peer)  # the verdict said it; no second message
     a.final(0, outcome="stopped", value=3.0)
     assert (await asyncio.wait_for(task, 5)).trials[0].state == "stopped"
+
+
+class Listening(RandomSearch):
+    """Random search that keeps every intermediate result it is told of."""
+
+    def __init__(self):
+        super().__init__()
+        self.reports = []
+
+    def report(self, trial_id, step, value):
+        self.reports.append((trial_id, step, value))
+
+
+@pytest.mark.parametrize("listens", [True, False])
+async def test_broadcasts_reach_an_optimizer_that_listens_and_are_kept_when_none_does(make, listens):
+    """Without a rule the kernel asks the controller about each broadcast only when the optimizer
+    hears intermediate results; either way every broadcast is in the trial's history."""
+    optimizer = Listening() if listens else RandomSearch()
+    controller = HyperparameterSearch(Searchspace(x=("DOUBLE", [0.0, 1.0])), optimizer, num_trials=1,
+                                      metric="score").controller()
+    assert controller.hears_metrics is listens and not controller.judges_metrics
+    kernel, listener, task = make(controller)
+    a = FakeAgent(listener, "a")
+    await a.join()
+    await listener.next(a.peer, "trial")
+    a.push("metric", trial=0, points=[[0, 1.0], [1, 2.5], [2, None, {"acc": 0.5}]])
+    a.final(0, result={"score": 2.5})
+    result = await asyncio.wait_for(task, 5)
+    assert result.trials[0].history == [(0, 1.0), (1, 2.5)] and result.trials[0].series == {"acc": [(2, 0.5)]}
+    assert (optimizer.reports == [(0, 0, 1.0), (0, 1, 2.5)]) if listens else not hasattr(optimizer, "reports")
 
 
 async def test_stale_and_unknown_messages_are_counted_and_change_nothing(make):

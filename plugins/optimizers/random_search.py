@@ -1,6 +1,8 @@
 """Random search: ``num_trials`` independent draws from the search space."""
 from __future__ import annotations
 
+from typing import Any
+
 from .base import FINISHED, Decision, Optimizer, Suggestion
 
 
@@ -16,6 +18,12 @@ class RandomSearch(Optimizer):
         self._issued = 0
         self._seen: set[tuple] = set()
 
+    def setup(self, space: Any, **kw: Any) -> None:
+        super().setup(space, **kw)
+        # Only a finite space can repeat itself: only then are draws remembered (a set of
+        # 100,000 continuous configurations would cost memory and a repr per trial for nothing).
+        self._finite = all(not p.is_range for p in space)
+
     def suggest(self, trial_id: int) -> Decision:
         if self.num_trials is not None and self._issued >= self.num_trials:
             return FINISHED
@@ -23,13 +31,14 @@ class RandomSearch(Optimizer):
             params = self.sample()  # an enqueued point, as given
         else:
             params = self._draw()
-        self._seen.add(tuple(map(repr, params.values())))
+        if self._finite:
+            self._seen.add(tuple(map(repr, params.values())))
         self._issued += 1
         return Suggestion(params, self.budget)
 
     def _draw(self) -> dict:
         params = self.space.sample(self.rng)
-        if all(not p.is_range for p in self.space):
+        if self._finite:
             size = self.space.grid_size()
             if len(self._seen) >= size:
                 self._seen.clear()

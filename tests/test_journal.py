@@ -1,0 +1,51 @@
+"""The journal's durability: trial ends are fsynced soon, off the kernel's thread, and a failing
+fsync breaks the folder as a failing write does."""
+import errno
+import threading
+
+from kernel import journal
+from kernel.journal import ExperimentFolder, read_journal
+
+
+def test_trial_ends_are_fsynced_on_another_thread_and_close_leaves_nothing_unsynced(tmp_path, monkeypatch):
+    real, calls, synced = journal.os.fsync, [], threading.Event()
+
+    def fsync(fd):
+        real(fd)
+        calls.append(threading.current_thread().name)
+        synced.set()
+
+    monkeypatch.setattr(journal.os, "fsync", fsync)
+    folder = ExperimentFolder(tmp_path / "exp", sync_every=0.0)
+    folder.record("end", durable=True, trial={"id": 0})
+    assert synced.wait(5), "a trial's end was never fsynced"
+    assert calls[0] != threading.current_thread().name  # the caller (the kernel's loop) did not wait for it
+    folder.record("end", durable=True, trial={"id": 1})
+    folder.close()
+    assert calls[-1] == threading.current_thread().name  # the last one before close returns, here
+    events, bad = read_journal(tmp_path / "exp")
+    assert [e["trial"]["id"] for e in events] == [0, 1] and bad == 0
+
+
+def test_an_fsync_that_fails_breaks_the_folder_once_and_later_records_are_skipped(tmp_path, monkeypatch):
+    failed = threading.Event()
+
+    def fsync(fd):
+        failed.set()
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(journal.os, "fsync", fsync)
+    told = []
+    folder = ExperimentFolder(tmp_path / "exp", sync_every=0.0)
+    folder.on_error = told.append
+    folder.record("end", durable=True, trial={"id": 0})
+    assert failed.wait(5)
+    folder._syncer.stop()  # the thread has recorded the error
+    folder.sync()
+    assert folder.failed is not None and len(told) == 1
+    assert "Input/output error" in folder.describe_failure() and "resume" in folder.describe_failure()
+    folder.record("end", durable=True, trial={"id": 1})  # skipped: the folder is broken
+    folder.close()
+    assert len(told) == 1
+    events, _ = read_journal(tmp_path / "exp")
+    assert [e["trial"]["id"] for e in events] == [0]
