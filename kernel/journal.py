@@ -21,6 +21,7 @@ from . import fastjson
 from .controller import ExperimentError
 
 DEFAULT_ROOT_ENV = "LAGOM_RUNS"
+JOURNAL_BUFFER = 1 << 20  # what one batch of messages records is written at once, not 8 KiB at a time
 
 
 def new_experiment_path(root: str | os.PathLike | None, name: str) -> Path:
@@ -162,7 +163,7 @@ class ExperimentFolder:
             with open(journal, "rb") as f:
                 f.seek(-1, os.SEEK_END)
                 cut_off = f.read(1) != b"\n"  # a kernel killed mid-write: start on a new line
-        handle = open(journal, "ab")
+        handle = open(journal, "ab", buffering=JOURNAL_BUFFER)
         handle.write(b"\n" if cut_off else b"")
         handle.flush()
         return handle
@@ -181,7 +182,8 @@ class ExperimentFolder:
             return
         if durable:
             self._dirty = True
-            self._sync_soon()
+            if not self._held:
+                self._sync_soon()
 
     def hold(self) -> None:
         """Keep records in the buffer until ``release``: the kernel handles a batch of messages
@@ -195,6 +197,9 @@ class ExperimentFolder:
                 self._journal.flush()
             except OSError as exc:
                 self._fail(exc)
+                return
+            if self._dirty:
+                self._sync_soon()
 
     def _sync_soon(self) -> None:
         wait = self._synced_at + self.sync_every - time.monotonic()

@@ -4,13 +4,14 @@ A fake listener stands where the transport would (the real codec signs and check
 so each test drives the kernel exactly as agents would and reads back what it sent.
 """
 import asyncio
+import gc
 
 import pytest
 
 from contexts import HyperparameterSearch, Searchspace
 from kernel.controller import DONE, Controller, ExperimentError, TrialSpec
 from kernel.deadlines import Deadlines
-from kernel.driver import Kernel
+from kernel.driver import YOUNG_GC, Kernel
 from kernel.journal import ExperimentFolder, read_journal
 from plugins.optimizers import RandomSearch
 from transports import parse
@@ -230,6 +231,18 @@ async def test_broadcasts_reach_an_optimizer_that_listens_and_are_kept_when_none
     result = await asyncio.wait_for(task, 5)
     assert result.trials[0].history == [(0, 1.0), (1, 2.5)] and result.trials[0].series == {"acc": [(2, 0.5)]}
     assert (optimizer.reports == [(0, 0, 1.0), (0, 1, 2.5)]) if listens else not hasattr(optimizer, "reports")
+
+
+async def test_the_young_generation_is_collected_less_often_while_serving_and_restored_after(make):
+    before = gc.get_threshold()
+    kernel, listener, task = make(Scripted([TrialSpec({"x": 1})]))
+    a = FakeAgent(listener, "a")
+    await a.join()
+    await listener.next(a.peer, "trial")
+    assert gc.get_threshold()[0] == max(YOUNG_GC, before[0])
+    a.final(0, result={"score": 1.0})
+    await asyncio.wait_for(task, 5)
+    assert gc.get_threshold() == before
 
 
 async def test_stale_and_unknown_messages_are_counted_and_change_nothing(make):
