@@ -11,7 +11,10 @@ run it at 1,000 and at 20,000 and compare ``trials_per_s``.
     python bench/dispatch.py --trials 2000 --vs-optuna   # Optuna in one process, same work, same run
     python bench/dispatch.py --trials 2000 --no-lease
 
-Figures (last line, JSON): trials_per_s, metrics_per_s, dispatch_latency_ms (p50, p99: how
+Each search runs ``--repeat`` times (3), interleaved with Optuna's runs when asked: a run of
+2,000 trivial trials lasts a tenth of a second, and one slow spell of a shared machine moves
+one run's rate by a third. Figures (last line, JSON): trials_per_s (the median run's; every
+run's in trials_per_s_runs), metrics_per_s, dispatch_latency_ms (p50, p99: how
 long an agent waited between two trials: a result arriving at the kernel -> the next trial
 starting on that agent, or for a trial handed out ahead the one before ending -> it starting,
 by the agent's clock), startup_s (lagom()
@@ -21,12 +24,15 @@ from a second experiment of ``--stop-trials`` trials; broadcast_ms: a trial's ru
 broadcast, waiting for the kernel's verdict on each (judged: that second experiment, with a
 rule) or not (unjudged: the first, without one). With ``--vs-optuna``: optuna_trials_per_s
 (random sampling of one float, 10 reports, no pruning, in this process, in-memory storage)
-and vs_optuna, the ratio of the two rates.
+(the median of its runs, each in optuna_trials_per_s_runs), vs_optuna, the ratio of the two
+medians, and vs_optuna_pairs, each run's ratio to the Optuna run after it.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -86,6 +92,29 @@ class Grab(Observer):
         self.view = view
 
 
+def _search(space: Searchspace, args: argparse.Namespace) -> dict:
+    """One search of ``args.trials`` trivial trials: its rate over the span from the first
+    trial's start to the last one's end, and what else one run tells."""
+    grab = Grab()
+    with tempfile.TemporaryDirectory() as root:
+        t0 = time.time()
+        result = lagom(trivial, HyperparameterSearch(space, "randomsearch", num_trials=args.trials,
+                                                     metric="value", workers=args.workers, seed=0),
+                       listen=args.url, path=root, verbose=0, observers=[grab], insecure=args.insecure)
+        wall = time.time() - t0
+    trials = result.trials
+    assert all(t.state == "finished" for t in trials), "every trial must finish"
+    first_start = min(t.started for t in trials)
+    span = max(t.ended for t in trials) - first_start
+    # figures only: trials kept alive would slow every later run in this process (Optuna's too)
+    # through the garbage collector's full passes
+    return {"trials_per_s": len(trials) / span,
+            "metrics_per_s": sum(len(t.history) for t in trials) / span,
+            "latencies": [x * 1000 for x in grab.view.dispatch_latencies],
+            "unjudged": [(t.ended - t.started) * 1000 / len(t.history) for t in trials if t.history],
+            "startup_s": first_start - t0, "wall_s": wall}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=1000)
@@ -94,6 +123,8 @@ def main() -> None:
     ap.add_argument("--url", default="tcp://127.0.0.1:0", help="where the kernel listens")
     ap.add_argument("--insecure", action="store_true", help="no CurveZMQ (measures what it costs)")
     ap.add_argument("--no-lease", action="store_true", help="hand each agent one trial at a time")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="searches (and Optuna runs, interleaved); the figures are the median run's")
     ap.add_argument("--vs-optuna", action="store_true",
                     help="also run the same work through Optuna in this process, and give the ratio")
     ap.add_argument("--sync-every", type=float, default=None,
@@ -113,21 +144,16 @@ def main() -> None:
             journal.ExperimentFolder.__init__.__defaults__ = (args.sync_every,)
 
     space = Searchspace(x=("DOUBLE", [0.0, 1.0]))
-    grab = Grab()
-    with tempfile.TemporaryDirectory() as root:
-        t0 = time.time()
-        result = lagom(trivial, HyperparameterSearch(space, "randomsearch", num_trials=args.trials,
-                                                     metric="value", workers=args.workers, seed=0),
-                       listen=args.url, path=root, verbose=0, observers=[grab], insecure=args.insecure)
-        wall = time.time() - t0
-    trials = result.trials
-    first_start = min(t.started for t in trials)
-    last_end = max(t.ended for t in trials)
-    span = last_end - first_start
-    lat = [x * 1000 for x in grab.view.dispatch_latencies]
-    metrics = sum(len(t.history) for t in trials)
-    assert all(t.state == "finished" for t in trials), "every trial must finish"
-    optuna_per_s = optuna_rate(args.trials) if args.vs_optuna else None
+    runs, optuna_runs = [], []
+    for _ in range(args.repeat):  # interleaved, so a slow spell of the machine falls on both
+        gc.collect()
+        runs.append(_search(space, args))
+        if args.vs_optuna:
+            gc.collect()
+            optuna_runs.append(optuna_rate(args.trials))
+    rates = [r["trials_per_s"] for r in runs]
+    typical = sorted(runs, key=lambda r: r["trials_per_s"])[len(runs) // 2]  # the median run's figures
+    optuna_per_s = statistics.median(optuna_runs) if optuna_runs else None
 
     with tempfile.TemporaryDirectory() as root:
         stopped = lagom(continuous, HyperparameterSearch(space, "randomsearch", num_trials=args.stop_trials,
@@ -139,25 +165,30 @@ def main() -> None:
     # what one broadcast costs the function: a trial's run time over its broadcasts, waiting for
     # the kernel's verdict on each (judged by a rule) or not (no rule)
     judged = [(t.ended - t.started) * 1000 / len(t.history) for t in stopped.trials if t.history]
-    unjudged = [(t.ended - t.started) * 1000 / len(t.history) for t in trials if t.history]
+    unjudged = typical["unjudged"]
+    lat = typical["latencies"]
     emit({
         "bench": "dispatch",
-        "trials": len(trials),
+        "trials": args.trials,
         "workers": args.workers,
         "transport": args.url.split(":")[0],
         "curve": not args.insecure and args.url.startswith("tcp"),
         "lease": not args.no_lease,
         "journal_sync_every_s": args.sync_every,
-        "trials_per_s": round(len(trials) / span, 1),
-        "metrics_per_s": round(metrics / span, 1),
+        "repeat": args.repeat,
+        "trials_per_s": round(statistics.median(rates), 1),
+        "trials_per_s_runs": [round(r, 1) for r in rates],
+        "metrics_per_s": round(typical["metrics_per_s"], 1),
         "dispatch_latency_ms": {"p50": round(percentile(lat, 50), 3), "p99": round(percentile(lat, 99), 3)},
-        "startup_s": round(first_start - t0, 3),
-        "wall_s": round(wall, 2),
+        "startup_s": round(typical["startup_s"], 3),
+        "wall_s": round(typical["wall_s"], 2),
         "kernel_rss_mb": round(rss_mb(), 1),
         "stop_latency_ms": {"p50": round(percentile(stop_ms, 50), 3), "p99": round(percentile(stop_ms, 99), 3),
                             "trials": len(stop_ms)},
         **({"optuna_trials_per_s": round(optuna_per_s, 1),
-            "vs_optuna": round(len(trials) / span / optuna_per_s, 3)} if optuna_per_s else {}),
+            "optuna_trials_per_s_runs": [round(r, 1) for r in optuna_runs],
+            "vs_optuna": round(statistics.median(rates) / optuna_per_s, 3),
+            "vs_optuna_pairs": [round(a / b, 3) for a, b in zip(rates, optuna_runs)]} if optuna_per_s else {}),
         "broadcast_ms": {"judged_p50": round(percentile(judged, 50), 3), "judged_p99": round(percentile(judged, 99), 3),
                          "unjudged_p50": round(percentile(unjudged, 50), 3)},
     })

@@ -94,16 +94,18 @@ class Reporter:
         if metric is None and not named:
             raise TypeError("reporter.broadcast needs a value: broadcast(0.93), or named ones: "
                             "broadcast(accuracy=0.93, loss=0.21)")
-        values = {name: _number(name, v) for name, v in named.items()}
-        value = _number("metric", metric) if metric is not None else values.get(self.metric)
+        values = {name: x for name, v in named.items() if not math.isnan(x := _number(name, v))} if named else {}
+        if metric is not None:
+            value = _number("metric", metric)
+            if value != value:  # NaN: not a value (the trial's end says whether it diverged)
+                value = None
+        else:
+            value = values.get(self.metric)
         if step is None:
             step = self._step + 1
         elif not isinstance(step, (int, float)) or isinstance(step, bool) or not math.isfinite(step):
             raise TypeError(f"reporter.broadcast(step=...) needs a finite number, got {step!r}")
         self._step = step
-        values = {k: v for k, v in values.items() if not math.isnan(v)}
-        if value is not None and math.isnan(value):
-            value = None
         if value is not None:
             self.last = (step, value)
         if value is not None or values:
