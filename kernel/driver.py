@@ -289,9 +289,18 @@ class Kernel:
             self.rejected["stale"] += 1
             self.listener.send(peer, self.codec.encode("verdict", trial=msg["trial"], stop=True))
             return
-        trial, stop = attempt.trial, False
+        stop = self._take_points(attempt.trial, msg["points"])
+        if attempt.verdicts:  # the agent waits for this answer before the function goes on
+            self.listener.send(peer, self.codec.encode("verdict", trial=attempt.trial.id, stop=stop))
+        if stop:
+            self.request_stop(attempt, notify=not attempt.verdicts)
+
+    def _take_points(self, trial: Trial, points: list) -> bool:
+        """Keep a trial's broadcasts (from a metric message, or the last ones in its final) and
+        show them to whoever listens; True if the controller says stop."""
+        stop = False
         history, observers, hears = trial.history, self._metric_observers, self._hears
-        for point in msg["points"]:
+        for point in points:
             step, value = point[0], point[1]
             if len(point) == 3:  # named values: all kept; the search's metric is ``value``
                 self._named(trial, step, point[2])
@@ -302,10 +311,7 @@ class Kernel:
                 ob.trial_metric(self.view, trial, step, value)
             if hears and self.controller.on_metric(trial, step, value):
                 stop = True
-        if attempt.verdicts:  # the agent waits for this answer before the function goes on
-            self.listener.send(peer, self.codec.encode("verdict", trial=trial.id, stop=stop))
-        if stop:
-            self.request_stop(attempt, notify=not attempt.verdicts)
+        return stop
 
     def _named(self, trial: Trial, step: float, named: dict[str, float]) -> None:
         for name, v in named.items():
@@ -347,6 +353,8 @@ class Kernel:
             if agent.state == AgentState.GONE:  # back from a partition: what it holds runs elsewhere
                 self.listener.send(peer, self.codec.encode("rejoin"))
             return
+        if msg["points"]:  # its last broadcasts (a stop they would call for is moot: it has ended)
+            self._take_points(attempt.trial, msg["points"])
         agent.attempt = None
         if not attempt.distributed:
             self._paced(agent, attempt, msg)

@@ -126,9 +126,14 @@ def signed(obj):
     ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [[1]]}, "field-type"),
     ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [1]}, "field-type"),
     ({"v": PROTOCOL, "type": "final", "trial": 1, "rank": 0, "outcome": "ok", "result": None, "error": None,
-      "traceback": None, "started": 1.0, "duration": True, "step": None, "value": None, "saved": False}, "field-type"),
+      "traceback": None, "started": 1.0, "duration": True, "step": None, "value": None, "saved": False,
+      "points": []}, "field-type"),
     ({"v": PROTOCOL, "type": "final", "trial": 1, "rank": 0, "outcome": "ok", "result": None, "error": None,
-      "traceback": None, "started": 1.0, "duration": 1, "step": None, "value": None, "saved": 0}, "field-type"),
+      "traceback": None, "started": 1.0, "duration": 1, "step": None, "value": None, "saved": False,
+      "points": [[1, "x"]]}, "field-type"),  # a final's points are checked as a metric's
+    ({"v": PROTOCOL, "type": "final", "trial": 1, "rank": 0, "outcome": "ok", "result": None, "error": None,
+      "traceback": None, "started": 1.0, "duration": 1, "step": None, "value": None, "saved": 0,
+      "points": []}, "field-type"),
     ({"v": PROTOCOL, "type": "batch", "items": [["hello", {}]]}, "type"),  # a batch carries trials' messages only
     ({"v": PROTOCOL, "type": "batch", "items": [["batch", {"items": []}]]}, "type"),  # never batches
     ({"v": PROTOCOL, "type": "batch", "items": [["log", {"trial": 1}]]}, "fields"),
@@ -166,5 +171,6 @@ def test_oversize_payload_is_refused():
 def test_numpy_scalars_cross_the_wire_as_numbers():
     np = pytest.importorskip("numpy")
     out = K.decode(A.encode("final", trial=1, rank=0, outcome="ok", result={"acc": np.float32(0.5), "n": np.int64(3)},
-                            error=None, traceback=None, started=0.0, duration=1.0, step=None, value=None, saved=False))
-    assert out["result"] == {"acc": 0.5, "n": 3}
+                            error=None, traceback=None, started=0.0, duration=1.0, step=None, value=None, saved=False,
+                            points=[[0, np.float64(0.25)]]))
+    assert out["result"] == {"acc": 0.5, "n": 3} and out["points"] == [[0, 0.25]]

@@ -227,10 +227,10 @@ async def test_broadcasts_reach_an_optimizer_that_listens_and_are_kept_when_none
     await a.join()
     await listener.next(a.peer, "trial")
     a.push("metric", trial=0, points=[[0, 1.0], [1, 2.5], [2, None, {"acc": 0.5}]])
-    a.final(0, result={"score": 2.5})
+    a.push("final", **dict(a.final_of(0, result={"score": 2.5}), points=[[3, 4.0]]))  # its last, in the final
     result = await asyncio.wait_for(task, 5)
-    assert result.trials[0].history == [(0, 1.0), (1, 2.5)] and result.trials[0].series == {"acc": [(2, 0.5)]}
-    assert (optimizer.reports == [(0, 0, 1.0), (0, 1, 2.5)]) if listens else not hasattr(optimizer, "reports")
+    assert result.trials[0].history == [(0, 1.0), (1, 2.5), (3, 4.0)] and result.trials[0].series == {"acc": [(2, 0.5)]}
+    assert (optimizer.reports == [(0, 0, 1.0), (0, 1, 2.5), (0, 3, 4.0)]) if listens else not hasattr(optimizer, "reports")
 
 
 async def test_the_young_generation_is_collected_less_often_while_serving_and_restored_after(make):

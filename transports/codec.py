@@ -17,8 +17,9 @@ from typing import Any, Iterable, Mapping
 
 import msgpack
 
-PROTOCOL = 4  # 2: trial.verdicts and the verdict message; 3: a large function travels in parts;
-# 4: batches, trials handed out ahead (leased), and the "skipped" outcome of a leased trial never run
+PROTOCOL = 5  # 2: trial.verdicts and the verdict message; 3: a large function travels in parts;
+# 4: batches, trials handed out ahead (leased), and the "skipped" outcome of a leased trial never run;
+# 5: a final carries its trial's last broadcasts (final.points)
 PART_SIZE = 8 * 1024 * 1024  # a function larger than this is fetched by the agent in parts of this size
 SIGNATURE_BYTES = 32
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # a welcome carries the pickled function; keep room for closures
@@ -56,6 +57,7 @@ AGENT_TO_KERNEL: dict[str, dict[str, tuple]] = {
         "step": _OPT_NUM,
         "value": _OPT_NUM,
         "saved": _BOOL,  # the function asked for its checkpoint folder (the kernel looks there only then)
+        "points": _LIST,  # its last broadcasts not sent yet, as metric.points (one message, not two)
     },
     "heartbeat": {},
     "bye": {"reason": _STR},
@@ -88,12 +90,13 @@ when trials are short; everything else (hello, welcome, heartbeats) travels alon
 
 def final_fields(trial: int, *, outcome: str, rank: int = 0, result: Any = None, error: str | None = None,
                  traceback: str | None = None, started: float = 0.0, duration: float = 0.0,
-                 step: float | None = None, value: float | None = None, saved: bool = False) -> dict[str, Any]:
+                 step: float | None = None, value: float | None = None, saved: bool = False,
+                 points: list | None = None) -> dict[str, Any]:
     """The fields of a ``final`` message (the schema above), built in this one place by every
     sender: an agent's trial, a child process's run, a failure before the function could run."""
     return {"trial": trial, "rank": rank, "outcome": outcome, "result": result, "error": error,
             "traceback": traceback, "started": started, "duration": duration, "step": step, "value": value,
-            "saved": saved}
+            "saved": saved, "points": [] if points is None else points}
 
 
 class CodecError(ValueError):
@@ -262,6 +265,7 @@ def _check_log(msg: dict) -> None:
 def _check_final(msg: dict) -> None:
     if msg["outcome"] not in OUTCOMES:
         raise CodecError("field-type", f"final.outcome {msg['outcome']!r} not in {OUTCOMES}")
+    _check_metric(msg)
 
 
 def _check_trial(msg: dict) -> None:

@@ -407,10 +407,9 @@ class Agent:
                 self._log(f"the kernel went quiet during trial {tid}; left it, and will say hello again")
                 return
         finally:
-            with self.wire:
-                channel.stash()  # every broadcast reaches the kernel before the final
             self.current = self.channel = None
-        with self.wire:
+        with self.wire:  # the broadcasts not sent yet travel in the final (the kernel takes them first)
+            final["points"], channel.pending = channel.pending, []
             self.post("final", final)
 
 
