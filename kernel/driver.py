@@ -30,7 +30,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from transports.base import Listener
-from transports.codec import PART_SIZE, Codec, CodecError
+from transports.codec import PART_SIZE, PROTOCOL, Codec, CodecError
 
 from . import gang
 from .controller import Controller, ExperimentError, Interrupted
@@ -101,6 +101,7 @@ class Kernel:
         self._may_freeze = gc.get_freeze_count() == 0  # the process's own gc.freeze() is left alone
         self._ended_since_freeze = 0
         self._gc_threshold: tuple[int, ...] | None = None  # the process's, while YOUNG_GC is in force
+        self._told_version: set[bytes] = set()  # peers told they speak another protocol
         self._early_exits: list[tuple[str, str]] = []
         self._outcome: asyncio.Future | None = None
         self._beat_handle: asyncio.TimerHandle | None = None
@@ -152,7 +153,7 @@ class Kernel:
         return self.result()
 
     async def _receive(self) -> None:
-        decode, handlers, agents, rejected = self.codec.decode, self._handlers, self.agents, self.rejected
+        decode, handlers, agents, rejected = self._decode, self._handlers, self.agents, self.rejected
         while True:
             batch = await self.listener.recv_batch()
             # What a batch of messages causes goes out at its end: trials handed out ahead once
@@ -161,10 +162,8 @@ class Kernel:
             self.folder.hold()
             try:
                 for peer, frames in batch:
-                    try:
-                        msg = decode(frames)
-                    except CodecError as exc:
-                        rejected[exc.reason] += 1
+                    msg = decode(peer, frames)
+                    if msg is None:
                         continue
                     agent = agents.get(peer)
                     if agent is not None:
@@ -279,6 +278,26 @@ class Kernel:
         self.send(agent, self.codec.encode("shutdown", reason="cannot run the training function"))
         if not self.agents.alive() and self._no_more_agents():
             self.abort(f"agent {agent.id} on {agent.host}: {msg['error']}")
+
+    def _decode(self, peer: bytes, frames: list[bytes]) -> dict | None:
+        """The message in ``frames``, or None (counted by reason) when it is not a valid one."""
+        try:
+            return self.codec.decode(frames)
+        except CodecError as exc:
+            self.rejected[exc.reason] += 1
+            if exc.reason == "protocol":
+                self._other_version(peer, exc)
+            return None
+
+    def _other_version(self, peer: bytes, exc: CodecError) -> None:
+        """A peer with this experiment's token (its message was signed) that speaks another
+        protocol: an agent of another lagom-kernel version. Told once why it is not welcome."""
+        if peer in self._told_version or len(self._told_version) >= 1024:
+            return
+        self._told_version.add(peer)
+        reason = (f"{exc}: this kernel speaks protocol {PROTOCOL}; install the same lagom-kernel version on every "
+                  f"host")
+        self.listener.send(peer, self.codec.encode("shutdown", reason=reason))
 
     def _on_heartbeat(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
         """Nothing to do: every message from an agent refreshes ``last_seen`` in ``_receive``."""

@@ -2,6 +2,8 @@
 import hmac
 import os
 import random
+import subprocess
+import sys
 import threading
 
 import msgpack
@@ -12,7 +14,7 @@ import zmq.utils.monitor
 import fns
 from contexts import HyperparameterSearch, Searchspace
 from kernel import Observer, lagom
-from transports.codec import PROTOCOL, agent_codec, token_key
+from transports.codec import PROTOCOL, agent_codec, kernel_codec, token_key
 
 
 def malformed(rng: random.Random, codec, key: bytes) -> list[bytes]:
@@ -162,3 +164,29 @@ def test_a_peer_with_the_kernels_key_but_a_wrong_client_key_is_refused_and_count
     assert got["events"] == [zmq.EVENT_HANDSHAKE_FAILED_AUTH] and got["reply"] == 0
     assert result.rejected.get("curve-handshake", 0) >= 1
     assert sum(v for k, v in result.rejected.items() if k != "curve-handshake") == 0
+
+
+def test_an_agent_told_by_a_kernel_of_another_version_leaves_saying_so():
+    """A real agent process and a kernel of another protocol (its messages signed with the right
+    token): the agent leaves at once, naming the mismatch and the fix, instead of waiting."""
+    token = "other-version-token-0123456789abcdef"
+    key = token_key(token)
+    ctx = zmq.Context.instance()
+    kernel = ctx.socket(zmq.ROUTER)
+    kernel.setsockopt(zmq.LINGER, 0)
+    port = kernel.bind_to_random_port("tcp://127.0.0.1")
+    env = dict(os.environ, LAGOM_TOKEN=token)
+    agent = subprocess.Popen([sys.executable, "-m", "kernel.agent", "--connect", f"tcp://127.0.0.1:{port}",
+                              "--insecure", "--wait", "60"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert kernel.poll(30_000), "the agent never said hello"
+        peer, *frames = kernel.recv_multipart()
+        assert kernel_codec(key).decode(frames)["type"] == "hello"
+        payload = msgpack.packb({"v": PROTOCOL + 1, "type": "welcome", "experiment": "x"})
+        kernel.send_multipart([peer, hmac.digest(key, payload, "sha256"), payload])
+        _, err = agent.communicate(timeout=30)  # it leaves at once: --wait would be a minute
+    finally:
+        agent.kill()
+        kernel.close()
+    assert agent.returncode == 1
+    assert "speaks another protocol" in err and f"version {PROTOCOL + 1}" in err and "same lagom-kernel version" in err

@@ -5,7 +5,9 @@ so each test drives the kernel exactly as agents would and reads back what it se
 """
 import asyncio
 import gc
+import hmac
 
+import msgpack
 import pytest
 
 from contexts import HyperparameterSearch, Searchspace
@@ -243,6 +245,26 @@ async def test_the_young_generation_is_collected_less_often_while_serving_and_re
     a.final(0, result={"score": 1.0})
     await asyncio.wait_for(task, 5)
     assert gc.get_threshold() == before
+
+
+async def test_an_agent_of_another_version_is_told_why_once(make):
+    """Signed with the experiment's token but of another protocol (another lagom-kernel on that
+    host): counted, and told once, in a shutdown that names both versions and the fix."""
+    kernel, listener, task = make(Scripted([TrialSpec({"x": 1})]))
+    old = FakeAgent(listener, "old")
+    payload = msgpack.packb({"v": PROTOCOL - 1, "type": "hello", "agent": "old", "host": "h", "pid": 1,
+                             "devices": [], "protocol": PROTOCOL - 1, "address": "10.0.0.8", "port": 1})
+    for _ in range(2):
+        listener.inbox.put_nowait((old.peer, [hmac.digest(KEY, payload, "sha256"), payload]))
+    told = await listener.next(old.peer, "shutdown")
+    assert f"version {PROTOCOL - 1}" in told["reason"] and f"protocol {PROTOCOL}" in told["reason"]
+    assert "same lagom-kernel version" in told["reason"]
+    a = FakeAgent(listener, "a")
+    await a.join()  # an agent of this version is served as ever
+    await listener.next(a.peer, "trial")
+    a.final(0, result={"score": 1.0})
+    result = await asyncio.wait_for(task, 5)
+    assert result.rejected["protocol"] == 2 and listener.kinds(old.peer) == []  # told once, never welcomed
 
 
 async def test_stale_and_unknown_messages_are_counted_and_change_nothing(make):

@@ -113,6 +113,7 @@ class Agent:
         self.names: list[str] = []
         self._last_heard = self._last_hello = time.monotonic()
         self._looked = 0.0  # when the socket was last looked at between queued trials
+        self.other_version: str | None = None  # the kernel speaks another protocol: why this agent leaves
         # The main socket is the main thread's; the heartbeat thread may send a running trial's
         # coalesced broadcasts on it, but only holding this lock, which every use takes.
         self.wire = threading.Lock()
@@ -171,7 +172,10 @@ class Agent:
             msg = self.codec.decode(frames)
         except CodecError as exc:
             self.rejected += 1
-            if self.rejected <= 3:
+            if exc.reason == "protocol":  # signed with this experiment's token: the kernel, of another version
+                self.other_version = (f"the kernel at {self.url} speaks another protocol ({exc}): install the "
+                                      f"same lagom-kernel version on this host as on the kernel's")
+            elif self.rejected <= 3:
                 self._log(f"dropped a message that is not from this experiment's kernel ({exc.reason})")
             return None
         self._last_heard = time.monotonic()
@@ -238,6 +242,8 @@ class Agent:
                 with self.wire:
                     self.flush()  # nothing left to run: the kernel hears everything now
                 msg = self.next_message()
+                if self.other_version is not None:  # a kernel of another version took over (a resume)
+                    raise KernelGone(self.other_version)
                 if msg is None:
                     self._rejoin_if_quiet()
                     continue
@@ -256,6 +262,9 @@ class Agent:
         while time.monotonic() < deadline:
             frames = self.conn.recv(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
             msg = self.decode(frames) if frames is not None else None
+            if self.other_version is not None:
+                self._log(self.other_version)
+                return False
             if msg is not None and msg["type"] == "welcome":
                 self._on_welcome(msg)
                 return True
