@@ -14,7 +14,8 @@ first trial's start and its last one's end: what dispatch costs once everything 
 ``first_trial_s`` (the call to the first trial running) and ``all_busy_s`` (the call to every
 worker having started a trial: the ramp-up), ``trial_own_s`` (a trial's mean measured run time:
 sleep overshoots on a loaded machine) with ``overhead_over_own_pct`` (the span over the ideal of
-trials that take that long), and ``wall_s``.
+trials that take that long), ``floor_pct`` (the overhead no scheduler could avoid: whole trials of
+that length per worker), and ``wall_s``.
 """
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ def figures(t_call: float, spans: list[tuple[str, float, float]], trials: int, a
         "all_busy_s": round(firsts[-1] - t_call, 2) if len(firsts) >= agents else None,
         "trial_own_s": round(own, 4),
         "overhead_over_own_pct": round(100 * ((last - first) / (trials * own / agents) - 1), 2),
+        # what a perfect scheduler could not avoid: trials as long as these were, and whole
+        # trials per worker (2,000 on 32: half the workers run 63, not 62.5)
+        "floor_pct": round(100 * (-(-trials // agents) * own / ideal - 1), 2),
         "wall_s": round(wall, 2),
     }
 
