@@ -2,7 +2,8 @@
 
 Starting an agent as a fresh interpreter costs ~0.15 s of CPU (the interpreter, then zmq,
 msgpack, cloudpickle and the kernel's modules); 32 of them on 2 cores take 2.5 s before the
-last one asks for a trial. The zygote imports those modules once, and nothing else (no JAX, no
+last one asks for a trial. The zygote imports those modules once (and looks up the in-process
+strategy among the installed packages' entry points), and nothing else (no JAX, no
 thread, no ZeroMQ context, so a fork is safe), then forks one agent per request in a few
 milliseconds. Unlike multiprocessing's forkserver it never runs the user's script again: a
 script without ``if __name__ == "__main__":`` works as it does with fresh processes.
@@ -24,7 +25,9 @@ import sys
 
 import cloudpickle  # noqa: F401  (warm: every agent unpickles the function with it)
 
-from kernel.agent import cli
+from kernel.agent import cli, serve
+
+serve.single_strategy()  # warm: found once here, not by every agent (it reads every package's entry points)
 
 
 def _become_agent(request: dict, keep: list[int]) -> int:
