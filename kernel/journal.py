@@ -38,16 +38,20 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
     return events, len(lines) - len(events)
 
 
-def iter_journal(path: Path) -> Iterator[dict[str, Any]]:
+def iter_journal(path: Path, skip: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
     """The readable events of a journal one at a time (a report of 100,000 trials never holds
-    all 200,000 events at once)."""
-    return (e for e in _lines(path) if e is not None)
+    all 200,000 events at once); events named in ``skip`` are passed over unread (a report has
+    no use for a trial's ``lease``: a third of a fast search's lines)."""
+    return (e for e in _lines(path, skip) if e is not None and e["event"] not in skip)
 
 
-def _lines(path: Path) -> Iterator[dict[str, Any] | None]:
-    """Each line's event, or None for a line that is not one."""
+def _lines(path: Path, skip: tuple[str, ...] = ()) -> Iterator[dict[str, Any] | None]:
+    """Each line's event, or None for a line that is not one (or is one of ``skip``)."""
+    prefixes = tuple(b'{"event":"' + name.encode() + b'"' for name in skip)  # as fastjson writes them
     with open(Path(path) / "journal.jsonl", "rb") as f:
         for line in f:
+            if prefixes and line.startswith(prefixes):
+                continue
             try:
                 event = fastjson.loads(line)
             except (ValueError, UnicodeDecodeError):
