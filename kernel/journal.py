@@ -219,8 +219,7 @@ class ExperimentFolder:
         millisecond, which the kernel's loop would otherwise spend waiting every
         ``sync_every``: a twentieth of a fast search's time)."""
         self._sync_pending = False
-        if self._syncer is not None and self._syncer.error is not None and self.failed is None:
-            self._fail(self._syncer.error)
+        self._take_sync_error()
         if not self._dirty or self.failed is not None:
             return
         try:
@@ -237,8 +236,7 @@ class ExperimentFolder:
         """fsync on this thread, after the syncer's last one (closing: nothing may be left unsynced)."""
         if self._syncer is not None:
             self._syncer.stop()
-            if self._syncer.error is not None and self.failed is None:
-                self._fail(self._syncer.error)
+            self._take_sync_error()
         if self.failed is not None:
             return
         try:
@@ -248,6 +246,11 @@ class ExperimentFolder:
             self._fail(exc)
             return
         self._dirty = False
+
+    def _take_sync_error(self) -> None:
+        """A failed fsync on the syncer's thread breaks the folder here, on the caller's."""
+        if self._syncer is not None and self._syncer.error is not None and self.failed is None:
+            self._fail(self._syncer.error)
 
     def _fail(self, exc: OSError) -> None:
         self.failed = exc
