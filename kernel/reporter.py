@@ -97,7 +97,7 @@ class Reporter:
         values = {name: x for name, v in named.items() if not math.isnan(x := _number(name, v))} if named else {}
         if metric is not None:
             value = _number("metric", metric)
-            if value != value:  # NaN: not a value (the trial's end says whether it diverged)
+            if math.isnan(value):  # not a value (the trial's end says whether it diverged)
                 value = None
         else:
             value = values.get(self.metric)
