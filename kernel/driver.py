@@ -246,7 +246,8 @@ class Kernel:
         """Once per heartbeat interval: beat to every agent, and declare lost those silent for
         longer than ``agent_timeout`` (a frozen process, a host gone without closing its socket,
         a partition). A lost agent is not told to leave: if it comes back, it hears nothing,
-        says hello again, and is welcomed as a new agent; its late messages are stale."""
+        says hello again, and is welcomed as a new agent; its late messages are stale. An idle
+        agent takes back a trial that came to wait behind a long one."""
         frames = self.codec.encode("heartbeat")
         now = time.monotonic()
         for agent in self.agents.alive():
@@ -254,6 +255,7 @@ class Kernel:
                 self.agent_gone(agent, f"silent for {now - agent.last_seen:.1f}s")
                 continue
             self.send(agent, frames)
+        self.scheduler.rebalance()
         self._beat_handle = self.loop.call_later(self.heartbeat, self._beat)
 
     # -- handlers ---------------------------------------------------------------------------
@@ -533,10 +535,13 @@ class Kernel:
     def take_back(self, attempt: Attempt) -> None:
         """Ask the agent holding a trial handed out ahead to drop it: a "skipped" final answers
         if it had not started (scheduler.unleased); if it had, it runs on (once the time is up,
-        it is stopped when the kernel learns it started, in ``_promote``)."""
+        it is stopped when the kernel learns it started, in ``_promote``). Its heartbeat thread
+        hears it too, so a trial queued behind a hung one comes back while that one hangs."""
         if not attempt.taken_back:
             attempt.taken_back = True
-            self.listener.send(attempt.lead.peer, self.codec.encode("skip", trial=attempt.trial.id))
+            frames = self.codec.encode("skip", trial=attempt.trial.id)
+            self.listener.send(attempt.lead.peer, frames)
+            self.listener.send(attempt.lead.peer + BEAT_SUFFIX, frames)  # heard while a long trial runs
 
     # -- agents that leave ------------------------------------------------------------------
     def agent_gone(self, agent: AgentInfo, why: str, death: Any = None) -> None:

@@ -14,6 +14,7 @@ tells the controller and then the observers, in that order, whatever ended the t
 from __future__ import annotations
 
 import collections
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -45,6 +46,7 @@ class Attempt:
     requeue: str | None = None  # a rank's agent was lost: once every rank answered, run it again whole
     timers: list["asyncio.TimerHandle"] = field(default_factory=list)
     over: bool = False
+    since: float = 0.0  # when its agent started it, as the kernel learnt (time.monotonic())
 
     @property
     def lead(self) -> "AgentInfo":
@@ -82,6 +84,7 @@ class TrialBook:
         return trial
 
     def started(self, attempt: Attempt) -> None:
+        attempt.since = time.monotonic()
         trial = attempt.trial
         trial.state, trial.agent, trial.attempts = TrialState.RUNNING, attempt.lead.id, attempt.number
         if attempt.distributed:

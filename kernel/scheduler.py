@@ -8,18 +8,23 @@ the experiment ends with the last running trial. A distributed trial gathers its
 (gang.py) and starts when enough are free.
 
 Trials handed out ahead (leases). When the controller's proposals do not depend on results
-(``controller.lease``: random and grid search), an agent is handed its next trials while one
-runs: enough for LEASE_WINDOW of its work, at least one, at most LEASE_MAX. It starts each the
-moment the one before ends, so no agent waits for the kernel between trials, and short trials'
-finals come back in batches. While the kernel handles a batch of messages, the hand-outs wait
-(``hold``) and go once per agent at its end. A trial handed out ahead that has not started is
-taken back when the time is up, or when an agent is left idle while it waits behind a long
-trial elsewhere (the last trials of a search end as soon as one at a time would); an agent that
-is lost hands its queue back, and none of it counts as an attempt. LEASE_MAX = 0: none ahead.
+(``controller.lease``: random and grid search), an agent whose trials are short is handed its
+next trials while one runs: enough for LEASE_WINDOW of its work, at most LEASE_MAX. It starts
+each the moment the one before ends, so no agent waits for the kernel between trials, and
+short trials' finals come back in batches. Only short trials go ahead: an agent whose pace is
+not known yet counts as slow, and a slow one holds nothing ahead, because a trial queued behind
+a long one waits while another agent may be idle or about to be (the round trip it would save
+is a fraction of a millisecond per trial). While the kernel handles a batch of messages, the
+hand-outs wait (``hold``) and go once per agent at its end. A trial handed out ahead that has
+not started is taken back when the time is up, or when an agent is idle while it waits behind a
+trial that runs longer than the whole queue was meant to last (a hung one, or a slow one after
+fast ones); an agent that is lost hands its queue back, and none of it counts as an attempt.
+LEASE_MAX = 0: none ahead.
 """
 from __future__ import annotations
 
 import collections
+import time
 from typing import TYPE_CHECKING, Any
 
 from . import gang
@@ -46,6 +51,7 @@ class Scheduler:
         self.time_is_up = False
         self.gathering: gang.Gathering | None = None  # a distributed trial collecting agents
         self._held: dict[bytes, AgentInfo] | None = None  # agents to hand trials ahead after a batch
+        self._looking = False  # a look for trials waiting behind a long one is due
 
     @property
     def drained(self) -> bool:
@@ -114,13 +120,12 @@ class Scheduler:
 
     # -- trials handed out ahead ------------------------------------------------------------
     def lease_depth(self, agent: AgentInfo) -> int:
-        """How many trials ``agent`` should hold beyond the one it runs."""
+        """How many trials ``agent`` should hold beyond the one it runs: LEASE_WINDOW of its
+        work, so none while its pace is unknown (it counts as slow) or longer than the window."""
         pace = agent.pace
-        if LEASE_MAX <= 0:
+        if LEASE_MAX <= 0 or pace is None:
             return 0
-        if pace is None:  # one ahead until its first trial tells how long they take
-            return 1
-        return max(1, min(LEASE_MAX, int(LEASE_WINDOW / max(pace, 1e-6))))
+        return min(LEASE_MAX, int(LEASE_WINDOW / max(pace, 1e-6)))
 
     def _lease(self, agent: AgentInfo) -> None:
         trials: list[Trial] = []
@@ -162,14 +167,36 @@ class Scheduler:
             self.retry.appendleft(trial)
 
     def _steal_for(self, agent: AgentInfo) -> None:
-        """``agent`` is idle for good: take back a trial waiting behind a long one elsewhere."""
+        """``agent`` is idle for good: take back a trial waiting behind one that has run longer
+        than a whole queue was meant to last (a trial of the usual pace ends before the trials
+        queued behind it could start anywhere else). When the trials that hold a queue are all
+        younger than that, look again once the first of them is old enough."""
         if self.time_is_up or self.retry:
             return
-        holders = [a for a in self.kernel.agents.alive() if a.queued and not a.queued[-1].taken_back
-                   and (a.pace or 0.0) >= LEASE_WINDOW]
+        now, soonest = time.monotonic(), None
+        holders = []
+        for a in self.kernel.agents.alive():
+            if a.queued and not a.queued[-1].taken_back and a.attempt is not None:
+                age = now - a.attempt.since
+                if age >= LEASE_WINDOW:
+                    holders.append(a)
+                elif soonest is None or age > soonest:
+                    soonest = age
         if holders:
             victim = max(holders, key=lambda a: len(a.queued))
             self.kernel.take_back(victim.queued[-1])
+        elif soonest is not None and not self._looking:
+            self._looking = True
+            self.kernel.loop.call_later(LEASE_WINDOW - soonest, self.rebalance)
+
+    def rebalance(self) -> None:
+        """After the controller is done (at each heartbeat, and when a queue's trial comes of
+        age): an agent left idle takes back a trial that has come to wait behind a long one."""
+        self._looking = False
+        if self.exhausted and not self.kernel.ended:
+            for agent in self.kernel.agents.alive():
+                if agent.state == AgentState.IDLE:
+                    self._steal_for(agent)
 
     def _offer(self) -> None:
         """Trials wait to run again: give them to agents that have nothing."""

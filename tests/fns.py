@@ -146,7 +146,9 @@ def ignores_stop(hparams, reporter):
 
 
 def crashes_on(hparams, reporter):
-    """n == 1 ends its own process (os._exit), n == 2 segfaults it; the others return."""
+    """n == 1 ends its own process (os._exit), n == 2 segfaults it; the others return (after
+    ``sleep`` seconds, standing for training)."""
+    time.sleep(hparams.get("sleep", 0.0))
     if hparams["n"] == 1:
         os._exit(3)
     if hparams["n"] == 2:
@@ -162,6 +164,29 @@ def hangs_or_returns(hparams, reporter):
         while True:
             time.sleep(0.05)
     return {"score": float(hparams["n"]), "pid": os.getpid()}
+
+
+def one_hangs_a_while(hparams, reporter):
+    """n == 0 takes ``hang`` seconds (a trial stuck on something); the others return at once."""
+    if hparams["n"] == 0:
+        time.sleep(hparams["hang"])
+    return {"score": float(hparams["n"])}
+
+
+def waits_for_the_others(hparams, reporter):
+    """n == ``waiter`` waits until every other trial has left its file in ``folder`` (60 s at
+    most): the trials handed out ahead behind it must run on another agent."""
+    folder = Path(hparams["folder"])
+    folder.mkdir(parents=True, exist_ok=True)
+    if hparams["n"] != hparams["waiter"]:
+        (folder / str(hparams["n"])).touch()
+        return {"score": float(hparams["n"])}
+    deadline = time.monotonic() + 60.0
+    while len(os.listdir(folder)) < hparams["trials"] - 1:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(os.listdir(folder))} other trials ran while this one waited")
+        time.sleep(0.01)
+    return {"score": -1.0}
 
 
 def epochs_of_x(hparams, reporter):

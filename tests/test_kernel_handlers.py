@@ -6,6 +6,7 @@ so each test drives the kernel exactly as agents would and reads back what it se
 import asyncio
 import gc
 import hmac
+import time
 
 import msgpack
 import pytest
@@ -15,6 +16,7 @@ from kernel.controller import DONE, Controller, ExperimentError, TrialSpec
 from kernel.deadlines import Deadlines
 from kernel.driver import YOUNG_GC, Kernel
 from kernel.journal import ExperimentFolder, read_journal
+from kernel.scheduler import LEASE_WINDOW
 from plugins.optimizers import RandomSearch
 from transports import parse
 from transports.codec import PROTOCOL, agent_codec, final_fields, kernel_codec, token_key
@@ -37,12 +39,20 @@ class FakeListener:
         self.unreachable: set[bytes] = set()
         self.batches: list[tuple[bytes, list[str]]] = []
         self._changed = asyncio.Event()
+        self._handing = 0  # messages of the batch the kernel is handling
 
     async def recv_batch(self, limit=1024):
+        for _ in range(self._handing):  # the kernel is back for more: the last batch is handled
+            self.inbox.task_done()
         batch = [await self.inbox.get()]
         while not self.inbox.empty() and len(batch) < limit:
             batch.append(self.inbox.get_nowait())
+        self._handing = len(batch)
         return batch
+
+    async def settled(self, timeout=5.0):
+        """Every message pushed so far has been handled."""
+        await asyncio.wait_for(self.inbox.join(), timeout)
 
     def send(self, peer, frames):
         if peer in self.unreachable:
@@ -411,10 +421,10 @@ async def test_an_agent_with_short_trials_is_handed_more_ahead_and_each_starts_a
     kernel, listener, task = make(Leasing(specs(10)))
     a = FakeAgent(listener, "a")
     await a.join()
-    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(2)] == [0, 1]  # pace unknown: one ahead
-    assert kernel.trials[1].state == "pending"
+    assert (await listener.next(a.peer, "trial"))["trial"] == 0
+    assert kernel.trials.keys() == {0}  # pace unknown: it counts as slow, nothing ahead
     a.final(0, result={"score": 0.0}, duration=0.001)  # 1 ms trials: 5 ms of them go ahead
-    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(5)] == [2, 3, 4, 5, 6]
+    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(6)] == [1, 2, 3, 4, 5, 6]
     assert listener.batches == [(a.peer, ["trial"] * 5)]  # the five ahead in one message
     assert kernel.trials[1].state == "running" and {kernel.trials[i].state for i in range(2, 7)} == {"pending"}
     a.batch(*(FakeAgent.final_of(i, result={"score": i}, duration=0.001) for i in (1, 2, 3)))
@@ -425,8 +435,27 @@ async def test_an_agent_with_short_trials_is_handed_more_ahead_and_each_starts_a
     result = await asyncio.wait_for(task, 5)
     assert [t.state for t in result.trials] == ["finished"] * 10 and {t.attempts for t in result.trials} == {1}
     journal = read_journal(kernel.folder.path)[0]
-    assert [e["trial"] for e in journal if e["event"] == "lease"] == list(range(1, 10))
+    assert [e["trial"] for e in journal if e["event"] == "lease"] == list(range(2, 10))
     assert [e["trial"] for e in journal if e["event"] == "start"] == list(range(10))  # each when it started
+
+
+async def test_agents_whose_trials_are_slow_or_not_yet_timed_hold_nothing_ahead(make):
+    """Four agents, four trials: each agent gets one, none waits queued behind another's."""
+    kernel, listener, task = make(Leasing(specs(6)))
+    agents = [FakeAgent(listener, name) for name in "abcd"]
+    for agent in agents:
+        await agent.join()
+    assert [(await listener.next(agent.peer, "trial"))["trial"] for agent in agents] == [0, 1, 2, 3]
+    agents[0].final(0, result={"score": 0.0}, duration=3.0)  # trials of seconds: still one at a time
+    assert (await listener.next(agents[0].peer, "trial"))["trial"] == 4
+    assert not kernel.agents.get(agents[0].peer).queued
+    agents[1].final(1, result={"score": 1.0}, duration=3.0)
+    assert (await listener.next(agents[1].peer, "trial"))["trial"] == 5
+    for agent, trial in zip(agents, (4, 5, 2, 3)):
+        agent.final(trial, result={"score": 1.0}, duration=3.0)
+    result = await asyncio.wait_for(task, 5)
+    assert result.count("finished") == 6
+    assert not [e for e in read_journal(kernel.folder.path)[0] if e["event"] == "lease"]
 
 
 async def test_a_lost_agent_hands_its_queue_back_and_none_of_it_counts_as_an_attempt(make):
@@ -476,21 +505,25 @@ async def test_when_the_time_is_up_trials_held_ahead_are_taken_back_and_left_out
     assert kernel.book.counts["running"] == 0 and not kernel.scheduler.retry
 
 
-async def test_an_agent_left_idle_takes_back_a_long_trial_waiting_behind_another(make):
-    kernel, listener, task = make(Leasing(specs(5)))
+async def test_an_agent_left_idle_takes_back_a_trial_waiting_behind_one_that_runs_long(make):
+    kernel, listener, task = make(Leasing(specs(8)))
     a, b = FakeAgent(listener, "a"), FakeAgent(listener, "b")
     await a.join()
-    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(2)] == [0, 1]  # one ahead
+    await listener.next(a.peer, "trial")
+    a.final(0, result={"score": 0.0}, duration=0.001)  # short trials: 1 runs, 2-6 wait behind it
+    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(6)] == [1, 2, 3, 4, 5, 6]
     await b.join()
-    assert [(await listener.next(b.peer, "trial"))["trial"] for _ in range(2)] == [2, 3]
-    a.final(0, result={"score": 0.0})  # trials of a second: still one ahead
-    assert (await listener.next(a.peer, "trial"))["trial"] == 4
-    b.final(2, result={"score": 2.0})
-    b.final(3, result={"score": 3.0})  # b has nothing left, while 4 waits behind 1 on a
-    assert (await listener.next(a.peer, "skip"))["trial"] == 4
-    a.push("final", **FakeAgent.final_of(4, outcome="skipped"))
-    assert (await listener.next(b.peer, "trial"))["trial"] == 4
-    b.final(4, result={"score": 4.0})
-    a.final(1, result={"score": 1.0})
+    assert (await listener.next(b.peer, "trial"))["trial"] == 7
+    b.final(7, result={"score": 7.0}, duration=0.001)  # b is idle; trial 1 runs, as the kernel learnt at 0
+    assert (await listener.next(a.peer, "skip"))["trial"] == 6  # once it ran as long as a queue lasts
+    assert time.monotonic() - kernel.agents.get(a.peer).attempt.since >= LEASE_WINDOW
+    a.push("final", **FakeAgent.final_of(6, outcome="skipped"))
+    assert (await listener.next(b.peer, "trial"))["trial"] == 6
+    b.final(6, result={"score": 6.0}, duration=0.001)  # and so on, one at a time, while 1 runs on
+    assert (await listener.next(a.peer, "skip"))["trial"] == 5
+    a.push("final", **FakeAgent.final_of(5, outcome="skipped"))
+    assert (await listener.next(b.peer, "trial"))["trial"] == 5
+    b.final(5, result={"score": 5.0}, duration=0.001)
+    a.batch(*(FakeAgent.final_of(i, result={"score": i}, duration=0.001) for i in (1, 2, 3, 4)))
     result = await asyncio.wait_for(task, 5)
-    assert [(t.agent, t.attempts) for t in result.trials] == [("a", 1), ("a", 1), ("b", 1), ("b", 1), ("b", 1)]
+    assert [(t.agent, t.attempts) for t in result.trials] == [("a", 1)] * 5 + [("b", 1)] * 3

@@ -7,6 +7,8 @@ or a time limit loses nothing it should not, and a resume still replays the jour
 """
 import json
 
+import pytest
+
 import fns
 from contexts import HyperparameterSearch, Searchspace
 from kernel import lagom
@@ -79,3 +81,41 @@ def test_a_resumed_search_of_trials_handed_out_ahead_replays_exactly(runs):
     assert resumed.count("finished") == 300
     summary = [e for e in journal(resumed) if e["event"] == "resumed"][0]
     assert summary["replay_mismatches"] == 0 and summary["ended"] == 150
+
+
+@pytest.mark.parametrize("workers,optimizer", [(4, "gridsearch"), (8, "randomsearch")])
+def test_as_many_trials_as_agents_run_all_at_once(runs, workers, optimizer):
+    """No trial waits queued behind another while an agent is free: each of the first trials
+    waits until ``workers`` agent processes have one, so two trials held by one agent would
+    time out."""
+    space = Searchspace(x=("DISCRETE", [i / 10 for i in range(workers)]),
+                        barrier=("CATEGORICAL", [str(runs.parent / "barrier")]), parties=("DISCRETE", [workers]))
+    result = lagom(fns.quadratic, HyperparameterSearch(space, optimizer, metric="score", num_trials=workers,
+                                                       workers=workers), path=runs, verbose=0)
+    assert result.count("finished") == workers
+    assert len({t.agent for t in result.trials}) == workers
+    assert not [e for e in journal(result) if e["event"] == "lease"]
+
+
+def test_a_slow_trial_that_kills_its_agent_fails_at_its_first_attempt(runs):
+    """Trials that take a while are never handed out ahead, so the kernel knows which one a
+    dead agent was running: that one fails, once, and nothing else is blamed or retried."""
+    space = Searchspace(n=("DISCRETE", list(range(6))), sleep=("DISCRETE", [0.2]))
+    result = lagom(fns.crashes_on, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
+                   path=runs, verbose=0)
+    assert result.count("finished") == 4 and result.count("failed") == 2
+    assert {t.params["n"]: t.attempts for t in result.trials if t.state == "failed"} == {1: 1, 2: 1}
+    assert all(t.attempts == 1 and not t.interruptions for t in result.trials)
+
+
+def test_trials_handed_out_ahead_of_a_hung_trial_run_on_the_agent_left_idle(runs):
+    """Trial 30 hangs until all the others have run; those its agent held ahead are taken back
+    (its heartbeat thread answers while the function hangs) and run on the other agent."""
+    space = Searchspace(n=("DISCRETE", list(range(120))), waiter=("DISCRETE", [30]), trials=("DISCRETE", [120]),
+                        folder=("CATEGORICAL", [str(runs.parent / "ran")]))
+    result = lagom(fns.waits_for_the_others, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
+                   path=runs, verbose=0)
+    assert result.count("finished") == 120, [t.error for t in result.trials if t.error]
+    waiter = next(t for t in result.trials if t.params["n"] == 30)
+    handed_back = [e["trial"] for e in journal(result) if e["event"] == "requeue"]
+    assert handed_back and all(result.trials[i].agent != waiter.agent for i in handed_back)

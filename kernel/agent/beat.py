@@ -3,8 +3,10 @@
 ZeroMQ sockets are not shared between threads, so the beat socket has its own routing id (the
 agent's plus ``#beat``) and its own codec. A frozen or vanished process stops beating and the
 kernel declares it lost. The kernel also sends ``kill`` here, the one message that must reach
-an agent whose main thread is stuck in a function that ignores stops. Between beats it sends
-a running trial's coalesced broadcasts that have waited too long (serve.SocketChannel).
+an agent whose main thread is stuck in a function that ignores stops, and ``skip``, which takes
+back a trial queued behind a long one. It beats once as it starts, so the kernel can reach it
+from then on. Between beats it sends a running trial's coalesced broadcasts that have waited
+too long (serve.SocketChannel).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ class Heartbeat(threading.Thread):
         conn = connect(agent.url, identity=agent.id.encode() + BEAT_SUFFIX, curve=agent.curve)
         codec = agent_codec(agent.key)  # a packer of its own: msgpack packers are not thread-safe
         frames = codec.encode("heartbeat")
-        next_beat = time.monotonic() + agent.heartbeat
+        next_beat = time.monotonic()  # at once: until it speaks, the kernel's ROUTER cannot reach it
         try:
             while not self._stop_event.is_set():
                 got = conn.recv(timeout=max(0.0, min(TICK_S, next_beat - time.monotonic())))
@@ -62,3 +64,5 @@ class Heartbeat(threading.Thread):
             return
         if msg["type"] == "kill" and msg["trial"] == self.agent.current:
             self.agent.restart(msg["trial"])
+        elif msg["type"] == "skip":  # what waits behind a long trial, wanted by an idle agent
+            self.agent.skip(msg["trial"], codec)

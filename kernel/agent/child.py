@@ -86,7 +86,7 @@ class ChildRun:
         return None
 
     def _from_kernel(self) -> dict[str, Any] | None:
-        while (frames := self.agent.conn.recv_nowait()) is not None:
+        while (frames := self._recv()) is not None:
             msg = self.agent.decode(frames)
             if msg is not None and msg["type"] in ("trial", "batch", "skip"):  # trials handed out ahead
                 self.agent.handle(msg)
@@ -96,6 +96,10 @@ class ChildRun:
             if final is not None:
                 return final
         return None
+
+    def _recv(self) -> list[bytes] | None:
+        with self.agent.wire:
+            return self.agent.recv()
 
     def _on_stop(self, msg: dict) -> None:
         if msg["type"] == "stop" or msg["stop"]:

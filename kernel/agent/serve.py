@@ -111,6 +111,8 @@ class Agent:
         self.rejected = 0
         self.current: int | None = None  # the trial running now
         self.queue: collections.deque[dict] = collections.deque()  # trials handed out ahead, in order
+        # Messages the heartbeat thread took off the socket while a trial ran, for the main thread.
+        self.read_ahead: collections.deque[list[bytes]] = collections.deque()
         # What waits to be sent, as [type, fields] (the running trial's broadcasts wait in its
         # channel): unsent since ``unsent_since``, holding ``outbox_finals`` finals.
         self.outbox: list[list] = []
@@ -201,12 +203,19 @@ class Agent:
         """The next message from the kernel, or None after one heartbeat interval of silence;
         raises KernelGone once it has been silent for ``patience`` seconds."""
         with self.wire:
-            frames = self.conn.recv(timeout=self.heartbeat)
+            frames = self.recv(timeout=self.heartbeat)
         if frames is not None:
             return self.decode(frames)
         if time.monotonic() - self._last_heard > self.patience:
             raise KernelGone(f"the kernel at {self.url} has been silent for {self.patience:.0f}s; leaving")
         return None
+
+    def recv(self, timeout: float | None = None) -> list[bytes] | None:
+        """The kernel's next message (the caller holds the wire): what the heartbeat thread
+        read ahead first, then the socket's; ``timeout`` None: without waiting."""
+        if self.read_ahead:
+            return self.read_ahead.popleft()
+        return self.conn.recv_nowait() if timeout is None else self.conn.recv(timeout=timeout)
 
     def flush_stale(self) -> None:
         """From the heartbeat thread: send what has waited longer than COALESCE_S (a function
@@ -317,7 +326,7 @@ class Agent:
         self._looked = time.monotonic()
         while True:
             with self.wire:
-                frames = self.conn.recv_nowait()
+                frames = self.recv()
             if frames is None:
                 return
             msg = self.decode(frames)
@@ -346,15 +355,52 @@ class Agent:
             raise KernelAway(f"trial {self.current} runs elsewhere")
 
     def _on_skip(self, msg: dict) -> None:
+        self.skip(msg["trial"])
+
+    def skip(self, trial_id: int, codec: Any = None) -> None:
         """Drop a queued trial the kernel took back (its time is up, or another agent is free):
-        the "skipped" final says it never started. Nothing if it is not queued (it started)."""
-        trial_id = msg["trial"]
-        for queued in self.queue:
-            if queued["trial"] == trial_id:
-                self.queue.remove(queued)
-                with self.wire:
+        the "skipped" final says it never started. Nothing if it is not queued (it started).
+
+        The kernel asks on both sockets: the main thread hears it between trials, the heartbeat
+        thread (with its ``codec``) while a long or hung trial runs, which is when an idle agent
+        elsewhere wants what waits behind it; trials handed out since that trial began are
+        still unread on the socket then, so that thread reads them into the queue first."""
+        if codec is not None and not self.wire.acquire(timeout=0.05):
+            return  # the main thread holds the wire: it is between trials, and hears this itself
+        elif codec is None:
+            self.wire.acquire()
+        try:
+            if codec is not None:
+                self._read_trials_ahead(codec)
+            for queued in list(self.queue):  # a copy: the other thread may take from the queue
+                if queued["trial"] == trial_id:
+                    try:
+                        self.queue.remove(queued)
+                    except ValueError:  # the main thread started it just now
+                        return
                     self.post("final", final_fields(trial_id, outcome="skipped", started=time.time()))
-                return
+                    if codec is not None:
+                        self.flush()
+                    return
+        finally:
+            self.wire.release()
+
+    def _read_trials_ahead(self, codec: Any) -> None:
+        """From the heartbeat thread, holding the wire: take what waits on the socket; trials
+        handed out ahead go to the queue, anything else (and all after it, in order) waits in
+        ``read_ahead`` for the main thread."""
+        while (frames := self.conn.recv_nowait()) is not None:
+            if not self.read_ahead:
+                try:
+                    msg = codec.decode(frames)
+                except CodecError:
+                    msg = None
+                items = msg["items"] if msg is not None and msg["type"] == "batch" else [msg]
+                if all(item is not None and item["type"] == "trial" for item in items):
+                    self._last_heard = time.monotonic()
+                    self.queue.extend(items)
+                    continue
+            self.read_ahead.append(frames)
 
     def _on_shutdown(self, msg: dict) -> None:
         raise Shutdown(msg["reason"])
@@ -498,7 +544,7 @@ class SocketChannel:
         agent = self._agent
         while True:
             with agent.wire:
-                frames = agent.conn.recv_nowait()
+                frames = agent.recv()
             if frames is None:
                 return self._stopped
             self._take(agent.decode(frames))
