@@ -154,7 +154,9 @@ class TrialBook:
 
     def failing_alike(self, n: int) -> Trial | None:
         """The first failure, when the first ``n`` trials to end all failed with the same error
-        and none finished (a bug in the function, not a bad configuration)."""
+        and none finished (a bug in the function, not a bad configuration). Only errors of the
+        code count: an exception or a crash, which leave a traceback; a diverged run (a NaN
+        metric) or a time limit is a verdict on a configuration, never a reason to stop."""
         first = self.early_failures[:n]
         if len(first) == n and not (self.counts[TrialState.FINISHED] or self.counts[TrialState.STOPPED]) \
                 and len({t.error for t in first}) == 1:
@@ -163,7 +165,7 @@ class TrialBook:
 
     def _count(self, trial: Trial) -> None:
         self.counts[trial.state] += 1
-        if trial.state == TrialState.FAILED and not self.counts[TrialState.FINISHED]:
+        if trial.state == TrialState.FAILED and trial.traceback and not self.counts[TrialState.FINISHED]:
             self.early_failures.append(trial)
         key = None if self.controller.objectives else rank_key(trial, self.controller.direction)  # a front: no one best
         if key is not None and (self._best_key is None or key > self._best_key):

@@ -435,3 +435,15 @@ def test_long_lived_trials_are_frozen_out_of_the_collector_while_the_experiment_
         assert 0 < gc.get_freeze_count() <= before  # neither frozen further nor unfrozen (some were freed)
     finally:
         gc.unfreeze()
+
+
+def diverges(hparams, reporter):
+    reporter.broadcast(metric=float("nan"), step=0)
+    return {"score": float("nan")}
+
+
+def test_diverging_trials_never_stop_the_search_as_a_bug_would(runs):
+    """fail_fast is for the same error of the code; NaN results are verdicts on configurations."""
+    result = lagom(diverges, search(num_trials=6), path=runs, verbose=0)
+    assert result.count("failed") == 6 and all("is NaN" in t.error for t in result.trials)
+
