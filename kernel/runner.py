@@ -52,11 +52,26 @@ def _default_context():
     return Single()
 
 
-def _agent_command(url: str, token: str, insecure: bool) -> str:
-    """What to run on another host: this interpreter (so the same environment), the token in the
-    environment (never in argv, where every user of that host can read it)."""
-    return (f"{TOKEN_ENV}={shlex.quote(token)} {shlex.quote(sys.executable)} -m kernel.agent --connect {url}"
-            + (" --insecure" if insecure else ""))
+TOKEN_FILE = ".agent-token"  # in the experiment folder while the kernel listens
+
+
+def _agent_command(url: str, token_file: Path, insecure: bool) -> str:
+    """What to run on another host: this interpreter (so the same environment), and the file
+    that holds the token: the token itself is never printed (it would land in CI logs and
+    notebooks) nor put in argv (where every user of that host can read it)."""
+    return (f"{shlex.quote(sys.executable)} -m kernel.agent --connect {url} --token-file "
+            f"{shlex.quote(str(token_file))}" + (" --insecure" if insecure else ""))
+
+
+def _write_token(path: Path, token: str) -> Path:
+    """The token in a file only this user can read (``--token-file`` refuses any other)."""
+    path = path.expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file that was there keeps its mode otherwise
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token)
+    return path
 
 
 @dataclass
@@ -168,6 +183,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                       resume: bool | str | os.PathLike | None = None, agent_timeout: float | None = 5.0,
                       stop_grace: float | None = 10.0, insecure: bool = False, report: bool = True,
                       tensorboard: bool = False, fail_fast: int | None = 3, dashboard: bool | int = False,
+                      token_file: str | os.PathLike | None = None,
                       _on_view: Callable[[KernelView], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
     context = context if context is not None else _default_context()
@@ -189,23 +205,32 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
             print(f"lagom: resuming {folder.path.name}: {restored['ended']} trials ended before, "
                   f"{restored['requeued']} to run again" + (f" ({plan.unreadable} unreadable journal line)"
                                                             if plan.unreadable else ""), flush=True)
-    if listen is not None:
-        remote = listener.address.for_remote_agents().url
-        print(f"lagom: experiment {folder.path.name} listens on {listener.url}; start agents with\n"
-              f"  {_agent_command(remote, plan.token, insecure)}\n"
-              f"  (or put the token in a file only you can read and pass --token-file FILE)", flush=True)
+    token_path = _announce(listener, folder.path, plan.token, insecure, token_file) if listen is not None else None
     if verbose:
         print(f"lagom: {type(context).__name__} → {folder.path}", flush=True)
     board = asyncio.create_task(_start_dashboard(folder.path, dashboard)) if dashboard is not False else None
     try:
         result = await _serve(kernel, plan, listen=listen, insecure=insecure, report=report, on_view=_on_view)
     finally:
+        if token_path is not None:
+            token_path.unlink(missing_ok=True)
         if board is not None and await board is not None:
             await asyncio.to_thread(board.result().stop)
     result = context.finish(result)
     if verbose:
         print(result, flush=True)
     return result
+
+
+def _announce(listener: Listener, folder: Path, token: str, insecure: bool,
+              token_file: str | os.PathLike | None) -> Path:
+    """Say how to start agents on other hosts; returns the token's file (removed at the end)."""
+    where = _write_token(Path(token_file) if token_file is not None else folder / TOKEN_FILE, token)
+    print(f"lagom: experiment {folder.name} listens on {listener.url}; start agents with\n"
+          f"  {_agent_command(listener.address.for_remote_agents().url, where, insecure)}\n"
+          f"  (the token is in {where}, readable by you alone: copy it to the agents' hosts with mode "
+          f"600, or set {TOKEN_ENV} there from it; it is removed when the experiment ends)", flush=True)
+    return where
 
 
 async def _serve(kernel: Kernel, plan: _Plan, *, listen: str | None, insecure: bool, report: bool,
@@ -317,7 +342,9 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
     context provides them, ``dataset``, ``model``, ``strategy``). Options:
 
     - ``listen="tcp://0.0.0.0:7777"``: also accept agents started by hand on other hosts; the
-      command to start them, with the token, is printed.
+      command to start them is printed, naming a file that holds the token (readable by you
+      alone, in the experiment folder or at ``token_file=``, removed at the end); the token
+      itself is never printed.
     - ``path``: the folder under which the experiment folder is made (default ``./lagom-runs``,
       or ``$LAGOM_RUNS``); ``name``: the experiment's name.
     - ``verbose=0`` silences the progress line and the summary.
@@ -348,15 +375,23 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
     :class:`~kernel.controller.Interrupted` (a KeyboardInterrupt) on Ctrl-C or SIGTERM; either
     way the experiment folder (journal, result.json) is written first, and it can be resumed.
     """
+    if _loop_running():
+        return _run_in_thread(train_fn, context, options)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(lagom_async(train_fn, context, **options))
+    except Interrupted as exc:  # one line that says what to do, not the event loop's frames
+        raise exc.with_traceback(None) from None
+
+
+def _loop_running() -> bool:
+    """Whether this thread runs an event loop (asked outside any ``except``, so that an error of
+    the experiment is not shown "during handling of" the loop's absence)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        try:
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                return runner.run(lagom_async(train_fn, context, **options))
-        except Interrupted as exc:  # one line that says what to do, not the event loop's frames
-            raise exc.with_traceback(None) from None
-    return _run_in_thread(train_fn, context, options)
+        return False
+    return True
 
 
 def _run_in_thread(train_fn: Callable, context: Any, options: dict) -> Result:

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import zmq
@@ -114,22 +115,25 @@ def test_an_agent_started_by_hand_joins_a_listening_experiment(runs):
 
 def test_the_printed_agent_command_works_as_printed(runs, capsys):
     """It names this interpreter (not a bare python), a host other machines can reach (not the
-    wildcard, not localhost), and carries the token in the environment, not in argv. Run from /
+    wildcard, not localhost), and a file holding the token that only this user can read; the
+    token itself is printed nowhere, even with verbose=0 (it would land in CI logs). Run from /
     with a bare PATH, it joins (only the host is swapped for loopback: tests stay on this host)."""
     import shlex
 
     def train(hparams, reporter):  # by value: the agent needs nothing of this test's folder
         return {"score": 1.0}
 
-    port = free_port()
-    run = fns.Background(train, hpo(num_trials=2, workers=0), listen=f"tcp://0.0.0.0:{port}", path=runs, verbose=0)
+    port, token = free_port(), "printed-nowhere-0123456789abcdef"
+    run = fns.Background(train, hpo(num_trials=2, workers=0), listen=f"tcp://0.0.0.0:{port}", path=runs,
+                         verbose=0, token=token)
     deadline, out = time.monotonic() + 30, ""
     while "--connect" not in out and time.monotonic() < deadline:
         out += capsys.readouterr().out
         time.sleep(0.01)
     command = next(line.strip() for line in out.splitlines() if "-m kernel.agent" in line)
-    assert command.startswith(f"LAGOM_TOKEN=") and f" {shlex.quote(sys.executable)} -m kernel.agent" in command
-    assert "--token" not in command.split("-m kernel.agent")[1]
+    assert command.startswith(f"{shlex.quote(sys.executable)} -m kernel.agent")
+    token_file = Path(shlex.split(command.split("--token-file")[1])[0])
+    assert token_file.read_text() == token and token_file.stat().st_mode & 0o777 == 0o600
     host = command.split("--connect tcp://")[1].split()[0].rsplit(":", 1)[0]
     assert host not in ("0.0.0.0", "localhost", "") and not host.startswith("127.")
     agent = subprocess.run(command.replace(f"tcp://{host}:", "tcp://127.0.0.1:"), shell=True, cwd="/",
@@ -137,6 +141,9 @@ def test_the_printed_agent_command_works_as_printed(runs, capsys):
     run.join(30)
     assert agent.returncode == 0, agent.stderr
     assert run.result.count("finished") == 2
+    captured = capsys.readouterr()
+    assert token not in out + captured.out + captured.err + agent.stdout + agent.stderr
+    assert not token_file.exists()  # gone with the experiment
 
 
 def test_no_process_lagom_starts_shows_the_token_to_other_users(runs):

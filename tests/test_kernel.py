@@ -447,3 +447,12 @@ def test_diverging_trials_never_stop_the_search_as_a_bug_would(runs):
     result = lagom(diverges, search(num_trials=6), path=runs, verbose=0)
     assert result.count("failed") == 6 and all("is NaN" in t.error for t in result.trials)
 
+
+
+def test_a_failed_search_raises_its_own_error_without_the_event_loop_in_its_context(runs):
+    import traceback
+
+    with pytest.raises(ExperimentError) as info:
+        lagom(needs_a_budget, search(num_trials=20), path=runs, verbose=0)
+    assert info.value.__context__ is None
+    assert "no running event loop" not in "".join(traceback.format_exception(info.value))
