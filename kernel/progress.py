@@ -4,9 +4,16 @@ and estimated remaining time.
 On a terminal (or in Jupyter) with ``rich`` installed it is a live panel; on a terminal without
 it, one line redrawn in place; elsewhere (CI, a log file) a plain line every ``interval``
 seconds while something changed, so logs stay readable.
+
+A display must not claim what it does not know. The estimate of the time left is dropped once
+it has run out with no trial ending since, and while a trial runs far longer than the others
+(``overdue``: that many times their median, and ``overdue_min_s`` more), which is then said
+once, naming ``trial_timeout=``: a hung trial holds a search forever without one.
 """
 from __future__ import annotations
 
+import collections
+import statistics
 import sys
 import time
 
@@ -19,8 +26,15 @@ def _fmt(v) -> str:
 
 
 class Progress(Observer):
-    def __init__(self, stream=None, interval: float | None = None):
+    def __init__(self, stream=None, interval: float | None = None, overdue: float = 10.0,
+                 overdue_min_s: float = 60.0):
         self.stream = stream
+        self.overdue, self.overdue_min_s = overdue, overdue_min_s
+        self._began: dict[int, float] = {}  # running trial -> when it started (monotonic)
+        self._durations: collections.deque[float] = collections.deque(maxlen=256)  # of trials that ended
+        self._told: set[int] = set()  # trials said to run long
+        self._last_end: float | None = None
+        self._eta_then: float | None = None  # the estimate of the time left when the last trial ended
         self.tty = bool(getattr(stream or sys.stdout, "isatty", lambda: False)())
         self.interval = interval if interval is not None else (0.25 if self.tty else 10.0)
         self._last = 0.0
@@ -41,7 +55,10 @@ class Progress(Observer):
         done = sum(c.get(s, 0) for s in ENDED)
         elapsed = view.elapsed
         eta = ""
-        if total and done and done < total:
+        late = self._overdue_trial()
+        if late is not None:
+            eta = f" · waiting on trial {late[0]} ({late[1]:.0f}s)"
+        elif total and done and done < total and not self._eta_ran_out():
             eta = f" · ~{elapsed / done * (total - done):.0f}s left"
         parts = [f"{done}{'/' + str(total) if total else ''} trials",
                  f"{c.get('running', 0)} running"]
@@ -95,7 +112,8 @@ class Progress(Observer):
         self._dirty = False
 
     def _tick(self, view: KernelView) -> None:
-        if self._dirty or self.tty:
+        self._say_overdue(view)
+        if self._dirty or self.tty or self._overdue_trial() is not None:
             self._emit(view)
         self._timer = view.call_later(self.interval if not self.tty else 1.0, self._tick, view)
 
@@ -138,11 +156,49 @@ class Progress(Observer):
 
     def trial_started(self, view, trial) -> None:
         self._latest[trial.id] = [None, None]
+        self._began[trial.id] = time.monotonic()
         self._changed(view)
 
     def trial_ended(self, view, trial) -> None:
         self._latest.pop(trial.id, None)
+        began, now = self._began.pop(trial.id, None), time.monotonic()
+        if began is not None:
+            self._durations.append(now - began)
+        self._last_end = now
+        c, total = view.counts, self._total if self._total is not None else view.total_trials
+        done = sum(c.get(s, 0) for s in ENDED)
+        self._eta_then = view.elapsed / done * (total - done) if total and done else None
         self._changed(view)
+
+    # -- what the display must not pretend to know --------------------------------------------
+    def _overdue_trial(self) -> tuple[int, float] | None:
+        """The running trial that has run longest, if far longer than the trials that ended."""
+        if len(self._durations) < 3 or not self._began:
+            return None
+        tid, began = min(self._began.items(), key=lambda kv: kv[1])
+        age, typical = time.monotonic() - began, statistics.median(self._durations)
+        return (tid, age) if age > max(self.overdue * typical, typical + self.overdue_min_s) else None
+
+    def _eta_ran_out(self) -> bool:
+        return self._eta_then is not None and time.monotonic() - self._last_end > max(self._eta_then, 1.0)
+
+    def _say_overdue(self, view: KernelView) -> None:
+        late = self._overdue_trial()
+        if late is None or late[0] in self._told:
+            return
+        self._told.add(late[0])
+        typical = statistics.median(self._durations)
+        self._say(f"lagom: trial {late[0]} has run {late[1]:.0f}s, against {typical:.3g}s for most trials; if it "
+                  f"hangs, it holds its agent until it ends: trial_timeout=SECONDS in the context ends trials "
+                  f"that run longer (they fail, and the search goes on)")
+
+    def _say(self, text: str) -> None:
+        """A sentence of its own, above the live display."""
+        if self._live is not None:
+            self._live.console.print(text, highlight=False, markup=False)
+            return
+        self._out.write(("\n" if self.tty else "") + text + "\n")
+        self._out.flush()
 
     def experiment_ended(self, view: KernelView, result: Result | None) -> None:
         if self._timer is not None:
@@ -158,3 +214,30 @@ def _in_jupyter() -> bool:
         return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
     except ImportError:
         return False
+
+
+REMIND_S = 30.0  # how often to say again how to start an agent while none is connected
+
+
+class AgentReminder(Observer):
+    """An experiment that waits for agents started by hand says so, with the command to start
+    one, every ``every`` seconds while none is connected (none joined yet, or all have left):
+    a search must never wait in silence."""
+
+    def __init__(self, command: str, every: float | None = None, stream=None):
+        self.command, self.every, self.stream = command, every, stream
+        self._timer = None
+
+    def experiment_started(self, view: KernelView) -> None:
+        self._timer = view.call_later(self.every or REMIND_S, self._look, view)
+
+    def _look(self, view: KernelView) -> None:
+        if view.agents_alive == 0:
+            state = "every agent has left" if view.agents else "no agent has joined yet"
+            print(f"lagom: {state} ({view.elapsed:.0f}s in); the experiment waits for one. Start agents with\n"
+                  f"  {self.command}", file=self.stream or sys.stderr, flush=True)
+        self._timer = view.call_later(self.every or REMIND_S, self._look, view)
+
+    def experiment_ended(self, view: KernelView, result: Result | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()

@@ -33,7 +33,7 @@ from .injection import requested
 from .agent.cli import TOKEN_ENV
 from .journal import ExperimentFolder, latest_experiment, new_experiment_path, read_journal
 from .live import LiveFiles
-from .progress import Progress
+from .progress import AgentReminder, Progress
 from .trials import Result
 from .views import KernelView
 
@@ -193,6 +193,10 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     folder = ExperimentFolder(plan.where or new_experiment_path(path, plan.experiment))
     listener = _listen(plan.url, plan.token, insecure)
     watchers = _observers(verbose, tensorboard, observers)
+    token_path = None
+    if listen is not None:
+        token_path, command = _announce(listener, folder.path, plan.token, insecure, token_file)
+        watchers.append(AgentReminder(command))
     deadlines = Deadlines(max_time=context.max_time, trial_timeout=context.trial_timeout, stop_grace=stop_grace)
     kernel = Kernel(experiment=folder.path.name, context_name=type(context).__name__, function=plan.function,
                     controller=controller, listener=listener, codec=kernel_codec(token_key(plan.token)),
@@ -205,7 +209,6 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
             print(f"lagom: resuming {folder.path.name}: {restored['ended']} trials ended before, "
                   f"{restored['requeued']} to run again" + (f" ({plan.unreadable} unreadable journal line)"
                                                             if plan.unreadable else ""), flush=True)
-    token_path = _announce(listener, folder.path, plan.token, insecure, token_file) if listen is not None else None
     if verbose:
         print(f"lagom: {type(context).__name__} → {folder.path}", flush=True)
     board = asyncio.create_task(_start_dashboard(folder.path, dashboard)) if dashboard is not False else None
@@ -223,14 +226,15 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
 
 
 def _announce(listener: Listener, folder: Path, token: str, insecure: bool,
-              token_file: str | os.PathLike | None) -> Path:
-    """Say how to start agents on other hosts; returns the token's file (removed at the end)."""
+              token_file: str | os.PathLike | None) -> tuple[Path, str]:
+    """Say how to start agents on other hosts; returns the token's file (removed at the end)
+    and the command."""
     where = _write_token(Path(token_file) if token_file is not None else folder / TOKEN_FILE, token)
-    print(f"lagom: experiment {folder.name} listens on {listener.url}; start agents with\n"
-          f"  {_agent_command(listener.address.for_remote_agents().url, where, insecure)}\n"
+    command = _agent_command(listener.address.for_remote_agents().url, where, insecure)
+    print(f"lagom: experiment {folder.name} listens on {listener.url}; start agents with\n  {command}\n"
           f"  (the token is in {where}, readable by you alone: copy it to the agents' hosts with mode "
           f"600, or set {TOKEN_ENV} there from it; it is removed when the experiment ends)", flush=True)
-    return where
+    return where, command
 
 
 async def _serve(kernel: Kernel, plan: _Plan, *, listen: str | None, insecure: bool, report: bool,

@@ -189,6 +189,15 @@ def waits_for_the_others(hparams, reporter):
     return {"score": -1.0}
 
 
+def hangs_until_released(hparams, reporter):
+    """n == ``hang`` waits until the file ``release`` exists (60 s at most); the others return
+    after 20 ms."""
+    if hparams["n"] == hparams["hang"]:
+        wait_for(lambda: os.path.exists(hparams["release"]), "the release file", timeout=60.0)
+    time.sleep(0.02)
+    return {"score": float(hparams["n"])}
+
+
 def epochs_of_x(hparams, reporter):
     """Trains ``budget`` "epochs" (printing each before its broadcast), as good as its x."""
     for epoch in range(hparams.get("budget", 3)):

@@ -94,3 +94,51 @@ def test_a_distributed_run_shows_progress_before_it_ends(runs):
           observers=[progress, Peek()])
     shown = " | ".join(seen)
     assert "step 0: 0.25" in shown and "epoch 0 on 1 device(s)" in shown
+
+
+def test_a_trial_that_runs_far_longer_than_the_others_is_named_once_and_no_stale_estimate_shows(runs, tmp_path):
+    release = tmp_path / "release"
+    stream = io.StringIO()
+    progress = Progress(stream=stream, interval=0.05, overdue=3.0, overdue_min_s=0.3)
+    space = Searchspace(n=("DISCRETE", list(range(6))), hang=("DISCRETE", [1]),
+                        release=("CATEGORICAL", [str(release)]))
+    run = fns.Background(fns.hangs_until_released, HyperparameterSearch(space, "gridsearch", metric="score",
+                                                                        workers=2, launcher="thread"),
+                         path=runs, verbose=0, observers=[progress])
+    said = fns.wait_for(lambda: "trial_timeout=" in stream.getvalue() and stream.getvalue(), "the warning")
+    assert "lagom: trial 1 has run" in said
+    fns.wait_for(lambda: "waiting on trial 1" in stream.getvalue(), "a line naming the trial waited on")
+    release.touch()
+    run.join(30)
+    assert run.result.count("finished") == 6
+    text = stream.getvalue()
+    assert text.count("trial_timeout=") == 1  # said once
+    after = text[text.index("trial_timeout="):]
+    assert "left" not in after.split("6/6 trials")[0]  # no estimate while it hung
+
+
+def test_an_experiment_waiting_for_agents_says_again_how_to_start_one(runs, capsys, monkeypatch):
+    import threading
+
+    from kernel import progress
+    from kernel.agent import Agent
+
+    monkeypatch.setattr(progress, "REMIND_S", 0.2)
+    token = "reminder-test-token-0123456789abcdef"
+    run = fns.Background(fns.quadratic, HyperparameterSearch(Searchspace(x=("DOUBLE", [0.0, 1.0])), num_trials=1,
+                                                             metric="score", workers=0),
+                         listen="tcp://127.0.0.1:0", path=runs, verbose=0, token=token)
+    said = ""
+
+    def reminded():
+        nonlocal said
+        said += capsys.readouterr().err
+        return said.count("no agent has joined yet") >= 2  # and again
+
+    fns.wait_for(reminded, "two reminders")
+    assert "-m kernel.agent --connect tcp://" in said and "--token-file" in said and token not in said
+    url = said.split("--connect ")[1].split()[0]
+    agent = threading.Thread(target=Agent(url, token, echo=False).run, daemon=True)
+    agent.start()
+    run.join(30)
+    assert run.result.count("finished") == 1
