@@ -580,6 +580,8 @@ class Kernel:
         if self._outcome is None:  # before run(): remember, and decide when it starts
             self._early_exits.append((agent_id, detail))
             return
+        if self.ended:  # decided: a trial cut short is interrupted (_wind_down), whatever its agent did
+            return
         if not getattr(detail, "restarting", False):
             self._exited_agents += 1
         agent = self.agents.by_id(agent_id)

@@ -1,9 +1,10 @@
 """Live progress: trials done, running, stopped, failed, lost, agents, the best so far, elapsed
 and estimated remaining time.
 
-On a terminal (or in Jupyter) with ``rich`` installed it is a live panel; on a terminal without
-it, one line redrawn in place; elsewhere (CI, a log file) a plain line every ``interval``
-seconds while something changed, so logs stay readable.
+On a terminal (or in Jupyter with ipywidgets) with ``rich`` installed it is a live panel; on a
+terminal without it, one line redrawn in place; in Jupyter without ipywidgets (which rich's
+panel needs there) the same lines, updated in place in the cell's output; elsewhere (CI, a log
+file) a plain line every ``interval`` seconds while something changed, so logs stay readable.
 
 A display must not claim what it does not know. The estimate of the time left is dropped once
 it has run out with no trial ending since, and while a trial runs far longer than the others
@@ -42,6 +43,7 @@ class Progress(Observer):
         self._timer = None
         self._total = None
         self._live = None
+        self._cell = None  # a notebook output updated in place (Jupyter without ipywidgets)
         self._latest: dict[int, list] = {}  # running trial -> [last (step, value), last printed line]
 
     @property
@@ -94,6 +96,10 @@ class Progress(Observer):
 
     def _emit(self, view: KernelView, final: bool = False) -> None:
         text = self.line(view)
+        if self._cell is not None:
+            self._cell.update(_Plain(text + "".join(f"\n    {line}" for line in ([] if final else self.running()))))
+            self._last, self._dirty = time.monotonic(), False
+            return
         if self._live is not None:
             self._live.update(self._panel(view, text), refresh=True)
             if final:
@@ -141,7 +147,11 @@ class Progress(Observer):
         return Panel(table, title=f"lagom · {view.context_name} · {view.experiment}", expand=False)
 
     def experiment_started(self, view: KernelView) -> None:
-        if self.tty or _in_jupyter():
+        if self.stream is None and _in_jupyter() and not _importable("ipywidgets"):
+            from IPython.display import display
+
+            self._cell, self.tty = display(_Plain(self.line(view)), display_id=True), True
+        elif self.tty or _in_jupyter():
             try:
                 from rich.console import Console
                 from rich.live import Live
@@ -194,6 +204,9 @@ class Progress(Observer):
 
     def _say(self, text: str) -> None:
         """A sentence of its own, above the live display."""
+        if self._cell is not None:
+            print(text, file=self._out, flush=True)
+            return
         if self._live is not None:
             self._live.console.print(text, highlight=False, markup=False)
             return
@@ -204,6 +217,23 @@ class Progress(Observer):
         if self._timer is not None:
             self._timer.cancel()
         self._emit(view, final=True)
+
+
+class _Plain:
+    """Text a notebook shows as it is (IPython's ``Pretty`` would quote nothing, but is its
+    private idea of a repr)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(self.text)
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _in_jupyter() -> bool:

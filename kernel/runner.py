@@ -399,30 +399,63 @@ def _loop_running() -> bool:
 
 
 def _run_in_thread(train_fn: Callable, context: Any, options: dict) -> Result:
-    """For callers inside a running loop (Jupyter): the experiment gets a loop of its own."""
+    """For callers inside a running loop (Jupyter, ``asyncio.run(main())``): the experiment gets
+    a loop of its own on a helper thread while this one waits, and Ctrl-C (a notebook's
+    interrupt) ends the experiment as it does anywhere: kept, resumable, said in one line.
+
+    The wait is on an event, not ``Thread.join``: on Python 3.11 a join cut by Ctrl-C can mark
+    the thread stopped while it still runs. While it waits, Ctrl-C raises here even where the
+    caller's loop took SIGINT for itself (``asyncio.run`` only cancels its task, which cannot
+    run while this waits)."""
     box: dict[str, Any] = {}
     views: list[KernelView] = []
+    done, cut = threading.Event(), threading.Event()
+
+    def seen(view: KernelView) -> None:
+        views.append(view)
+        if cut.is_set():  # interrupted before the kernel existed
+            view.interrupt("interrupted")
 
     def target() -> None:
         try:
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                box["result"] = runner.run(lagom_async(train_fn, context, _on_view=views.append, **options))
+                box["result"] = runner.run(lagom_async(train_fn, context, _on_view=seen, **options))
         except BaseException as exc:
             box["error"] = exc
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=target, name="lagom-kernel", daemon=True)
-    thread.start()
-    try:
-        thread.join()  # interruptible: Ctrl-C lands here
-    except KeyboardInterrupt:
-        for view in views:
-            view.interrupt("interrupted")
-        thread.join(30)
-        if thread.is_alive():
-            raise KeyboardInterrupt("the experiment did not end within 30 s of the interrupt") from None
+    threading.Thread(target=target, name="lagom-kernel", daemon=True).start()
+    with _ctrl_c_raises():
+        try:
+            while not done.wait(0.25):
+                pass
+        except KeyboardInterrupt:
+            cut.set()
+            for view in views:
+                view.interrupt("interrupted")
+            if not done.wait(30):
+                raise KeyboardInterrupt("the experiment did not end within 30 s of the interrupt") from None
     if "error" in box:
         raise box["error"].with_traceback(None) if isinstance(box["error"], Interrupted) else box["error"]
     return box["result"]
+
+
+@contextlib.contextmanager
+def _ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt in this (main) thread for the duration."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not allowed here (an embedded interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 __all__ = ["lagom", "lagom_async", "ExperimentError", "Interrupted"]

@@ -187,3 +187,30 @@ def test_an_interrupt_ends_the_experiment_in_one_line_resumable(runs, sig):
     assert "running" not in {t["state"] for t in trials_from_journal(folder)[1].values()}
     result = lagom(fns.quadratic, resume_victim.context("signal"), path=runs, resume=folder, verbose=0)
     assert result.count("finished") == 12
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.slow
+def test_local_agents_end_at_once_when_their_kernel_is_killed(runs):
+    """Only the kernel's process is killed (not its group): its agents, in a session of their
+    own, end within a second or two instead of waiting out their patience (30 s)."""
+    proc = subprocess.Popen([sys.executable, str(HERE / "resume_victim.py"), "signal", str(runs)],
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        folder = fns.wait_for(lambda: next(runs.glob("victim-signal-*/journal.jsonl"), None), "a journal").parent
+        fns.wait_for(lambda: sum(e["event"] == "start" for e in events(folder)) >= 2, "two running trials")
+        pids = [e["pid"] for e in events(folder) if e["event"] == "agent"]
+        assert len(pids) == 2 and not any(_gone(pid) for pid in pids)
+    finally:
+        proc.kill()
+        proc.wait()
+    began = time.monotonic()
+    fns.wait_for(lambda: all(_gone(pid) for pid in pids), "the agents' end", timeout=10)
+    assert time.monotonic() - began < 5

@@ -96,8 +96,10 @@ class _Zygote:
     def __init__(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
         env["PYTHONPATH"] = os.pathsep.join(_import_path())
+        # A session of its own: Ctrl-C in a terminal, or a notebook's interrupt (sent to the
+        # whole process group), is for the driver, which ends the trials and the agents itself.
         self.proc = subprocess.Popen([sys.executable, "-m", "plugins.launchers.zygote"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, cwd=os.getcwd())
+                                     stdout=subprocess.PIPE, env=env, cwd=os.getcwd(), start_new_session=True)
         if not json.loads(self.proc.stdout.readline() or b"{}").get("ready"):
             self.proc.kill()
             raise OSError("the agents' zygote did not start")
@@ -199,7 +201,8 @@ class LocalLauncher(Launcher):
         if proc is None:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen([*self._command, "--id", agent_id], env=env, stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd())
+                                        stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd(),
+                                        start_new_session=True)
         with self._lock:
             self._procs[agent_id] = proc
         if self._stopping.is_set():  # a replacement that lost the race with stop()

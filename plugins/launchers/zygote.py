@@ -12,8 +12,9 @@ Protocol, JSON lines. Launcher -> zygote on stdin: ``{"argv", "env", "cwd", "pat
 (an agent's command-line arguments, environment, working directory, ``sys.path`` and log file).
 Zygote -> launcher on stdout: ``{"pid": N}`` for each request, in order, and ``{"exit": N,
 "code": C}`` when that agent ends (C as ``Popen.returncode``: negative for a signal). The
-zygote leaves when its stdin closes (the launcher's process ended): its agents then live on as
-agents started by hand would, and leave when the kernel is gone.
+zygote leaves when its stdin closes: the launcher's process ended, killed or not, and with it
+the kernel its agents served, so it ends them first (SIGTERM) rather than leave them waiting
+out their ``--patience`` for a kernel that is gone (a resume starts agents of its own).
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def main() -> None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wakeup fd hears of exits
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the driver and the agents
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the driver (this runs in a session of its own)
     selector = selectors.DefaultSelector()
     selector.register(0, selectors.EVENT_READ, "requests")
     selector.register(wake_r, selectors.EVENT_READ, "exits")
@@ -105,8 +106,13 @@ def main() -> None:
                 _reap(children)
                 continue
             data = os.read(0, 65536)
-            if not data:
-                return  # the launcher's process is gone
+            if not data:  # the launcher's process is gone
+                for pid in children:
+                    try:
+                        os.kill(pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+                return
             pending += data
             while b"\n" in pending:
                 raw, pending = pending.split(b"\n", 1)
