@@ -198,6 +198,17 @@ def hangs_until_released(hparams, reporter):
     return {"score": float(hparams["n"])}
 
 
+def rises_to_x(hparams, reporter):
+    """Learns towards x over ``budget`` epochs, with a little noise; restarts from scratch when
+    promoted (no checkpoint), as many training functions do."""
+    import random
+
+    rng = random.Random(hparams["x"])
+    for epoch in range(hparams.get("budget", 3)):
+        reporter.broadcast(metric=hparams["x"] * (1 - 0.5 ** (epoch + 1)) + 0.05 * rng.random(), step=epoch)
+    return {"score": hparams["x"]}
+
+
 def epochs_of_x(hparams, reporter):
     """Trains ``budget`` "epochs" (printing each before its broadcast), as good as its x."""
     for epoch in range(hparams.get("budget", 3)):

@@ -123,3 +123,21 @@ def test_the_broadcast_that_completes_a_budget_is_never_judged():
     assert c.on_metric(Trial(3, {}, budget=None, history=[(5, 0.1)]), 5, 0.1)  # no budget: always judged
     assert completes_budget(3, 3) and completes_budget(2, 3) and not completes_budget(1, 3)
     assert not completes_budget(0, 0.5)  # a fraction of the data is not a number of steps
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_under_asha_a_promoted_trial_is_judged_only_past_its_parents_budget(runs, seed):
+    """A promoted configuration restarts from scratch; its first epochs were judged by ASHA when
+    it was promoted, so the median rule waits until it trains beyond them."""
+    import fns
+    from contexts import HyperparameterSearch, Searchspace
+    from kernel import lagom
+    from plugins.optimizers import ASHA
+
+    result = lagom(fns.rises_to_x, HyperparameterSearch(Searchspace(x=("DOUBLE", [0.0, 1.0])), ASHA(3, 1, 9),
+                                                        num_trials=30, metric="score", workers=2, seed=seed,
+                                                        es_policy="median", es_min=3), path=runs, verbose=0)
+    by_id = {t.id: t for t in result.trials}
+    promoted = [t for t in result.trials if t.parent is not None]
+    assert len(promoted) >= 10
+    assert all(len(t.history) > by_id[t.parent].budget for t in promoted if t.state == "stopped")
