@@ -369,3 +369,22 @@ def test_a_cnn_ablation_runs_end_to_end_on_real_agents(runs):
     assert result.count("finished") == 5 and result.baseline > 0.8
     assert {r["component"] for r in result.ranking} == {"layer block", "layer pool", "layer dense1", "group dense layers"}
     assert all(r["metric"] > 0.3 for r in result.ranking)  # every variant trains
+
+
+def fit_linear_ignoring_the_seed(dataset, hparams, reporter):
+    return fit_linear(dataset, {**hparams, "seed": 0}, reporter)
+
+
+@pytest.mark.slow
+def test_repeats_of_a_function_that_ignores_the_seed_claim_nothing(runs):
+    """Identical repeats make every interval zero-wide: a 1e-7 difference would be 'significant'."""
+    s = AblationStudy(dataset=signal_table(), label="y")
+    s.features.include("strong", "noise_a")
+    result = lagom(fit_linear_ignoring_the_seed, Ablation(s, direction="min", metric="mse", workers=2, repeats=3),
+                   path=runs, verbose=0)
+    assert len(set(result.baseline_by_seed.values())) == 1
+    assert all(r["significant"] is None for r in result.ranking)
+    summary = str(result)
+    assert "ignores hparams['seed']" in summary and "indistinguishable" not in summary
+    strong = next(r for r in result.ranking if r["component"] == "feature strong")
+    assert f"{strong['effect']:+.3g}" in summary  # significant digits, not four decimals

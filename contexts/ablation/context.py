@@ -19,7 +19,7 @@ from ..base import ConfigError, Context, check_direction, check_int
 from ..hpo import trial_runs
 from ..single import TrialFailed
 from .chart import ranking_chart
-from .ranking import rank
+from .ranking import rank, seed_ignored
 from .study import AblationStudy
 
 
@@ -133,15 +133,20 @@ class Ablation(Context):
             result.notes.append(f"    {r['component']:<28s} {_effect_text(r)}")
         if self.repeats == 1:
             result.notes.append("  (one run each: repeats=5 gives intervals that tell effects from noise)")
+        elif seed_ignored(baseline):
+            result.notes.append(f"  the baseline's {len(baseline)} repeats all gave {base_metric:.6g}: the function "
+                                f"ignores hparams['seed'] (seed its initialisation and data order with it), so the "
+                                f"repeats say nothing of noise and no effect is called significant")
         result.save()
         return result
 
 
 def _effect_text(row: dict) -> str:
+    """Significant digits, not decimals: an effect of 1.7e-6 must not print as +0.0000."""
     if row["effect"] is None:
         return "failed"
     if row["ci"] is None:
-        return f"{row['effect']:+.4f}"
+        return f"{row['effect']:+.3g}"
     lo, hi = row["ci"]
-    verdict = "" if row["significant"] else "  indistinguishable from zero"
-    return f"{row['effect']:+.4f}  [{lo:+.4f}, {hi:+.4f}]{verdict}"
+    verdict = {True: "", False: "  indistinguishable from zero", None: ""}[row["significant"]]
+    return f"{row['effect']:+.3g}  [{lo:+.3g}, {hi:+.3g}]{verdict}"

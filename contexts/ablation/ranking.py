@@ -5,6 +5,10 @@ paired by seed (the seed's luck cancels): the effect is the mean of the k differ
 95% confidence interval is Student's t over them. A component whose interval holds zero is
 indistinguishable from no effect at all, and is marked so; with one run there is no interval,
 and nothing tells noise from an effect (which is why repeats exist).
+
+Repeats that are not repeats claim nothing: when the baseline gave the very same value for
+every seed, the function ignores ``hparams["seed"]``, every interval has width zero, and the
+smallest rounding difference would look "significant"; ``significant`` is then None throughout.
 """
 from __future__ import annotations
 
@@ -31,6 +35,11 @@ def interval(effects: list[float]) -> tuple[float, float] | None:
     return (mean - half, mean + half)
 
 
+def seed_ignored(baseline: dict[int, float]) -> bool:
+    """The baseline ran with several seeds and gave the same value for each."""
+    return len(baseline) >= 2 and len(set(baseline.values())) == 1
+
+
 def rank(trials: list[Any], direction: Any) -> tuple[dict[int, float], list[dict[str, Any]]]:
     """(the baseline's metric by seed, the ranking rows, most important first).
 
@@ -44,6 +53,7 @@ def rank(trials: list[Any], direction: Any) -> tuple[dict[int, float], list[dict
         kinds[label] = t.info["kind"]
     ok = lambda t: t is not None and t.state == "finished" and t.metric is not None and not math.isnan(t.metric)
     baseline = {seed: t.metric for seed, t in by.pop("baseline", {}).items() if ok(t)}
+    judged = not seed_ignored(baseline)
     rows = []
     for label, runs in by.items():
         paired = {seed: t.metric for seed, t in runs.items() if ok(t) and seed in baseline}
@@ -57,7 +67,7 @@ def rank(trials: list[Any], direction: Any) -> tuple[dict[int, float], list[dict
             "effect": statistics.fmean(effects) if effects else None,
             "effects": effects, "repeats": len(effects),
             "ci": list(ci) if ci else None,
-            "significant": None if ci is None else not (ci[0] <= 0.0 <= ci[1]),
+            "significant": None if ci is None or not judged else not (ci[0] <= 0.0 <= ci[1]),
             "state": first.state if len(runs) == 1 else
             ("finished" if len(paired) == len(runs) else f"{len(runs) - len(paired)} of {len(runs)} failed"),
         })
