@@ -19,6 +19,7 @@ from typing import IO, Any, Callable, Iterator
 
 from . import fastjson
 from .controller import ExperimentError
+from .trial_logs import CappedLog
 
 DEFAULT_ROOT_ENV = "LAGOM_RUNS"
 JOURNAL_BUFFER = 1 << 20  # what one batch of messages records is written at once, not 8 KiB at a time
@@ -132,7 +133,7 @@ class ExperimentFolder:
         except OSError as exc:
             raise FolderError(f"cannot write the experiment folder {self.path.absolute()}: {exc.strerror or exc}; "
                               f"pass path= (or set ${DEFAULT_ROOT_ENV}) to a folder you can write") from None
-        self._logs: dict[int, IO[str]] = {}
+        self._logs: dict[int, CappedLog] = {}
 
     def _take_lock(self) -> IO[str]:
         """One kernel per folder: an exclusive lock held for the kernel's whole life (the OS drops
@@ -287,7 +288,7 @@ class ExperimentFolder:
         try:
             f = self._logs.get(trial_id)
             if f is None:
-                f = self._logs[trial_id] = open(self.trial_log_path(trial_id), "a", encoding="utf-8")
+                f = self._logs[trial_id] = CappedLog(self.trial_log_path(trial_id))
             f.write("".join(line if line.endswith("\n") else line + "\n" for line in lines))
         except OSError as exc:
             self._fail(exc)

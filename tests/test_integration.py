@@ -78,6 +78,25 @@ def test_printed_output_reaches_the_trials_log(runs):
         assert "second line" in text and "via reporter.log" in text
 
 
+def test_printed_output_is_kept_once_and_a_flood_of_it_is_cut_in_the_middle(runs, monkeypatch):
+    """The trial's log holds its output; the agent's log does not hold it again. Past the cap
+    (here 2,000 characters at each end) the middle is cut, with a line that says so."""
+    from kernel import trial_logs
+
+    monkeypatch.setattr(trial_logs, "LOG_HEAD", 2000)
+    monkeypatch.setattr(trial_logs, "LOG_TAIL", 2000)
+    space = Searchspace(lines=("DISCRETE", [5, 1000]))
+    result = lagom(fns.prints_lines, HyperparameterSearch(space, "gridsearch", metric="score", workers=1),
+                   path=runs, verbose=0)
+    short, long = (result.path / "trials" / f"trial-{t.id:05d}.log" for t in result.trials)
+    assert short.read_text() == "".join(f"line {i} of 5\n" for i in range(5))
+    text = long.read_text()
+    assert text.startswith("line 0 of 1000\n") and text.endswith("line 999 of 1000\n")
+    assert "of this trial's output were cut here" in text and len(text) < 4500
+    agent_logs = "".join(p.read_text() for p in (result.path / "agents").glob("*.log"))
+    assert "of 1000" not in agent_logs and "of 5" not in agent_logs
+
+
 def test_a_number_returned_is_the_metric(runs):
     result = lagom(fns.returns_number, hpo("anything", num_trials=4, workers=1), path=runs, verbose=0)
     assert all(t.metric == t.params["x"] * 2 for t in result.trials)

@@ -1,7 +1,10 @@
 """The journal's durability: trial ends are fsynced soon, off the kernel's thread, and a failing
-fsync breaks the folder as a failing write does."""
+fsync breaks the folder as a failing write does; trial logs stay within their bounds."""
 import errno
 import threading
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kernel import journal
 from kernel.journal import ExperimentFolder, read_journal
@@ -60,3 +63,28 @@ def test_a_reader_passes_over_the_events_it_skips_however_they_were_written(tmp_
     folder.close()
     assert [e["event"] for e in journal.iter_journal(tmp_path / "exp", skip=("lease",))] == ["start", "end"]
     assert [e["event"] for e in journal.iter_journal(tmp_path / "exp")] == ["lease", "lease", "start", "end"]
+
+
+@given(st.lists(st.lists(st.text(alphabet="ab", max_size=12), min_size=1, max_size=8), max_size=30),
+       st.integers(0, 60), st.integers(0, 60))
+@settings(max_examples=200, deadline=None)
+def test_a_capped_log_keeps_a_prefix_and_a_suffix_of_whole_lines_and_says_what_it_cut(tmp_path_factory, messages,
+                                                                                       head, tail):
+    from kernel.trial_logs import CappedLog
+
+    path = tmp_path_factory.mktemp("log") / "trial.log"
+    log = CappedLog(path, head=head, tail=tail)
+    for lines in messages:
+        log.write("".join(line + "\n" for line in lines))
+    log.close()
+    full = "".join(line + "\n" for lines in messages for line in lines)
+    text = path.read_text()
+    if "were cut here" not in text:
+        assert text == full
+        return
+    before, marker, after = text.partition("[lagom: ")
+    after = after.split("]\n", 1)[1]
+    assert full.startswith(before) and full.endswith(after) and len(before) <= head and len(after) <= tail
+    assert before.endswith("\n") or not before
+    cut = full[len(before):len(full) - len(after)]
+    assert f"{cut.count(chr(10)):,} lines ({len(cut):,} characters)" in text

@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds to wait for the kernel to answer before giving up (default 60)")
     p.add_argument("--insecure", action="store_true",
                    help="no CurveZMQ on tcp:// (only when the kernel was started with insecure=True)")
+    p.add_argument("--quiet", action="store_true",
+                   help="do not also print trials' output here: the kernel keeps it, once, in each trial's log "
+                        "(for agents whose own output goes to a file in the experiment folder)")
     p.add_argument("--patience", type=float, default=30.0,
                    help="seconds of silence from the kernel after which the agent leaves (default 30)")
     return p
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     restarts = int(os.environ.get(RESTARTS_ENV, "0"))
     agent_id = args.id and (f"{args.id}~{restarts}" if restarts else args.id)
     agent = Agent(args.connect, token, agent_id=agent_id, wait=args.wait, patience=args.patience,
-                  insecure=args.insecure)
+                  insecure=args.insecure, echo=not args.quiet)
     agent.can_restart = True
     agent.argv = list(argv if argv is not None else sys.argv[1:])
     try:

@@ -185,7 +185,9 @@ class LocalLauncher(Launcher):
         env[TOKEN_ENV] = token
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(_import_path() + env.get("PYTHONPATH", "").split(os.pathsep)))
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self._command = [self.python, "-m", "kernel.agent", "--connect", url, *(["--insecure"] if insecure else [])]
+        # --quiet: a trial's output is kept once, in its trial log, not again in the agent's
+        self._command = [self.python, "-m", "kernel.agent", "--connect", url, "--quiet",
+                         *(["--insecure"] if insecure else [])]
         self._env, self._log_dir, self._on_exit = env, Path(log_dir), on_exit
         ids = [f"local-{i}-{uuid.uuid4().hex[:6]}" for i in range(count)]
         gpus = [{**own, **self.env} for own in gpu_environments(host_gpus(), count)]  # env= still wins

@@ -83,7 +83,7 @@ class SlurmLauncher(Launcher):
         lines += [f"#SBATCH {opt}" for opt in self.extra]
         path = os.pathsep.join(p for p in sys.path if p)
         agent = [self.python, "-m", "kernel.agent", "--connect", url, "--token-file", str(self._token_file),
-                 "--wait", "600"] + (["--insecure"] if insecure else [])
+                 "--wait", "600", "--quiet"] + (["--insecure"] if insecure else [])  # output kept once: trial logs
         lines += [f"export PYTHONPATH={shlex.quote(path)}",
                   " ".join(shlex.quote(a) for a in agent) + f" --id {prefix}-$SLURM_ARRAY_TASK_ID"]
         return "\n".join(lines) + "\n"
