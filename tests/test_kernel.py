@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import threading
+import time
 
 import pytest
 import zmq
@@ -320,6 +321,7 @@ async def test_resume_in_the_same_process_with_the_same_context(runs, tmp_path):
 
 
 def needs_a_budget(hparams, reporter):
+    time.sleep(0.01)  # trials of a while go one at a time: the third failure stops the rest
     for epoch in range(hparams["budget"]):  # only ASHA sets a budget
         reporter.broadcast(metric=0.5, step=epoch)
     return {"score": 0.5}
