@@ -7,6 +7,8 @@ rungs), and the ablation ranking when there is one.
 """
 from __future__ import annotations
 
+import os
+
 import collections
 import html
 import json
@@ -95,7 +97,9 @@ def write_report(folder: str | Path) -> Path:
     if (folder / "ablation.png").exists():
         report.images.append(("ablation.png", "Ablation: effect of leaving each component out"))
     out = folder / "report.html"
-    out.write_text(report.page(), encoding="utf-8")
+    partial = out.with_suffix(".html.part")
+    partial.write_text(report.page(), encoding="utf-8")
+    os.replace(partial, out)  # whole or not at all, for a reader that waits for it
     return out
 
 

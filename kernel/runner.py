@@ -213,13 +213,15 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
         print(f"lagom: {type(context).__name__} → {folder.path}", flush=True)
     board = asyncio.create_task(_start_dashboard(folder.path, dashboard)) if dashboard is not False else None
     try:
-        result = await _serve(kernel, plan, listen=listen, insecure=insecure, report=report, on_view=_on_view)
+        result = await _serve(kernel, plan, listen=listen, insecure=insecure, on_view=_on_view)
+        result = context.finish(result)
     finally:
         if token_path is not None:
             token_path.unlink(missing_ok=True)
         if board is not None and await board is not None:
             await asyncio.to_thread(board.result().stop)
-    result = context.finish(result)
+        if report and os.environ.get("LAGOM_REPORT", "1") != "0":
+            _start_report(folder.path)
     if verbose:
         print(result, flush=True)
     return result
@@ -237,7 +239,7 @@ def _announce(listener: Listener, folder: Path, token: str, insecure: bool,
     return where, command
 
 
-async def _serve(kernel: Kernel, plan: _Plan, *, listen: str | None, insecure: bool, report: bool,
+async def _serve(kernel: Kernel, plan: _Plan, *, listen: str | None, insecure: bool,
                  on_view: Callable[[KernelView], None] | None) -> Result:
     """Start the agents, run the kernel, and whatever happens leave the folder complete."""
     result: Result | None = None
@@ -255,7 +257,7 @@ async def _serve(kernel: Kernel, plan: _Plan, *, listen: str | None, insecure: b
             result = kernel.result()
             raise
     finally:
-        await _close(kernel, plan, result if result is not None else kernel.result(), report)
+        await _close(kernel, plan, result if result is not None else kernel.result())
     return result
 
 
@@ -288,7 +290,7 @@ def _signals_end(kernel: Kernel):
             loop.remove_signal_handler(sig)
 
 
-async def _close(kernel: Kernel, plan: _Plan, result: Result, report: bool) -> None:
+async def _close(kernel: Kernel, plan: _Plan, result: Result) -> None:
     if kernel.listener.refused:  # handshakes with a wrong key pair: refused before any message existed
         result.rejected["curve-handshake"] = kernel.listener.refused
     try:
@@ -299,8 +301,6 @@ async def _close(kernel: Kernel, plan: _Plan, result: Result, report: bool) -> N
         ob.experiment_ended(kernel.view, result)
     await asyncio.to_thread(plan.launch.stop)
     kernel.listener.close()
-    if report and os.environ.get("LAGOM_REPORT", "1") != "0":
-        _write_report(kernel.folder.path)
     kernel.folder.record("closed", durable=True,
                          counts={k: v for k, v in kernel.book.counts.items() if k != "running"})
     kernel.folder.close()
@@ -330,13 +330,20 @@ def _save_for_resume(folder: Path, function: bytes, context: Any) -> None:
         pass
 
 
-def _write_report(folder: Path) -> None:
-    try:
-        from .report import write_report
+def _start_report(folder: Path) -> None:
+    """report.html is drawn by a process of its own, once the folder is complete (an ablation's
+    chart included), so ``lagom()`` returns at once: matplotlib's import and plots took 1-1.5 s
+    of a 40-trial search's 0.5 s. Without matplotlib (the ``report`` extra) there is no report;
+    ``python -m kernel report`` makes one later."""
+    import subprocess
 
-        write_report(folder)
-    except (ImportError, OSError):
-        pass  # no matplotlib (the report is optional: pip install "lagom-kernel[report]"), or no room
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys([p for p in sys.path if p] + [os.getcwd()]))}
+    env.pop(TOKEN_ENV, None)
+    try:
+        subprocess.Popen([sys.executable, "-m", "kernel", "report", str(folder)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    except OSError:
+        pass
 
 
 def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
@@ -357,7 +364,8 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
       then need ``--insecure`` too. A warning is printed when such an address is not loopback.
     - ``tensorboard=True``: event files in ``<folder>/tensorboard`` (every broadcast, and each
       trial's parameters for the HParams plugin); needs tensorboardX (the ``report`` extra).
-    - ``report=False``: no report.html at the end (``python -m kernel report`` makes one later).
+    - ``report=False``: no report.html at the end (``python -m kernel report`` makes one later);
+      otherwise a process of its own draws it within a second or two of ``lagom()`` returning.
     - ``agent_timeout``: seconds of silence after which an agent is declared lost and its trial
       runs again elsewhere (agents beat every ``heartbeat`` seconds, also while training).
     - ``stop_grace``: seconds a trial has to end after it was told to stop; then it is ended by

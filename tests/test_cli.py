@@ -33,6 +33,19 @@ def test_status_lists_every_trial(finished):
     assert "n=4" in lines[-1] and "4" in lines[-1].split()[2]
 
 
+def test_lagom_returns_before_its_report_which_a_process_of_its_own_draws(runs, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv("LAGOM_REPORT", "1")
+    space = Searchspace(n=("DISCRETE", [2, 4]))
+    result = lagom(fns.fails_on_odd, HyperparameterSearch(space, "gridsearch", metric="score", workers=1,
+                                                          launcher="thread"), path=runs, verbose=0)
+    html = fns.wait_for(lambda: (result.path / "report.html").exists() and result.path / "report.html",
+                        "report.html", timeout=60)
+    text = html.read_text()
+    assert text.count("<tr>") == 3 and "</html>" in text
+    assert not list(result.path.glob("*.part"))
+
+
 def test_report_writes_html_with_its_images(finished):
     html = write_report(finished.path)
     text = html.read_text()
