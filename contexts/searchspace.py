@@ -93,6 +93,22 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+_ALIASES = {"FLOAT": "DOUBLE", "REAL": "DOUBLE", "UNIFORM": "DOUBLE", "CONTINUOUS": "DOUBLE", "INT": "INTEGER",
+            "CHOICE": "CATEGORICAL", "CATEGORY": "CATEGORICAL", "ORDINAL": "DISCRETE"}
+
+
+def _type_hint(name: str, kind: Any, values: Any, spec: Sequence) -> str:
+    """What to write instead of an unknown type: the type meant (a log scale is not a type)."""
+    types = f"the types are {', '.join(TYPES)}"
+    word = kind.upper() if isinstance(kind, str) else None
+    if word in ("LOG", "LOGUNIFORM", "LOG_UNIFORM", "LOGFLOAT"):
+        return f"{types}, and a log scale is a third element: {name}=('DOUBLE', {list(values)!r}, 'log')"
+    if word in _ALIASES:
+        rest = "".join(f", {v!r}" for v in spec[2:])
+        return f"{types}; for {kind!r} write {name}=({_ALIASES[word]!r}, {list(values)!r}{rest})"
+    return f"{types}; to choose among these values write {name}=('CATEGORICAL', {list(spec)!r})"
+
+
 def _param(name: str, spec: Any) -> Param:
     where = f"hyperparameter {name!r}"
     if not isinstance(name, str) or not name.isidentifier():
@@ -116,14 +132,16 @@ def _param(name: str, spec: Any) -> Param:
         )
     kind, values = spec[0], spec[1]
     scale = spec[2] if len(spec) == 3 else None
+    scale = scale.lower() if isinstance(scale, str) else scale  # 'LOG' means 'log'
     if not isinstance(kind, str) or kind.upper() not in TYPES:
-        raise SearchspaceError(f"{where}: unknown type {kind!r}; use one of {', '.join(TYPES)} (to choose "
-                               f"among values: {name}=('CATEGORICAL', {list(spec)!r}))")
+        raise SearchspaceError(f"{where}: unknown type {kind!r}; {_type_hint(name, kind, values, spec)}")
     kind = kind.upper()
-    if scale is not None and (kind not in ("DOUBLE", "INTEGER") or scale not in ("log", "linear")):
-        raise SearchspaceError(
-            f"{where}: scale {scale!r} is not allowed for {kind}; only DOUBLE and INTEGER take 'log' (or 'linear')"
-        )
+    if scale is not None and scale not in ("log", "linear"):
+        raise SearchspaceError(f"{where}: unknown scale {spec[2]!r}; the third element is 'log' or 'linear', "
+                               f"as in {name}=({kind!r}, {list(values)!r}, 'log')")
+    if scale is not None and kind not in ("DOUBLE", "INTEGER"):
+        raise SearchspaceError(f"{where}: {kind} takes no scale ({spec[2]!r}); only the ranges DOUBLE and INTEGER "
+                               f"do: {name}=('DOUBLE', [low, high], 'log')")
     if not isinstance(values, (list, tuple)):
         raise SearchspaceError(f"{where}: values must be a list, got {type(values).__name__}")
     if kind in ("DOUBLE", "INTEGER"):

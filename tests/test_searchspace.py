@@ -82,14 +82,16 @@ def test_log_grid_is_log_spaced():
     (("DOUBLE", [1.0, 0.1]), "reversed"),
     (("DOUBLE", [1.0, 1.0]), "empty"),
     (("INTEGER", [5, 1]), "reversed"),
-    (("FLOAT", [0, 1]), "unknown type"),
+    (("FLOAT", [0, 1]), r"unknown type 'FLOAT'.*write p=\('DOUBLE', \[0, 1\]\)"),
+    (("LOG", [1e-4, 1e-1]), r"a log scale is a third element: p=\('DOUBLE', \[0.0001, 0.1\], 'log'\)"),
+    (("DOUBLE", [1e-4, 1e-1], "logarithmic"), "unknown scale 'logarithmic'"),
     (("DOUBLE", [0.0, 1.0], "log"), "above 0"),
     (("DOUBLE", [-1.0, 1.0], "log"), "above 0"),
     (("DOUBLE", [0, 1, 2]), "exactly"),
     (("DISCRETE", []), "at least one"),
     (("DISCRETE", ["a"]), "CATEGORICAL"),
     (("CATEGORICAL", ["a", "a"]), "repeat"),
-    (("CATEGORICAL", ["a"], "log"), "not allowed"),
+    (("CATEGORICAL", ["a"], "log"), "CATEGORICAL takes no scale"),
     (("INTEGER", [0.5, 3]), "whole"),
     (("DOUBLE", [0, float("inf")]), "finite"),
     ("DOUBLE", "expected"),
@@ -97,6 +99,10 @@ def test_log_grid_is_log_spaced():
 def test_bad_declarations_name_the_problem(spec, fragment):
     with pytest.raises(SearchspaceError, match=fragment):
         Searchspace(p=spec)
+
+
+def test_a_scale_in_capitals_is_the_same_scale():
+    assert Searchspace(lr=("DOUBLE", [1e-4, 1e-1], "LOG"))["lr"].log
 
 
 def test_names_are_unique_and_budget_is_reserved():
