@@ -173,6 +173,13 @@ class NoBestTrial(LookupError):
     """``result.best`` of an experiment in which no trial could be ranked; the message says why."""
 
 
+def _returned(result: Any) -> str:
+    """What a single run's function returned, as a summary line shows it."""
+    if isinstance(result, dict):
+        return "{" + ", ".join(f"{k!r}: {_fmt(v)}" for k, v in result.items()) + "}" if result else "an empty dict"
+    return "nothing" if result is None else _fmt(result)
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -322,9 +329,10 @@ class Result:
         best = None if self.objectives else best_trial(self.trials, self.direction)
         if self.objectives:
             lines.extend(self._front_lines())
-        if best is not None:
-            name = self.metric or "metric"
-            lines.append(f"  best: trial {best.id}, {name} = {_fmt(best.metric)} ({self.direction})"
+        if best is not None and self.metric is None:  # one run (Single, Distributed): nothing was ranked
+            lines.append(f"  returned: {_returned(best.result)}")
+        elif best is not None:
+            lines.append(f"  best: trial {best.id}, {self.metric} = {_fmt(best.metric)} ({self.direction})"
                          + self._best_budget(best))
             if best.params:
                 lines.append("        " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))

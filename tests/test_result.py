@@ -70,3 +70,15 @@ def test_checkpoint_dir_is_the_folder_a_trial_saved_into(tmp_path):
     r = Result("exp", path=tmp_path, context="hpo", metric="acc", direction="max", trials=[saved, empty], duration=1.0)
     assert r.best.checkpoint_dir == checkpoint_dir(tmp_path, 0)
     assert r.trials[1].checkpoint_dir is None and Trial(5, {}).checkpoint_dir is None
+
+
+def test_a_single_run_says_what_it_returned_not_a_metric_it_never_had(runs):
+    from contexts import Single
+    from kernel import lagom
+
+    def train(hparams, reporter):
+        reporter.broadcast(metric=0.5, step=0)
+        return {"acc": 0.5, "loss": 1.25}
+
+    text = str(lagom(train, Single(), path=runs, verbose=0))
+    assert "returned: {'acc': 0.5, 'loss': 1.25}" in text and "None" not in text
