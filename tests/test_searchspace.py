@@ -144,7 +144,7 @@ def test_grid_search_says_when_num_trials_cuts_the_grid_short():
     from contexts import HyperparameterSearch
 
     space = Searchspace(a=("DISCRETE", [1, 2, 3]), b=("CATEGORICAL", ["x", "y"]))
-    with pytest.warns(UserWarning, match="runs the first 4 of the grid's 6 points"):
+    with pytest.warns(UserWarning, match="runs 4 of the grid's 6 points, drawn at random"):
         HyperparameterSearch(space, "gridsearch", num_trials=4)
 
 
@@ -194,3 +194,44 @@ def test_every_optimizer_keeps_to_a_conditional_space(name):
     log = drive(opt)
     assert log and all(sp.contains(s.params) for _, s, _ in log)
     assert {s.params["opt"] for _, s, _ in log} == {"sgd", "adam"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=4), st.integers(0, 2**31), st.data())
+def test_a_cut_grid_runs_distinct_points_of_the_grid_drawn_by_its_seed(sizes, seed, data):
+    import warnings
+
+    from plugins.optimizers import GridSearch
+    from plugins.optimizers.base import FINISHED
+
+    space = Searchspace(**{f"p{i}": ("DISCRETE", list(range(n))) for i, n in enumerate(sizes)})
+    full = list(space.grid())
+    count = data.draw(st.integers(1, len(full)))
+
+    def run():
+        grid = GridSearch()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            grid.setup(space, num_trials=count, direction="max", seed=seed)
+        points = []
+        while (s := grid.suggest(len(points))) is not FINISHED:
+            points.append(s.params)
+        return points
+
+    points = run()
+    assert len(points) == count and all(p in full for p in points)
+    assert len({tuple(sorted(p.items())) for p in points}) == count
+    assert points == run()  # the seed decides (a resumed search replays the same points)
+    if count == len(full):
+        assert points == full  # a whole grid runs in order
+
+
+def test_a_cut_grid_is_spread_over_the_space_not_one_corner():
+    from plugins.optimizers import GridSearch
+
+    space = Searchspace(a=("DISCRETE", list(range(10))), b=("DISCRETE", list(range(10))))
+    grid = GridSearch()
+    with pytest.warns(UserWarning):
+        grid.setup(space, num_trials=10, direction="max", seed=0)
+    firsts = {grid.suggest(i).params["a"] for i in range(10)}
+    assert len(firsts) >= 5  # in order, all ten had a = 0

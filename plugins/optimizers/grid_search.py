@@ -8,7 +8,9 @@ from .base import FINISHED, Decision, Optimizer, Suggestion
 
 
 class GridSearch(Optimizer):
-    """Visits the grid in order. ``num_trials`` (if smaller than the grid) stops it early;
+    """Visits the grid in order. ``num_trials`` smaller than the grid runs that many of its
+    points, drawn at random without repeats (in order, the first points would all share the
+    first parameters' values: one corner of the space), as Optuna's GridSampler does;
     ``resolution`` gives DOUBLE and INTEGER ranges that many evenly spaced points (log-spaced
     on a log range)."""
 
@@ -27,8 +29,26 @@ class GridSearch(Optimizer):
         self.size = space.grid_size(self.resolution)  # raises with a clear message for bare ranges
         self._grid = space.grid(self.resolution)
         if num_trials is not None and num_trials < self.size:
-            warnings.warn(f"gridsearch: num_trials={num_trials} runs the first {num_trials} of the grid's "
-                          f"{self.size} points, in order; leave num_trials out to run them all", stacklevel=2)
+            self._grid = iter(self._drawn(space, num_trials))
+            warnings.warn(f"gridsearch: num_trials={num_trials} runs {num_trials} of the grid's {self.size} "
+                          f"points, drawn at random; leave num_trials out to run them all", stacklevel=2)
+
+    def _drawn(self, space, count: int) -> list[dict[str, Any]]:
+        """``count`` points of the grid, drawn without repeats by index (the grid itself is
+        listed only when a conditional space had to be walked to be counted anyway)."""
+        picks = self.rng.sample(range(self.size), count)
+        if space.conditional:
+            points = list(space.grid(self.resolution))
+            return [points[i] for i in picks]
+        axes = [(p.name, p.grid(self.resolution)) for p in space]
+        drawn = []
+        for index in picks:  # mixed radix, the last parameter the fastest digit, as the grid's order
+            point = {}
+            for name, values in reversed(axes):
+                index, digit = divmod(index, len(values))
+                point[name] = values[digit]
+            drawn.append({name: point[name] for name, _ in axes})
+        return drawn
 
     def total_trials(self) -> int | None:
         return self.size if self.num_trials is None else min(self.size, self.num_trials)
