@@ -115,6 +115,8 @@ def _plan(train_fn: Callable, context: Any, *, listen: str | None, launcher: Any
     from plugins.launchers import Launcher
     from plugins.registry import resolve
 
+    _not_while_a_child_imports_the_script()
+
     context_name = type(context).__name__
     fn, data = shipping.split(train_fn)
     requested(fn, context.provides | set(data), context_name)  # fail before anything starts
@@ -135,6 +137,18 @@ def _plan(train_fn: Callable, context: Any, *, listen: str | None, launcher: Any
     if resume:
         _read_resume(plan, resume, path)
     return plan
+
+
+def _not_while_a_child_imports_the_script() -> None:
+    """A process started with ``spawn`` (Dask's local workers, multiprocessing) imports the main
+    script again; a ``lagom()`` at its top level would start an experiment in every one of them
+    (each with its folder) instead of letting the worker start."""
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None and getattr(process.current_process(), "_inheriting", False):
+        raise RuntimeError(
+            "lagom() was called while a new worker process imported your script (Dask's local workers "
+            "and multiprocessing start that way): put the call under  if __name__ == \"__main__\":  so it "
+            "runs only when you run the script")
 
 
 def _read_resume(plan: _Plan, resume: Any, path: Any) -> None:
@@ -220,7 +234,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
             token_path.unlink(missing_ok=True)
         if board is not None and await board is not None:
             await asyncio.to_thread(board.result().stop)
-        if report and os.environ.get("LAGOM_REPORT", "1") != "0":
+        if report and os.environ.get("LAGOM_REPORT", "1") != "0" and folder.path.exists():
             _start_report(folder.path)
     if verbose:
         print(result, flush=True)
@@ -241,12 +255,17 @@ def _announce(listener: Listener, folder: Path, token: str, insecure: bool,
 
 async def _serve(kernel: Kernel, plan: _Plan, *, listen: str | None, insecure: bool,
                  on_view: Callable[[KernelView], None] | None) -> Result:
-    """Start the agents, run the kernel, and whatever happens leave the folder complete."""
-    result: Result | None = None
+    """Start the agents, run the kernel, and whatever happens leave the folder complete; when
+    the agents cannot even start (Ray not installed, no Dask scheduler), leave no folder."""
     try:
         plan.launch.start(url=kernel.listener.address.for_local_agents().url, token=plan.token,
                           count=plan.context.workers, insecure=insecure, log_dir=kernel.folder.agents_dir,
                           on_exit=kernel.agent_exited)
+    except BaseException:
+        _discard(kernel, plan)
+        raise
+    result: Result | None = None
+    try:
         kernel.expect_agents(None if listen is not None else plan.context.workers)
         if on_view is not None:
             on_view(kernel.view)
@@ -288,6 +307,19 @@ def _signals_end(kernel: Kernel):
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def _discard(kernel: Kernel, plan: _Plan) -> None:
+    """Nothing ran: close the socket and the folder, and remove a new folder (a resumed one
+    keeps its journal)."""
+    import shutil
+
+    with contextlib.suppress(Exception):
+        plan.launch.stop()
+    kernel.listener.close()
+    kernel.folder.close()
+    if plan.events is None:
+        shutil.rmtree(kernel.folder.path, ignore_errors=True)
 
 
 async def _close(kernel: Kernel, plan: _Plan, result: Result) -> None:

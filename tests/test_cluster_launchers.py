@@ -3,6 +3,8 @@ killed through the engine is detected and its trial runs again; a launcher that 
 agents says why at once."""
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -79,6 +81,35 @@ def test_a_ray_cluster_without_the_resources_fails_at_once_naming_them(runs):
 def test_a_dask_scheduler_that_is_not_there_fails_at_once(runs):
     with pytest.raises(LauncherError, match="no scheduler at tcp://127.0.0.1:9"):
         lagom(fns.pid_and_sleep, _search(), launcher=DaskLauncher(address="tcp://127.0.0.1:9"), path=runs, verbose=0)
+    assert not list(runs.glob("*"))  # nothing ran: no experiment folder left behind
+
+
+def test_without_ray_installed_the_ray_launcher_says_so_and_leaves_no_folder(runs, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed: import ray fails
+    with pytest.raises(LauncherError, match=r'needs Ray: pip install "lagom-kernel\[ray\]"'):
+        lagom(fns.pid_and_sleep, _search(), launcher="ray", path=runs, verbose=0)
+    assert not runs.exists() or not list(runs.glob("*"))
+
+
+NO_GUARD = """
+import sys
+sys.path[:0] = {path!r}
+import fns
+from contexts import HyperparameterSearch, Searchspace
+from kernel import lagom
+
+lagom(fns.pid_and_sleep, HyperparameterSearch(Searchspace(n=("DISCRETE", [1])), "gridsearch", metric="score",
+                                              workers=1), launcher="dask", path={runs!r}, verbose=0)
+"""
+
+
+def test_a_dask_script_without_a_main_guard_is_told_to_add_one_and_leaves_no_folder(runs, tmp_path):
+    script = tmp_path / "no_guard.py"
+    script.write_text(NO_GUARD.format(path=sys.path, runs=str(runs)))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode != 0
+    assert "LauncherError" in out.stderr and 'if __name__ == "__main__":' in out.stderr.splitlines()[-1]
+    assert not runs.exists() or not list(runs.glob("*"))
 
 
 def test_the_engines_resolve_by_name():

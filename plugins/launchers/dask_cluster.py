@@ -70,8 +70,13 @@ class DaskLauncher(Launcher):
             return self.client
         try:
             if self.address is None:
-                cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, resources=self.resources or None)
+                try:
+                    cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, resources=self.resources or None)
+                except RuntimeError as exc:  # "Nanny failed to start": its worker process died starting
+                    raise LauncherError(
+                        f"Dask's local workers could not start ({exc}); each imports the main script again, "
+                        f"so a script needs its lagom() call under  if __name__ == \"__main__\":") from None
                 self._own.append(cluster)
                 self.client = Client(cluster)
             else:
