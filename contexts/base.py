@@ -67,7 +67,14 @@ class Context(ABC):
         self.study = study
         if study is not None:
             study.validate()
-            self.provides = self.provides | {"dataset", "model"}
+            self.provides = self.provides | study.provides()
+
+    def missing(self, name: str) -> str | None:
+        """How to give the function ``name`` when this context does not (named in the error
+        raised before anything starts), or None."""
+        if name in ("dataset", "model") and self.study is not None:
+            return self.study.missing(name)
+        return None
 
     @abstractmethod
     def controller(self) -> Controller:

@@ -21,8 +21,10 @@ class InjectionError(TypeError):
     """A training function that asks for an argument no context can give it."""
 
 
-def requested(fn: Callable, provided: Iterable[str], context: str = "this context") -> list[str]:
-    """The argument names ``fn`` asks for; raises for any name that cannot be given."""
+def requested(fn: Callable, provided: Iterable[str], context: str = "this context",
+              missing: Callable[[str], str | None] | None = None) -> list[str]:
+    """The argument names ``fn`` asks for; raises for any name that cannot be given
+    (``missing(name)``: the context's word on how to give it, added to the error)."""
     if not callable(fn):
         raise InjectionError(f"the training function must be callable, got {type(fn).__name__}")
     provided = set(provided)
@@ -44,9 +46,10 @@ def requested(fn: Callable, provided: Iterable[str], context: str = "this contex
             continue
         allowed = ", ".join(n for n in KNOWN if n in provided)
         if p.name in KNOWN:
+            how = missing(p.name) if missing is not None else None
             raise InjectionError(
-                f"{fname}() asks for {p.name!r} ({KNOWN[p.name]}), which {context} does not provide; "
-                f"here it may ask for: {allowed} (or give {p.name!r} a default)"
+                f"{fname}() asks for {p.name!r} ({KNOWN[p.name]}), which {context} does not provide"
+                + (f": {how}" if how else f"; here it may ask for: {allowed} (or give {p.name!r} a default)")
             )
         raise InjectionError(
             f"{fname}() asks for {p.name!r}, which lagom cannot give; a training function asks by "

@@ -119,7 +119,7 @@ def _plan(train_fn: Callable, context: Any, *, listen: str | None, launcher: Any
 
     context_name = type(context).__name__
     fn, data = shipping.split(train_fn)
-    requested(fn, context.provides | set(data), context_name)  # fail before anything starts
+    requested(fn, context.provides | set(data), context_name, getattr(context, "missing", None))  # before anything starts
     function = _pickled(train_fn)
     if len(function) > LARGE and not data:
         _warn_large(train_fn, len(function))

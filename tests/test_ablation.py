@@ -388,3 +388,14 @@ def test_repeats_of_a_function_that_ignores_the_seed_claim_nothing(runs):
     assert "ignores hparams['seed']" in summary and "indistinguishable" not in summary
     strong = next(r for r in result.ranking if r["component"] == "feature strong")
     assert f"{strong['effect']:+.3g}" in summary  # significant digits, not four decimals
+
+
+def test_a_function_asking_for_a_model_the_study_cannot_build_fails_before_anything_runs(runs):
+    def train(dataset, model, hparams, reporter):
+        return {"metric": 1.0}
+
+    s = AblationStudy(dataset=table(), label="target")  # features alone: no base model
+    s.features.include("a")
+    with pytest.raises(TypeError, match=r"no base model to build it from: call study.model.set_base_model_generator"):
+        lagom(train, Ablation(s, workers=1), path=runs, verbose=0)
+    assert not runs.exists()  # refused before any folder or agent

@@ -89,6 +89,7 @@ class Ablation(Context):
         if not isinstance(metric, str) or not metric:
             raise ConfigError(f"{owner}(metric={metric!r}): the name of a returned value, e.g. 'accuracy'")
         self.study, self.ablator, self.metric = study, ablator, metric
+        self.provides = frozenset({"hparams", "reporter", "strategy"} | study.provides())
         self.workers, self.launcher = workers, launcher
         self.hparams = dict(hparams or {})
         if name is not None:

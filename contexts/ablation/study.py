@@ -246,6 +246,19 @@ class AblationStudy:
         if self.model.layers.included or self.model.layers._groups:
             self.model.check_variants(len(self.feature_names) or None)
 
+    def provides(self) -> set[str]:
+        """What a trial's function can be given: ``dataset`` with a table, ``model`` with a base
+        model (a study of features alone has no model to build)."""
+        return ({"dataset"} if self.source is not None else set()) | ({"model"} if self.model.base is not None else set())
+
+    def missing(self, name: str) -> str | None:
+        if name == "model" and self.model.base is None:
+            return ("the study has no base model to build it from: call study.model.set_base_model_generator(...) "
+                    "before lagom(), or drop the 'model' argument")
+        if name == "dataset" and self.source is None:
+            return "the study has no data: AblationStudy(dataset=..., label=...), or drop the 'dataset' argument"
+        return None
+
     def injector(self) -> StudyInjector:
         return StudyInjector(self.source, self.label, self.feature_names, self.model.base,
                              self.model.custom_generators, self.model.input_shape)
