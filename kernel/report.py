@@ -11,7 +11,6 @@ import os
 
 import collections
 import html
-import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -169,7 +168,7 @@ class _Report:
         if labelled:
             ax.legend(title="budget" if len(budgets) > 1 else "trial state", fontsize=8)
         ax.set_xlabel("step")
-        ax.set_ylabel("broadcast metric")
+        ax.set_ylabel(self.metric)
         ax.set_title("Learning curves")
         self.save(fig, "report_curves.png", "Every trial's broadcasts" + self._sampled())
 
@@ -333,8 +332,7 @@ class _Report:
         budgets = {t.get("budget") for t in self.ended if t.get("budget") is not None}
         at = f" at budget {best['budget']:g}, the largest finished" if len(budgets) > 1 \
             and isinstance(best.get("budget"), (int, float)) and best.get("state") == "finished" else ""
-        what = _left_out(best) or ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                            for k, v in best["params"].items())
+        what = _left_out(best) or _params(best["params"])
         return (f"<p class='best'><b>Best: trial {best['id']}, {html.escape(self.metric)} = {best['metric']:.6g}"
                 f"</b> ({self.direction}){at}<br>{html.escape(what)}</p>")
 
@@ -373,9 +371,14 @@ def _left_out(t: dict) -> str | None:
     return (t.get("info") or {}).get("ablated")
 
 
+def _params(params: dict) -> str:
+    """Parameters as a person reads them: 4 significant digits, not a float's 17."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def _row(t: dict) -> str:
     value = "" if t.get("metric") is None else format(t["metric"], ".6g")
-    what = _left_out(t) or json.dumps(t.get("params"))
+    what = _left_out(t) or _params(t.get("params") or {})
     budget = "" if t.get("budget") is None else format(t["budget"], "g")
     return (f"<tr><td>{t['id']}</td><td>{html.escape(str(t.get('state')))}</td><td>{budget}</td><td>{value}</td>"
             f"<td>{html.escape(what)}</td></tr>")

@@ -132,6 +132,15 @@ def test_a_live_experiment_cannot_be_resumed_twice_and_status_names_its_kernel(r
     assert "ended" in cli("status", str(folder)).stdout.splitlines()[0]
 
 
+def test_the_report_shows_parameters_as_people_read_them(runs):
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]))
+    result = lagom(fns.quadratic, HyperparameterSearch(space, num_trials=3, metric="score", workers=1,
+                                                       launcher="thread", seed=1), path=runs, verbose=0)
+    text = write_report(result.path).read_text()
+    x = result.trials[0].params["x"]
+    assert f"x={x:.4g}" in text and repr(x) not in text
+
+
 def test_the_report_opens_with_the_best_configuration(finished):
     text = write_report(finished.path).read_text()
     assert text.index("Best: trial 3, score = 4") < text.index("<img")  # the answer before the plots
