@@ -7,10 +7,9 @@ rungs), and the ablation ranking when there is one.
 """
 from __future__ import annotations
 
-import os
-
 import collections
 import html
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
