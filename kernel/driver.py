@@ -515,7 +515,7 @@ class Kernel:
         agent = attempt.lead
         self.listener.send(agent.peer + BEAT_SUFFIX, self.codec.encode("kill", trial=attempt.trial.id))
         agent.state = AgentState.GONE
-        self.scheduler.forget(agent)
+        self.scheduler.forget(agent, suspect=False)  # what it held waited behind this trial, unstarted
         self.folder.record("killed", trial=attempt.trial.id, agent=agent.id)
         self.end_attempt(attempt, state, ended=time.time(), **fields)
         self.scheduler.wake()
@@ -546,13 +546,16 @@ class Kernel:
     # -- agents that leave ------------------------------------------------------------------
     def agent_gone(self, agent: AgentInfo, why: str, death: Any = None) -> None:
         """``agent`` is gone (left, died, unreachable, silent): its work runs elsewhere, unless
-        ``death`` (a launcher's Exit) says its trial killed it."""
+        ``death`` (a launcher's Exit) says its trial killed it; when it also names the trial the
+        process died running (a local agent's blackbox), what it held ahead is not suspected."""
         if not agent.alive:
             return
         agent.state = AgentState.GONE
-        held = self.scheduler.forget(agent)
+        culprit = getattr(death, "trial", None)  # the trial its process died running, when its launcher knows
+        known = culprit is not None and agent.attempt is not None and agent.attempt.trial.id == culprit
+        held = self.scheduler.forget(agent, suspect=not known)
         self.folder.record("agent-gone", id=agent.id, reason=why)
-        self.scheduler.interrupted(agent, f"agent {agent.id} {why}", death, unsure=held > 0)
+        self.scheduler.interrupted(agent, f"agent {agent.id} {why}", death, unsure=held > 0 and not known)
         if not self.agents.alive() and self._no_more_agents() and not self.ended:
             self._out_of_agents()
 

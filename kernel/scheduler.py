@@ -8,18 +8,18 @@ the experiment ends with the last running trial. A distributed trial gathers its
 (gang.py) and starts when enough are free.
 
 Trials handed out ahead (leases). When the controller's proposals do not depend on results
-(``controller.lease``: random and grid search), an agent whose trials are short is handed its
-next trials while one runs: enough for LEASE_WINDOW of its work, at most LEASE_MAX. It starts
-each the moment the one before ends, so no agent waits for the kernel between trials, and
-short trials' finals come back in batches. Only short trials go ahead: an agent whose pace is
-not known yet counts as slow, and a slow one holds nothing ahead, because a trial queued behind
-a long one waits while another agent may be idle or about to be (the round trip it would save
-is a fraction of a millisecond per trial). While the kernel handles a batch of messages, the
-hand-outs wait (``hold``) and go once per agent at its end. A trial handed out ahead that has
-not started is taken back when the time is up, or when an agent is idle while it waits behind a
-trial that runs longer than the whole queue was meant to last (a hung one, or a slow one after
-fast ones); an agent that is lost hands its queue back, and none of it counts as an attempt.
-LEASE_MAX = 0: none ahead.
+(``controller.lease``: random and grid search), an agent is handed its next trials while one
+runs, and starts each the moment the one before ends: no agent waits for the kernel between
+trials, and short trials' finals come back in batches. No trial may wait in a queue while an
+agent is idle or about to be, so: an agent whose pace is not known yet (its first trial) holds
+nothing ahead; one whose trials are short (under LEASE_WINDOW) holds LEASE_WINDOW of its work,
+at most LEASE_MAX; one whose trials are longer holds one, and only while more trials remain to
+be proposed than there are agents (near the end every trial goes to an agent that asks).
+While the kernel handles a batch of messages, the hand-outs wait (``hold``) and go once per
+agent at its end. A trial handed out ahead that has not started is taken back when the time is
+up, or when an agent is idle while it waits behind a trial that runs longer than a queue of
+short trials lasts (a hung one, or the last long ones); an agent that is lost hands its queue
+back, and none of it counts as an attempt. LEASE_MAX = 0: none ahead.
 """
 from __future__ import annotations
 
@@ -120,12 +120,19 @@ class Scheduler:
 
     # -- trials handed out ahead ------------------------------------------------------------
     def lease_depth(self, agent: AgentInfo) -> int:
-        """How many trials ``agent`` should hold beyond the one it runs: LEASE_WINDOW of its
-        work, so none while its pace is unknown (it counts as slow) or longer than the window."""
+        """How many trials ``agent`` should hold beyond the one it runs (see the module's words)."""
         pace = agent.pace
         if LEASE_MAX <= 0 or pace is None:
             return 0
-        return min(LEASE_MAX, int(LEASE_WINDOW / max(pace, 1e-6)))
+        if pace < LEASE_WINDOW:
+            return min(LEASE_MAX, int(LEASE_WINDOW / max(pace, 1e-6)))
+        return 1 if self._plenty() else 0
+
+    def _plenty(self) -> bool:
+        """More trials remain to be proposed than there are agents: one held ahead cannot leave
+        another agent without work (a search bounded by time alone has no end in sight)."""
+        total = self.kernel.view.total_trials
+        return total is None or total - self.next_id > len(self.kernel.agents.alive())
 
     def _lease(self, agent: AgentInfo) -> None:
         trials: list[Trial] = []
@@ -219,16 +226,17 @@ class Scheduler:
             if agent.state == AgentState.WAITING:
                 break  # the controller still has nothing; the rest would hear the same
 
-    def forget(self, agent: AgentInfo) -> int:
-        """``agent`` will take no more work: what it was handed ahead runs elsewhere, alone
-        (it may have run some of it already, and died of one); returns how many."""
+    def forget(self, agent: AgentInfo, suspect: bool = True) -> int:
+        """``agent`` will take no more work: what it was handed ahead runs elsewhere; returns
+        how many. ``suspect``: it may have run some of it already and died of one (its last
+        finals died with it), so each runs alone; not when the trial it died running is known."""
         self.waiting.pop(agent.peer, None)
         if self.gathering is not None:
             self.gathering.leave(agent)
         held = len(agent.queued)
         while agent.queued:
             attempt = agent.queued.pop()  # the last first: the queue comes back in order
-            attempt.trial.suspect = True
+            attempt.trial.suspect = attempt.trial.suspect or suspect
             self._hand_back(attempt)
         if held:
             self._offer()

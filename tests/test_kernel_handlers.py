@@ -412,6 +412,13 @@ async def test_a_trial_that_ignores_its_stop_is_killed_through_the_beat_socket(m
 class Leasing(Scripted):
     lease = True  # proposals that ignore results, as random search's
 
+    def __init__(self, specs, **kw):
+        super().__init__(specs, **kw)
+        self.total = len(self.specs)
+
+    def describe(self):
+        return {"total_trials": self.total}
+
 
 def specs(n):
     return [TrialSpec({"x": i}) for i in range(n)]
@@ -503,6 +510,30 @@ async def test_when_the_time_is_up_trials_held_ahead_are_taken_back_and_left_out
     journal = read_journal(kernel.folder.path)[0]
     assert [e["trial"] for e in journal if e["event"] == "withdrawn"] == [3, 4, 5, 6]
     assert kernel.book.counts["running"] == 0 and not kernel.scheduler.retry
+
+
+async def test_an_agent_with_long_trials_holds_one_ahead_while_more_remain_than_agents(make):
+    kernel, listener, task = make(Leasing(specs(7)))
+    a, b = FakeAgent(listener, "a"), FakeAgent(listener, "b")
+    await a.join()
+    await b.join()
+    assert (await listener.next(a.peer, "trial"))["trial"] == 0 and (await listener.next(b.peer, "trial"))["trial"] == 1
+    a.final(0, result={"score": 0.0}, duration=2.0)  # 5 remain for 2 agents: one goes ahead
+    assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(2)] == [2, 3]
+    assert [at.trial.id for at in kernel.agents.get(a.peer).queued] == [3]
+    a.final(2, result={"score": 2.0}, duration=2.0)  # 3 starts; 3 remain for 2 agents: one more
+    assert (await listener.next(a.peer, "trial"))["trial"] == 4
+    b.final(1, result={"score": 1.0}, duration=2.0)  # 2 remain, 2 agents: none ahead from now on
+    assert (await listener.next(b.peer, "trial"))["trial"] == 5
+    await listener.settled()
+    assert not kernel.agents.get(b.peer).queued
+    a.final(3, result={"score": 3.0}, duration=2.0)
+    a.final(4, result={"score": 4.0}, duration=2.0)
+    assert (await listener.next(a.peer, "trial"))["trial"] == 6
+    b.final(5, result={"score": 5.0}, duration=2.0)
+    a.final(6, result={"score": 6.0}, duration=2.0)
+    result = await asyncio.wait_for(task, 5)
+    assert result.count("finished") == 7 and {t.attempts for t in result.trials} == {1}
 
 
 async def test_an_agent_left_idle_takes_back_a_trial_waiting_behind_one_that_runs_long(make):

@@ -97,15 +97,21 @@ def test_as_many_trials_as_agents_run_all_at_once(runs, workers, optimizer):
     assert not [e for e in journal(result) if e["event"] == "lease"]
 
 
-def test_a_slow_trial_that_kills_its_agent_fails_at_its_first_attempt(runs):
-    """Trials that take a while are never handed out ahead, so the kernel knows which one a
-    dead agent was running: that one fails, once, and nothing else is blamed or retried."""
-    space = Searchspace(n=("DISCRETE", list(range(6))), sleep=("DISCRETE", [0.2]))
+def test_a_trial_that_kills_its_agent_while_one_waits_behind_it_fails_at_its_first_attempt(runs):
+    """The agent that runs n=2 holds n=3 ahead (trials of 0.2 s, more left than agents); its
+    process dies of n=2, and the launcher's blackbox says so: n=2 fails once, n=3 runs elsewhere
+    as if never handed out, and nothing else is blamed or retried."""
+    space = Searchspace(n=("DISCRETE", list(range(8))), sleep=("DISCRETE", [0.2]))
     result = lagom(fns.crashes_on, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
                    path=runs, verbose=0)
-    assert result.count("finished") == 4 and result.count("failed") == 2
+    assert result.count("finished") == 6 and result.count("failed") == 2
     assert {t.params["n"]: t.attempts for t in result.trials if t.state == "failed"} == {1: 1, 2: 1}
     assert all(t.attempts == 1 and not t.interruptions for t in result.trials)
+    crashed = next(t for t in result.trials if t.params["n"] == 2)
+    events = journal(result)
+    gone = next(i for i, e in enumerate(events) if e["event"] == "agent-gone" and e["id"] == crashed.agent)
+    assert [e["trial"] for e in events[:gone] if e["event"] == "lease" and e["agent"] == crashed.agent]
+    assert not list((result.path / "agents").glob(".*.box"))  # read, and removed
 
 
 def test_trials_handed_out_ahead_of_a_hung_trial_run_on_the_agent_left_idle(runs):

@@ -67,6 +67,7 @@ def _token(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .blackbox import Blackbox
     from .serve import Agent
 
     args = _parser().parse_args(argv)
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     agent = Agent(args.connect, token, agent_id=agent_id, wait=args.wait, patience=args.patience,
                   insecure=args.insecure, echo=not args.quiet)
     agent.can_restart = True
+    agent.box = Blackbox.from_env()  # a local launcher's: which trial was running, should it die
     agent.argv = list(argv if argv is not None else sys.argv[1:])
     try:
         return agent.run()

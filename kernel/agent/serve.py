@@ -120,6 +120,7 @@ class Agent:
         self.unsent_since: float | None = None
         self.last_sent = 0.0
         self.can_restart = False  # True in a process of its own (main); never for a thread agent
+        self.box = None  # a Blackbox: the trial it runs, for a launcher to read should it die
         self.keep_errors = False  # True in the caller's process: a single run re-raises the original
         self.argv: list[str] = []
         self._log = on_log or (lambda line: print(f"[agent {self.id}] {line}", file=sys.__stderr__, flush=True))
@@ -443,6 +444,17 @@ class Agent:
 
     def _run(self, msg: dict) -> None:
         """Run one trial message to its final (sent, or left in the outbox)."""
+        box = self.box
+        if box is None:
+            self._run_one(msg)
+            return
+        box.running(msg["trial"])
+        try:
+            self._run_one(msg)
+        finally:
+            box.idle()
+
+    def _run_one(self, msg: dict) -> None:
         if self._fn is None:
             self.send("final", **final_fields(msg["trial"], outcome="error", started=time.time(),
                                               error="this agent could not load the training function"))

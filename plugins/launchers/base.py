@@ -19,11 +19,13 @@ _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE, 
 @dataclass(frozen=True)
 class Exit:
     """How an agent process ended, as a launcher tells the kernel: its exit code (negative: the
-    signal that killed it), its last lines of output, and whether a replacement is starting."""
+    signal that killed it), its last lines of output, whether a replacement is starting, and
+    the trial it was running, when the launcher could tell (kernel/agent/blackbox.py)."""
 
     code: int | None
     output: str = ""
     restarting: bool = False
+    trial: int | None = None
 
     @property
     def crashed(self) -> bool:

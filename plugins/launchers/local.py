@@ -33,6 +33,8 @@ import time
 import uuid
 from pathlib import Path
 
+from kernel.agent.blackbox import ENV as BOX_ENV
+from kernel.agent.blackbox import last_trial
 from kernel.agent.cli import TOKEN_ENV
 
 from .base import Exit, Launcher, OnExit
@@ -198,7 +200,7 @@ class LocalLauncher(Launcher):
 
     def _spawn(self, agent_id: str, slot: str, restarts: int) -> None:
         log_path = self._log_dir / f"{agent_id}.log"
-        env = {**self._env, **self._slot_env.get(slot, {})}
+        env = {**self._env, **self._slot_env.get(slot, {}), BOX_ENV: str(self._log_dir / f".{agent_id}.box")}
         proc = self._forked(agent_id, env, log_path) if self._fork else None
         if proc is None:
             with open(log_path, "ab") as log:
@@ -225,12 +227,13 @@ class LocalLauncher(Launcher):
 
     def _watch(self, agent_id: str, proc: "subprocess.Popen | _Forked", log_path: Path, slot: str, restarts: int) -> None:
         code = proc.wait()
+        trial = last_trial(self._log_dir / f".{agent_id}.box")  # read (and removed) whatever ended it
         if self._stopping.is_set():
             return
         # Exit code 0: the agent left because it was told to (the experiment ended) or its kernel
         # went silent; a replacement would have nothing to do. Anything else took a trial with it.
         again = restarts < self.max_restarts and code != 0
-        self._on_exit(agent_id, Exit(code, _tail(log_path), restarting=again))
+        self._on_exit(agent_id, Exit(code, _tail(log_path), restarting=again, trial=trial))
         if again and not self._stopping.is_set():
             with self._lock:
                 self._procs.pop(agent_id, None)
