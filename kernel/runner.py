@@ -232,8 +232,8 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     finally:
         if token_path is not None:
             token_path.unlink(missing_ok=True)
-        if board is not None and await board is not None:
-            await asyncio.to_thread(board.result().stop)
+        if board is not None:
+            await board  # it stays, serving the ended experiment too
         if report and os.environ.get("LAGOM_REPORT", "1") != "0" and folder.path.exists():
             _start_report(folder.path)
     if verbose:
@@ -338,19 +338,21 @@ async def _close(kernel: Kernel, plan: _Plan, result: Result) -> None:
     kernel.folder.close()
 
 
-async def _start_dashboard(folder: Path, port: bool | int):
-    """The live dashboard of this experiment, in a process of its own (its page never costs the
-    kernel a dispatch); it stops when lagom() returns. One that cannot start is said, not fatal."""
-    try:
-        from .dashboard import start
+async def _start_dashboard(folder: Path, port: bool | int) -> None:
+    """The live dashboard of the experiments beside this one, in a process of its own (its page
+    never costs the kernel a dispatch), opened at this experiment; it stays after lagom()
+    returns, until this program ends. One that cannot start is said, not fatal."""
+    from urllib.parse import quote
 
-        board = await asyncio.to_thread(start, folder, 0 if port is True else int(port))
+    try:
+        from .dashboard import serving
+
+        board = await asyncio.to_thread(serving, folder.parent, 0 if port is True else int(port))
     except (ImportError, RuntimeError, OSError) as exc:
         print(f"lagom: no dashboard: {exc}", file=sys.stderr, flush=True)
-        return None
-    print(f"lagom: dashboard at {board.url} (while the experiment runs; later: python -m kernel dashboard "
-          f"{folder.parent})", flush=True)
-    return board
+        return
+    print(f"lagom: dashboard at {board.url}#{quote(folder.name)} (until this program ends; later: python -m "
+          f"kernel dashboard {folder.parent})", flush=True)
 
 
 def _save_for_resume(folder: Path, function: bytes, context: Any) -> None:
@@ -409,9 +411,10 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
       optimizer and early stopper are brought back to their state) and the rest runs.
     - ``token``: the secret agents must present (default: a fresh random one per experiment);
       set it when agents are started ahead of the kernel, e.g. by a cluster job script.
-    - ``dashboard=True`` (or a port number): a live web dashboard of this experiment on
-      loopback while it runs; its URL is printed. Needs the ``dashboard`` extra;
-      ``python -m kernel dashboard`` serves any experiment folder at any time.
+    - ``dashboard=True`` (or a port number): a live web dashboard on loopback, opened at this
+      experiment (its URL is printed), over every experiment beside it; it stays after lagom()
+      returns, until this program ends (one per program, reused by later experiments). Needs
+      the ``dashboard`` extra; ``python -m kernel dashboard`` serves any folder at any time.
     - ``observers``: :class:`~kernel.Observer` objects, told of every trial (with a read-only
       :class:`~kernel.views.KernelView`).
 

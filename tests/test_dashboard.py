@@ -77,7 +77,7 @@ def test_lagom_dashboard_true_prints_a_url_that_serves_the_running_experiment(ru
         def url():
             seen.append(capsys.readouterr().out)
             return re.search(r"dashboard at (http://\S+)", "".join(seen))
-        base = fns.wait_for(url, "the dashboard's URL").group(1)
+        base = fns.wait_for(url, "the dashboard's URL").group(1).split("#")[0]
         status, body, _ = _get(base + "api/experiments")
         assert status == 200
         (listed,) = json.loads(body)["experiments"]
@@ -85,11 +85,23 @@ def test_lagom_dashboard_true_prints_a_url_that_serves_the_running_experiment(ru
         status, body, headers = _get(base)
         assert status == 200 and b"/static/plotly.min.js" in body and "script-src 'self'" in headers["Content-Security-Policy"]
         assert _get(base + "static/plotly.min.js")[0] == 200  # served from the plotly package, no CDN
+        assert re.search(r"dashboard at http://\S+#" + run.folder(runs).name, "".join(seen))  # opened at this one
     finally:
         marker.touch()
         run.join(60)
     assert run.result.count("finished") == 1
-    with pytest.raises(OSError):  # it stopped with the experiment
+    try:  # it stays after lagom() returned, and shows the experiment ended, its agents gone with it
+        (listed,) = json.loads(_get(base + "api/experiments")[1])["experiments"]
+        assert listed["state"] == "ended"
+        x = Experiment(run.result.path)
+        x.update()
+        assert x.agents and {a["state"] for a in x.agents.values()} <= {"left", "gone"}
+        assert all(a["silent_s"] is None for a in x.agents.values())
+    finally:
+        from kernel.dashboard import stop_all
+
+        stop_all()
+    with pytest.raises(OSError):  # and goes when the program does (here: asked to)
         urllib.request.urlopen(base + "api/experiments", timeout=5)
 
 
@@ -221,3 +233,55 @@ def test_an_ablation_s_ranking_with_its_intervals_reaches_the_page_once_the_resu
     assert [r["component"] for r in frame["ranking"]] == [r["component"] for r in result.ranking]
     assert all(r["ci"] is not None and r["repeats"] == 2 for r in frame["ranking"])
     assert {t["ablated"] for t in frame["trials"]} == {"baseline", "feature a", "feature b"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _chromium(), reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_a_browser_sees_every_objective_the_front_and_one_budget_at_a_time(runs):
+    """Several objectives: a column each, the front named and drawn (not one 'best'). ASHA: the
+    parameters' plot shows one budget's trials (the largest finished), the budget axis ticks
+    the budgets themselves."""
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    from plugins.optimizers import ASHA
+
+    space = Searchspace(x1=("DOUBLE", [0.0, 1.0]), x2=("DOUBLE", [0.0, 1.0]))
+    front = lagom(fns.two_objectives, HyperparameterSearch(space, num_trials=12, metric=["f1", "f2"], direction="min",
+                                                           workers=1, launcher="thread", seed=1), path=runs,
+                  verbose=0, name="front")
+    rungs = lagom(fns.rises_to_x, HyperparameterSearch(Searchspace(x=("DOUBLE", [0.0, 1.0])), ASHA(3, 1, 9),
+                                                       num_trials=12, metric="score", workers=1, launcher="thread",
+                                                       seed=0), path=runs, verbose=0, name="rungs")
+    proc, url = _serve(runs)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--enable-unsafe-swiftshader"])
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "#" + front.path.name)
+            page.wait_for_function("window.lagomDash.S.ready && window.lagomDash.S.name === " + json.dumps(front.path.name),
+                                   timeout=30000)
+            heads = page.eval_on_selector_all("#trials thead th", "ths => ths.map(th => th.textContent)")
+            assert "f1" in heads and "f2" in heads and "metric" not in heads
+            assert page.inner_text("#best").startswith(f"Pareto front: {len(front.pareto)} trial(s)")
+            assert page.inner_text("#best-title").startswith("Pareto front (min f1, min f2)")
+            drawn = page.evaluate("document.getElementById('best-plot').data.find(t => t.name === 'Pareto front').x.length")
+            assert drawn == len(front.pareto)
+            page.goto(url + "#" + rungs.path.name)
+            page.wait_for_function("window.lagomDash.S.ready && window.lagomDash.S.name === " + json.dumps(rungs.path.name),
+                                   timeout=30000)
+            page.click("#tabs button[data-tab=params]")
+            page.wait_for_function("document.getElementById('parcoords').data", timeout=30000)
+            top = max(t.budget for t in rungs.trials if t.state == "finished")
+            assert page.input_value("#params-budget") == str(top)
+            lines = page.evaluate("document.getElementById('parcoords').data[0].dimensions[0].values.length")
+            assert lines == sum(t.budget == top and t.state in ("finished", "stopped") for t in rungs.trials)
+            page.click("#tabs button[data-tab=rungs]")
+            page.wait_for_function("document.getElementById('rungs').layout", timeout=30000)
+            ticks = page.evaluate("document.getElementById('rungs').layout.xaxis.tickvals")
+            assert ticks == sorted({t.budget for t in rungs.trials if t.metric is not None})
+            assert not errors
+            browser.close()
+    finally:
+        proc.kill()
+        proc.wait()

@@ -69,7 +69,7 @@ def _when_stdin_closes(then) -> None:
 
 
 class Running:
-    """A dashboard started for one experiment by lagom(): its URL, and a way to stop it."""
+    """A dashboard started by lagom(): its URL, and a way to stop it."""
 
     def __init__(self, process: subprocess.Popen, url: str):
         self.process, self.url = process, url
@@ -81,6 +81,27 @@ class Running:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+_SERVING: dict[tuple[Path, int], Running] = {}  # started by this process, which holds their stdin
+
+
+def serving(root: Path, port: int = 0) -> Running:
+    """The dashboard over the experiments under ``root`` that this process started (one per
+    root and port), started now if there is none: a notebook's later experiments show in the
+    page already open. It lives as long as this process, so the page still shows an experiment
+    that has ended, and goes when the program does (its stdin is this process's pipe)."""
+    key = (Path(root).resolve(), port)
+    board = _SERVING.get(key)
+    if board is None or board.process.poll() is not None:
+        board = _SERVING[key] = start(Path(root), port)
+    return board
+
+
+def stop_all() -> None:
+    """Stop the dashboards this process started (they would stop when it ends)."""
+    while _SERVING:
+        _SERVING.popitem()[1].stop()
 
 
 def start(folder: Path, port: int = 0, timeout: float = 20.0) -> Running:

@@ -63,7 +63,7 @@ def summary(t: dict[str, Any], started_at: float) -> dict[str, Any]:
     return {"id": t["id"], "state": t["state"], "params": t.get("params") or {}, "budget": t.get("budget"),
             "metric": _finite(t.get("metric")), "duration": t.get("duration"), "agent": t.get("agent"),
             "attempts": t.get("attempts"), "parent": t.get("parent"), "ablated": info.get("ablated"),
-            "kind": info.get("kind"), "seed": info.get("seed"),
+            "kind": info.get("kind"), "seed": info.get("seed"), "values": t.get("values"),
             "started": None if started is None else round(started - started_at, 3),
             "error": None if not error else str(error).splitlines()[0][:300]}
 
@@ -110,6 +110,7 @@ class Experiment:
         self._read_agents()
         self._read_ranking()
         self.refresh_status()
+        self._settle_agents()
         if not self._delta:
             return None
         self.version += 1
@@ -154,6 +155,17 @@ class Experiment:
             known = self.agents.setdefault(a["id"], {"id": a["id"]})
             known.update({k: a.get(k) for k in ("host", "pid", "devices", "state", "trial", "silent_s", "error")})
         self._delta["agents"] = True
+
+    def _settle_agents(self) -> None:
+        """Without a kernel no agent runs anything, whatever agents.json said last: they left
+        with the experiment's end, or nobody knows (the kernel died, or was interrupted)."""
+        if self.status.get("running"):
+            return
+        left = "left" if self.status.get("closed") else "unknown"
+        for a in self.agents.values():
+            if a.get("state") not in ("gone", "broken", left):
+                a.update(state=left, trial=None, silent_s=None)
+                self._delta["agents"] = True
 
     def _read_ranking(self) -> None:
         """An ablation's final ranking, from result.json once it has one (written after the

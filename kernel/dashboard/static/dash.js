@@ -43,6 +43,22 @@ const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replac
 const direction = () => S.head.direction || (S.head.controller || {}).direction || "max";
 const sign = () => (direction() === "min" ? -1 : 1);
 const metricName = () => S.head.metric || (S.head.controller || {}).metric || "metric";
+const objectives = () => S.head.objectives || (S.head.controller || {}).objectives || null;
+const objectiveSigns = () => (S.head.directions || (S.head.controller || {}).directions || []).map((d) => (d === "min" ? -1 : 1));
+const numericBudget = (t) => (typeof t.budget === "number" ? t.budget : -Infinity);
+
+function paretoFront() {
+  // The kernel's rule (kernel/pareto.py): the non-dominated finished trials of the largest
+  // budget any finished trial reached.
+  const signs = objectiveSigns();
+  const done = Array.from(S.trials.values()).filter((t) => t.state === "finished" && Array.isArray(t.values));
+  if (!done.length) return [];
+  const top = Math.max(...done.map(numericBudget));
+  const pool = done.filter((t) => numericBudget(t) === top);
+  const dominates = (a, b) => a.values.every((v, i) => signs[i] * v >= signs[i] * b.values[i]) &&
+    a.values.some((v, i) => signs[i] * v > signs[i] * b.values[i]);
+  return pool.filter((t) => !pool.some((o) => o !== t && dominates(o, t))).sort((a, b) => a.id - b.id);
+}
 
 // -- experiments ---------------------------------------------------------------------------
 async function listExperiments() {
@@ -178,6 +194,14 @@ function renderHeader() {
   }
   const agents = S.agents.filter((a) => a.state !== "gone" && a.state !== "broken").length;
   box.appendChild(el("span", `${agents} agent(s)`));
+  const names = objectives();
+  if (names) {
+    const front = paretoFront();
+    $("best").textContent = front.length ? `Pareto front: ${front.length} trial(s) · ` + front.slice(0, 3).map((t) =>
+      `trial ${t.id}: ` + names.map((n, i) => `${n}=${fmt(t.values[i])}`).join(", ")).join(" · ") +
+      (front.length > 3 ? " · …" : "") : "";
+    return;
+  }
   const best = ranked()[0];
   $("best").textContent = best ? `best: trial ${best.id}, ${metricName()} = ${fmt(best.metric)}` +
     (best.budget !== null ? ` at budget ${fmt(best.budget)}` : "") + (best.ablated ? ` (left out: ${best.ablated})` : "") + " · " +
@@ -186,7 +210,9 @@ function renderHeader() {
 
 // -- the trials table ------------------------------------------------------------------------
 function columns() {
-  const cols = [["id", "trial"], ["state", "state"], ["metric", metricName()], ["budget", "budget"],
+  const names = objectives();
+  const scores = names ? names.map((n, i) => ["o:" + i, n]) : [["metric", metricName()]];
+  const cols = [["id", "trial"], ["state", "state"], ...scores, ["budget", "budget"],
                 ["duration", "seconds"], ["agent", "agent"]];
   if (Array.from(S.trials.values()).some((t) => t.ablated)) cols.push(["ablated", "left out"]);
   for (const p of S.params) cols.push(["p:" + p, p]);
@@ -194,7 +220,8 @@ function columns() {
   return cols;
 }
 
-const value = (t, key) => key.startsWith("p:") ? t.params[key.slice(2)] : t[key];
+const value = (t, key) => key.startsWith("p:") ? t.params[key.slice(2)] :
+  (key.startsWith("o:") ? (t.values || [])[Number(key.slice(2))] : t[key]);
 
 // The filter box: words that all must hold. "metric>0.9", "lr<=1e-3", "budget=9", "agent=local-0",
 // "act!=relu" compare a column or parameter; any other word is looked for in the row's text.
@@ -301,7 +328,28 @@ function renderCurves() {
   Plotly.react("curves", traces, {...LAYOUT, xaxis: {title: {text: "step"}, zeroline: false}, yaxis: {title: {text: esc(metricName())}}}, CONFIG);
 }
 
+function renderFront(names) {
+  // Several objectives: every finished trial by its first two, the front drawn as a line.
+  const signs = objectiveSigns();
+  const done = Array.from(S.trials.values()).filter((t) => t.state === "finished" && Array.isArray(t.values));
+  const front = paretoFront().sort((a, b) => a.values[0] - b.values[0]);
+  const onFront = new Set(front.map((t) => t.id));
+  const rest = done.filter((t) => !onFront.has(t.id));
+  const hover = (t) => `trial ${t.id}<br>` + names.map((n, i) => `${esc(n)} ${fmt(t.values[i])}`).join("<br>");
+  const traces = [
+    {type: "scatter", mode: "markers", name: "trials", x: rest.map((t) => t.values[0]), y: rest.map((t) => t.values[1]),
+     text: rest.map(hover), hoverinfo: "text", marker: {color: "#aab7b8", size: 6}},
+    {type: "scatter", mode: "lines+markers", name: "Pareto front", x: front.map((t) => t.values[0]),
+     y: front.map((t) => t.values[1]), text: front.map(hover), hoverinfo: "text", line: {shape: "hv", color: "#1a5276"},
+     marker: {color: "#1a5276", size: 8}}];
+  $("best-title").textContent = `Pareto front (${names.map((n, i) => `${signs[i] < 0 ? "min" : "max"} ${n}`).join(", ")})`;
+  Plotly.react("best-plot", traces, {...LAYOUT, showlegend: true, legend: {orientation: "h", y: -0.25},
+    xaxis: {title: {text: esc(names[0])}}, yaxis: {title: {text: esc(names[1])}}}, CONFIG);
+}
+
 function renderBest() {
+  const names = objectives();
+  if (names && names.length > 1) { renderFront(names); return; }
   // One line per budget (ASHA's rungs): the best metric among the trials that finished with it.
   const byBudget = new Map();
   for (const b of S.best) {
@@ -320,9 +368,26 @@ function renderBest() {
     xaxis: {title: {text: "seconds since the start"}}, yaxis: {title: {text: esc(metricName())}}}, CONFIG);
 }
 
+function budgetChoice() {
+  // Trials of one budget at a time (a trial trained 1 epoch is not comparable with one of 9):
+  // the one chosen, else the largest any trial finished.
+  const budgets = Array.from(new Set(Array.from(S.trials.values()).filter((t) => t.metric !== null && t.budget !== null)
+    .map((t) => t.budget))).sort((a, b) => a - b);
+  const box = $("params-budget");
+  box.hidden = budgets.length < 2;
+  const keep = box.value;
+  box.replaceChildren(...budgets.map((b) => el("option", `budget ${fmt(b)}`)));
+  budgets.forEach((b, i) => { box.options[i].value = String(b); });
+  const finished = budgets.filter((b) => Array.from(S.trials.values()).some((t) => t.budget === b && t.state === "finished"));
+  box.value = budgets.map(String).includes(keep) ? keep : String(finished.length ? finished[finished.length - 1] : budgets[budgets.length - 1]);
+  return budgets.length < 2 ? null : Number(box.value);
+}
+
 function renderParams() {
-  const best = ranked().slice(0, PARCOORDS_MAX);
-  $("params-note").textContent = `Each line a trial (${best.length}${best.length === PARCOORDS_MAX ? ", the best" : ""}), coloured by ${metricName()}.`;
+  const budget = budgetChoice();
+  const best = ranked().filter((t) => budget === null || t.budget === budget).slice(0, PARCOORDS_MAX);
+  $("params-note").textContent = `Each line a trial (${best.length}${best.length === PARCOORDS_MAX ? ", the best" : ""}` +
+    `${budget === null ? "" : ` of budget ${fmt(budget)}`}), coloured by ${metricName()}.`;
   if (!best.length) { Plotly.purge("parcoords"); return; }
   const dims = S.params.map((p) => {
     const vals = best.map((t) => t.params[p]);
@@ -350,8 +415,11 @@ function renderRungs() {
   const traces = Object.entries(byState).map(([state, ts]) => ({
     type: n > 2000 ? "scattergl" : "scatter", mode: "markers", name: state, x: ts.map((t) => t.budget),
     y: ts.map((t) => t.metric), text: ts.map((t) => `trial ${t.id}`), marker: {color: COLORS[state], size: 6, opacity: 0.7}}));
-  Plotly.react("rungs", traces, {...LAYOUT, showlegend: true, xaxis: {title: {text: "budget"}, type: "log"},
-                                  yaxis: {title: {text: esc(metricName())}}}, CONFIG);
+  const budgets = Array.from(new Set(Object.values(byState).flat().map((t) => t.budget))).sort((a, b) => a - b);
+  const log = budgets.length > 1 && budgets[0] > 0;  // ASHA's rungs are geometric; tick each budget, nothing else
+  Plotly.react("rungs", traces, {...LAYOUT, showlegend: true,
+    xaxis: {title: {text: "budget"}, type: log ? "log" : "linear", tickmode: "array", tickvals: budgets, ticktext: budgets.map(fmt)},
+    yaxis: {title: {text: esc(metricName())}}}, CONFIG);
 }
 
 function renderAgents() {
@@ -453,6 +521,7 @@ function showTab(name) {
 document.addEventListener("DOMContentLoaded", () => {
   for (const b of document.querySelectorAll("#tabs button")) b.onclick = () => showTab(b.dataset.tab);
   $("filter-state").onchange = () => { S.page = 0; renderTable(); };
+  $("params-budget").onchange = () => renderParams();
   $("filter-text").oninput = () => { S.page = 0; scheduleTable(); };
   $("prev").onclick = () => { S.page = Math.max(0, S.page - 1); renderTable(); };
   $("next").onclick = () => { S.page += 1; renderTable(); };
