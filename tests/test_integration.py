@@ -354,25 +354,27 @@ def test_the_median_rule_stops_poor_trials_on_real_agents(runs):
     assert state[0.1].metric == 0.1 and result.best.params == {"x": 0.9}
 
 
-class StopAtTheSecondBroadcast(EarlyStopper):
+class StopWhenAsked(EarlyStopper):
     def should_stop(self, trial_id, history):
-        return len(history) == 2
+        return True
 
 
 def test_a_stop_takes_effect_at_its_broadcast_and_spares_trials_that_did_their_budget(runs):
     """ASHA's budget-1 trials broadcast once, and that broadcast completes their budget: never
-    judged, they finish. Longer ones are stopped at their second broadcast and train no
+    judged, they finish. A promoted trial is judged first once past its parent's budget (at
+    its second broadcast for budget 3, its fourth for budget 9), stopped there, and trains no
     further epoch. The best is the best of the largest budget finished, and says so."""
     result = lagom(fns.epochs_of_x, HyperparameterSearch(SPACE, ASHA(3, 1, 9), num_trials=9, metric="score",
-                                                         es_policy=StopAtTheSecondBroadcast(), es_min=0,
+                                                         es_policy=StopWhenAsked(), es_min=0,
                                                          seed=4, workers=2),
                    path=runs, verbose=0)
     by_budget = {b: [t for t in result.trials if t.budget == b] for b in (1, 3, 9)}
     assert len(by_budget[1]) == 9 and {t.state for t in by_budget[1]} == {"finished"}
     assert by_budget[3] and {t.state for t in by_budget[3] + by_budget[9]} == {"stopped"}
     for t in by_budget[3] + by_budget[9]:
+        epochs = 2 if t.budget == 3 else 4  # one past the parent's budget (1, or 3)
         trained = (result.path / "trials" / f"trial-{t.id:05d}.log").read_text().split()
-        assert trained.count("trained") == 2 and len(t.history) == 2  # no epoch after the stop
+        assert trained.count("trained") == epochs and len(t.history) == epochs  # no epoch after the stop
     assert result.best.budget == 1 and result.best is max(by_budget[1], key=lambda t: t.metric)
     assert result.best_at(3).budget == 3 and "result.best_at" not in str(result)
     with pytest.raises(LookupError, match="budgets run: \\[1, 3"):

@@ -116,9 +116,7 @@ class Agent:
         # What waits to be sent, as [type, fields] (the running trial's broadcasts wait in its
         # channel): unsent since ``unsent_since``, holding ``outbox_finals`` finals.
         self.outbox: list[list] = []
-        self.outbox_finals = 0
-        self.unsent_since: float | None = None
-        self.last_sent = 0.0
+        self.outbox_finals, self.unsent_since, self.last_sent = 0, None, 0.0
         self.can_restart = False  # True in a process of its own (main); never for a thread agent
         self.box = None  # a Blackbox: the trial it runs, for a launcher to read should it die
         self.keep_errors = False  # True in the caller's process: a single run re-raises the original
@@ -133,8 +131,9 @@ class Agent:
         self._last_heard = self._last_hello = time.monotonic()
         self._looked = 0.0  # when the socket was last looked at between queued trials
         self.other_version: str | None = None  # the kernel speaks another protocol: why this agent leaves
-        # The main socket is the main thread's; the heartbeat thread may send a running trial's
-        # coalesced broadcasts on it, but only holding this lock, which every use takes.
+        # The main socket is the main thread's; while a trial runs the heartbeat thread may send
+        # its coalesced broadcasts, or read trials handed out ahead to answer a skip, on it, but
+        # only holding this lock, which every use takes.
         self.wire = threading.Lock()
         self.channel: SocketChannel | None = None  # the running in-process trial's
         self._handlers: dict[str, Callable[[dict], None]] = {
