@@ -137,3 +137,66 @@ async def test_a_send_never_leaves_the_receiver_asleep_on_waiting_input(listener
         assert batch[0][1] == [b"s", b"late"]
     finally:
         a.close()
+
+
+def test_the_zap_handler_admits_the_agents_key_and_answers_anything_else_with_a_refusal():
+    import zmq
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from zmq.utils import z85
+
+    from transports.curve import Admission, derive
+    from transports.zap import VERSION, ZapHandler
+
+    kernel, agent = derive("zap-test-token-0123456789abcdef")
+    admission = Admission(kernel.clients)
+    ctx = zmq.Context()
+    try:
+        zap = ZapHandler(ctx, lambda key: admission.callback("*", key))
+        good = [VERSION, b"7", b"", b"127.0.0.1", b"", b"CURVE", z85.decode(agent.public)]
+        assert zap.reply(good) == [VERSION, b"7", b"200", b"OK", agent.public, b""]
+        assert zap.reply(good[:6] + [b"\0" * 32])[2] == b"400" and admission.denied == 1
+
+        @settings(max_examples=300)
+        @given(st.lists(st.binary(max_size=40), max_size=9))
+        def anything(frames):
+            answer = zap.reply(frames)
+            assert len(answer) == 6 and answer[0] == VERSION and (answer[2] == b"200") == (frames == good)
+
+        anything()
+        zap.stop()
+    finally:
+        ctx.term()
+
+
+async def test_a_thousand_curve_handshakes_at_once_are_all_admitted():
+    """A thousand clients connecting together, each admitted by the ZAP handler on the loop."""
+    import time
+
+    import zmq
+
+    from transports.curve import derive
+
+    kernel, agent = derive("zap-burst-token-0123456789abcdef")
+    listener = transports.listen("tcp://127.0.0.1:0", curve=kernel)
+    ctx = zmq.Context()
+    socks = []
+    try:
+        for i in range(1000):
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.IDENTITY, b"c%d" % i)
+            s.curve_serverkey, s.curve_publickey, s.curve_secretkey = agent.server_public, agent.public, agent.secret
+            s.connect(listener.url)
+            s.send(b"hi")
+            socks.append(s)
+        seen, deadline = set(), time.monotonic() + 20
+        while len(seen) < 1000 and time.monotonic() < deadline:
+            batch = await asyncio.wait_for(listener.recv_batch(), 20)
+            seen.update(peer for peer, _ in batch)
+        assert len(seen) == 1000 and listener.refused == 0
+    finally:
+        for s in socks:
+            s.close()
+        ctx.term()
+        listener.close()

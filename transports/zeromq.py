@@ -25,16 +25,19 @@ import threading
 from pathlib import Path
 
 import zmq
-import zmq.auth.asyncio
 import zmq.auth.thread
 
 from .address import Address, parse
 from .curve import Admission, Credentials
+from .zap import ZapHandler
 
 SCHEMES = ("tcp", "ipc", "inproc")
 HWM = 100_000  # absorb bursts of metrics instead of dropping or blocking on them
 _ZMTP_HEARTBEAT_MS = (1000, 3000)  # a backstop under the application heartbeats
 _INPROC: dict[str, zmq.Context] = {}
+
+
+BACKLOG = 4096
 
 
 def _common_options(sock: zmq.Socket, max_size: int, linger_ms: int) -> None:
@@ -46,15 +49,20 @@ def _common_options(sock: zmq.Socket, max_size: int, linger_ms: int) -> None:
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ZMTP_HEARTBEAT_MS[1])
 
 
-def _authenticator(ctx: zmq.Context) -> zmq.auth.Authenticator:
-    """The ZAP handler: on the kernel's own event loop when there is one. A handler thread must
-    win the GIL from a busy loop for every handshake (up to a 5 ms switch interval each): with
-    1,024 agents arriving during a run, hundreds were still not admitted when it ended."""
+def _zap(ctx: zmq.Context, admission: Admission):
+    """The ZAP handler: on the kernel's own event loop when there is one (transports/zap.py);
+    a handler thread must win the GIL from a busy loop for every handshake (up to a 5 ms switch
+    interval each): with 1,024 agents arriving during a run, hundreds were not admitted."""
     try:
-        asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
     except RuntimeError:
-        return zmq.auth.thread.ThreadAuthenticator(ctx)
-    return zmq.auth.asyncio.AsyncioAuthenticator(ctx)
+        auth = zmq.auth.thread.ThreadAuthenticator(ctx)
+        auth.start()
+        auth.configure_curve_callback(domain="*", credentials_provider=admission)
+        return auth
+    handler = ZapHandler(ctx, lambda key: admission.callback("*", key))
+    handler.start(loop)
+    return handler
 
 
 class ZmqListener:
@@ -63,7 +71,7 @@ class ZmqListener:
     def __init__(self, url: str, *, max_size: int, curve: Credentials | None = None):
         address = parse(url)
         self._owner = zmq.Context()  # this listener's own: its ZAP handler serves it alone
-        self._auth: zmq.auth.Authenticator | None = None
+        self._auth: ZapHandler | zmq.auth.Authenticator | None = None
         self.admission: Admission | None = None
         self._ipc_path: Path | None = None
         self._sock = self._owner.socket(zmq.ROUTER)
@@ -71,6 +79,11 @@ class ZmqListener:
         if curve is not None and address.scheme == "tcp":
             self._secure(curve)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a gone peer raises, not vanishes
+        # Connections waiting to be accepted (ZeroMQ's default: 100). A thousand agents arriving
+        # within a second (two sockets each) overflowed it while the kernel served trials: the
+        # refused SYNs came back after TCP's 1, 3, 7 s backoff, and agents waited 13 s to join.
+        # The OS caps it (net.core.somaxconn, 4096 here).
+        self._sock.setsockopt(zmq.BACKLOG, BACKLOG)
         self.address: Address = self._bind(address)
         self._fd = self._sock.getsockopt(zmq.FD)
         self._reader: asyncio.AbstractEventLoop | None = None  # the loop watching _fd
@@ -81,9 +94,7 @@ class ZmqListener:
         """CurveZMQ, with the agents' keys admitted by a ZAP handler on this context, started
         before the bind so that no handshake can happen without it."""
         self.admission = Admission(curve.clients)
-        self._auth = _authenticator(self._owner)
-        self._auth.start()
-        self._auth.configure_curve_callback(domain="*", credentials_provider=self.admission)
+        self._auth = _zap(self._owner, self.admission)
         self._sock.curve_server = True
         self._sock.curve_secretkey = curve.secret
         self._sock.curve_publickey = curve.public
