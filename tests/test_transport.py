@@ -195,6 +195,7 @@ async def test_a_thousand_curve_handshakes_at_once_are_all_admitted():
             batch = await asyncio.wait_for(listener.recv_batch(), 20)
             seen.update(peer for peer, _ in batch)
         assert len(seen) == 1000 and listener.refused == 0
+        assert listener._sock.getsockopt(zmq.BACKLOG) == 4096  # not ZeroMQ's 100: a crowd arriving is not refused
     finally:
         for s in socks:
             s.close()
