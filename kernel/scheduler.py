@@ -180,21 +180,21 @@ class Scheduler:
         younger than that, look again once the first of them is old enough."""
         if self.time_is_up or self.retry:
             return
-        now, soonest = time.monotonic(), None
+        now, oldest = time.monotonic(), None  # the age of the holders' oldest young trial
         holders = []
         for a in self.kernel.agents.alive():
             if a.queued and not a.queued[-1].taken_back and a.attempt is not None:
                 age = now - a.attempt.since
                 if age >= LEASE_WINDOW:
                     holders.append(a)
-                elif soonest is None or age > soonest:
-                    soonest = age
+                elif oldest is None or age > oldest:
+                    oldest = age
         if holders:
             victim = max(holders, key=lambda a: len(a.queued))
             self.kernel.take_back(victim.queued[-1])
-        elif soonest is not None and not self._looking:
+        elif oldest is not None and not self._looking:
             self._looking = True
-            self.kernel.loop.call_later(LEASE_WINDOW - soonest, self.rebalance)
+            self.kernel.loop.call_later(LEASE_WINDOW - oldest, self.rebalance)
 
     def rebalance(self) -> None:
         """After the controller is done (at each heartbeat, and when a queue's trial comes of

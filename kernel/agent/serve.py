@@ -365,10 +365,8 @@ class Agent:
         thread (with its ``codec``) while a long or hung trial runs, which is when an idle agent
         elsewhere wants what waits behind it; trials handed out since that trial began are
         still unread on the socket then, so that thread reads them into the queue first."""
-        if codec is not None and not self.wire.acquire(timeout=0.05):
+        if not self.wire.acquire(timeout=-1 if codec is None else 0.05):
             return  # the main thread holds the wire: it is between trials, and hears this itself
-        elif codec is None:
-            self.wire.acquire()
         try:
             if codec is not None:
                 self._read_trials_ahead(codec)
