@@ -371,7 +371,7 @@ def _start_report(folder: Path) -> None:
     ``python -m kernel report`` makes one later."""
     import subprocess
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys([p for p in sys.path if p] + [os.getcwd()]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(shipping.import_path())}
     env.pop(TOKEN_ENV, None)
     try:
         subprocess.Popen([sys.executable, "-m", "kernel", "report", str(folder)], stdin=subprocess.DEVNULL,

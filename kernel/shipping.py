@@ -10,6 +10,8 @@ and shows the line, as it would on the laptop.
 from __future__ import annotations
 
 import linecache
+import os
+import sys
 import types
 from typing import Any, Callable, Iterator
 
@@ -134,3 +136,8 @@ def _renamed(code: types.CodeType, where: dict[_Key, str]) -> types.CodeType:
     consts = tuple(_renamed(c, where) if isinstance(c, types.CodeType) else c for c in code.co_consts)
     return code.replace(co_filename=where.get(_key(code), code.co_filename), co_consts=consts)
 
+
+def import_path() -> list[str]:
+    """Where this interpreter imports from, and the working directory: what a process started
+    from here (an agent, the report's) needs to import the modules the driver can."""
+    return list(dict.fromkeys([p for p in sys.path if p] + [os.getcwd()]))

@@ -36,6 +36,7 @@ from pathlib import Path
 from kernel.agent.blackbox import ENV as BOX_ENV
 from kernel.agent.blackbox import last_trial
 from kernel.agent.cli import TOKEN_ENV
+from kernel.shipping import import_path
 
 from .base import Exit, Launcher, OnExit
 
@@ -66,12 +67,6 @@ def gpu_environments(gpus: list[str], count: int) -> list[dict[str, str]]:
             for _ in range(count)]
 
 
-def _import_path() -> list[str]:
-    """Where this interpreter imports from, and the working directory: what agents need to
-    unpickle a training function defined in any module the driver can import."""
-    return list(dict.fromkeys([p for p in sys.path if p] + [os.getcwd()]))
-
-
 def _tail(path: Path, lines: int = 60, limit: int = 16384) -> str:
     try:
         with open(path, "rb") as f:
@@ -97,7 +92,7 @@ class _Zygote:
 
     def __init__(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
-        env["PYTHONPATH"] = os.pathsep.join(_import_path())
+        env["PYTHONPATH"] = os.pathsep.join(import_path())
         # A session of its own: Ctrl-C in a terminal, or a notebook's interrupt (sent to the
         # whole process group), is for the driver, which ends the trials and the agents itself.
         self.proc = subprocess.Popen([sys.executable, "-m", "plugins.launchers.zygote"], stdin=subprocess.PIPE,
@@ -185,7 +180,7 @@ class LocalLauncher(Launcher):
         env = dict(os.environ)
         env.update(self.env)
         env[TOKEN_ENV] = token
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(_import_path() + env.get("PYTHONPATH", "").split(os.pathsep)))
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(import_path() + env.get("PYTHONPATH", "").split(os.pathsep)))
         env.setdefault("PYTHONUNBUFFERED", "1")
         # --quiet: a trial's output is kept once, in its trial log, not again in the agent's
         self._command = [self.python, "-m", "kernel.agent", "--connect", url, "--quiet",
