@@ -78,7 +78,7 @@ class SearchController(Controller):
             if decision.parent is not None:
                 self._parent_budget[trial_id] = self._budgets.get(decision.parent)
         return TrialSpec(decision.params, decision.budget, dict(decision.info), decision.parent,
-                         gang=self.gang, run=self.run)
+                         gang=self.gang, run=self.run, traced=self.optimizer.space.traced(decision.params))
 
     @property
     def hears_metrics(self) -> bool:

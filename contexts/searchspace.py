@@ -182,12 +182,40 @@ class Searchspace:
 
     >>> sp = Searchspace(lr=("DOUBLE", [1e-4, 1e-1], "log"), act=("CATEGORICAL", ["relu", "tanh"]))
     >>> sp.add("depth", ("DISCRETE", [1, 2, 3]))
+
+    A step compiled by ``strategy.step`` that asks for ``hparams`` gets the DOUBLEs as traced
+    arguments (one compiled program for every value) and the rest as plain values, since a
+    width, a depth or a choice shapes the program. ``static=`` overrides per parameter: a name
+    (or ``{name: True}``) makes a DOUBLE plain, ``{name: False}`` makes a numeric one traced (an
+    INTEGER that only scales something, say).
     """
 
-    def __init__(self, **params: Sequence):
+    def __init__(self, static: Sequence[str] | dict[str, bool] | None = None, **params: Sequence):
         self._params: dict[str, Param] = {}
         for name, spec in params.items():
             self.add(name, spec)
+        self._static = self._static_choices(static)
+
+    def _static_choices(self, static: Any) -> dict[str, bool]:
+        if static is None:
+            return {}
+        choices = dict(static) if isinstance(static, dict) else dict.fromkeys(
+            [static] if isinstance(static, str) else static, True)
+        for name, plain in choices.items():
+            if name not in self._params:
+                raise SearchspaceError(f"static={{{name!r}: ...}} names no hyperparameter of this space; it has "
+                                       f"{', '.join(self._params) or 'none'}")
+            numeric = all(_is_number(v) for v in self._params[name].values)
+            if not isinstance(plain, bool) or (not plain and not numeric):
+                raise SearchspaceError(f"static={{{name!r}: {plain!r}}}: True keeps it a plain value; False (traced "
+                                       f"by the compiled step) is for numbers only")
+        return choices
+
+    def traced(self, params: dict[str, Any]) -> list[str]:
+        """The parameters of ``params`` a compiled step takes as traced arguments."""
+        static = getattr(self, "_static", {})  # a space pickled before static= existed
+        return [name for name in params if name in self._params
+                and not static.get(name, self._params[name].type != "DOUBLE")]
 
     def add(self, name: str, spec: Sequence, when: dict[str, Any] | None = None) -> "Searchspace":
         """Add a parameter; ``when={"optimizer": "sgd"}`` (or a list of values) makes it
@@ -196,6 +224,9 @@ class Searchspace:
             raise SearchspaceError(f"hyperparameter {name!r} is already in the search space")
         if name == "budget":
             raise SearchspaceError("'budget' is reserved: the optimizer sets hparams['budget']")
+        if name == "static":
+            raise SearchspaceError("'static' is reserved: Searchspace(static=[...]) names the parameters a "
+                                   "compiled step takes as plain values")
         param = _param(name, spec)
         if when:
             param = dataclasses.replace(param, when=self._conditions(name, when))

@@ -25,6 +25,7 @@ class TrialSpec:
     gang: int = 1  # agents that run this trial together (a distributed run)
     run: dict[str, Any] | None = None  # how agents run it (strategy, environment); None: in-process
     extra: dict[str, Any] | None = None  # for the context's injector (e.g. which component to ablate)
+    traced: list[str] | None = None  # params a compiled step takes as arguments (None: the float ones)
 
 
 class _Signal:

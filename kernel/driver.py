@@ -455,7 +455,7 @@ class Kernel:
         return {"trial": trial.id, "params": trial.params, "budget": trial.budget,
                 "checkpoint": self.folder.checkpoint_dir(trial.id), "parent_checkpoint": parent,
                 "run": gang.run_for_rank(attempt, rank), "extra": trial.extra,
-                "verdicts": attempt.verdicts, "metric": self.controller.metric}
+                "verdicts": attempt.verdicts, "metric": self.controller.metric, "traced": trial.traced}
 
     def settle(self, attempt: Attempt) -> None:
         """Every rank has answered: end the trial with what they sent, and give its agents more

@@ -102,6 +102,8 @@ def outcome(attempt: "Attempt", controller: "Controller") -> tuple[TrialState, d
     lead = attempt.finals[0]
     fields: dict[str, Any] = {"started": lead["started"], "ended": lead["started"] + lead["duration"],
                               "checkpointed": any(f.get("saved", False) for f in attempt.finals.values())}
+    if lead.get("compile") is not None:  # rank 0's: the ranks compile the same programs side by side
+        fields["compile_s"], fields["programs_compiled"], fields["programs_cached"] = lead["compile"]
     if attempt.failed_rank is not None:
         failed = attempt.finals[attempt.failed_rank]
         return TrialState.FAILED, dict(fields, error=f"rank {attempt.failed_rank}: {failed['error']}",

@@ -79,7 +79,7 @@ class TrialBook:
 
     def new(self, trial_id: int, spec: "TrialSpec") -> Trial:
         trial = Trial(trial_id, dict(spec.params), spec.budget, info=dict(spec.info), parent=spec.parent)
-        trial.run, trial.extra, trial.gang = spec.run, spec.extra, spec.gang
+        trial.run, trial.extra, trial.gang, trial.traced = spec.run, spec.extra, spec.gang, spec.traced
         self.trials[trial_id] = trial
         return trial
 

@@ -288,7 +288,7 @@ class _Report:
                 "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style></head><body>"
                 f"<h1>{name}</h1>{self.best_line()}<p>{html.escape(self.head.get('context', ''))}: "
                 f"{html.escape(', '.join(f'{v} {k}' for k, v in sorted(counts.items())))}</p>{body}"
-                f"<h2>{html.escape(heading)}</h2><table><tr><th>id</th><th>state</th><th>budget</th><th>{metric}</th><th>{what}</th></tr>"
+                f"<h2>{html.escape(heading)}</h2><table><tr><th>id</th><th>state</th><th>budget</th><th>{metric}</th><th>compile s</th><th>{what}</th></tr>"
                 f"{rows}</table>"
                 # Lets a headless browser (and the tests) tell that every plot actually rendered.
                 "<script>window.addEventListener('load',function(){var i=document.images,n=0;"
@@ -379,5 +379,6 @@ def _row(t: dict) -> str:
     value = "" if t.get("metric") is None else format(t["metric"], ".6g")
     what = _left_out(t) or _params(t.get("params") or {})
     budget = "" if t.get("budget") is None else format(t["budget"], "g")
+    compiled = "" if t.get("compile_s") is None else format(t["compile_s"], ".3g")
     return (f"<tr><td>{t['id']}</td><td>{html.escape(str(t.get('state')))}</td><td>{budget}</td><td>{value}</td>"
-            f"<td>{html.escape(what)}</td></tr>")
+            f"<td>{compiled}</td><td>{html.escape(what)}</td></tr>")

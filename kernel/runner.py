@@ -197,7 +197,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                       resume: bool | str | os.PathLike | None = None, agent_timeout: float | None = 5.0,
                       stop_grace: float | None = 10.0, insecure: bool = False, report: bool = True,
                       tensorboard: bool = False, fail_fast: int | None = 3, dashboard: bool | int = False,
-                      token_file: str | os.PathLike | None = None,
+                      token_file: str | os.PathLike | None = None, compile_cache: str | os.PathLike | None = None,
                       _on_view: Callable[[KernelView], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
     context = context if context is not None else _default_context()
@@ -215,7 +215,8 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     kernel = Kernel(experiment=folder.path.name, context_name=type(context).__name__, function=plan.function,
                     controller=controller, listener=listener, codec=kernel_codec(token_key(plan.token)),
                     folder=folder, heartbeat=heartbeat, observers=watchers, inject=plan.inject,
-                    agent_timeout=agent_timeout, deadlines=deadlines, fail_fast=fail_fast)
+                    agent_timeout=agent_timeout, deadlines=deadlines, fail_fast=fail_fast,
+                    agent_env=_agent_env(compile_cache))
     _save_for_resume(folder.path, plan.function, context)
     if plan.events is not None:
         restored = replay.restore(kernel, plan.events)
@@ -355,6 +356,16 @@ async def _start_dashboard(folder: Path, port: bool | int) -> None:
           f"kernel dashboard {folder.parent})", flush=True)
 
 
+def _agent_env(compile_cache: str | os.PathLike | None) -> dict[str, str]:
+    """What agents set in their environment (unless theirs says otherwise) before they load the
+    function: the compilation cache they share, when named."""
+    if compile_cache is None:
+        return {}
+    from .agent.compiles import CACHE_ENV
+
+    return {CACHE_ENV: str(Path(compile_cache).expanduser().absolute())}
+
+
 def _save_for_resume(folder: Path, function: bytes, context: Any) -> None:
     """The function and the context, so ``python -m kernel resume <folder>`` can continue."""
     try:
@@ -398,8 +409,8 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
       then need ``--insecure`` too. A warning is printed when such an address is not loopback.
     - ``tensorboard=True``: event files in ``<folder>/tensorboard`` (every broadcast, and each
       trial's parameters for the HParams plugin); needs tensorboardX (the ``report`` extra).
-    - ``report=False``: no report.html at the end (``python -m kernel report`` makes one later);
-      otherwise a process of its own draws it within a second or two of ``lagom()`` returning.
+    - ``report=False``: no report.html (``python -m kernel report`` makes one later); else a
+      process of its own draws it within a second or two of ``lagom()`` returning.
     - ``agent_timeout``: seconds of silence after which an agent is declared lost and its trial
       runs again elsewhere (agents beat every ``heartbeat`` seconds, also while training).
     - ``stop_grace``: seconds a trial has to end after it was told to stop; then it is ended by
@@ -411,10 +422,11 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
       optimizer and early stopper are brought back to their state) and the rest runs.
     - ``token``: the secret agents must present (default: a fresh random one per experiment);
       set it when agents are started ahead of the kernel, e.g. by a cluster job script.
-    - ``dashboard=True`` (or a port number): a live web dashboard on loopback, opened at this
-      experiment (its URL is printed), over every experiment beside it; it stays after lagom()
-      returns, until this program ends (one per program, reused by later experiments). Needs
-      the ``dashboard`` extra; ``python -m kernel dashboard`` serves any folder at any time.
+    - ``dashboard=True`` (or a port): a live web dashboard on loopback, at this experiment (its
+      URL is printed) and those beside it, until this program ends (one per program). Needs the
+      ``dashboard`` extra; ``python -m kernel dashboard`` serves any folder at any time.
+    - ``compile_cache``: JAX's persistent compilation cache for every agent, on every host that
+      mounts it (default: ``~/.cache/lagom/jax`` per host); see docs/compile.md.
     - ``observers``: :class:`~kernel.Observer` objects, told of every trial (with a read-only
       :class:`~kernel.views.KernelView`).
 

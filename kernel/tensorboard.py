@@ -43,6 +43,9 @@ class TensorBoard(Observer):
         metrics = {f"hparam/{name}": trial.metric if trial.metric is not None else float("nan")}
         if trial.values and view.objectives:  # several objectives: each a column of the HParams table
             metrics.update((f"hparam/{m}", v) for m, v in zip(view.objectives, trial.values))
+        if trial.compile_s is not None:  # what it waited for XLA, beside what it scored
+            metrics["hparam/compile_s"] = trial.compile_s
+            w.add_scalar("compile_s", trial.compile_s, 0)
         w.add_hparams(params, metrics, name="hparams")  # a sub-run: one row per trial in HParams
         w.close()
         self._writers.pop(trial.id, None)

@@ -91,10 +91,16 @@ class Trial:
     stop_requested: float | None = None  # when the kernel told it to stop (wall clock)
     checkpointed: bool = False  # it left files in its checkpoint folder (a later trial can continue it)
     values: list[float] | None = None  # every objective's value, in a search of several
+    # What it waited for XLA (None: its function used no JAX): seconds tracing, lowering and
+    # compiling, programs compiled, and programs loaded from the persistent cache instead.
+    compile_s: float | None = None
+    programs_compiled: int | None = None
+    programs_cached: int | None = None
     run: dict[str, Any] | None = field(default=None, repr=False)  # how agents run it (distributed)
     extra: dict[str, Any] | None = field(default=None, repr=False)  # what the context's injector reads
     folder: Path | None = field(default=None, repr=False, compare=False)  # the experiment's (set by Result)
     gang: int = field(default=1, repr=False, compare=False)  # agents that run it together
+    traced: list[str] | None = field(default=None, repr=False, compare=False)  # params a step gets traced
     # Its agent died holding trials handed out ahead, so which one killed it is not known: it
     # runs again alone (never handed out ahead), where a death is its own.
     suspect: bool = field(default=False, repr=False, compare=False)
@@ -132,7 +138,8 @@ class Trial:
             "error": self.error, "traceback": self.traceback, "agent": self.agent,
             "attempts": self.attempts, "info": self.info, "parent": self.parent, "ranks": self.ranks,
             "stop_requested": self.stop_requested, "interruptions": self.interruptions, "series": self.series,
-            "checkpointed": self.checkpointed, "values": self.values,
+            "checkpointed": self.checkpointed, "values": self.values, "compile_s": self.compile_s,
+            "programs_compiled": self.programs_compiled, "programs_cached": self.programs_cached,
         }
 
     @classmethod
@@ -153,6 +160,7 @@ _SCALAR = (int, float, str, bool, type(None))
 
 def _row(t: Trial) -> dict[str, Any]:
     row = {"trial": t.id, "state": str(t.state), "budget": t.budget, "metric": t.metric, "duration": t.duration,
+           "compile_s": t.compile_s, "programs_compiled": t.programs_compiled, "programs_cached": t.programs_cached,
            "agent": t.agent, "attempts": t.attempts, "parent": t.parent, "error": t.error,
            "started": t.started, "ended": t.ended}
     row.update((f"params_{k}", v if isinstance(v, _SCALAR) else str(v)) for k, v in t.params.items())
@@ -167,6 +175,32 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         seen.update(dict.fromkeys(row))
     return list(seen) or ["trial"]
+
+
+def compile_lines(trials: list[Trial]) -> list[str]:
+    """What the trials waited for XLA, and why when it is most of their time: trials of a shape
+    seen before compiled their programs again (hyperparameters baked into the step)."""
+    timed = [t for t in trials if t.compile_s is not None and t.duration]
+    if not timed:
+        return []
+    spent, total = sum(t.compile_s for t in timed), sum(t.duration for t in timed)
+    compiled, cached = sum(t.programs_compiled for t in timed), sum(t.programs_cached for t in timed)
+    lines = [f"  XLA compilation: {spent / total:.0%} of trial time ({spent:.3g} of {total:.3g} s); {compiled} "
+             f"programs compiled, {cached} loaded from the cache"]
+    seen: set[tuple] = set()
+    again = later = 0
+    for t in sorted(timed, key=lambda t: t.started or 0.0):
+        traced = t.traced if t.traced is not None else [k for k, v in t.params.items() if type(v) is float]
+        shape = tuple(sorted((k, repr(v)) for k, v in t.params.items() if k not in traced)) + (repr(t.budget),)
+        if shape in seen:
+            later += 1
+            again += t.programs_compiled > 0
+        seen.add(shape)
+    if spent > total / 2 and later and again > later / 2:
+        lines.append(f"    {again} of {later} trials of a shape seen before compiled again: hyperparameters closed over "
+                     f"by a jitted step are baked into it as constants; hand them to the step as arguments "
+                     f"(def step(state, batch, hparams) with strategy.step: docs/compile.md)")
+    return lines
 
 
 class NoBestTrial(LookupError):
@@ -337,6 +371,7 @@ class Result:
             if best.params:
                 lines.append("        " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
         lines.extend(self.notes)
+        lines.extend(compile_lines(self.trials))
         again = [t for t in self.trials if t.interruptions]
         if again:
             lines.append(f"  {len(again)} trial(s) ran again after their agent was lost; first: trial "

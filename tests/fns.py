@@ -363,3 +363,44 @@ def trivial(hparams, reporter):
     for step in range(10):
         reporter.broadcast(metric=hparams["x"] * step, step=step)
     return {"score": hparams["x"]}
+
+
+def line_step(w, x, y, hparams):
+    """One step of gradient descent on a linear fit: a step at a module's top level, compiled
+    once per shape for every trial of an agent."""
+    import jax
+
+    value, grad = jax.value_and_grad(lambda w: ((x @ w - y) ** 2).mean())(w)
+    return w - hparams["lr"] * grad, value
+
+
+def fits_a_line(hparams, reporter, strategy):
+    """Five steps of gradient descent on a linear fit of ``width`` features, compiled by
+    ``strategy.step``: the step is ``line_step`` (``where="module"``), or one defined here that
+    asks for ``hparams`` (``"nested"``), or one that closes over ``lr``, baking it into its
+    program as a constant, as most code does (``"baked"``). Returns its losses."""
+    import jax
+    import jax.numpy as jnp
+
+    width, lr = hparams["width"], hparams["lr"]
+    x = jnp.linspace(0.0, 1.0, 8 * width).reshape(8, width)
+    y = x.sum(axis=1)
+
+    def loss(w):
+        return ((x @ w - y) ** 2).mean()
+
+    def baked(w, x, y):
+        value, grad = jax.value_and_grad(loss)(w)
+        return w - lr * grad, value
+
+    def nested(w, x, y, hparams):
+        value, grad = jax.value_and_grad(loss)(w)
+        return w - hparams["lr"] * grad, value
+
+    train_step = {"module": line_step, "nested": nested, "baked": baked}[hparams["where"]]
+    step, w, losses = strategy.step(train_step), jnp.zeros(width), {}
+    for i in range(5):
+        w, value = step(w, x, y)
+        losses[f"loss{i}"] = float(value)
+    reporter.broadcast(metric=-losses["loss4"], step=0)
+    return {"score": -losses["loss4"], **losses}

@@ -33,6 +33,8 @@ FIELD = {
     "verdicts": st.booleans(), "stop": st.booleans(), "size": st.integers(0, 2**40),
     "offset": st.integers(0, 2**40), "data": st.binary(max_size=200), "metric": st.one_of(st.none(), text),
     "saved": st.booleans(),
+    "compile": st.one_of(st.none(), st.tuples(st.floats(0, 1e6), st.integers(0, 2**31), st.integers(0, 2**31)).map(list)),
+    "traced": st.one_of(st.none(), st.lists(text, max_size=4)),
 }
 
 
@@ -127,13 +129,19 @@ def signed(obj):
     ({"v": PROTOCOL, "type": "metric", "trial": 1, "points": [1]}, "field-type"),
     ({"v": PROTOCOL, "type": "final", "trial": 1, "rank": 0, "outcome": "ok", "result": None, "error": None,
       "traceback": None, "started": 1.0, "duration": True, "step": None, "value": None, "saved": False,
-      "points": []}, "field-type"),
+      "points": [], "compile": None}, "field-type"),
     ({"v": PROTOCOL, "type": "final", "trial": 1, "rank": 0, "outcome": "ok", "result": None, "error": None,
       "traceback": None, "started": 1.0, "duration": 1, "step": None, "value": None, "saved": False,
-      "points": [[1, "x"]]}, "field-type"),  # a final's points are checked as a metric's
+      "points": [[1, "x"]], "compile": None}, "field-type"),  # a final's points are checked as a metric's
     ({"v": PROTOCOL, "type": "final", "trial": 1, "rank": 0, "outcome": "ok", "result": None, "error": None,
       "traceback": None, "started": 1.0, "duration": 1, "step": None, "value": None, "saved": 0,
-      "points": []}, "field-type"),
+      "points": [], "compile": None}, "field-type"),
+    ({"v": PROTOCOL, "type": "final", "trial": 1, "rank": 0, "outcome": "ok", "result": None, "error": None,
+      "traceback": None, "started": 1.0, "duration": 1, "step": None, "value": None, "saved": False,
+      "points": [], "compile": [1.0, -1, 0]}, "field-type"),  # [seconds, compiled, loaded], none negative
+    ({"v": PROTOCOL, "type": "final", "trial": 1, "rank": 0, "outcome": "ok", "result": None, "error": None,
+      "traceback": None, "started": 1.0, "duration": 1, "step": None, "value": None, "saved": False,
+      "points": [], "compile": [1.0, 2]}, "field-type"),
     ({"v": PROTOCOL, "type": "batch", "items": [["hello", {}]]}, "type"),  # a batch carries trials' messages only
     ({"v": PROTOCOL, "type": "batch", "items": [["batch", {"items": []}]]}, "type"),  # never batches
     ({"v": PROTOCOL, "type": "batch", "items": [["log", {"trial": 1}]]}, "fields"),
@@ -172,5 +180,5 @@ def test_numpy_scalars_cross_the_wire_as_numbers():
     np = pytest.importorskip("numpy")
     out = K.decode(A.encode("final", trial=1, rank=0, outcome="ok", result={"acc": np.float32(0.5), "n": np.int64(3)},
                             error=None, traceback=None, started=0.0, duration=1.0, step=None, value=None, saved=False,
-                            points=[[0, np.float64(0.25)]]))
+                            points=[[0, np.float64(0.25)]], compile=None))
     assert out["result"] == {"acc": 0.5, "n": 3} and out["points"] == [[0, 0.25]]

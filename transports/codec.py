@@ -17,9 +17,10 @@ from typing import Any, Iterable, Mapping
 
 import msgpack
 
-PROTOCOL = 5  # 2: trial.verdicts and the verdict message; 3: a large function travels in parts;
+PROTOCOL = 6  # 2: trial.verdicts and the verdict message; 3: a large function travels in parts;
 # 4: batches, trials handed out ahead (leased), and the "skipped" outcome of a leased trial never run;
-# 5: a final carries its trial's last broadcasts (final.points)
+# 5: a final carries its trial's last broadcasts (final.points); 6: a final says what its trial
+# compiled (final.compile), a trial which hyperparameters a compiled step takes as arguments (trial.traced)
 PART_SIZE = 8 * 1024 * 1024  # a function larger than this is fetched by the agent in parts of this size
 SIGNATURE_BYTES = 32
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # a welcome carries the pickled function; keep room for closures
@@ -35,6 +36,7 @@ _OPT_BYTES = (bytes, type(None))
 _MAP = (dict,)
 _OPT_MAP = (dict, type(None))
 _LIST = (list,)
+_OPT_LIST = (list, type(None))
 _BOOL = (bool,)
 _ANY = (object,)
 
@@ -58,6 +60,7 @@ AGENT_TO_KERNEL: dict[str, dict[str, tuple]] = {
         "value": _OPT_NUM,
         "saved": _BOOL,  # the function asked for its checkpoint folder (the kernel looks there only then)
         "points": _LIST,  # its last broadcasts not sent yet, as metric.points (one message, not two)
+        "compile": _OPT_LIST,  # [seconds, programs compiled, loaded from the cache]; None: no JAX there
     },
     "heartbeat": {},
     "bye": {"reason": _STR},
@@ -70,7 +73,8 @@ KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
     "part": {"offset": _INT, "data": _BYTES},
     "trial": {"trial": _INT, "params": _MAP, "budget": _OPT_NUM, "checkpoint": _OPT_STR,
               "parent_checkpoint": _OPT_STR, "run": _OPT_MAP, "extra": _OPT_MAP, "verdicts": _BOOL,
-              "metric": _OPT_STR},  # the name the search optimizes (among named broadcast values)
+              "metric": _OPT_STR,  # the name the search optimizes (among named broadcast values)
+              "traced": _OPT_LIST},  # hyperparameters a step gets as traced arguments (None: the floats)
     "verdict": {"trial": _INT, "stop": _BOOL},  # the answer to one broadcast of a judged trial
     "abort": {"trial": _INT, "reason": _STR},
     "kill": {"trial": _INT},
@@ -91,12 +95,12 @@ when trials are short; everything else (hello, welcome, heartbeats) travels alon
 def final_fields(trial: int, *, outcome: str, rank: int = 0, result: Any = None, error: str | None = None,
                  traceback: str | None = None, started: float = 0.0, duration: float = 0.0,
                  step: float | None = None, value: float | None = None, saved: bool = False,
-                 points: list | None = None) -> dict[str, Any]:
+                 points: list | None = None, compile: list | None = None) -> dict[str, Any]:
     """The fields of a ``final`` message (the schema above), built in this one place by every
     sender: an agent's trial, a child process's run, a failure before the function could run."""
     return {"trial": trial, "rank": rank, "outcome": outcome, "result": result, "error": error,
             "traceback": traceback, "started": started, "duration": duration, "step": step, "value": value,
-            "saved": saved, "points": [] if points is None else points}
+            "saved": saved, "points": [] if points is None else points, "compile": compile}
 
 
 class CodecError(ValueError):
@@ -266,11 +270,17 @@ def _check_final(msg: dict) -> None:
     if msg["outcome"] not in OUTCOMES:
         raise CodecError("field-type", f"final.outcome {msg['outcome']!r} not in {OUTCOMES}")
     _check_metric(msg)
+    compiled = msg["compile"]
+    if compiled is not None and not (len(compiled) == 3 and _finite(compiled[0]) and compiled[0] >= 0
+                                     and all(type(n) is int and n >= 0 for n in compiled[1:])):
+        raise CodecError("field-type", "final.compile must be [seconds, compiled, loaded] (numbers >= 0)")
 
 
 def _check_trial(msg: dict) -> None:
     if not all(isinstance(k, str) for k in msg["params"]):
         raise CodecError("field-type", "trial.params keys must be strings")
+    if msg["traced"] is not None and not all(type(k) is str for k in msg["traced"]):
+        raise CodecError("field-type", "trial.traced must name hyperparameters")
 
 
 _CHECKS = {"metric": _check_metric, "log": _check_log, "final": _check_final, "trial": _check_trial}

@@ -22,7 +22,7 @@ from transports.codec import final_fields
 
 from .. import shipping
 from ..reporter import Reporter, Shutdown
-from . import execute
+from . import compiles, execute
 
 if TYPE_CHECKING:
     from .serve import Agent
@@ -38,7 +38,8 @@ class ChildRun:
         self.payload = {"trial": self.trial, "run": msg["run"], "function": agent.function_bytes,
                         "names": agent.names, "hparams": execute.hparams_of(msg), "checkpoint": msg["checkpoint"],
                         "parent_checkpoint": msg["parent_checkpoint"], "echo": agent.echo,
-                        "inject": agent.inject_bytes, "extra": msg["extra"], "metric": msg["metric"]}
+                        "inject": agent.inject_bytes, "extra": msg["extra"], "metric": msg["metric"],
+                        "traced": msg["traced"]}
         self._kernel_handlers = {"stop": self._on_stop, "verdict": self._on_stop, "abort": self._on_abort,
                                  "shutdown": self._on_shutdown}
 
@@ -154,6 +155,7 @@ def build_strategy(run: dict[str, Any]):
 def child_main(conn, payload: dict[str, Any]) -> None:
     """The child process: build the strategy, run the function once, send the final, leave."""
     os.environ.update({str(k): str(v) for k, v in payload["run"].get("env", {}).items()})
+    compiles.watch()
     run, tid = payload["run"], payload["trial"]
     rank = int(run.get("process_id", 0))
     reporter = Reporter(tid, PipeChannel(conn, rank), payload.get("checkpoint"), payload.get("parent_checkpoint"),
@@ -162,6 +164,7 @@ def child_main(conn, payload: dict[str, Any]) -> None:
     try:
         strategy = build_strategy(run)
         strategy.setup()  # multihost: joins the process group before anything else touches JAX
+        strategy.bind(payload["hparams"], payload["traced"])
         fn, data = shipping.split(shipping.unpack(payload["function"]))
         available = {"hparams": payload["hparams"], "reporter": reporter, "strategy": strategy, **data}
         if payload.get("inject"):  # the context's dataset and model generators

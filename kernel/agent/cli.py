@@ -35,15 +35,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _enable_jax_cache() -> None:
-    """One persistent compilation cache per host, so a step compiled once is reused by every
-    agent and every later run; min compile time 0, or JAX skips most small compiles."""
-    cache = os.path.join(os.path.expanduser("~"), ".cache", "lagom", "jax")
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache)
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-
-
 def _token(args: argparse.Namespace) -> str:
     """The token from the environment, a private file, or (warned against) the command line."""
     if args.token_file:
@@ -73,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     token = _token(args)
     faulthandler.enable()  # a trial that segfaults or aborts leaves its Python stack in the log
-    _enable_jax_cache()
     restarts = int(os.environ.get(RESTARTS_ENV, "0"))
     agent_id = args.id and (f"{args.id}~{restarts}" if restarts else args.id)
     agent = Agent(args.connect, token, agent_id=agent_id, wait=args.wait, patience=args.patience,
                   insecure=args.insecure, echo=not args.quiet)
     agent.can_restart = True
+    agent.own_process = True  # its JAX gets the persistent compilation cache (compiles.use_persistent_cache)
     agent.box = Blackbox.from_env()  # a local launcher's: which trial was running, should it die
     agent.argv = list(argv if argv is not None else sys.argv[1:])
     try:

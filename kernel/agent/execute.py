@@ -14,6 +14,7 @@ from typing import Any, Callable
 from transports.codec import final_fields
 
 from ..reporter import EarlyStop, KernelAway, Reporter, Shutdown, captured_output
+from . import compiles
 
 
 KEPT: "collections.OrderedDict[str, BaseException]" = collections.OrderedDict()
@@ -82,6 +83,7 @@ def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter, echo: bool, r
     keep the exception object in :data:`KEPT` under that key (an agent in the caller's process)."""
     started = time.time()
     t0 = time.perf_counter()
+    compiled_before = compiles.reading()
     result = error = tb = None
     try:
         with captured_output(reporter.channel.send_log, echo=echo):
@@ -105,4 +107,5 @@ def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter, echo: bool, r
     if value is not None and not math.isfinite(value):
         value = None
     return final_fields(reporter.trial_id, rank=rank, outcome=outcome, result=result, error=error, traceback=tb,
-                        started=started, duration=duration, step=step, value=value, saved=reporter.saved)
+                        started=started, duration=duration, step=step, value=value, saved=reporter.saved,
+                        compile=compiles.since(compiled_before))

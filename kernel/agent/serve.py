@@ -31,7 +31,7 @@ from transports.curve import derive
 from .. import shipping
 from ..injection import InjectionError, requested
 from ..reporter import KernelAway, KernelGone, Reporter, Shutdown
-from . import child, execute
+from . import child, compiles, execute
 from .beat import Heartbeat
 from .cli import RESTARTS_ENV, TOKEN_ENV
 
@@ -54,6 +54,14 @@ def single_strategy() -> Any:
 
         _single = load("lagom.strategies", "single")
     return _single
+
+
+def _in_process_strategy() -> Any:
+    """An instance of the in-process strategy, for the trials this agent runs in its process."""
+    from plugins.registry import resolve
+    from plugins.strategies import Strategy
+
+    return resolve("lagom.strategies", single_strategy(), Strategy)
 
 
 def _devices() -> list[str]:
@@ -117,7 +125,8 @@ class Agent:
         # channel): unsent since ``unsent_since``, holding ``outbox_finals`` finals.
         self.outbox: list[list] = []
         self.outbox_finals, self.unsent_since, self.last_sent = 0, None, 0.0
-        self.can_restart = False  # True in a process of its own (main); never for a thread agent
+        # In a process of its own (main), not the caller's: it may restart it, and sets up JAX's cache.
+        self.can_restart = self.own_process = False
         self.box = None  # a Blackbox: the trial it runs, for a launcher to read should it die
         self.keep_errors = False  # True in the caller's process: a single run re-raises the original
         self.argv: list[str] = []
@@ -140,10 +149,7 @@ class Agent:
             "trial": self.queue.append, "welcome": self._on_welcome, "shutdown": self._on_shutdown,
             "skip": self._on_skip, "batch": self._on_batch, "rejoin": self._on_rejoin,
         }  # stop, verdict, abort and heartbeat matter only while a trial runs
-        from plugins.registry import resolve
-        from plugins.strategies import Strategy
-
-        self._single = resolve("lagom.strategies", single_strategy(), Strategy)  # imports no JAX until used
+        self._single = _in_process_strategy()  # imports no JAX until used
 
     # -- wire -------------------------------------------------------------------------------
     def send(self, msg_type: str, **fields: Any) -> None:
@@ -251,6 +257,7 @@ class Agent:
     def run(self) -> int:
         """Serve the kernel until it says shutdown (0) or is gone (1: never answered, 2: went silent)."""
         self.conn = connect(self.url, identity=self.id.encode(), curve=self.curve)
+        compiles.watch()  # each trial's compile time, once a function imports JAX
         beat = Heartbeat(self)
         try:
             self._hello()
@@ -408,6 +415,8 @@ class Agent:
         self.heartbeat = float(msg["heartbeat"])
         for key, value in msg["env"].items():
             os.environ.setdefault(str(key), str(value))
+        if self.own_process:  # before the function (and JAX with it) is unpickled
+            compiles.use_persistent_cache()
         try:
             self.function_bytes, self.inject_bytes = self._whole_function(msg), msg["inject"]
             self._injector = cloudpickle.loads(msg["inject"]) if msg["inject"] is not None else None
@@ -470,8 +479,9 @@ class Agent:
         tid = msg["trial"]
         channel = SocketChannel(self, tid, msg["verdicts"])
         reporter = Reporter(tid, channel, msg["checkpoint"], msg["parent_checkpoint"], metric=msg["metric"])
-        available = {"hparams": execute.hparams_of(msg), "reporter": reporter, "strategy": self._single,
-                     **self._data}
+        hparams = execute.hparams_of(msg)
+        self._single.bind(hparams, msg["traced"])
+        available = {"hparams": hparams, "reporter": reporter, "strategy": self._single, **self._data}
         self.current, self.channel = tid, channel
         try:
             if self._injector is not None and any(n not in available for n in self.names):

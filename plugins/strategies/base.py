@@ -10,15 +10,72 @@ Inside ``train_step``, ``strategy.mean(grads)`` averages across devices. Where t
 already computes the step on the global batch (single device, jit with shardings) it returns its
 argument; under literal ``jax.pmap`` it is ``lax.pmean``. So the same function gives the same
 numbers under every strategy.
+
+A step that asks for ``hparams`` (``def train_step(state, batch, hparams)``) gets the trial's
+hyperparameters, the numeric ones that do not change shapes (a search space's DOUBLEs, by
+default) as traced arguments: one compiled program then serves every trial of a shape, since
+a learning rate closed over by the step would be baked into its program as a constant, and a
+new value would compile it again (docs/compile.md). The others (a width, a depth, a choice)
+reach it as plain Python values, as they must to shape the program.
 """
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from typing import Any, Callable
 
 
 class Strategy(ABC):
     name = "strategy"
+    hparams: dict[str, Any] = {}  # this trial's hyperparameters, set by the agent (``bind``)
+    traced: frozenset[str] = frozenset()  # those a step that asks for ``hparams`` gets traced
+
+    def bind(self, hparams: dict[str, Any], traced: list[str] | None = None) -> None:
+        """The trial about to run: its hyperparameters, and the names a step takes as traced
+        arguments (None: those whose value is a float)."""
+        self.hparams = dict(hparams)
+        self.traced = frozenset(traced if traced is not None else
+                                (k for k, v in hparams.items() if type(v) is float))
+
+    def with_hparams(self, fn: Callable, compile: Callable[[Callable], Callable], key: Any = ()) -> Callable:
+        """``compile(fn)``, or, when ``fn`` asks for ``hparams``, a compiled step given them:
+        the traced ones as arguments (placed as ``replicate`` places state), the rest fixed.
+
+        A step defined at a module's top level is compiled once per shape (its fixed
+        hyperparameters and ``key``) for every trial this process runs: later trials trace
+        nothing. One defined inside the training function is a new function each trial, so
+        it is traced anew and its program comes from JAX's persistent cache."""
+        try:
+            asks = "hparams" in inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            asks = False
+        if not asks:
+            return compile(fn)
+        fixed = {k: v for k, v in self.hparams.items() if k not in self.traced}
+        traced = self.replicate({k: v for k, v in self.hparams.items() if k in self.traced})
+        shared = "<locals>" not in getattr(fn, "__qualname__", "<locals>")  # lives as long as the process
+        memo = (fn, repr(sorted(fixed.items())), key)
+        compiled = self._compiled.get(memo) if shared else None
+        if compiled is None:
+            def with_traced(*args: Any, traced_hparams: dict[str, Any], **kwargs: Any) -> Any:
+                return fn(*args, hparams={**fixed, **traced_hparams}, **kwargs)
+
+            compiled = compile(with_traced)
+            if shared:
+                self._compiled[memo] = compiled
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            return compiled(*args, traced_hparams=traced, **kwargs)
+
+        return step
+
+    @property
+    def _compiled(self) -> dict:
+        """Steps compiled in this process, by (function, fixed hyperparameters, layout)."""
+        memo = self.__dict__.get("_compiled_steps")
+        if memo is None:
+            memo = self.__dict__["_compiled_steps"] = {}
+        return memo
 
     def configure(self, run: dict[str, Any]) -> None:
         """Take the run's placement from the kernel, before ``setup`` (optional): for a run

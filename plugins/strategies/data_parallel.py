@@ -76,7 +76,8 @@ class DataParallel(Strategy):
     def step(self, fn: Callable, *, donate_argnums: tuple[int, ...] = ()) -> Callable:
         import jax
 
-        return jax.jit(fn, donate_argnums=donate_argnums)  # shardings come with the arguments
+        # shardings come with the arguments
+        return self.with_hparams(fn, lambda f: jax.jit(f, donate_argnums=donate_argnums), donate_argnums)
 
     def gather(self, tree: Any) -> Any:
         import jax

@@ -43,8 +43,9 @@ class LiteralPmap(Strategy):
     def step(self, fn: Callable, *, donate_argnums: tuple[int, ...] = ()) -> Callable:
         import jax
 
-        return jax.pmap(fn, axis_name=self.axis, donate_argnums=donate_argnums,
-                        devices=jax.local_devices()[: self.num_devices])
+        devices = jax.local_devices()[: self.num_devices]
+        return self.with_hparams(fn, lambda f: jax.pmap(f, axis_name=self.axis, donate_argnums=donate_argnums,
+                                                        devices=devices), (donate_argnums, len(devices)))
 
     def mean(self, tree: Any) -> Any:
         import jax

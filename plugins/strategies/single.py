@@ -22,7 +22,7 @@ class SingleDevice(Strategy):
     def step(self, fn: Callable, *, donate_argnums: tuple[int, ...] = ()) -> Callable:
         import jax
 
-        return jax.jit(fn, donate_argnums=donate_argnums)
+        return self.with_hparams(fn, lambda f: jax.jit(f, donate_argnums=donate_argnums), donate_argnums)
 
     def gather(self, tree: Any) -> Any:
         import jax

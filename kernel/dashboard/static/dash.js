@@ -213,7 +213,7 @@ function columns() {
   const names = objectives();
   const scores = names ? names.map((n, i) => ["o:" + i, n]) : [["metric", metricName()]];
   const cols = [["id", "trial"], ["state", "state"], ...scores, ["budget", "budget"],
-                ["duration", "seconds"], ["agent", "agent"]];
+                ["duration", "seconds"], ["compile_s", "compile s"], ["agent", "agent"]];
   if (Array.from(S.trials.values()).some((t) => t.ablated)) cols.push(["ablated", "left out"]);
   for (const p of S.params) cols.push(["p:" + p, p]);
   cols.push(["error", "error"]);
@@ -278,7 +278,7 @@ function renderTable() {
     tr.dataset.trial = t.id;
     for (const [key] of cols) {
       const v = value(t, key);
-      const td = el("td", key === "duration" && v !== null ? v.toFixed(2) : fmt(v),
+      const td = el("td", (key === "duration" || key === "compile_s") && v !== null && v !== undefined ? v.toFixed(2) : fmt(v),
                     typeof v === "number" ? "num" : (key === "error" ? "err" : (key === "state" ? "s-" + v : "")));
       if (key === "error" && v) td.title = v;
       tr.appendChild(td);
