@@ -29,30 +29,32 @@ def train(model, hparams, reporter):
     x_train, y_train, x_val, y_val = (jnp.asarray(a) for a in (x[:1500], y[:1500], x[1500:], y[1500:]))
     seed = hparams.get("seed", 0)
     graphdef, params = nnx.split(model(nnx.Rngs(seed)))  # the CNN without this trial's layers
-    tx = optax.adam(hparams.get("lr", 3e-3))
+    # The learning rate lives in the optimizer's state and the data come as arguments: a jitted
+    # function closing over them would bake them into its program as constants (docs/compile.md).
+    tx = optax.inject_hyperparams(optax.adam)(learning_rate=hparams.get("lr", 3e-3))
     batch, epochs = 100, hparams.get("epochs", 8)
 
     def loss_fn(p, xb, yb):
         return optax.softmax_cross_entropy_with_integer_labels(nnx.merge(graphdef, p)(xb), yb).mean()
 
     @jax.jit
-    def epoch(p, s, order):
+    def epoch(p, s, xs, ys, order):
         def step(carry, idx):
             p, s = carry
-            grads = jax.grad(loss_fn)(p, x_train[idx], y_train[idx])
+            grads = jax.grad(loss_fn)(p, xs[idx], ys[idx])
             updates, s = tx.update(grads, s, p)
             return (optax.apply_updates(p, updates), s), None
         (p, s), _ = jax.lax.scan(step, (p, s), order.reshape(-1, batch))
         return p, s
 
     @jax.jit
-    def accuracy(p):
-        return (nnx.merge(graphdef, p)(x_val).argmax(-1) == y_val).mean()
+    def accuracy(p, xs, ys):
+        return (nnx.merge(graphdef, p)(xs).argmax(-1) == ys).mean()
 
     state, rng, acc = tx.init(params), np.random.default_rng(seed), 0.0
     for e in range(epochs):
-        params, state = epoch(params, state, jnp.asarray(rng.permutation(len(x_train))))
-        acc = float(accuracy(params))
+        params, state = epoch(params, state, x_train, y_train, jnp.asarray(rng.permutation(len(x_train))))
+        acc = float(accuracy(params, x_val, y_val))
         reporter.broadcast(metric=acc, step=e)
     return {"accuracy": acc}
 

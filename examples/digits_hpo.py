@@ -4,10 +4,12 @@
     python examples/digits_hpo.py --trials 8 --max-epochs 3
     python examples/digits_hpo.py --optimizer pbt --trials 8   # population-based training instead
 
-The training function is plain JAX: build the model, split it into a pure state, jit one train
-step, loop over epochs, broadcast the validation accuracy after each. The learning rate reaches
-the jitted step as a traced value (optax.inject_hyperparams), so trials that share a shape
-(width, depth) reuse one compiled step on a warm agent.
+The training function is plain JAX: build the model, split it into a pure state, compile one
+train step with ``strategy.step``, loop over epochs, broadcast the validation accuracy after
+each. The step asks for ``hparams``: the learning rate reaches it as a traced argument (the
+optimizer is built inside the step), so trials that share a shape (width, depth, activation)
+share one compiled program, loaded from the host's compilation cache (docs/compile.md); a
+member of population-based training that continues another's weights trains with its own rate.
 
 ASHA promotes the best configurations to larger budgets. A promoted trial does not start over:
 it loads its parent's checkpoint (a msgpack-serialised pytree in ``reporter.parent_checkpoint_dir``)
@@ -58,7 +60,8 @@ def load_checkpoint(folder, like):
 
 
 def build(hparams):
-    """The model and optimizer of a configuration: (graphdef, params, optax transformation)."""
+    """The model and optimizer of a configuration: (graphdef, params, optax transformation).
+    Adam's state does not depend on the learning rate, which the step takes from ``hparams``."""
     import optax
     from flax import nnx
 
@@ -77,7 +80,7 @@ def build(hparams):
             return self.out(x)
 
     graphdef, params = nnx.split(MLP(nnx.Rngs(hparams.get("seed", 0))))
-    return graphdef, params, optax.inject_hyperparams(optax.adam)(learning_rate=hparams.get("lr", 1e-3))
+    return graphdef, params, optax.adam(hparams.get("lr", 1e-3))
 
 
 def load_best(result):
@@ -113,11 +116,11 @@ def train(hparams, reporter, strategy):
         logits = nnx.merge(graphdef, params)(x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    def train_step(state, batch):
+    def train_step(state, batch, hparams):  # hparams["lr"] traced: one program for every rate
         params, opt_state = state
         loss, grads = jax.value_and_grad(loss_fn)(params, *batch)
         grads = strategy.mean(grads)  # averaged across devices (a no-op on one device)
-        updates, opt_state = tx.update(grads, opt_state, params)
+        updates, opt_state = optax.adam(hparams.get("lr", 1e-3)).update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), strategy.mean(loss)
 
     @jax.jit

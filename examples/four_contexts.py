@@ -33,16 +33,16 @@ def train(dataset, model, hparams, reporter, strategy):
     (xt, yt), (xv, yv) = (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]])
 
     graphdef, params = nnx.split(model(nnx.Rngs(0)))
-    tx = optax.adamw(hparams.get("lr", 3e-3), weight_decay=1e-2)
+    adamw = lambda lr: optax.adamw(lr, weight_decay=1e-2)  # its state does not depend on lr
 
     def loss_fn(p, x, y):
         return optax.softmax_cross_entropy_with_integer_labels(nnx.merge(graphdef, p)(x), y).mean()
 
-    def train_step(state, batch):
+    def train_step(state, batch, hparams):  # lr traced: one compiled program for every rate
         p, s = state
         loss, grads = jax.value_and_grad(loss_fn)(p, *batch)
         grads = strategy.mean(grads)  # averaged across devices; nothing to do on one
-        updates, s = tx.update(grads, s, p)
+        updates, s = adamw(hparams.get("lr", 3e-3)).update(grads, s, p)
         return (optax.apply_updates(p, updates), s), strategy.mean(loss)
 
     @jax.jit
@@ -50,7 +50,7 @@ def train(dataset, model, hparams, reporter, strategy):
         return (nnx.merge(graphdef, p)(x).argmax(-1) == y).mean()
 
     step = strategy.step(train_step)
-    state = strategy.replicate((params, tx.init(params)))
+    state = strategy.replicate((params, adamw(hparams.get("lr", 3e-3)).init(params)))
     rank, ranks, batch = strategy.process_index, strategy.process_count, 32
     rng = np.random.default_rng(1)
     acc = 0.0
