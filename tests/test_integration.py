@@ -602,7 +602,9 @@ def test_an_agent_cut_off_by_a_partition_is_replaced_then_rejoins(runs, tmp_path
 
 
 def test_a_trial_that_kills_its_process_fails_with_the_cause_and_the_search_goes_on(runs):
-    space = Searchspace(n=("DISCRETE", list(range(6))))
+    # Trials of 50 ms: none is taken back and run early by an idle agent, so trials are left
+    # after both crashes (instant ones could all have run before the second, on its agent).
+    space = Searchspace(n=("DISCRETE", list(range(6))), sleep=("DISCRETE", [0.05]))
     result = lagom(fns.crashes_on, HyperparameterSearch(space, "gridsearch", metric="score", workers=2),
                    path=runs, verbose=0)
     by_n = {t.params["n"]: t for t in result.trials}
