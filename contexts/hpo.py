@@ -55,7 +55,7 @@ class SearchController(Controller):
         self.num_trials = num_trials
         self._completed = 0  # finished trials: the rule waits for es_min of them
         self._parent_budget: dict[int, Any] = {}  # promoted trial -> the budget its parent trained
-        self._budgets: dict[int, Any] = {}  # trial -> its budget, while a promotion may still name it
+        self._budgets: dict[int, Any] = {}  # trial -> its budget (a promotion names its parent)
         # Whether anyone hears how trials end (random search and no rule do not: then no
         # Observation is built per trial)
         self._observed = type(optimizer).observe is not Optimizer.observe \

@@ -17,6 +17,7 @@ import collections
 import statistics
 import sys
 import time
+from typing import Any
 
 from .trials import ENDED, Result
 from .views import KernelView, Observer
@@ -41,7 +42,7 @@ class Progress(Observer):
         self._last = 0.0
         self._dirty = False
         self._timer = None
-        self._total = None
+        self._total: Any = ...  # trials the experiment will run (None: unknown), once asked (...: not yet)
         self._live = None
         self._cell = None  # a notebook output updated in place (Jupyter without ipywidgets)
         self._latest: dict[int, list] = {}  # running trial -> [last (step, value), last printed line]
@@ -52,8 +53,7 @@ class Progress(Observer):
 
     def line(self, view: KernelView) -> str:
         c = view.counts
-        total = self._total if self._total is not None else view.total_trials
-        self._total = total
+        total = self._total_of(view)
         done = sum(c.get(s, 0) for s in ENDED)
         elapsed = view.elapsed
         eta = ""
@@ -118,8 +118,10 @@ class Progress(Observer):
         self._dirty = False
 
     def _tick(self, view: KernelView) -> None:
-        self._say_overdue(view)
-        if self._dirty or self.tty or self._overdue_trial() is not None:
+        late = self._overdue_trial()
+        if late is not None:
+            self._say_overdue(late)
+        if self._dirty or self.tty or late is not None:
             self._emit(view)
         self._timer = view.call_later(self.interval if not self.tty else 1.0, self._tick, view)
 
@@ -175,10 +177,17 @@ class Progress(Observer):
         if began is not None:
             self._durations.append(now - began)
         self._last_end = now
-        c, total = view.counts, self._total if self._total is not None else view.total_trials
+        c, total = view.counts, self._total_of(view)
         done = sum(c.get(s, 0) for s in ENDED)
         self._eta_then = view.elapsed / done * (total - done) if total and done else None
         self._changed(view)
+
+    def _total_of(self, view: KernelView) -> int | None:
+        """How many trials the experiment will run, asked of the controller once (a trial's end
+        must not build its description each time, when the answer is "unknown")."""
+        if self._total is ...:
+            self._total = view.total_trials
+        return self._total
 
     # -- what the display must not pretend to know --------------------------------------------
     def _overdue_trial(self) -> tuple[int, float] | None:
@@ -192,9 +201,8 @@ class Progress(Observer):
     def _eta_ran_out(self) -> bool:
         return self._eta_then is not None and time.monotonic() - self._last_end > max(self._eta_then, 1.0)
 
-    def _say_overdue(self, view: KernelView) -> None:
-        late = self._overdue_trial()
-        if late is None or late[0] in self._told:
+    def _say_overdue(self, late: tuple[int, float]) -> None:
+        if late[0] in self._told:
             return
         self._told.add(late[0])
         typical = statistics.median(self._durations)

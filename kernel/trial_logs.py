@@ -30,7 +30,7 @@ class CappedLog:
             fits = len(text) if len(text) <= room else text.rfind("\n", 0, room) + 1  # whole lines
             self._file.write(text[:fits])
             self._written += fits
-            text = text[fits:] if fits else text
+            text = text[fits:]
             if not text:
                 return
             self._written = self.head  # full: what follows is held

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from transports.codec import traced_of
+
 from . import fastjson
 from .direction import Direction
 
@@ -190,7 +192,7 @@ def compile_lines(trials: list[Trial]) -> list[str]:
     seen: set[tuple] = set()
     again = later = 0
     for t in sorted(timed, key=lambda t: t.started or 0.0):
-        traced = t.traced if t.traced is not None else [k for k, v in t.params.items() if type(v) is float]
+        traced = traced_of(t.traced, t.params)
         shape = tuple(sorted((k, repr(v)) for k, v in t.params.items() if k not in traced)) + (repr(t.budget),)
         if shape in seen:
             later += 1

@@ -103,6 +103,12 @@ def final_fields(trial: int, *, outcome: str, rank: int = 0, result: Any = None,
             "saved": saved, "points": [] if points is None else points, "compile": compile}
 
 
+def traced_of(traced: list[str] | None, params: Mapping[str, Any]) -> list[str]:
+    """The hyperparameters a compiled step takes as traced arguments: ``trial.traced`` as the
+    kernel sent it, or, where it sent None, those whose value is a float."""
+    return list(traced) if traced is not None else [k for k, v in params.items() if type(v) is float]
+
+
 class CodecError(ValueError):
     """A frame list that is not a valid message; ``reason`` is a short, countable label."""
 

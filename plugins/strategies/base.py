@@ -24,6 +24,8 @@ import inspect
 from abc import ABC, abstractmethod
 from typing import Any, Callable
 
+from transports.codec import traced_of
+
 
 class Strategy(ABC):
     name = "strategy"
@@ -34,8 +36,7 @@ class Strategy(ABC):
         """The trial about to run: its hyperparameters, and the names a step takes as traced
         arguments (None: those whose value is a float)."""
         self.hparams = dict(hparams)
-        self.traced = frozenset(traced if traced is not None else
-                                (k for k, v in hparams.items() if type(v) is float))
+        self.traced = frozenset(traced_of(traced, hparams))
 
     def with_hparams(self, fn: Callable, compile: Callable[[Callable], Callable], key: Any = ()) -> Callable:
         """``compile(fn)``, or, when ``fn`` asks for ``hparams``, a compiled step given them:

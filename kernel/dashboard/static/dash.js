@@ -47,11 +47,12 @@ const objectives = () => S.head.objectives || (S.head.controller || {}).objectiv
 const objectiveSigns = () => (S.head.directions || (S.head.controller || {}).directions || []).map((d) => (d === "min" ? -1 : 1));
 const numericBudget = (t) => (typeof t.budget === "number" ? t.budget : -Infinity);
 
-function paretoFront() {
+const scored = () => Array.from(S.trials.values()).filter((t) => t.state === "finished" && Array.isArray(t.values));
+
+function paretoFront(done = scored()) {
   // The kernel's rule (kernel/pareto.py): the non-dominated finished trials of the largest
   // budget any finished trial reached.
   const signs = objectiveSigns();
-  const done = Array.from(S.trials.values()).filter((t) => t.state === "finished" && Array.isArray(t.values));
   if (!done.length) return [];
   const top = Math.max(...done.map(numericBudget));
   const pool = done.filter((t) => numericBudget(t) === top);
@@ -331,8 +332,8 @@ function renderCurves() {
 function renderFront(names) {
   // Several objectives: every finished trial by its first two, the front drawn as a line.
   const signs = objectiveSigns();
-  const done = Array.from(S.trials.values()).filter((t) => t.state === "finished" && Array.isArray(t.values));
-  const front = paretoFront().sort((a, b) => a.values[0] - b.values[0]);
+  const done = scored();
+  const front = paretoFront(done).sort((a, b) => a.values[0] - b.values[0]);
   const onFront = new Set(front.map((t) => t.id));
   const rest = done.filter((t) => !onFront.has(t.id));
   const hover = (t) => `trial ${t.id}<br>` + names.map((n, i) => `${esc(n)} ${fmt(t.values[i])}`).join("<br>");
