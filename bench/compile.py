@@ -5,21 +5,24 @@ arguments, in one run.
     python bench/compile.py                 # both, cold and warm caches
     python bench/compile.py --no-main       # the README's search only
 
-The README's search (random over ``lr`` and 3 widths, 20 trials, 2 agents, seed 0) runs twice
-per variant: *before*, the README's ``train`` as it was (a jitted step nested in the function
-and closing over ``optax.adam(lr)``: the learning rate is a constant of the program, compiled
-anew by every trial), and *after*, the README's first block as it is now (a step defined once,
-``lr`` an argument). Each variant starts on a compilation cache of its own, empty (cold: the
-first search a host ever runs), then runs again on it with another seed (warm: the programs of
-an earlier run, and learning rates it never drew).
+The README's search (random over ``lr`` and 3 widths, 20 trials, 2 agents, seed 0) runs per
+variant: *before*, the README's ``train`` as it was (a jitted step nested in the function and
+closing over ``optax.adam(lr)``: the learning rate is a constant of the program, compiled anew
+by every trial; parameters made by eager calls), and *after*, the README's first block as it
+is now (``init`` and ``step`` defined once, ``lr`` an argument). Each variant starts on a
+compilation cache of its own, empty (cold: the first search a host ever runs), then runs again
+on it with another seed (warm: the programs of an earlier run, and learning rates it never
+drew), and once more with trials of 100 epochs (``--long``, warm: trials of a third of a second
+rather than hundredths, where what is paid per shape and agent weighs less).
 
 Figures per run: the compile share of the trials' own time (tracing, lowering and compiling,
 as JAX reports it to the agents), programs compiled and loaded per trial, ``lagom()``'s wall
-clock, trials per minute, the best accuracy; and the first-step latency of a trial whose
-shape was compiled before: by another agent of the host (the program in the cache), by the same
-agent (its step object already compiled), and in an agent's first trial (JAX starting too). The main job
-(``examples/digits_hpo.py``: ASHA over lr, width, depth and activation) runs cold and warm,
-with how many of its trials met a shape for the first time.
+clock, trials per minute, the best accuracy; and how soon a trial whose shape was compiled
+before has its parameters made and its first step done: by another agent of the host (the
+programs in the cache), by the same agent (its functions already compiled), and in an agent's
+first trial (JAX starting too). The main job (``examples/digits_hpo.py``: ASHA over lr, width,
+depth and activation) runs cold and warm, with how many of its trials met a shape for the
+first time.
 """
 from __future__ import annotations
 
@@ -84,35 +87,40 @@ def readme_after() -> dict:
     return namespace
 
 
-def first_step_probe(step_of):
-    """A trial that times its first step: the README's data, parameters and step (``step_of``
-    gives the step and how to call it for this trial's hyperparameters)."""
+def first_step_probe(start_of):
+    """A trial that times how soon its first step is done, from the trial's start: the
+    parameters made and one step of the README's MLP taken (``start_of`` gives, for this
+    trial's hyperparameters, the function that makes them and takes the step)."""
     def probe(hparams, reporter):
         import jax
         import numpy as np
-        import optax
 
         t0 = time.perf_counter()
-        step, call = step_of(hparams)
+        start = start_of(hparams)
         x = (np.random.default_rng(0).random((50, 64))).astype(np.float32)
-        y = np.zeros(50, np.int32)
-        width = hparams["width"]
-        params = {"w1": np.zeros((64, width), np.float32), "b1": np.zeros(width, np.float32),
-                  "w2": np.zeros((width, 10), np.float32), "b2": np.zeros(10, np.float32)}
-        opt = optax.adam(hparams["lr"]).init(params)
-        jax.block_until_ready(call(step, params, opt, x, y, hparams["lr"]))
+        jax.block_until_ready(start(hparams["width"], hparams["lr"], x, np.zeros(50, np.int32)))
         return {"first_step_s": time.perf_counter() - t0}
     return probe
 
 
-def search(fn, cache: str, runs: str, seed: int) -> dict:
+def search(fn, cache: str, runs: str, seed: int, budget: int | None = None) -> dict:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+    if budget is not None:
+        fn = with_budget(fn, budget)
     sp = Searchspace(lr=("DOUBLE", [1e-4, 1e-1], "log"), width=("DISCRETE", [32, 64, 128]))
     began = time.perf_counter()
     result = lagom(fn, HyperparameterSearch(sp, optimizer="randomsearch", num_trials=20, direction="max",
                                             metric="accuracy", workers=2, seed=seed), path=runs, verbose=0,
                    report=False)
     return figures(result, time.perf_counter() - began)
+
+
+def with_budget(fn, budget: int):
+    """``fn`` training ``budget`` epochs: trials as long as a user's, where a compile per shape
+    and agent is a small part."""
+    def train(hparams, reporter):
+        return fn({**hparams, "budget": budget}, reporter)
+    return train
 
 
 def figures(result, wall: float) -> dict:
@@ -146,9 +154,10 @@ def first_step(fn, cache: str, runs: str) -> dict:
             "its_own_shape": round(own, 4)}
 
 
-def baked_step(hparams):
-    """``readme_before``'s way: a new jitted step closing over ``optax.adam(lr)``."""
+def baked_start(hparams):
+    """``readme_before``'s way: eager parameters, a new jitted step closing over ``optax.adam(lr)``."""
     import jax
+    import jax.numpy as jnp
     import optax
 
     tx = optax.adam(hparams["lr"])
@@ -161,12 +170,27 @@ def baked_step(hparams):
         updates, opt = tx.update(jax.grad(loss)(p), opt)
         return optax.apply_updates(p, updates), opt
 
-    return step, lambda step, p, opt, x, y, lr: step(p, opt, x, y)
+    def start(width, lr, x, y):
+        k1, k2 = jax.random.split(jax.random.key(0))
+        params = {"w1": jax.random.normal(k1, (64, width)) * 0.1, "b1": jnp.zeros(width),
+                  "w2": jax.random.normal(k2, (width, 10)) * 0.1, "b2": jnp.zeros(10)}
+        return step(params, tx.init(params), x, y)
+    return start
+
+
+def readme_start(readme: dict):
+    """The README's way: its jitted ``init`` and ``step``, ``lr`` an argument."""
+    def start(width, lr, x, y):
+        params, opt = readme["init"](0, width)
+        return readme["step"](params, opt, x, y, lr)
+    return lambda hparams: start
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-main", action="store_true", help="skip the main job (examples/digits_hpo.py)")
+    ap.add_argument("--long", type=int, default=100, metavar="EPOCHS",
+                    help="epochs per trial of the long search, on the warm cache (default 100)")
     args = ap.parse_args()
     root = tempfile.mkdtemp(prefix="lagom-compile-")
     runs = os.path.join(root, "runs")
@@ -176,15 +200,15 @@ def main() -> None:
         cache = os.path.join(root, f"cache-{name}")
         # warm: the cache of the cold run, and a new seed (other learning rates, the same widths)
         out[name] = {"cold": search(fn, cache, runs, seed=0), "warm": search(fn, cache, runs, seed=1)}
-        print(f"README search, {name}: cold {out[name]['cold']}\n    warm {out[name]['warm']}", flush=True)
-    readme_step = after["step"]
-    probes = {"before": first_step_probe(baked_step),
-              "after": first_step_probe(lambda h: (readme_step, lambda s, p, o, x, y, lr: s(p, o, x, y, lr)))}
+        out[name]["long"] = search(fn, cache, runs, seed=2, budget=args.long)
+        print(f"README search, {name}: cold {out[name]['cold']}\n    warm {out[name]['warm']}\n"
+              f"    long {out[name]['long']}", flush=True)
+    probes = {"before": first_step_probe(baked_start), "after": first_step_probe(readme_start(after))}
     for name, probe in probes.items():
         out[name]["first_step_s"] = first_step(probe, os.path.join(root, f"probe-{name}"), runs)
         print(f"first step of a shape compiled before, {name}: {out[name]['first_step_s']}", flush=True)
     out["trials_per_min_ratio"] = {k: round(out["after"][k]["trials_per_min"] / out["before"][k]["trials_per_min"], 2)
-                                   for k in ("cold", "warm")}
+                                   for k in ("cold", "warm", "long")}
     if not args.no_main:
         sys.path.insert(0, os.path.join(ROOT, "examples"))
         import digits_hpo
