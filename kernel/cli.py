@@ -10,11 +10,17 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import records
+
+if TYPE_CHECKING:
+    from .timeline import Timeline
 
 
 def _folder(path: str) -> Path:
     folder = Path(path)
-    if not (folder / "journal.jsonl").exists():
+    if not (folder / records.JOURNAL).exists():
         raise SystemExit(f"lagom: error: {path} is not an experiment folder (it has no journal.jsonl)")
     return folder
 
@@ -30,7 +36,7 @@ def status(args) -> int:
 def _watch(folder: Path, interval: float, rows: int) -> int:
     """Print the status again whenever the journal grows (checked every ``interval`` seconds),
     until the experiment ends or its kernel is gone; Ctrl-C leaves quietly."""
-    journal, size = folder / "journal.jsonl", -1
+    journal, size = folder / records.JOURNAL, -1
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
     try:
         while True:
@@ -46,32 +52,31 @@ def _watch(folder: Path, interval: float, rows: int) -> int:
         return 0
 
 
-def _state(folder: Path, head: dict) -> tuple[str, bool]:
+def _state(folder: Path, timeline: "Timeline") -> tuple[str, bool]:
     """How the experiment stands, in words, and whether it is over (nothing more will happen)."""
     from .journal import holder
 
-    kernel = holder(folder)
-    if head.get("interrupted") and kernel is None:
-        return f"{head['interrupted']}: continue it with python -m kernel resume {folder}", True
-    if head.get("closed"):
-        return "ended", True
-    if kernel is not None:
+    outcome = timeline.outcome(timeline.alive)
+    if outcome == "running":
+        kernel = holder(folder) or {}
         return f"running (kernel pid {kernel.get('pid', '?')} on {kernel.get('host', '?')})", False
-    return f"its kernel died: continue it with python -m kernel resume {folder}", True
+    if outcome == "interrupted":
+        return f"{timeline.status['interrupted']}: continue it with python -m kernel resume {folder}", True
+    if outcome == "kernel died":
+        return f"its kernel died: continue it with python -m kernel resume {folder}", True
+    return outcome, True
 
 
 def _status(folder: Path, rows: int | None = None) -> tuple[list[str], bool]:
     """The status lines; with ``rows``, the running trials and then the latest ended ones."""
-    from .report import trials_from_journal
+    from .timeline import Timeline
 
-    head, trials = trials_from_journal(folder)
-    counts: dict[str, int] = {}
-    for t in trials.values():
-        counts[t["state"]] = counts.get(t["state"], 0) + 1
-    state, over = _state(folder, head)
+    timeline = Timeline.read(folder)
+    head, trials = timeline.head, timeline.trials
+    state, over = _state(folder, timeline)
     lines = [f"{folder.name}: {head.get('context', '?')}, {state}; "
-             + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
-             f"{'id':>5}  {'state':9s} {'metric':>10s} {'budget':>7s} {'seconds':>8s}  params"]
+             + ", ".join(f"{v} {k}" for k, v in sorted(timeline.counts().items())),
+             f"{'id':>5}  {'state':11s} {'metric':>10s} {'budget':>7s} {'seconds':>8s}  params"]
     shown = sorted(trials.values(), key=lambda t: t["id"])
     if rows is not None and len(shown) > rows:
         running = [t for t in shown if t["state"] == "running"]
@@ -95,7 +100,7 @@ def _row(t: dict) -> str:
     budget = "" if t.get("budget") is None else str(t["budget"])
     params = (t.get("info") or {}).get("ablated") and f"left out: {t['info']['ablated']}" or \
         ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
-    return f"{t['id']:>5}  {t['state']:9s} {metric:>10s} {budget:>7s} {duration:>8s}  {params}"
+    return f"{t['id']:>5}  {t['state']:11s} {metric:>10s} {budget:>7s} {duration:>8s}  {params}"
 
 
 def report(args) -> int:

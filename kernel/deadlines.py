@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from . import records
 from .trials import TrialState
 
 if TYPE_CHECKING:
@@ -47,14 +48,14 @@ class Deadlines:
             attempt.timers.append(kernel.loop.call_later(self.stop_grace, self._enforce, kernel, attempt))
 
     def _time_is_up(self, kernel: "Kernel") -> None:
-        kernel.folder.record("time-up", max_time=self.max_time)
+        records.time_up(kernel.folder, self.max_time)
         kernel.time_up()
 
     def _overtime(self, kernel: "Kernel", attempt: "Attempt") -> None:
         if attempt.over:
             return
         attempt.overtime = self.trial_timeout
-        kernel.folder.record("overtime", trial=attempt.trial.id, limit=self.trial_timeout)
+        records.overtime(kernel.folder, attempt.trial.id, self.trial_timeout)
         kernel.request_stop(attempt)
 
     def _enforce(self, kernel: "Kernel", attempt: "Attempt") -> None:

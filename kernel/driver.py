@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable
 from transports.base import Listener
 from transports.codec import PART_SIZE, PROTOCOL, Codec, CodecError
 
-from . import gang
+from . import gang, records
 from .controller import Controller, ExperimentError, Interrupted
 from .deadlines import Deadlines
 from .journal import ExperimentFolder
@@ -128,11 +128,11 @@ class Kernel:
         for agent_id, detail in self._early_exits:
             self._agent_exited(agent_id, detail)
         if self.resumed is None:
-            self.folder.record("experiment", id=self.experiment, context=self.context_name,
-                               metric=self.controller.metric, direction=str(self.controller.direction),
-                               **_objectives(self.controller), controller=self.controller.describe())
+            records.experiment(self.folder, self.experiment, self.context_name, self.controller.metric,
+                               str(self.controller.direction), self.controller.describe(),
+                               **_objectives(self.controller))
         else:
-            self.folder.record("resumed", **self.resumed)
+            records.resumed(self.folder, **self.resumed)
         for ob in self.observers:
             ob.experiment_started(self.view)
         self._gc_threshold = gc.get_threshold()
@@ -189,7 +189,7 @@ class Kernel:
             trial.state, trial.error = TrialState.INTERRUPTED, "the experiment ended while it ran"
             self.folder.close_log(trial.id)
         if cut:
-            self.folder.record("interrupted", trials=[t.id for t in cut])
+            records.interrupted(self.folder, (t.id for t in cut))
         self._beat_handle.cancel()
         self.deadlines.experiment_ended()
         if self._may_freeze:
@@ -213,7 +213,7 @@ class Kernel:
         """End the experiment with an error the user sees; what was done stays in the folder."""
         err = ExperimentError(message)
         err.path = self.folder.path
-        self.folder.record("aborted", reason=message)
+        records.aborted(self.folder, message)
         self.finish(err)
 
     def interrupt(self, why: str) -> None:
@@ -222,7 +222,7 @@ class Kernel:
         err = Interrupted(f"{why}: {ended} ended trials kept in {self.folder.path}; continue with "
                           f"python -m kernel resume {self.folder.path}")
         err.path = self.folder.path
-        self.folder.record("interrupt", reason=why)
+        records.interrupt(self.folder, why)
         self.finish(err)
 
     def check_done(self) -> None:
@@ -267,7 +267,7 @@ class Kernel:
             self.scheduler.forget(agent)
             self.scheduler.interrupted(agent, "its agent restarted")
         agent = self.agents.add(peer, msg)
-        self.folder.record("agent", id=agent.id, host=agent.host, pid=agent.pid, devices=agent.devices)
+        records.agent(self.folder, agent.id, agent.host, agent.pid, agent.devices)
         self.send(agent, self._welcome)
 
     def _on_ready(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
@@ -276,7 +276,7 @@ class Kernel:
             self.scheduler.assign(agent)
             return
         agent.state, agent.error = AgentState.BROKEN, msg["error"]
-        self.folder.record("agent-broken", id=agent.id, error=msg["error"])
+        records.agent_broken(self.folder, agent.id, msg["error"])
         self.send(agent, self.codec.encode("shutdown", reason="cannot run the training function"))
         if not self.agents.alive() and self._no_more_agents():
             self.abort(f"agent {agent.id} on {agent.host}: {msg['error']}")
@@ -516,7 +516,7 @@ class Kernel:
         self.listener.send(agent.peer + BEAT_SUFFIX, self.codec.encode("kill", trial=attempt.trial.id))
         agent.state = AgentState.GONE
         self.scheduler.forget(agent, suspect=False)  # what it held waited behind this trial, unstarted
-        self.folder.record("killed", trial=attempt.trial.id, agent=agent.id)
+        records.killed(self.folder, attempt.trial.id, agent.id)
         self.end_attempt(attempt, state, ended=time.time(), **fields)
         self.scheduler.wake()
         self.check_done()
@@ -554,7 +554,7 @@ class Kernel:
         culprit = getattr(death, "trial", None)  # the trial its process died running, when its launcher knows
         known = culprit is not None and agent.attempt is not None and agent.attempt.trial.id == culprit
         held = self.scheduler.forget(agent, suspect=not known)
-        self.folder.record("agent-gone", id=agent.id, reason=why)
+        records.agent_gone(self.folder, agent.id, why)
         self.scheduler.interrupted(agent, f"agent {agent.id} {why}", death, unsure=held > 0 and not known)
         if not self.agents.alive() and self._no_more_agents() and not self.ended:
             self._out_of_agents()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 from . import fastjson
+from . import records
 from .controller import ExperimentError
 from .trial_logs import CappedLog
 
@@ -49,7 +50,7 @@ def iter_journal(path: Path, skip: tuple[str, ...] = ()) -> Iterator[dict[str, A
 def _lines(path: Path, skip: tuple[str, ...] = ()) -> Iterator[dict[str, Any] | None]:
     """Each line's event, or None for a line that is not one (or is one of ``skip``)."""
     prefixes = tuple(b'{"event":"' + name.encode() + b'"' for name in skip)  # as fastjson writes them
-    with open(Path(path) / "journal.jsonl", "rb") as f:
+    with open(Path(path) / records.JOURNAL, "rb") as f:
         for line in f:
             if prefixes and line.startswith(prefixes):
                 continue
@@ -68,8 +69,8 @@ def checkpoint_dir(folder: str | os.PathLike, trial_id: int) -> str:
 def latest_experiment(root: str | os.PathLike | None, name: str) -> Path:
     """The newest experiment folder called ``name-*`` under ``root`` (for ``resume=True``)."""
     base = Path(root or os.environ.get(DEFAULT_ROOT_ENV) or "lagom-runs")
-    found = sorted((p for p in base.glob(f"{name}-*") if (p / "journal.jsonl").exists()),
-                   key=lambda p: (p / "journal.jsonl").stat().st_mtime)
+    found = sorted((p for p in base.glob(f"{name}-*") if (p / records.JOURNAL).exists()),
+                   key=lambda p: (p / records.JOURNAL).stat().st_mtime)
     if not found:
         raise FileNotFoundError(f"no experiment named {name!r} to resume under {base.absolute()}; "
                                 f"pass resume=<experiment folder>")
@@ -84,7 +85,7 @@ class FolderBusy(ExperimentError):
     """Another kernel, still alive, runs the experiment in this folder."""
 
 
-LOCK = "kernel.lock"
+LOCK = records.LOCK
 
 
 def holder(folder: Path) -> dict[str, Any] | None:
@@ -162,7 +163,7 @@ class ExperimentFolder:
     def _open(self) -> IO[bytes]:
         for d in (self.path, self.trials_dir, self.agents_dir):
             d.mkdir(parents=True, exist_ok=True)
-        journal = self.path / "journal.jsonl"
+        journal = self.path / records.JOURNAL
         cut_off = False
         if journal.exists() and journal.stat().st_size:
             with open(journal, "rb") as f:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
+from . import records
 from .trials import Trial, TrialState, rank_key
 
 if TYPE_CHECKING:  # only for annotations: the book knows no sockets
@@ -90,9 +91,7 @@ class TrialBook:
         if attempt.distributed:
             trial.ranks = [a.id for a in attempt.agents]
         self.counts["running"] += 1
-        self.folder.record("start", trial=trial.id, params=trial.params, budget=trial.budget,
-                           agent=trial.agent, attempt=trial.attempts, info=trial.info, parent=trial.parent,
-                           ranks=trial.ranks)
+        records.start(self.folder, trial)
         for ob in self.observers:
             ob.trial_started(self.view, trial)
 
@@ -102,14 +101,13 @@ class TrialBook:
         trial.state, trial.agent = TrialState.PENDING, None
         trial.history.clear()
         trial.interruptions.append(why)
-        self.folder.record("requeue", trial=trial.id, reason=why)
+        records.requeue(self.folder, trial.id, why)
 
     def leased(self, attempt: Attempt) -> None:
         """A trial handed to a busy agent ahead: journaled now, in the order the controller
         proposed it (a replay asks it again in that order); it is pending until it starts."""
         trial = attempt.trial
-        self.folder.record("lease", trial=trial.id, params=trial.params, budget=trial.budget, info=trial.info,
-                           parent=trial.parent, agent=attempt.lead.id)
+        records.lease(self.folder, trial, attempt.lead.id)
 
     def unleased(self, trial: Trial) -> None:
         """A trial handed out ahead came back unstarted: it waits to run elsewhere (no attempt
@@ -119,13 +117,13 @@ class TrialBook:
             self.counts["running"] -= 1
             trial.attempts -= 1
         trial.state, trial.agent = TrialState.PENDING, None
-        self.folder.record("requeue", trial=trial.id, reason="handed back unstarted")
+        records.requeue(self.folder, trial.id, "handed back unstarted")
 
     def withdraw(self, trial: Trial) -> None:
         """A trial handed out ahead that had not started when the run ended (the time was up, or
         the experiment stopped): not a trial of this run; a resume runs it."""
         del self.trials[trial.id]
-        self.folder.record("withdrawn", trial=trial.id)
+        records.withdrawn(self.folder, trial.id)
 
     def end(self, trial: Trial, state: TrialState, **fields: Any) -> None:
         """The one way a trial ends: its fields, counts, best, log, journal, controller, observers."""
@@ -141,7 +139,7 @@ class TrialBook:
             and self.folder.has_checkpoint(trial.id)
         self._count(trial)
         self.folder.close_log(trial.id)
-        self.folder.record("end", durable=True, trial=trial.to_dict())
+        records.end(self.folder, trial)
         self.controller.on_end(trial)
         for ob in self.observers:
             ob.trial_ended(self.view, trial)

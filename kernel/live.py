@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import fastjson
+from . import fastjson, records
 from .views import KernelView, Observer
 
-CURVES = "curves.jsonl"
-AGENTS = "agents.json"
+CURVES = records.CURVES
+AGENTS = records.AGENTS
 
 
 class LiveFiles(Observer):

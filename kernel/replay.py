@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .controller import TrialSpec
+from .timeline import Timeline
 from .trials import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -17,14 +18,20 @@ if TYPE_CHECKING:
 
 
 def restore(kernel: "Kernel", events: list[dict[str, Any]]) -> dict[str, int]:
-    """Replay ``events`` into ``kernel`` before it runs; returns (and journals, at run) a summary."""
-    mismatched = 0
+    """Replay ``events`` into ``kernel`` before it runs; returns (and journals, at run) a summary.
+    The journal is read through the one fold every reader uses (kernel/timeline.py); the
+    controller is shown each trial when the fold first sees it, and each end."""
+    timeline, mismatched = Timeline(), 0
     for event in events:
-        if event["event"] == "start":
-            mismatched += _replay_start(kernel, event)
-        elif event["event"] == "lease":  # proposed and handed out ahead: pending until it starts
-            mismatched += _replay_proposal(kernel, event)
-        elif event["event"] == "end":
+        change = timeline.apply(event)
+        if change is None or change.trial is None:
+            continue
+        if change.new and change.event in ("lease", "start"):
+            mismatched += _replay_proposal(kernel, timeline.trials[change.trial])
+        if change.event == "start":
+            trial = kernel.book.trials[change.trial]
+            trial.state, trial.attempts = TrialState.RUNNING, timeline.trials[change.trial]["attempts"]
+        elif change.event == "end":
             _replay_end(kernel, Trial.from_dict(event["trial"]))
     requeued = kernel.scheduler.requeue_unfinished()
     ended = sum(1 for t in kernel.book.trials.values() if t.state != TrialState.PENDING)
@@ -32,27 +39,20 @@ def restore(kernel: "Kernel", events: list[dict[str, Any]]) -> dict[str, int]:
     return dict(kernel.resumed)
 
 
-def _replay_start(kernel: "Kernel", event: dict[str, Any]) -> int:
-    """The journaled trial started (it was proposed here or at its lease record)."""
-    mismatched = _replay_proposal(kernel, event)
-    trial = kernel.book.trials[event["trial"]]
-    trial.state, trial.attempts = TrialState.RUNNING, event.get("attempt", trial.attempts + 1)
-    return mismatched
-
-
-def _replay_proposal(kernel: "Kernel", event: dict[str, Any]) -> int:
-    """Ask the controller for the journaled trial again, the first time it appears; 1 if it
-    now decides otherwise (the journal is the truth: what was run is what runs), else 0."""
-    tid, book, mismatched = event["trial"], kernel.book, 0
-    if tid not in book.trials:
-        decision = kernel.controller.next_trial(tid)
-        known = isinstance(decision, TrialSpec)
-        mismatched = int(not known or decision.params != event["params"])
-        book.new(tid, TrialSpec(dict(event["params"]), event.get("budget"), info=dict(event.get("info") or {}),
-                                parent=event.get("parent"), run=decision.run if known else None,
-                                extra=decision.extra if known else None,
-                                gang=len(event.get("ranks") or []) or (decision.gang if known else 1)))
-        kernel.scheduler.next_id = max(kernel.scheduler.next_id, tid + 1)
+def _replay_proposal(kernel: "Kernel", proposed: dict[str, Any]) -> int:
+    """Ask the controller for the journaled trial again; 1 if it now decides otherwise (the
+    journal is the truth: what was run is what runs), else 0."""
+    tid, book = proposed["id"], kernel.book
+    if tid in book.trials:
+        return 0
+    decision = kernel.controller.next_trial(tid)
+    known = isinstance(decision, TrialSpec)
+    mismatched = int(not known or decision.params != proposed["params"])
+    book.new(tid, TrialSpec(dict(proposed["params"]), proposed.get("budget"), info=dict(proposed.get("info") or {}),
+                            parent=proposed.get("parent"), run=decision.run if known else None,
+                            extra=decision.extra if known else None,
+                            gang=len(proposed.get("ranks") or []) or (decision.gang if known else 1)))
+    kernel.scheduler.next_id = max(kernel.scheduler.next_id, tid + 1)
     return mismatched
 
 

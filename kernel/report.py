@@ -15,8 +15,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from .direction import Direction
-from .journal import iter_journal
 from .pareto import front_of_records
+from .timeline import Timeline
 from .trials import rank_key
 
 CURVES = 2000
@@ -26,34 +26,7 @@ ROWS = 1000
 """At most this many rows in the trials table: the best ones (result.json holds every trial)."""
 
 COLORS = {"finished": "#2e86c1", "stopped": "#e67e22", "failed": "#95a5a6", "lost": "#c0392b",
-          "running": "#27ae60"}
-
-
-def trials_from_journal(folder: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
-    """(the experiment's first record, trials by id) as the journal tells them."""
-    head: dict[str, Any] = {}
-    trials: dict[int, dict[str, Any]] = {}
-    for e in iter_journal(folder, skip=("lease",)):
-        if e["event"] == "experiment" and not head:
-            head = e
-        elif e["event"] == "start":
-            t = trials.setdefault(e["trial"], {"id": e["trial"], "params": e["params"], "history": []})
-            t.update(state="running", budget=e.get("budget"), started=e["time"], info=e.get("info") or {})
-        elif e["event"] == "end":
-            trials[e["trial"]["id"]] = dict(e["trial"], ended_at=e["time"])
-        elif e["event"] == "withdrawn":  # handed out ahead, never started: not part of the run
-            trials.pop(e["trial"], None)
-        elif e["event"] == "interrupted":
-            for tid in e.get("trials", []):
-                if tid in trials and trials[tid].get("state") == "running":
-                    trials[tid]["state"] = "interrupted"
-        elif e["event"] == "interrupt":
-            head = dict(head, interrupted=e.get("reason", "interrupted"))
-        elif e["event"] == "resumed":
-            head = {k: v for k, v in head.items() if k not in ("closed", "interrupted")}
-        elif e["event"] == "closed":
-            head = dict(head, closed=True)
-    return head, trials
+          "running": "#27ae60", "interrupted": "#8e44ad", "pending": "#bdc3c7"}
 
 
 def _chains(trials: dict[int, dict[str, Any]], ranked: list[dict[str, Any]], most: int = 40) -> list[list]:
@@ -81,8 +54,8 @@ def write_report(folder: str | Path) -> Path:
 
     matplotlib.use("Agg")
     folder = Path(folder)
-    head, trials = trials_from_journal(folder)
-    report = _Report(folder, head, trials)
+    timeline = Timeline.read(folder)
+    report = _Report(folder, timeline.head, timeline.trials)
     report.curves()
     report.series()
     if report.ended:
@@ -90,7 +63,7 @@ def write_report(folder: str | Path) -> Path:
         report.parameters()
         report.budgets()
         report.lineages()
-        if head.get("objectives"):
+        if timeline.head.get("objectives"):
             report.front()
     if (folder / "ablation.png").exists():
         report.images.append(("ablation.png", "Ablation: effect of leaving each component out"))

@@ -25,7 +25,7 @@ import transports
 from transports import Listener, curve
 from transports.codec import kernel_codec, token_key
 
-from . import replay, shipping
+from . import records, replay, shipping
 from .controller import ExperimentError, Interrupted
 from .deadlines import Deadlines
 from .driver import Kernel
@@ -156,7 +156,7 @@ def _read_resume(plan: _Plan, resume: Any, path: Any) -> None:
     same decisions again."""
     context_name = type(plan.context).__name__
     where = latest_experiment(path, plan.experiment) if resume is True else Path(resume)
-    if not (where / "journal.jsonl").exists():
+    if not (where / records.JOURNAL).exists():
         raise FileNotFoundError(f"resume={str(resume)!r}: no journal.jsonl in {where}; pass the experiment "
                                 f"folder (printed when it started) or resume=True for the newest")
     plan.events, plan.unreadable = read_journal(where)
@@ -334,8 +334,7 @@ async def _close(kernel: Kernel, plan: _Plan, result: Result) -> None:
         ob.experiment_ended(kernel.view, result)
     await asyncio.to_thread(plan.launch.stop)
     kernel.listener.close()
-    kernel.folder.record("closed", durable=True,
-                         counts={k: v for k, v in kernel.book.counts.items() if k != "running"})
+    records.closed(kernel.folder, {k: v for k, v in kernel.book.counts.items() if k != "running"})
     kernel.folder.close()
 
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from transports.codec import traced_of
 
-from . import fastjson
+from . import fastjson, records
 from .direction import Direction
 
 
@@ -347,7 +347,7 @@ class Result:
     def save(self, path: Path | None = None) -> Path:
         """result.json: the summary indented, then one line per trial, written a trial at a time
         (100,000 trials never make one string in memory)."""
-        target = Path(path or self.path / "result.json")
+        target = Path(path or self.path / records.RESULT)
         tmp = target.with_suffix(".json.tmp")
         with open(tmp, "wb") as f:
             f.write(fastjson.pretty(self._head())[:-1].rstrip() + b',\n  "trials": [')

@@ -404,3 +404,26 @@ def fits_a_line(hparams, reporter, strategy):
         losses[f"loss{i}"] = float(value)
     reporter.broadcast(metric=-losses["loss4"], step=0)
     return {"score": -losses["loss4"], **losses}
+
+
+def readers_agree(folder) -> dict:
+    """Every reader of an experiment folder tells the same story: ``status``, the dashboard
+    and the timeline behind report.html and resume give each trial the same state and the
+    experiment the same outcome. Returns the trials' states by id."""
+    from kernel.cli import _status
+    from kernel.dashboard.experiment import Experiment
+    from kernel.timeline import Timeline
+    from kernel.trials import TrialState
+
+    timeline = Timeline.read(folder)
+    states = {tid: t["state"] for tid, t in timeline.trials.items()}
+    assert set(states.values()) <= {str(s) for s in TrialState}
+    page = Experiment(Path(folder))
+    page.update()
+    snap = page.snapshot()
+    assert {t["id"]: t["state"] for t in snap["trials"]} == states
+    assert snap["state"] == timeline.outcome(timeline.alive)
+    lines, _ = _status(Path(folder))
+    rows = {int(line.split()[0]): line.split()[1] for line in lines[2:] if line.split()[0].isdigit()}
+    assert rows == states
+    return states

@@ -593,6 +593,8 @@ def test_an_agent_cut_off_by_a_partition_is_replaced_then_rejoins(runs, tmp_path
         assert any(e["event"] == "start" and e["agent"] == "part" and e["time"] > box["frozen_at"] for e in journal)
         ends = [e["trial"]["id"] for e in journal if e["event"] == "end"]
         assert sorted(ends) == [0, 1, 2, 3]  # no trial counted twice
+        # status, the dashboard and the report read the partition's journal as the kernel ended it
+        assert fns.readers_agree(result.path) == {t.id: str(t.state) for t in result.trials}
         assert "ran again after their agent was lost" in str(result)
         print(json.dumps({"requeue_s": round(box["requeue_s"], 2), "stale": result.rejected.get("stale", 0),
                           "ended_twice": len(ends) - len(set(ends))}))

@@ -12,6 +12,8 @@ import fns
 import resume_victim
 from kernel import lagom
 from kernel.journal import read_journal
+from kernel.timeline import Timeline
+from kernel.trials import ENDED
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,6 +50,9 @@ def test_resume_after_kill_9_runs_no_finished_trial_again_and_restores_the_optim
     folder = kill_after("random", runs, ended=4)
     before = events(folder)
     ended_before = {e["trial"]["id"] for e in before if e["event"] == "end"}
+    states = fns.readers_agree(folder)  # status, the dashboard and the report, of a kernel killed -9
+    assert "running" not in states.values() and {i for i, s in states.items() if s == "finished"} == ended_before
+    to_run = Timeline.read(folder).unfinished()
     with open(folder / "journal.jsonl", "a") as f:
         f.write('{"event": "end", "trial": {"id": 99, "par')  # a record cut off mid-write
     t0 = time.monotonic()
@@ -58,6 +63,8 @@ def test_resume_after_kill_9_runs_no_finished_trial_again_and_restores_the_optim
     marker = next(i for i, e in enumerate(after) if e["event"] == "resumed")
     restarted = {e["trial"] for e in after[marker:] if e["event"] == "start"}
     assert not restarted & ended_before  # no finished trial ran again
+    # resume read the journal as they did: the trials they showed unfinished are those it ran again
+    assert after[marker]["requeued"] == len(to_run) and after[marker]["ended"] == len(ended_before)
     # The optimizer's state came back: the configurations are those of an uninterrupted run.
     fresh = lagom(fns.quadratic, resume_victim.context("random"), path=tmp_path / "fresh", verbose=0)
     assert [t.params for t in result.trials] == [t.params for t in fresh.trials]
@@ -182,10 +189,12 @@ def test_an_interrupt_ends_the_experiment_in_one_line_resumable(runs, sig):
     while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() - gone_at < 1.0:
         time.sleep(0.02)
     assert not [p for p in pids if os.path.exists(f"/proc/{p}")]  # the agents went with it
-    from kernel.report import trials_from_journal
-
-    assert "running" not in {t["state"] for t in trials_from_journal(folder)[1].values()}
+    states = fns.readers_agree(folder)
+    assert "running" not in states.values() and "interrupted" in states.values()
+    to_run, ended = Timeline.read(folder).unfinished(), sum(s in ENDED for s in states.values())
     result = lagom(fns.quadratic, resume_victim.context("signal"), path=runs, resume=folder, verbose=0)
+    resumed = next(e for e in events(folder) if e["event"] == "resumed")
+    assert resumed["requeued"] == len(to_run) and resumed["ended"] == ended
     assert result.count("finished") == 12
 
 

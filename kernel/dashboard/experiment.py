@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import fastjson
+from .. import records
 from ..journal import holder
+from ..timeline import Change, Timeline
 
 CURVES_AT_START = 300
 """At most this many learning curves go with a snapshot (the running trials, the best, the
@@ -74,21 +76,28 @@ class Experiment:
 
     def __init__(self, folder: Path):
         self.folder, self.name = Path(folder), Path(folder).name
-        self._journal, self._curves = Tail(self.folder / "journal.jsonl"), Tail(self.folder / "curves.jsonl")
-        self.head: dict[str, Any] = {}
-        self.status: dict[str, Any] = {"closed": False, "interrupted": None, "aborted": None}
-        self.trials: dict[int, dict[str, Any]] = {}
+        self._journal, self._curves = Tail(self.folder / records.JOURNAL), Tail(self.folder / records.CURVES)
+        self.timeline = Timeline()  # the journal's one reading; what follows is the page's view of it
+        self.status: dict[str, Any] = self.timeline.status  # and "running": a kernel holds the folder
+        self.trials: dict[int, dict[str, Any]] = {}  # summaries of the timeline's trials
         self.curves: dict[int, list] = {}
         self.series: dict[int, dict[str, list]] = {}
         self.best: list[list] = []  # [seconds since the start, best metric so far, trial, budget]
         self._best_by_budget: dict[Any, float] = {}
-        self.agents: dict[str, dict[str, Any]] = {}
+        self.agents = self.timeline.agents
         self.ranking: list | None = None
-        self.started_at = 0.0
         self.version = 0
         self._agents_mtime = self._result_mtime = 0.0
         self._ablation = False  # any trial leaves a component out
         self._delta: dict[str, Any] = {}
+
+    @property
+    def head(self) -> dict[str, Any]:
+        return self.timeline.head
+
+    @property
+    def started_at(self) -> float:
+        return self.timeline.started_at
 
     @property
     def direction(self) -> str:
@@ -103,22 +112,22 @@ class Experiment:
         """Read what the folder gained; the delta (None when nothing changed)."""
         self._delta = {}
         for e in self._journal.read():
-            handler = _EVENTS.get(e.get("event"))
-            if handler is not None:
-                handler(self, e)
+            change = self.timeline.apply(e)
+            if change is not None:
+                self._apply(change, e)
         for c in self._curves.read():
             self._curve_line(c)
         self._read_agents()
         self._read_ranking()
         self.refresh_status()
-        self._settle_agents()
+        self._settle()
         if not self._delta:
             return None
         self.version += 1
         delta, self._delta = self._delta, {}
         delta["v"] = self.version
         if "trials" in delta:
-            delta["trials"] = [self.trials[i] for i in delta["trials"]]
+            delta["trials"] = [self.trials[i] for i in delta["trials"] if i in self.trials]
         return delta
 
     def _changed(self, trial_id: int) -> None:
@@ -142,14 +151,14 @@ class Experiment:
 
     def _read_agents(self) -> None:
         try:
-            mtime = os.stat(self.folder / "agents.json").st_mtime
+            mtime = os.stat(self.folder / records.AGENTS).st_mtime
         except FileNotFoundError:
             return
         if mtime == self._agents_mtime:
             return
         self._agents_mtime = mtime
         try:
-            live = fastjson.loads((self.folder / "agents.json").read_bytes()).get("agents", [])
+            live = fastjson.loads((self.folder / records.AGENTS).read_bytes()).get("agents", [])
         except (OSError, ValueError, AttributeError):
             return
         for a in live:
@@ -157,11 +166,14 @@ class Experiment:
             known.update({k: a.get(k) for k in ("host", "pid", "devices", "state", "trial", "silent_s", "error")})
         self._delta["agents"] = True
 
-    def _settle_agents(self) -> None:
-        """Without a kernel no agent runs anything, whatever agents.json said last: they left
-        with the experiment's end, or nobody knows (the kernel died, or was interrupted)."""
+    def _settle(self) -> None:
+        """Without a kernel nothing runs, whatever the journal and agents.json said last: the
+        trials it left running were cut short (the timeline's rule), and the agents left with
+        the experiment's end, or nobody knows (the kernel died, or was interrupted)."""
         if self.status.get("running"):
             return
+        for tid in self.timeline.settle(alive=False):
+            self._summarize(tid)
         left = "left" if self.status.get("closed") else "unknown"
         for a in self.agents.values():
             if a.get("state") not in ("gone", "broken", left):
@@ -174,11 +186,11 @@ class Experiment:
         if not self.status.get("closed") or self.ranking is not None or not self._ablation:
             return
         try:
-            mtime = os.stat(self.folder / "result.json").st_mtime
+            mtime = os.stat(self.folder / records.RESULT).st_mtime
             if mtime == self._result_mtime:
                 return
             self._result_mtime = mtime
-            ranking = fastjson.loads((self.folder / "result.json").read_bytes()).get("ranking")
+            ranking = fastjson.loads((self.folder / records.RESULT).read_bytes()).get("ranking")
         except (OSError, ValueError, AttributeError):
             return
         if isinstance(ranking, list):
@@ -210,11 +222,7 @@ class Experiment:
                 "started": self.started_at}
 
     def state(self) -> str:
-        if self.status.get("closed"):
-            return "aborted" if self.status.get("aborted") else "ended"
-        if self.status.get("running"):
-            return "running"
-        return "interrupted" if self.status.get("interrupted") else "kernel died"
+        return self.timeline.outcome(bool(self.status.get("running")))
 
     def snapshot(self) -> dict[str, Any]:
         drawn = self._drawn()
@@ -227,7 +235,7 @@ class Experiment:
         """A delta as the page reads it: changed trials, new points, new bests, the agents and
         the state when they changed."""
         out = {"kind": "delta", "v": delta["v"], "trials": delta.get("trials", []), "points": delta.get("points", []),
-               "best_so_far": delta.get("best", [])}
+               "best_so_far": delta.get("best", []), "removed": delta.get("removed", [])}
         if delta.get("agents"):
             out["agents"] = list(self.agents.values())
         if delta.get("status") or delta.get("ranking"):
@@ -263,96 +271,47 @@ class Experiment:
                 "log": log, "log_size": size, "log_cut": size > log_bytes}
 
 
-# -- journal events ------------------------------------------------------------------------
-def _experiment(x: Experiment, e: dict) -> None:
-    if not x.head:
-        x.head, x.started_at = {k: v for k, v in e.items() if k != "event"}, e.get("time", 0.0)
-        x._delta_status()
+    # -- what the journal changed, as the page sees it ----------------------------------------
+    def _apply(self, change: Change, e: dict[str, Any]) -> None:
+        if change.status:
+            self._delta_status()
+        if change.agent is not None:
+            self._delta["agents"] = True
+        for tid in change.trials:
+            self._summarize(tid)
+        if change.trial is None:
+            return
+        tid = change.trial
+        if tid not in self.timeline.trials:  # withdrawn: never a trial of this run
+            if self.trials.pop(tid, None) is not None:
+                self.curves.pop(tid, None)
+                self._delta.setdefault("removed", []).append(tid)
+            return
+        if change.event in ("start", "requeue"):
+            self.curves[tid] = []
+            self.series.pop(tid, None)
+            self._points(tid, 0, [])
+        elif change.event == "end":
+            self._ended(tid, e)
+        self._summarize(tid)
+        self._ablation = self._ablation or self.trials[tid]["ablated"] is not None
 
+    def _summarize(self, tid: int) -> None:
+        self.trials[tid] = summary(self.timeline.trials[tid], self.started_at)
+        self._changed(tid)
+        if tid in self._delta.get("removed", ()):  # withdrawn, then proposed again by a resumed kernel
+            self._delta["removed"].remove(tid)
 
-def _resumed(x: Experiment, e: dict) -> None:
-    x.status.update(closed=False, interrupted=None, aborted=None)
-    x._delta_status()
-
-
-def _status_event(field: str, value_of):
-    def handle(x: Experiment, e: dict) -> None:
-        x.status[field] = value_of(e)
-        x._delta_status()
-    return handle
-
-
-def _closed(x: Experiment, e: dict) -> None:
-    x.status["closed"] = True
-    x._delta_status()
-
-
-def _agent(x: Experiment, e: dict) -> None:
-    x.agents[e["id"]] = {"id": e["id"], "host": e.get("host"), "pid": e.get("pid"), "devices": e.get("devices"),
-                         "state": "joining", "trial": None, "silent_s": None, "error": None,
-                         "joined": round(e.get("time", 0.0) - x.started_at, 3)}
-    x._delta["agents"] = True
-
-
-def _agent_left(state: str, key: str):
-    def handle(x: Experiment, e: dict) -> None:
-        a = x.agents.setdefault(e["id"], {"id": e["id"]})
-        a.update(state=state, trial=None, error=e.get(key))
-        x._delta["agents"] = True
-    return handle
-
-
-def _start(x: Experiment, e: dict) -> None:
-    tid = e["trial"]
-    x.trials[tid] = summary({"id": tid, "state": "running", "params": e.get("params"), "budget": e.get("budget"),
-                             "agent": e.get("agent"), "attempts": e.get("attempt"), "info": e.get("info"),
-                             "parent": e.get("parent"), "started": e.get("time")}, x.started_at)
-    x.curves[tid] = []
-    x.series.pop(tid, None)
-    x._ablation = x._ablation or x.trials[tid]["ablated"] is not None
-    x._changed(tid)
-    x._points(tid, 0, [])
-    a = x.agents.get(e.get("agent"))
-    if a is not None:
-        a.update(state="busy", trial=tid)
-        x._delta["agents"] = True
-
-
-def _requeue(x: Experiment, e: dict) -> None:
-    t = x.trials.get(e["trial"])
-    if t is not None:
-        t.update(state="pending", error=str(e.get("reason", ""))[:300])
-        x.curves[t["id"]] = []
-        x._changed(t["id"])
-        x._points(t["id"], 0, [])
-
-
-def _withdrawn(x: Experiment, e: dict) -> None:
-    _requeue(x, dict(e, reason="withdrawn unstarted: the time ran out"))
-
-
-def _end(x: Experiment, e: dict) -> None:
-    d = e["trial"]
-    tid = d["id"]
-    x.trials[tid] = summary(d, x.started_at)
-    x.curves[tid] = d.get("history") or []  # [step, value] lists, as JSON has them
-    if d.get("series"):
-        x.series[tid] = d["series"]
-    x._changed(tid)
-    x._points(tid, 0, x.curves[tid])
-    metric, budget = x.trials[tid]["metric"], x.trials[tid]["budget"]
-    if metric is not None and d.get("state") == "finished":
-        best = x._best_by_budget.get(budget)
-        if best is None or (metric > best if x.direction == "max" else metric < best):
-            x._best_by_budget[budget] = metric
-            x.best.append([round(e.get("time", 0.0) - x.started_at, 3), metric, tid, budget])
-            x._delta.setdefault("best", []).append(x.best[-1])
-
-
-_EVENTS = {
-    "experiment": _experiment, "resumed": _resumed, "closed": _closed,
-    "interrupt": _status_event("interrupted", lambda e: e.get("reason", "interrupted")),
-    "aborted": _status_event("aborted", lambda e: e.get("reason", "aborted")),
-    "agent": _agent, "agent-gone": _agent_left("gone", "reason"), "agent-broken": _agent_left("broken", "error"),
-    "start": _start, "requeue": _requeue, "end": _end, "withdrawn": _withdrawn,
-}
+    def _ended(self, tid: int, e: dict[str, Any]) -> None:
+        d = self.timeline.trials[tid]
+        self.curves[tid] = d.get("history") or []  # [step, value] lists, as JSON has them
+        if d.get("series"):
+            self.series[tid] = d["series"]
+        self._points(tid, 0, self.curves[tid])
+        metric, budget = _finite(d.get("metric")), d.get("budget")
+        if metric is not None and d.get("state") == "finished":
+            best = self._best_by_budget.get(budget)
+            if best is None or (metric > best if self.direction == "max" else metric < best):
+                self._best_by_budget[budget] = metric
+                self.best.append([round(e.get("time", 0.0) - self.started_at, 3), metric, tid, budget])
+                self._delta.setdefault("best", []).append(self.best[-1])

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
+from .. import records
 from .experiment import Experiment
 
 POLL = 0.1
@@ -64,17 +65,17 @@ class Folders:
         self.watches: dict[str, Watch] = {}
 
     def names(self) -> list[str]:
-        if (self.path / "journal.jsonl").exists():
+        if (self.path / records.JOURNAL).exists():
             return [self.path.name]
         try:
-            return sorted(p.parent.name for p in self.path.glob("*/journal.jsonl"))
+            return sorted(p.parent.name for p in self.path.glob(f"*/{records.JOURNAL}"))
         except OSError:
             return []
 
     def watch(self, name: str) -> "Watch | None":
         w = self.watches.get(name)
         if w is None and name in self.names():
-            folder = self.path if (self.path / "journal.jsonl").exists() else self.path / name
+            folder = self.path if (self.path / records.JOURNAL).exists() else self.path / name
             w = self.watches[name] = Watch(Experiment(folder))
         return w
 

@@ -110,6 +110,7 @@ function receive(msg) {
   }
   S.v = msg.v;
   const now = Date.now();
+  for (const id of msg.removed || []) { S.trials.delete(id); S.curves.delete(id); }  // withdrawn: not of this run
   for (const t of msg.trials) {
     if (!S.trials.has(t.id)) for (const k of Object.keys(t.params)) if (!S.params.includes(k)) S.params.push(k);
     S.trials.set(t.id, t);
@@ -124,7 +125,10 @@ function receive(msg) {
   if (S.arrivals.length > 2000) S.arrivals.splice(0, S.arrivals.length - 1000);
   for (const b of msg.best_so_far) S.best.push(b);
   if (msg.agents) S.agents = msg.agents;
-  if (msg.overview) Object.assign(S, {overview: msg.overview, status: msg.status, ranking: msg.ranking});
+  if (msg.overview) {
+    Object.assign(S, {overview: msg.overview, status: msg.status, ranking: msg.ranking});
+    listExperiments();  // the list says the same state as the header
+  }
   renderHeader();
   schedulePlots();
   scheduleTable();

@@ -1,0 +1,125 @@
+"""The experiment folder's format: every journal event and its fields, and the folder's files.
+
+The journal is the project's second interface, after the wire (transports/codec.py): resume
+replays it, ``status``, report.html and the dashboard read it, and other tools may too. So its
+events are declared here, once, and written only through the functions below; what they mean
+is read only through the fold in :mod:`kernel.timeline`. A writer that wants a new event adds
+it here, with its fields, and to the fold (tests/test_timeline.py checks that each function
+writes the fields declared, and that the fold knows every event).
+
+Every line is one JSON object: ``{"event": <name>, "time": <unix seconds>, ...fields}``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
+
+if TYPE_CHECKING:
+    from .trials import Trial
+
+JOURNAL = "journal.jsonl"  # the events below, one per line, append-only
+CURVES = "curves.jsonl"  # running trials' learning curves, as they grow (kernel/live.py)
+AGENTS = "agents.json"  # the agents now: state, trial, silence (kernel/live.py), rewritten
+RESULT = "result.json"  # the result, written when the experiment ends (kernel/trials.py)
+LOCK = "kernel.lock"  # held by the live kernel: its host and pid
+
+EVENTS: dict[str, tuple[str, ...]] = {
+    # the experiment
+    "experiment": ("id", "context", "metric", "direction", "controller"),  # + objectives, directions
+    "resumed": ("ended", "requeued", "replay_mismatches"),  # a resumed kernel carries on
+    "time-up": ("max_time",),
+    "interrupt": ("reason",),  # Ctrl-C, SIGTERM: the experiment ends, resumable
+    "aborted": ("reason",),  # the experiment ends on an error
+    "interrupted": ("trials",),  # the trials the end cut short; a resume runs them
+    "closed": ("counts",),  # the kernel is done with the folder
+    # trials
+    "lease": ("trial", "params", "budget", "info", "parent", "agent"),  # proposed, handed out ahead
+    "start": ("trial", "params", "budget", "agent", "attempt", "info", "parent", "ranks"),
+    "requeue": ("trial", "reason"),  # back to pending: it runs again (or elsewhere)
+    "withdrawn": ("trial",),  # handed out ahead, never started, the run ended: not of this run
+    "overtime": ("trial", "limit"),  # ran past trial_timeout: asked to stop
+    "killed": ("trial", "agent"),  # would not stop: its agent was restarted
+    "end": ("trial",),  # the whole Trial (Trial.to_dict): its state, result and curve
+    # agents
+    "agent": ("id", "host", "pid", "devices"),
+    "agent-broken": ("id", "error"),  # cannot run the function
+    "agent-gone": ("id", "reason"),
+}
+
+
+class Writer(Protocol):
+    def record(self, event: str, durable: bool = False, **fields: Any) -> None: ...
+
+
+# -- the experiment ---------------------------------------------------------------------------
+def experiment(folder: Writer, id: str, context: str, metric: Any, direction: str, controller: dict,
+               **objectives: Any) -> None:
+    folder.record("experiment", id=id, context=context, metric=metric, direction=direction,
+           controller=controller, **objectives)
+
+
+def resumed(folder: Writer, ended: int, requeued: int, replay_mismatches: int) -> None:
+    folder.record("resumed", ended=ended, requeued=requeued, replay_mismatches=replay_mismatches)
+
+
+def time_up(folder: Writer, max_time: float) -> None:
+    folder.record("time-up", max_time=max_time)
+
+
+def interrupt(folder: Writer, reason: str) -> None:
+    folder.record("interrupt", reason=reason)
+
+
+def aborted(folder: Writer, reason: str) -> None:
+    folder.record("aborted", reason=reason)
+
+
+def interrupted(folder: Writer, trials: Iterable[int]) -> None:
+    folder.record("interrupted", trials=list(trials))
+
+
+def closed(folder: Writer, counts: dict[str, int]) -> None:
+    folder.record("closed", True, counts=counts)
+
+
+# -- trials -----------------------------------------------------------------------------------
+def lease(folder: Writer, trial: "Trial", agent: str) -> None:
+    folder.record("lease", trial=trial.id, params=trial.params, budget=trial.budget, info=trial.info,
+           parent=trial.parent, agent=agent)
+
+
+def start(folder: Writer, trial: "Trial") -> None:
+    folder.record("start", trial=trial.id, params=trial.params, budget=trial.budget, agent=trial.agent,
+           attempt=trial.attempts, info=trial.info, parent=trial.parent, ranks=trial.ranks)
+
+
+def requeue(folder: Writer, trial: int, reason: str) -> None:
+    folder.record("requeue", trial=trial, reason=reason)
+
+
+def withdrawn(folder: Writer, trial: int) -> None:
+    folder.record("withdrawn", trial=trial)
+
+
+def overtime(folder: Writer, trial: int, limit: float) -> None:
+    folder.record("overtime", trial=trial, limit=limit)
+
+
+def killed(folder: Writer, trial: int, agent: str) -> None:
+    folder.record("killed", trial=trial, agent=agent)
+
+
+def end(folder: Writer, trial: "Trial") -> None:
+    folder.record("end", True, trial=trial.to_dict())
+
+
+# -- agents -----------------------------------------------------------------------------------
+def agent(folder: Writer, id: str, host: str, pid: int, devices: Any) -> None:
+    folder.record("agent", id=id, host=host, pid=pid, devices=devices)
+
+
+def agent_broken(folder: Writer, id: str, error: str) -> None:
+    folder.record("agent-broken", id=id, error=error)
+
+
+def agent_gone(folder: Writer, id: str, reason: str) -> None:
+    folder.record("agent-gone", id=id, reason=reason)
