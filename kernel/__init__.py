@@ -15,11 +15,12 @@ check_not_shadowed()  # a project's own plugins/ or contexts/ would break lagom 
 
 from .controller import ExperimentError, Interrupted  # noqa: E402
 from .direction import Direction  # noqa: E402
-from .mlflow_logger import MLflowLogger  # noqa: E402 (imports MLflow only when used)
+from .outputs.mlflow_logger import MLflowLogger  # noqa: E402 (imports MLflow only when used)
 from .reporter import EarlyStop  # noqa: E402
 from .runner import lagom, lagom_async  # noqa: E402
 from .shipping import with_data  # noqa: E402
-from .trials import NoBestTrial, Result, Trial, TrialState  # noqa: E402
+from .result import NoBestTrial, Result  # noqa: E402
+from .trials import Trial, TrialState  # noqa: E402
 from .views import KernelView, Observer  # noqa: E402
 
 __all__ = ["lagom", "lagom_async", "with_data", "Result", "Trial", "TrialState", "NoBestTrial", "EarlyStop", "ExperimentError", "Interrupted",

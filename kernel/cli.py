@@ -104,7 +104,7 @@ def _row(t: dict) -> str:
 
 
 def report(args) -> int:
-    from .report import write_report
+    from .outputs.report import write_report
 
     out = write_report(_folder(args.folder))
     print(out)
@@ -132,7 +132,7 @@ def resume(args) -> int:
 
 
 def dashboard(args) -> int:
-    from .dashboard import main as serve
+    from .outputs.dashboard import main as serve
 
     return serve(args.path, host=args.host, port=args.port, token_file=args.token_file,
                  exit_with_stdin=args.exit_with_stdin)

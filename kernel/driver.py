@@ -39,7 +39,8 @@ from .journal import ExperimentFolder
 from .lifecycle import Attempt, TrialBook
 from .registry import BEAT_SUFFIX, AgentInfo, AgentRegistry, AgentState
 from .scheduler import Scheduler
-from .trials import ENDED, Result, Trial, TrialState
+from .result import Result
+from .trials import ENDED, Trial, TrialState
 from .views import KernelView, Observer, wants_logs, wants_metrics, wants_series
 
 log = logging.getLogger("lagom.kernel")

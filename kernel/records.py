@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from .trials import Trial
 
 JOURNAL = "journal.jsonl"  # the events below, one per line, append-only
-CURVES = "curves.jsonl"  # running trials' learning curves, as they grow (kernel/live.py)
-AGENTS = "agents.json"  # the agents now: state, trial, silence (kernel/live.py), rewritten
+CURVES = "curves.jsonl"  # running trials' learning curves, as they grow (kernel/outputs/live.py)
+AGENTS = "agents.json"  # the agents now: state, trial, silence (kernel/outputs/live.py), rewritten
 RESULT = "result.json"  # the result, written when the experiment ends (kernel/trials.py)
 LOCK = "kernel.lock"  # held by the live kernel: its host and pid
 

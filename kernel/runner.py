@@ -10,31 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
-import shlex
-import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import cloudpickle
-
-import transports
-from transports import Listener, curve
+from transports import Listener
 from transports.codec import kernel_codec, token_key
 
-from . import records, replay, shipping
+from . import records, replay
 from .controller import ExperimentError, Interrupted
 from .deadlines import Deadlines
 from .driver import Kernel
-from .injection import requested
 from .agent.cli import TOKEN_ENV
-from .journal import ExperimentFolder, latest_experiment, new_experiment_path, read_journal
-from .live import LiveFiles
-from .progress import AgentReminder, Progress
-from .trials import Result
+from .journal import ExperimentFolder, new_experiment_path
+from .plan import (TOKEN_FILE, Plan, agent_command, agent_env, listen_on, make_plan, observers_for,
+                   save_for_resume, write_token)
+from .outputs import start_dashboard, start_report
+from .outputs.progress import AgentReminder
+from .result import Result
 from .views import KernelView
 
 
@@ -52,144 +46,6 @@ def _default_context():
     return Single()
 
 
-TOKEN_FILE = ".agent-token"  # in the experiment folder while the kernel listens
-
-
-def _agent_command(url: str, token_file: Path, insecure: bool) -> str:
-    """What to run on another host: this interpreter (so the same environment), and the file
-    that holds the token: the token itself is never printed (it would land in CI logs and
-    notebooks) nor put in argv (where every user of that host can read it)."""
-    return (f"{shlex.quote(sys.executable)} -m kernel.agent --connect {url} --token-file "
-            f"{shlex.quote(str(token_file))}" + (" --insecure" if insecure else ""))
-
-
-def _write_token(path: Path, token: str) -> Path:
-    """The token in a file only this user can read (``--token-file`` refuses any other)."""
-    path = path.expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # a file that was there keeps its mode otherwise
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(token)
-    return path
-
-
-@dataclass
-class _Plan:
-    """What ``lagom`` settles before anything starts (so a mistake costs no folder, no agent)."""
-
-    context: Any
-    function: bytes
-    inject: bytes | None
-    url: str
-    launch: Any
-    experiment: str
-    token: str
-    events: list[dict] | None = None
-    where: Path | None = None
-    unreadable: int = 0
-
-
-LARGE = 16 * 1024 * 1024  # a function this large pickled is worth a word: it goes to every agent
-
-
-def _warn_large(train_fn: Callable, size: int) -> None:
-    big = ", ".join(f"{name} ({n / 1e6:.0f} MB)" for name, n in shipping.large_captures(train_fn)[:5])
-    print(f"lagom: warning: the training function is {size / 1e6:.0f} MB pickled, sent to every agent"
-          f"{'; it captures ' + big if big else ''}. Hand data to trials by name with "
-          f"kernel.with_data(train, name=value), or load it inside the function", file=sys.stderr, flush=True)
-
-
-def _pickled(train_fn: Callable) -> bytes:
-    try:
-        return shipping.pack(train_fn)
-    except Exception as exc:
-        raise TypeError(
-            f"the training function cannot be sent to agents ({type(exc).__name__}: {exc}); "
-            f"create unpicklable objects (open files, locks, clients) inside the function"
-        ) from None
-
-
-def _plan(train_fn: Callable, context: Any, *, listen: str | None, launcher: Any, name: str | None,
-          token: str | None, resume: Any, path: Any) -> _Plan:
-    from plugins.launchers import Launcher
-    from plugins.registry import resolve
-
-    _not_while_a_child_imports_the_script()
-
-    context_name = type(context).__name__
-    fn, data = shipping.split(train_fn)
-    requested(fn, context.provides | set(data), context_name, getattr(context, "missing", None))  # before anything starts
-    function = _pickled(train_fn)
-    if len(function) > LARGE and not data:
-        _warn_large(train_fn, len(function))
-    injector = context.injector()
-    workers = context.workers
-    if listen is None and workers < 1:
-        raise ValueError(f"{context_name}(workers={workers}) with no listen address: no agent could ever "
-                         f"join; set workers >= 1, or listen='tcp://0.0.0.0:PORT' for agents started by hand")
-    if token is not None and (not isinstance(token, str) or len(token) < 16):
-        raise ValueError("token must be a string of at least 16 characters (or None: one is made)")
-    plan = _Plan(context, function, cloudpickle.dumps(injector) if injector is not None else None,
-                 listen or context.default_url(),
-                 resolve("lagom.launchers", (launcher or context.launcher) if workers else "none", Launcher),
-                 name or context.name, token or secrets.token_urlsafe(32))
-    if resume:
-        _read_resume(plan, resume, path)
-    return plan
-
-
-def _not_while_a_child_imports_the_script() -> None:
-    """A process started with ``spawn`` (Dask's local workers, multiprocessing) imports the main
-    script again; a ``lagom()`` at its top level would start an experiment in every one of them
-    (each with its folder) instead of letting the worker start."""
-    process = sys.modules.get("multiprocessing.process")
-    if process is not None and getattr(process.current_process(), "_inheriting", False):
-        raise RuntimeError(
-            "lagom() was called while a new worker process imported your script (Dask's local workers "
-            "and multiprocessing start that way): put the call under  if __name__ == \"__main__\":  so it "
-            "runs only when you run the script")
-
-
-def _read_resume(plan: _Plan, resume: Any, path: Any) -> None:
-    """The journal to replay; the context takes the journaled seed, so the controller makes the
-    same decisions again."""
-    context_name = type(plan.context).__name__
-    where = latest_experiment(path, plan.experiment) if resume is True else Path(resume)
-    if not (where / records.JOURNAL).exists():
-        raise FileNotFoundError(f"resume={str(resume)!r}: no journal.jsonl in {where}; pass the experiment "
-                                f"folder (printed when it started) or resume=True for the newest")
-    plan.events, plan.unreadable = read_journal(where)
-    plan.where = where
-    first = next((e for e in plan.events if e["event"] == "experiment"), None)
-    if first is not None and first.get("context") != context_name:
-        raise ValueError(f"{where} holds a {first.get('context')} experiment, not a {context_name}")
-    seed = (first or {}).get("controller", {}).get("seed")
-    if seed is not None and hasattr(plan.context, "seed"):
-        plan.context.seed = seed
-
-
-def _listen(url: str, token: str, insecure: bool) -> Listener:
-    """Bind the kernel's socket; tcp:// is CurveZMQ with keys derived from the token."""
-    address = transports.parse(url)
-    kernel_keys = None
-    if address.scheme == "tcp" and not insecure:  # encrypted, both ends authenticated
-        kernel_keys = curve.derive(token)[0]
-    elif address.scheme == "tcp" and not address.is_loopback:
-        print(f"lagom: WARNING: {url} is reachable from other hosts and insecure=True: traffic is "
-              f"signed but not encrypted, and anyone on the network can read it", file=sys.stderr, flush=True)
-    return transports.listen(url, curve=kernel_keys)
-
-
-def _observers(verbose: int, tensorboard: bool, extra: list | tuple) -> list:
-    observers = [LiveFiles()] + ([Progress()] if verbose else []) + list(extra)
-    if tensorboard:
-        from .tensorboard import TensorBoard
-
-        observers.append(TensorBoard())
-    return observers
-
-
 async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | None = None,
                       path: str | os.PathLike | None = None, name: str | None = None,
                       verbose: int = 1, launcher: Any = None, heartbeat: float = 1.0,
@@ -201,12 +57,12 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                       _on_view: Callable[[KernelView], None] | None = None) -> Result:
     """The coroutine behind :func:`lagom`; see there."""
     context = context if context is not None else _default_context()
-    plan = _plan(train_fn, context, listen=listen, launcher=launcher, name=name, token=token,
+    plan = make_plan(train_fn, context, listen=listen, launcher=launcher, name=name, token=token,
                  resume=resume, path=path)
     controller = context.controller()
     folder = ExperimentFolder(plan.where or new_experiment_path(path, plan.experiment))
-    listener = _listen(plan.url, plan.token, insecure)
-    watchers = _observers(verbose, tensorboard, observers)
+    listener = listen_on(plan.url, plan.token, insecure)
+    watchers = observers_for(verbose, tensorboard, observers)
     token_path = None
     if listen is not None:
         token_path, command = _announce(listener, folder.path, plan.token, insecure, token_file)
@@ -216,8 +72,8 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                     controller=controller, listener=listener, codec=kernel_codec(token_key(plan.token)),
                     folder=folder, heartbeat=heartbeat, observers=watchers, inject=plan.inject,
                     agent_timeout=agent_timeout, deadlines=deadlines, fail_fast=fail_fast,
-                    agent_env=_agent_env(compile_cache))
-    _save_for_resume(folder.path, plan.function, context)
+                    agent_env=agent_env(compile_cache))
+    save_for_resume(folder.path, plan.function, context)
     if plan.events is not None:
         restored = replay.restore(kernel, plan.events)
         if verbose:
@@ -226,7 +82,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                                                             if plan.unreadable else ""), flush=True)
     if verbose:
         print(f"lagom: {type(context).__name__} → {folder.path}", flush=True)
-    board = asyncio.create_task(_start_dashboard(folder.path, dashboard)) if dashboard is not False else None
+    board = asyncio.create_task(start_dashboard(folder.path, dashboard)) if dashboard is not False else None
     try:
         result = await _serve(kernel, plan, listen=listen, insecure=insecure, on_view=_on_view)
         result = context.finish(result)
@@ -236,7 +92,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
         if board is not None:
             await board  # it stays, serving the ended experiment too
         if report and os.environ.get("LAGOM_REPORT", "1") != "0" and folder.path.exists():
-            _start_report(folder.path)
+            start_report(folder.path)
     if verbose:
         print(result, flush=True)
     return result
@@ -246,15 +102,15 @@ def _announce(listener: Listener, folder: Path, token: str, insecure: bool,
               token_file: str | os.PathLike | None) -> tuple[Path, str]:
     """Say how to start agents on other hosts; returns the token's file (removed at the end)
     and the command."""
-    where = _write_token(Path(token_file) if token_file is not None else folder / TOKEN_FILE, token)
-    command = _agent_command(listener.address.for_remote_agents().url, where, insecure)
+    where = write_token(Path(token_file) if token_file is not None else folder / TOKEN_FILE, token)
+    command = agent_command(listener.address.for_remote_agents().url, where, insecure)
     print(f"lagom: experiment {folder.name} listens on {listener.url}; start agents with\n  {command}\n"
           f"  (the token is in {where}, readable by you alone: copy it to the agents' hosts with mode "
           f"600, or set {TOKEN_ENV} there from it; it is removed when the experiment ends)", flush=True)
     return where, command
 
 
-async def _serve(kernel: Kernel, plan: _Plan, *, listen: str | None, insecure: bool,
+async def _serve(kernel: Kernel, plan: Plan, *, listen: str | None, insecure: bool,
                  on_view: Callable[[KernelView], None] | None) -> Result:
     """Start the agents, run the kernel, and whatever happens leave the folder complete; when
     the agents cannot even start (Ray not installed, no Dask scheduler), leave no folder."""
@@ -310,7 +166,7 @@ def _signals_end(kernel: Kernel):
             loop.remove_signal_handler(sig)
 
 
-def _discard(kernel: Kernel, plan: _Plan) -> None:
+def _discard(kernel: Kernel, plan: Plan) -> None:
     """Nothing ran: close the socket and the folder, and remove a new folder (a resumed one
     keeps its journal)."""
     import shutil
@@ -323,7 +179,7 @@ def _discard(kernel: Kernel, plan: _Plan) -> None:
         shutil.rmtree(kernel.folder.path, ignore_errors=True)
 
 
-async def _close(kernel: Kernel, plan: _Plan, result: Result) -> None:
+async def _close(kernel: Kernel, plan: Plan, result: Result) -> None:
     if kernel.listener.refused:  # handshakes with a wrong key pair: refused before any message existed
         result.rejected["curve-handshake"] = kernel.listener.refused
     try:
@@ -336,58 +192,6 @@ async def _close(kernel: Kernel, plan: _Plan, result: Result) -> None:
     kernel.listener.close()
     records.closed(kernel.folder, {k: v for k, v in kernel.book.counts.items() if k != "running"})
     kernel.folder.close()
-
-
-async def _start_dashboard(folder: Path, port: bool | int) -> None:
-    """The live dashboard of the experiments beside this one, in a process of its own (its page
-    never costs the kernel a dispatch), opened at this experiment; it stays after lagom()
-    returns, until this program ends. One that cannot start is said, not fatal."""
-    from urllib.parse import quote
-
-    try:
-        from .dashboard import serving
-
-        board = await asyncio.to_thread(serving, folder.parent, 0 if port is True else int(port))
-    except (ImportError, RuntimeError, OSError) as exc:
-        print(f"lagom: no dashboard: {exc}", file=sys.stderr, flush=True)
-        return
-    print(f"lagom: dashboard at {board.url}#{quote(folder.name)} (until this program ends; later: python -m "
-          f"kernel dashboard {folder.parent})", flush=True)
-
-
-def _agent_env(compile_cache: str | os.PathLike | None) -> dict[str, str]:
-    """What agents set in their environment (unless theirs says otherwise) before they load the
-    function: the compilation cache they share, when named."""
-    if compile_cache is None:
-        return {}
-    from .agent.compiles import CACHE_ENV
-
-    return {CACHE_ENV: str(Path(compile_cache).expanduser().absolute())}
-
-
-def _save_for_resume(folder: Path, function: bytes, context: Any) -> None:
-    """The function and the context, so ``python -m kernel resume <folder>`` can continue."""
-    try:
-        (folder / "function.pkl").write_bytes(function)
-        (folder / "context.pkl").write_bytes(cloudpickle.dumps(context))
-    except Exception:  # a context that cannot be pickled can still be resumed from Python
-        pass
-
-
-def _start_report(folder: Path) -> None:
-    """report.html is drawn by a process of its own, once the folder is complete (an ablation's
-    chart included), so ``lagom()`` returns at once: matplotlib's import and plots took 1-1.5 s
-    of a 40-trial search's 0.5 s. Without matplotlib (the ``report`` extra) there is no report;
-    ``python -m kernel report`` makes one later."""
-    import subprocess
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(shipping.import_path())}
-    env.pop(TOKEN_ENV, None)
-    try:
-        subprocess.Popen([sys.executable, "-m", "kernel", "report", str(folder)], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    except OSError:
-        pass
 
 
 def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:

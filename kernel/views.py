@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .driver import Kernel
-    from .trials import Result, Trial
+    from .result import Result
+    from .trials import Trial
 
 
 class Observer:

@@ -411,7 +411,7 @@ def readers_agree(folder) -> dict:
     and the timeline behind report.html and resume give each trial the same state and the
     experiment the same outcome. Returns the trials' states by id."""
     from kernel.cli import _status
-    from kernel.dashboard.experiment import Experiment
+    from kernel.outputs.dashboard.experiment import Experiment
     from kernel.timeline import Timeline
     from kernel.trials import TrialState
 

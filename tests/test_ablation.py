@@ -173,7 +173,7 @@ def test_an_ablation_on_real_agents_ranks_the_noise_feature_last(runs):
     assert [r["component"] for r in saved["ranking"]] == [r["component"] for r in result.ranking]
     png = result.path / "ablation.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from kernel.report import write_report
+    from kernel.outputs.report import write_report
 
     status = subprocess.run([sys.executable, "-m", "kernel", "status", str(result.path)], capture_output=True,
                             text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})

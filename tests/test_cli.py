@@ -8,7 +8,7 @@ import pytest
 import fns
 from contexts import HyperparameterSearch, Searchspace
 from kernel import lagom
-from kernel.report import write_report
+from kernel.outputs.report import write_report
 
 
 def cli(*args, **kw):
@@ -152,7 +152,7 @@ def test_a_large_experiment_s_report_draws_the_best_and_a_sample_and_lists_the_b
     table lists the best; result.json (written a trial per line) still holds every trial."""
     import json
 
-    from kernel import report
+    from kernel.outputs import report
 
     space = Searchspace(x=("DOUBLE", [0.0, 1.0]))
     result = lagom(fns.quadratic, HyperparameterSearch(space, num_trials=30, metric="score", workers=1,

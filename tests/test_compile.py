@@ -58,7 +58,7 @@ def test_one_program_per_shape_whatever_the_learning_rate_and_the_same_losses_as
     assert row["compile_s"] == result.trials[0].compile_s and row["programs_compiled"] >= 1
     saved = json.loads((result.path / "result.json").read_text())
     assert saved["trials"][0]["compile_s"] == result.trials[0].compile_s
-    from kernel.report import write_report
+    from kernel.outputs.report import write_report
 
     assert "<th>compile s</th>" in write_report(result.path).read_text()
 

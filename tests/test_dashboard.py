@@ -17,7 +17,7 @@ from kernel import lagom
 
 pytest.importorskip("aiohttp")
 pytest.importorskip("plotly")
-from kernel.dashboard.experiment import Experiment  # noqa: E402
+from kernel.outputs.dashboard.experiment import Experiment  # noqa: E402
 
 
 def _get(url, headers=None, data=None):
@@ -99,7 +99,7 @@ def test_lagom_dashboard_true_prints_a_url_that_serves_the_running_experiment(ru
         assert x.agents and {a["state"] for a in x.agents.values()} <= {"left", "gone"}
         assert all(a["silent_s"] is None for a in x.agents.values())
     finally:
-        from kernel.dashboard import stop_all
+        from kernel.outputs.dashboard import stop_all
 
         stop_all()
     with pytest.raises(OSError):  # and goes when the program does (here: asked to)

@@ -108,7 +108,7 @@ def test_a_search_of_two_objectives_on_real_agents_returns_its_front(runs, optim
     saved = json.loads((result.path / "result.json").read_text())
     assert saved["pareto"] == [t.id for t in front_] and saved["best"] is None and saved["objectives"] == ["f1", "f2"]
     assert "Pareto front (min f1, min f2)" in str(result)
-    from kernel.report import write_report
+    from kernel.outputs.report import write_report
 
     assert "report_front.png" in write_report(result.path).read_text()
     status = subprocess.run([sys.executable, "-m", "kernel", "status", str(result.path)], capture_output=True,

@@ -113,7 +113,7 @@ def test_on_real_agents_every_exploit_loads_the_checkpoint_it_claims(runs):
     import json
 
     assert json.loads((result.path / "result.json").read_text())["lineage"][0]["trial"] == best["trial"]
-    from kernel.report import write_report
+    from kernel.outputs.report import write_report
 
     assert "report_lineage.png" in write_report(result.path).read_text()  # the schedules, drawn
     assert (result.path / "report_lineage.png").read_bytes()[:4] == b"\x89PNG"

@@ -6,7 +6,7 @@ import pytest
 import fns
 from contexts import HyperparameterSearch, Searchspace
 from kernel import lagom
-from kernel.progress import Progress
+from kernel.outputs.progress import Progress
 
 SPACE = Searchspace(x=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.02]))
 
@@ -120,7 +120,7 @@ def test_a_trial_that_runs_far_longer_than_the_others_is_named_once_and_no_stale
 def test_an_experiment_waiting_for_agents_says_again_how_to_start_one(runs, capsys, monkeypatch):
     import threading
 
-    from kernel import progress
+    from kernel.outputs import progress
     from kernel.agent import Agent
 
     monkeypatch.setattr(progress, "REMIND_S", 0.2)

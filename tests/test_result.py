@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel.trials import NoBestTrial, Result, Trial
+from kernel.result import NoBestTrial, Result
+from kernel.trials import Trial
 
 
 def result(*trials, direction="max"):

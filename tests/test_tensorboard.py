@@ -69,7 +69,7 @@ def test_several_named_metrics_per_broadcast_reach_the_result_and_tensorboard(ru
 
 
 def test_the_report_draws_the_other_named_values(runs):
-    from kernel.report import write_report
+    from kernel.outputs.report import write_report
 
     space = Searchspace(lr=("DISCRETE", [0.1, 0.2]))
     result = lagom(several, HyperparameterSearch(space, "gridsearch", metric="accuracy", workers=1,

@@ -8,7 +8,7 @@ import pytest
 
 import fns
 from kernel import records
-from kernel.dashboard.experiment import Experiment
+from kernel.outputs.dashboard.experiment import Experiment
 from kernel.timeline import Timeline, events_known
 from kernel.trials import Trial, TrialState
 
@@ -116,7 +116,7 @@ def test_status_the_dashboard_and_the_report_agree_on_an_interrupted_journal(tmp
     page = Experiment(folder)
     page.update()
     assert page.state() == "interrupted"  # not "ended": it was cut short, and a resume continues it
-    from kernel.report import write_report
+    from kernel.outputs.report import write_report
 
     html = write_report(folder).read_text()
     assert "<td>0</td><td>pending</td>" in html and "<td>1</td><td>interrupted</td>" in html

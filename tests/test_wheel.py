@@ -46,7 +46,7 @@ def test_the_core_wheel_alone_imports_and_runs_a_search_and_names_a_shadowing_pa
     assert run(python, "-c", "import numpy", env=env).returncode != 0  # it really ran without numpy
     import zipfile
 
-    assert {"kernel/dashboard/static/dash.js", "kernel/dashboard/static/index.html"} <= set(zipfile.ZipFile(wheel).namelist())
+    assert {"kernel/outputs/dashboard/static/dash.js", "kernel/outputs/dashboard/static/index.html"} <= set(zipfile.ZipFile(wheel).namelist())
     board = run(python, "-m", "kernel", "dashboard", "lagom-runs", cwd=user, env=env)  # an extra it lacks
     assert board.returncode != 0 and 'pip install "lagom-kernel[dashboard]"' in board.stderr, board.stderr
     (user / "plugins").mkdir()  # a project's own plugins/ next to the script

@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import fastjson, records
-from .views import KernelView, Observer
+from .. import fastjson, records
+from ..views import KernelView, Observer
 
 CURVES = records.CURVES
 AGENTS = records.AGENTS

@@ -23,7 +23,7 @@ def main(path: str | None, host: str, port: int, token_file: str | None, exit_wi
     """``python -m kernel dashboard``: serve until Ctrl-C (or, for lagom, until stdin closes)."""
     import asyncio
 
-    from ..journal import DEFAULT_ROOT_ENV
+    from ...journal import DEFAULT_ROOT_ENV
 
     try:
         from .server import serve, token_from

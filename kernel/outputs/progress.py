@@ -19,8 +19,9 @@ import sys
 import time
 from typing import Any
 
-from .trials import ENDED, Result
-from .views import KernelView, Observer
+from ..result import Result
+from ..trials import ENDED
+from ..views import KernelView, Observer
 
 
 def _fmt(v) -> str:

@@ -14,10 +14,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from .direction import Direction
-from .pareto import front_of_records
-from .timeline import Timeline
-from .trials import rank_key
+from ..direction import Direction
+from ..pareto import front_of_records
+from ..timeline import Timeline
+from ..trials import rank_key
 
 CURVES = 2000
 """At most this many learning curves are drawn: the best tenth and an even sample of the rest

@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .. import fastjson
-from .. import records
-from ..journal import holder
-from ..timeline import Change, Timeline
+from ... import fastjson
+from ... import records
+from ...journal import holder
+from ...timeline import Change, Timeline
 
 CURVES_AT_START = 300
 """At most this many learning curves go with a snapshot (the running trials, the best, the

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .views import KernelView, Observer
+from ..views import KernelView, Observer
 
 
 class TensorBoard(Observer):

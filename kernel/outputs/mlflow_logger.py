@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from .views import KernelView, Observer
+from ..views import KernelView, Observer
 
 BATCH = 1000  # MLflow's own limit of metrics per log_batch call
 PARAMS_PER_BATCH = 100  # and of parameters

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
-from .. import records
+from ... import records
 from .experiment import Experiment
 
 POLL = 0.1
@@ -258,7 +258,7 @@ async def serve(path: Path, host: str = "127.0.0.1", port: int = 8470, token: st
 
 def token_from(token_file: str | None) -> str | None:
     """The token from ``--token-file`` (readable by its owner alone) or ``$LAGOM_TOKEN``."""
-    from ..agent.cli import TOKEN_ENV
+    from ...agent.cli import TOKEN_ENV
 
     if token_file:
         mode = os.stat(token_file).st_mode
