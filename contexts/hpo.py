@@ -219,6 +219,15 @@ def _check_points(points: Any, space: Searchspace, owner: str) -> list[dict[str,
     return [dict(p) for p in points]
 
 
+def _check_times(max_time: Any, trial_timeout: Any, owner: str) -> tuple[float | None, float | None]:
+    if max_time is not None and (not isinstance(max_time, (int, float)) or isinstance(max_time, bool)
+                                 or max_time <= 0):
+        raise ConfigError(f"{owner}(max_time={max_time!r}): max_time is a number of seconds > 0")
+    if trial_timeout is not None and (not isinstance(trial_timeout, (int, float)) or trial_timeout <= 0):
+        raise ConfigError(f"{owner}(trial_timeout={trial_timeout!r}): a number of seconds > 0")
+    return max_time, trial_timeout
+
+
 class HyperparameterSearch(Context):
     """Search ``searchspace`` with ``optimizer`` over ``num_trials`` trials on ``workers`` agents.
 
@@ -264,13 +273,7 @@ class HyperparameterSearch(Context):
         check_int("es_interval", es_interval, 1, owner)
         check_int("es_min", es_min, 0, owner)
         check_int("seed", seed, 0, owner, allow_none=True)
-        if max_time is not None and (not isinstance(max_time, (int, float)) or isinstance(max_time, bool)
-                                     or max_time <= 0):
-            raise ConfigError(f"{owner}(max_time={max_time!r}): max_time is a number of seconds > 0")
-        self.max_time = max_time
-        if trial_timeout is not None and (not isinstance(trial_timeout, (int, float)) or trial_timeout <= 0):
-            raise ConfigError(f"{owner}(trial_timeout={trial_timeout!r}): a number of seconds > 0")
-        self.trial_timeout = trial_timeout
+        self.max_time, self.trial_timeout = _check_times(max_time, trial_timeout, owner)
         self.objectives, self.directions = _objectives(metric, direction, owner)
         if self.objectives:
             metric, direction = self.objectives[0], self.directions[0]

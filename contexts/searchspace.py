@@ -111,6 +111,34 @@ def _type_hint(name: str, kind: Any, values: Any, spec: Sequence) -> str:
 
 def _param(name: str, spec: Any) -> Param:
     where = f"hyperparameter {name!r}"
+    _check_shape(name, spec, where)
+    kind, values = spec[0], spec[1]
+    scale = spec[2] if len(spec) == 3 else None
+    scale = scale.lower() if isinstance(scale, str) else scale  # 'LOG' means 'log'
+    if not isinstance(kind, str) or kind.upper() not in TYPES:
+        raise SearchspaceError(f"{where}: unknown type {kind!r}; {_type_hint(name, kind, values, spec)}")
+    kind = kind.upper()
+    if scale is not None and scale not in ("log", "linear"):
+        raise SearchspaceError(f"{where}: unknown scale {spec[2]!r}; the third element is 'log' or 'linear', "
+                               f"as in {name}=({kind!r}, {list(values)!r}, 'log')")
+    if scale is not None and kind not in ("DOUBLE", "INTEGER"):
+        raise SearchspaceError(f"{where}: {kind} takes no scale ({spec[2]!r}); only the ranges DOUBLE and INTEGER "
+                               f"do: {name}=('DOUBLE', [low, high], 'log')")
+    if not isinstance(values, (list, tuple)):
+        raise SearchspaceError(f"{where}: values must be a list, got {type(values).__name__}")
+    if kind in ("DOUBLE", "INTEGER"):
+        return _range(name, kind, values, scale == "log", where)
+    if len(values) == 0:
+        raise SearchspaceError(f"{where}: {kind} needs at least one value")
+    if kind == "DISCRETE" and not all(_is_number(v) for v in values):
+        raise SearchspaceError(f"{where}: DISCRETE values must be numbers; use CATEGORICAL for {list(values)}")
+    if len(set(map(repr, values))) != len(values):
+        raise SearchspaceError(f"{where}: {kind} values repeat: {list(values)}")
+    return Param(name, kind, tuple(values))
+
+
+def _check_shape(name: Any, spec: Any, where: str) -> None:
+    """A name and a (TYPE, values[, scale]) tuple, or an error that says how to write one."""
     if not isinstance(name, str) or not name.isidentifier():
         raise SearchspaceError(f"{name!r} is not a valid hyperparameter name; use a Python identifier")
     if isinstance(spec, (tuple, list)) and len(spec) == 2 and all(_is_number(v) for v in spec):
@@ -130,51 +158,32 @@ def _param(name: str, spec: Any) -> Param:
             f"{where}: expected (TYPE, values) or (TYPE, [low, high], 'log'), got {spec!r}; "
             f"for example ('DOUBLE', [1e-4, 1e-1], 'log')"
         )
-    kind, values = spec[0], spec[1]
-    scale = spec[2] if len(spec) == 3 else None
-    scale = scale.lower() if isinstance(scale, str) else scale  # 'LOG' means 'log'
-    if not isinstance(kind, str) or kind.upper() not in TYPES:
-        raise SearchspaceError(f"{where}: unknown type {kind!r}; {_type_hint(name, kind, values, spec)}")
-    kind = kind.upper()
-    if scale is not None and scale not in ("log", "linear"):
-        raise SearchspaceError(f"{where}: unknown scale {spec[2]!r}; the third element is 'log' or 'linear', "
-                               f"as in {name}=({kind!r}, {list(values)!r}, 'log')")
-    if scale is not None and kind not in ("DOUBLE", "INTEGER"):
-        raise SearchspaceError(f"{where}: {kind} takes no scale ({spec[2]!r}); only the ranges DOUBLE and INTEGER "
-                               f"do: {name}=('DOUBLE', [low, high], 'log')")
-    if not isinstance(values, (list, tuple)):
-        raise SearchspaceError(f"{where}: values must be a list, got {type(values).__name__}")
-    if kind in ("DOUBLE", "INTEGER"):
-        if len(values) != 2:
-            raise SearchspaceError(f"{where}: a {kind} range needs exactly [low, high], got {list(values)}")
-        low, high = values
-        if not (_is_number(low) and _is_number(high)):
-            raise SearchspaceError(f"{where}: bounds must be finite numbers, got {list(values)}")
-        if kind == "INTEGER":
-            if not (float(low).is_integer() and float(high).is_integer()):
-                raise SearchspaceError(f"{where}: INTEGER bounds must be whole numbers, got {list(values)}")
-            low, high = int(low), int(high)
-        else:
-            low, high = float(low), float(high)
-        if low > high or (kind == "DOUBLE" and low == high):
-            raise SearchspaceError(
-                f"{where}: the range [{values[0]}, {values[1]}] is "
-                f"{'empty' if low == high else 'reversed'}; write it as [low, high] with low < high"
-            )
-        log = scale == "log"
-        if log and low <= 0:
-            raise SearchspaceError(
-                f"{where}: a log range must lie above 0, got [{values[0]}, {values[1]}]; "
-                f"raise the lower bound (e.g. 1e-6) or drop 'log'"
-            )
-        return Param(name, kind, (low, high), log)
-    if len(values) == 0:
-        raise SearchspaceError(f"{where}: {kind} needs at least one value")
-    if kind == "DISCRETE" and not all(_is_number(v) for v in values):
-        raise SearchspaceError(f"{where}: DISCRETE values must be numbers; use CATEGORICAL for {list(values)}")
-    if len(set(map(repr, values))) != len(values):
-        raise SearchspaceError(f"{where}: {kind} values repeat: {list(values)}")
-    return Param(name, kind, tuple(values))
+
+
+def _range(name: str, kind: str, values: Any, log: bool, where: str) -> Param:
+    """A DOUBLE or INTEGER range: finite bounds in order, whole for INTEGER, above 0 for log."""
+    if len(values) != 2:
+        raise SearchspaceError(f"{where}: a {kind} range needs exactly [low, high], got {list(values)}")
+    low, high = values
+    if not (_is_number(low) and _is_number(high)):
+        raise SearchspaceError(f"{where}: bounds must be finite numbers, got {list(values)}")
+    if kind == "INTEGER":
+        if not (float(low).is_integer() and float(high).is_integer()):
+            raise SearchspaceError(f"{where}: INTEGER bounds must be whole numbers, got {list(values)}")
+        low, high = int(low), int(high)
+    else:
+        low, high = float(low), float(high)
+    if low > high or (kind == "DOUBLE" and low == high):
+        raise SearchspaceError(
+            f"{where}: the range [{values[0]}, {values[1]}] is "
+            f"{'empty' if low == high else 'reversed'}; write it as [low, high] with low < high"
+        )
+    if log and low <= 0:
+        raise SearchspaceError(
+            f"{where}: a log range must lie above 0, got [{values[0]}, {values[1]}]; "
+            f"raise the lower bound (e.g. 1e-6) or drop 'log'"
+        )
+    return Param(name, kind, (low, high), log)
 
 
 class Searchspace:

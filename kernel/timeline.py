@@ -231,6 +231,26 @@ _HANDLERS: dict[str, Callable[[Timeline, dict], Change | None]] = {
 }
 
 
+def lineages(trials: dict[int, dict[str, Any]], ranked: list[dict[str, Any]], most: int = 40) -> list[list]:
+    """The checkpoint chains (root first) of the best final trials (``ranked``, best first)
+    whose parameters changed along the way (PBT's lineages); empty when none did (ASHA
+    promotes a configuration unchanged)."""
+    parents = {t.get("parent") for t in trials.values()}
+    out = []
+    for leaf in ranked:
+        if leaf["id"] in parents or leaf.get("parent") is None:
+            continue
+        chain, at = [], leaf
+        while at is not None:
+            chain.append(at)
+            at = trials.get(at.get("parent")) if at.get("parent") is not None else None
+        if any(a["params"] != b["params"] for a, b in zip(chain, chain[1:])):
+            out.append(chain[::-1])
+        if len(out) == most:
+            break
+    return out
+
+
 def events_known() -> Iterable[str]:
     """Every event the fold reads (a test checks it is every event kernel/records.py declares)."""
     return _HANDLERS.keys()

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..direction import Direction
 from ..pareto import front_of_records
-from ..timeline import Timeline
+from ..timeline import Timeline, lineages
 from ..trials import rank_key
 
 CURVES = 2000
@@ -27,25 +27,6 @@ ROWS = 1000
 
 COLORS = {"finished": "#2e86c1", "stopped": "#e67e22", "failed": "#95a5a6", "lost": "#c0392b",
           "running": "#27ae60", "interrupted": "#8e44ad", "pending": "#bdc3c7"}
-
-
-def _chains(trials: dict[int, dict[str, Any]], ranked: list[dict[str, Any]], most: int = 40) -> list[list]:
-    """The checkpoint chains (root first) of the best final trials whose parameters changed
-    along the way; empty when none did (ASHA promotes a configuration unchanged)."""
-    parents = {t.get("parent") for t in trials.values()}
-    out = []
-    for leaf in ranked:
-        if leaf["id"] in parents or leaf.get("parent") is None:
-            continue
-        chain, at = [], leaf
-        while at is not None:
-            chain.append(at)
-            at = trials.get(at.get("parent")) if at.get("parent") is not None else None
-        if any(a["params"] != b["params"] for a, b in zip(chain, chain[1:])):
-            out.append(chain[::-1])
-        if len(out) == most:
-            break
-    return out
 
 
 def write_report(folder: str | Path) -> Path:
@@ -223,7 +204,7 @@ class _Report:
         """Hyperparameters along each chain of checkpoints (a trial continuing its parent), when
         they change along the way (population-based training): the schedule each final trial was
         trained with, the best in bold."""
-        chains = _chains(self.trials, self.ranked)
+        chains = lineages(self.trials, self.ranked)
         names = [k for k in (chains[0][-1]["params"] if chains else {})
                  if all(isinstance(t["params"].get(k), (int, float)) for c in chains for t in c)][:4]
         if not names:

@@ -107,25 +107,35 @@ def main() -> None:
                 continue
             data = os.read(0, 65536)
             if not data:  # the launcher's process is gone
-                for pid in children:
-                    try:
-                        os.kill(pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+                _end_children(children)
                 return
             pending += data
             while b"\n" in pending:
                 raw, pending = pending.split(b"\n", 1)
-                pid = os.fork()
-                if pid == 0:
-                    code = 1
-                    try:  # the child never returns into this loop, whatever happens
-                        code = _become_agent(json.loads(raw), [wake_r, wake_w, selector.fileno()])
-                    finally:
-                        os._exit(code)
+                pid = _fork_agent(raw, [wake_r, wake_w, selector.fileno()])
                 children.add(pid)
                 _reply({"pid": pid})
         _reap(children)
+
+
+def _end_children(children: set[int]) -> None:
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def _fork_agent(raw: bytes, inherited: list[int]) -> int:
+    """A child that becomes the agent ``raw`` describes (closing ``inherited``); its pid here."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:  # the child never returns into the zygote's loop, whatever happens
+            code = _become_agent(json.loads(raw), inherited)
+        finally:
+            os._exit(code)
+    return pid
 
 
 if __name__ == "__main__":
