@@ -171,8 +171,8 @@ def _agent():
     from kernel.agent import Agent
 
     agent = Agent("inproc://fuzz", "fuzz-targets-token-0123456789", agent_id="fuzz", on_log=lambda line: None)
-    agent.conn = _Conn()
-    agent._fn, agent.names, agent.echo = (lambda hparams: {"score": 1.0}), ["hparams"], False
+    agent.conn = agent.outbox.conn = _Conn()
+    agent.fn, agent.names, agent.echo = (lambda hparams: {"score": 1.0}), ["hparams"], False
     return agent
 
 
@@ -180,7 +180,7 @@ _AGENT: list = []
 
 
 def agent_target(data: bytes) -> None:
-    from kernel.agent.serve import SocketChannel
+    from kernel.agent.inprocess import SocketChannel
     from kernel.reporter import Shutdown
 
     if not _AGENT:
@@ -195,9 +195,7 @@ def agent_target(data: bytes) -> None:
             msg["run"] = None  # a fresh process per run is covered by the distributed tests
         try:
             channel._take(msg)
-            handler = agent._handlers.get(msg["type"])
-            if handler is not None:
-                handler(msg)
+            agent.handle(msg)
         except Shutdown:
             pass
 

@@ -729,8 +729,8 @@ def test_each_local_agent_gets_its_own_gpus_and_says_which(runs, monkeypatch):
 def test_the_zygote_finds_the_in_process_strategy_before_it_forks_and_imports_no_jax():
     """Its agents start without reading every package's entry points (that lookup made 32
     agents on 2 cores start their first trials 0.15 s apart), and a fork stays safe (no JAX)."""
-    probe = ("import sys, plugins.launchers.zygote; from kernel.agent import serve; "
-             "print(serve._single.__name__, any(m == 'jax' or m.startswith('jax.') for m in sys.modules))")
+    probe = ("import sys, plugins.launchers.zygote; from kernel.agent import inprocess; "
+             "print(inprocess._single.__name__, any(m == 'jax' or m.startswith('jax.') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["SingleDevice", "False"]

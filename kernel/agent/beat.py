@@ -20,12 +20,13 @@ from transports import connect
 from transports.codec import CodecError, agent_codec
 
 from ..registry import BEAT_SUFFIX
+from .router import Router
 
 if TYPE_CHECKING:
     from .serve import Agent
 
 
-TICK_S = 0.05  # how often the thread looks for a trial's broadcasts left waiting (agent.flush_stale)
+TICK_S = 0.05  # how often the thread looks for a trial's broadcasts left waiting (Outbox.flush_stale)
 
 
 class Heartbeat(threading.Thread):
@@ -33,6 +34,7 @@ class Heartbeat(threading.Thread):
         super().__init__(name=f"lagom-beat-{agent.id}", daemon=True)
         self.agent = agent
         self._stop_event = threading.Event()
+        self._router = Router({}, agent.log)  # the agent's own handlers belong to its main thread
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -48,7 +50,7 @@ class Heartbeat(threading.Thread):
                 got = conn.recv(timeout=max(0.0, min(TICK_S, next_beat - time.monotonic())))
                 if got is not None:
                     self._heard(codec, got)
-                agent.flush_stale()
+                agent.outbox.flush_stale()
                 if time.monotonic() >= next_beat:
                     conn.send(frames)
                     next_beat = time.monotonic() + agent.heartbeat
@@ -62,7 +64,8 @@ class Heartbeat(threading.Thread):
             msg = codec.decode(frames)
         except CodecError:
             return
-        if msg["type"] == "kill" and msg["trial"] == self.agent.current:
+        self._router.route(msg, {"kill": self._on_kill, "skip": lambda m: self.agent.skip(m["trial"], codec)})
+
+    def _on_kill(self, msg: dict) -> None:
+        if msg["trial"] == self.agent.current:
             self.agent.restart(msg["trial"])
-        elif msg["type"] == "skip":  # what waits behind a long trial, wanted by an idle agent
-            self.agent.skip(msg["trial"], codec)

@@ -40,8 +40,8 @@ class ChildRun:
                         "parent_checkpoint": msg["parent_checkpoint"], "echo": agent.echo,
                         "inject": agent.inject_bytes, "extra": msg["extra"], "metric": msg["metric"],
                         "traced": msg["traced"]}
-        self._kernel_handlers = {"stop": self._on_stop, "verdict": self._on_stop, "abort": self._on_abort,
-                                 "shutdown": self._on_shutdown}
+        self._run = {"stop": self._on_stop, "verdict": self._on_stop, "abort": self._on_abort,
+                     "shutdown": self._on_shutdown, "rejoin": self._on_rejoin}  # the rest: where the router says
 
     def run(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -89,26 +89,29 @@ class ChildRun:
     def _from_kernel(self) -> dict[str, Any] | None:
         while (frames := self._recv()) is not None:
             msg = self.agent.decode(frames)
-            if msg is not None and msg["type"] in ("trial", "batch", "skip"):  # trials handed out ahead
-                self.agent.handle(msg)
-                continue
-            handler = self._kernel_handlers.get(msg["type"]) if msg is not None else None
-            final = handler(msg) if handler is not None and msg.get("trial", self.trial) == self.trial else None
+            final = self.agent.router.route(msg, self._run) if msg is not None else None
             if final is not None:
                 return final
         return None
 
     def _recv(self) -> list[bytes] | None:
-        with self.agent.wire:
+        with self.agent.outbox.lock:
             return self.agent.recv()
 
     def _on_stop(self, msg: dict) -> None:
-        if msg["type"] == "stop" or msg["stop"]:
+        if msg["trial"] == self.trial and (msg["type"] == "stop" or msg["stop"]):
             self.pipe.send(("stop",))
 
-    def _on_abort(self, msg: dict) -> dict[str, Any]:
+    def _on_abort(self, msg: dict) -> dict[str, Any] | None:
+        if msg["trial"] != self.trial:
+            return None
         self.proc.kill()
         return self._died(f"aborted: {msg['reason']}")
+
+    def _on_rejoin(self, msg: dict) -> None:
+        """The kernel gave this agent up: this run is stale (it runs elsewhere)."""
+        self.proc.kill()
+        self.agent.rejoin(msg)
 
     def _on_shutdown(self, msg: dict) -> None:
         self.proc.kill()

@@ -26,9 +26,9 @@ import sys
 
 import cloudpickle  # noqa: F401  (warm: every agent unpickles the function with it)
 
-from kernel.agent import cli, serve
+from kernel.agent import cli, inprocess
 
-serve.single_strategy()  # warm: found once here, not by every agent (it reads every package's entry points)
+inprocess.single_strategy()  # warm: found once here, not by every agent (it reads every package's entry points)
 
 
 def _become_agent(request: dict, keep: list[int]) -> int:
