@@ -6,21 +6,20 @@
 - ``stop_grace``: seconds a trial has to end after it was told to stop; one that does not is
   ended by restarting its agent process (a function that ignores stops cannot hold an agent).
 
-Each is a timer on the kernel's loop, armed only when set, and cancelled with the attempt it
-watches. A distributed run is bounded by its processes' own timeouts instead.
+Each is a timer, armed only when set and cancelled with the attempt it watches. This module
+decides which timers to arm (:class:`~kernel.decisions.Arm`) and what one means when it fires
+(:meth:`Deadlines.due`); the driver arms them and carries out what they mean. A distributed run
+is bounded by its processes' own timeouts instead.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from . import records
+from .decisions import Arm, EndAs, Stop, TimeUp
 from .trials import TrialState
 
 if TYPE_CHECKING:
-    import asyncio
-
-    from .driver import Kernel
     from .lifecycle import Attempt
 
 
@@ -29,44 +28,39 @@ class Deadlines:
     max_time: float | None = None
     trial_timeout: float | None = None
     stop_grace: float | None = 10.0
-    _budget: "asyncio.TimerHandle | None" = field(default=None, repr=False)
 
-    def experiment_started(self, kernel: "Kernel") -> None:
-        if self.max_time is not None:
-            self._budget = kernel.loop.call_later(self.max_time, self._time_is_up, kernel)
+    def experiment_started(self) -> Arm | None:
+        return None if self.max_time is None else Arm(self.max_time, "time-up")
 
-    def experiment_ended(self) -> None:
-        if self._budget is not None:
-            self._budget.cancel()
+    def trial_started(self, attempt: "Attempt") -> Arm | None:
+        if self.trial_timeout is None or attempt.distributed:
+            return None
+        return Arm(self.trial_timeout, "overtime", attempt)
 
-    def trial_started(self, kernel: "Kernel", attempt: "Attempt") -> None:
-        if self.trial_timeout is not None and not attempt.distributed:
-            attempt.timers.append(kernel.loop.call_later(self.trial_timeout, self._overtime, kernel, attempt))
+    def stop_sent(self, attempt: "Attempt") -> Arm | None:
+        if self.stop_grace is None or attempt.distributed:
+            return None
+        return Arm(self.stop_grace, "stop-grace", attempt)
 
-    def stop_sent(self, kernel: "Kernel", attempt: "Attempt") -> None:
-        if self.stop_grace is not None and not attempt.distributed:
-            attempt.timers.append(kernel.loop.call_later(self.stop_grace, self._enforce, kernel, attempt))
+    def due(self, arm: Arm) -> Any:
+        """What a timer that fired means now: a TimeUp, a Stop, an EndAs, or None (its
+        attempt is over)."""
+        if arm.due == "time-up":
+            return TimeUp(self.max_time)
+        attempt = arm.attempt
+        if attempt is None or attempt.over:
+            return None
+        if arm.due == "overtime":
+            return Stop(attempt, overtime=self.trial_timeout)
+        return self._enforce(attempt)
 
-    def _time_is_up(self, kernel: "Kernel") -> None:
-        records.time_up(kernel.folder, self.max_time)
-        kernel.time_up()
-
-    def _overtime(self, kernel: "Kernel", attempt: "Attempt") -> None:
-        if attempt.over:
-            return
-        attempt.overtime = self.trial_timeout
-        records.overtime(kernel.folder, attempt.trial.id, self.trial_timeout)
-        kernel.request_stop(attempt)
-
-    def _enforce(self, kernel: "Kernel", attempt: "Attempt") -> None:
-        """The trial ignored its stop: end it, and have its agent restart (see Kernel.kill)."""
-        if attempt.over:
-            return
+    def _enforce(self, attempt: "Attempt") -> EndAs:
+        """The trial ignored its stop: it ends, and its agent restarts (see Kernel.kill)."""
         history = attempt.trial.history
         if attempt.overtime:
             state, error, metric = TrialState.FAILED, f"ran past its time limit of {attempt.overtime}s", None
         else:
             state, error = TrialState.STOPPED, "ignored its stop"
             metric = history[-1][1] if history else None
-        kernel.kill(attempt, state, metric=metric,
-                    error=f"{error} and was ended {self.stop_grace}s later; its agent restarted")
+        return EndAs(attempt, state, {"metric": metric,
+                                      "error": f"{error} and was ended {self.stop_grace}s later; its agent restarted"})

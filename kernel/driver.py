@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import gc
 import logging
 import time
 from typing import Any, Callable, Iterable
@@ -35,27 +34,20 @@ from transports.codec import PART_SIZE, PROTOCOL, Codec, CodecError
 from . import gang, records
 from .controller import Controller, ExperimentError, Interrupted
 from .deadlines import Deadlines
+from .decisions import AbortRanks, Arm, EndAs, Stop, TimeUp
+from .intake import Intake
 from .journal import ExperimentFolder
 from .lifecycle import Attempt, TrialBook
+from .memory import GcPolicy
 from .registry import BEAT_SUFFIX, AgentInfo, AgentRegistry, AgentState
 from .scheduler import Scheduler
 from .result import Result
 from .trials import ENDED, Trial, TrialState
-from .views import KernelView, Observer, wants_logs, wants_metrics, wants_series
+from .views import KernelView, Observer
 
 log = logging.getLogger("lagom.kernel")
 
 Handler = Callable[[AgentInfo, bytes, dict], None]
-
-
-FREEZE_EVERY = 2000
-"""Trial ends between two ``gc.freeze()`` calls (see ``Kernel._settle_memory``)."""
-YOUNG_GC = 20_000
-"""The youngest generation's collection threshold while the kernel serves (Python's is 700).
-A trivial trial leaves ~40 objects the kernel keeps (the trial, its history, its attempt), so
-the default collected every ~20 trials: 5% of the kernel's time at 20k trials/s, for objects
-that all survive; the kernel's loop makes few reference cycles, and those wait for at most
-this many allocations. The process's own setting comes back when the experiment ends."""
 
 
 class Kernel:
@@ -84,9 +76,8 @@ class Kernel:
         self.book.view, self.book.observers = self.view, self.observers
         folder.schedule = self.loop.call_later  # deferred fsyncs of the journal
         folder.on_error = lambda exc: self.loop.call_soon(self.abort, folder.describe_failure())
-        self._metric_observers = [ob for ob in self.observers if wants_metrics(ob)]  # the hot path
-        self._log_observers = [ob for ob in self.observers if wants_logs(ob)]
-        self._series_observers = [ob for ob in self.observers if wants_series(ob)]
+        self.intake = Intake(controller, self.view, self.observers)
+        self.gc = GcPolicy()
         self.rejected: collections.Counter[str] = collections.Counter()
         self.dispatch_latencies: list[float] = []  # a result's arrival -> the next trial starting there
         self.resumed: dict | None = None  # what a journal replay restored (replay.py)
@@ -95,17 +86,11 @@ class Kernel:
         inline = function if len(function) <= PART_SIZE else b""
         self._welcome = codec.encode("welcome", experiment=experiment, function=inline, size=len(function),
                                      heartbeat=heartbeat, env=dict(agent_env or {}), inject=inject)
-        self._verdicts = bool(controller.judges_metrics)
-        self._hears = controller.hears_metrics or self._verdicts
-        self._expected_agents: int | None = None  # agents a launcher promised; None: any may join
-        self._exited_agents = 0
-        self._may_freeze = gc.get_freeze_count() == 0  # the process's own gc.freeze() is left alone
-        self._ended_since_freeze = 0
-        self._gc_threshold: tuple[int, ...] | None = None  # the process's, while YOUNG_GC is in force
         self._told_version: set[bytes] = set()  # peers told they speak another protocol
         self._early_exits: list[tuple[str, str]] = []
         self._outcome: asyncio.Future | None = None
         self._beat_handle: asyncio.TimerHandle | None = None
+        self._budget: asyncio.TimerHandle | None = None  # max_time's timer
         self._handlers: dict[str, Handler] = {
             "hello": self._on_hello, "ready": self._on_ready, "metric": self._on_metric,
             "log": self._on_log, "final": self._on_final, "heartbeat": self._on_heartbeat,
@@ -136,14 +121,10 @@ class Kernel:
             records.resumed(self.folder, **self.resumed)
         for ob in self.observers:
             ob.experiment_started(self.view)
-        self._gc_threshold = gc.get_threshold()
-        if 0 < self._gc_threshold[0] < YOUNG_GC:
-            gc.set_threshold(YOUNG_GC, *self._gc_threshold[1:])
-        else:
-            self._gc_threshold = None  # the process chose its own: left alone
+        self.gc.serving()
         receiver = asyncio.create_task(self._receive(), name="lagom-receive")
         self._beat_handle = self.loop.call_later(self.heartbeat, self._beat)
-        self.deadlines.experiment_started(self)
+        self._budget = self._arm(self.deadlines.experiment_started())
         try:
             await asyncio.wait({receiver, self._outcome}, return_when=asyncio.FIRST_COMPLETED)
             if receiver.done() and not self._outcome.done():
@@ -192,12 +173,9 @@ class Kernel:
         if cut:
             records.interrupted(self.folder, (t.id for t in cut))
         self._beat_handle.cancel()
-        self.deadlines.experiment_ended()
-        if self._may_freeze:
-            gc.unfreeze()
-        if self._gc_threshold is not None:
-            gc.set_threshold(*self._gc_threshold)
-            self._gc_threshold = None
+        if self._budget is not None:
+            self._budget.cancel()
+        self.gc.done()
         receiver.cancel()
         self._broadcast(self.codec.encode("shutdown", reason="experiment over"))
 
@@ -311,42 +289,17 @@ class Kernel:
             self.rejected["stale"] += 1
             self.listener.send(peer, self.codec.encode("verdict", trial=msg["trial"], stop=True))
             return
-        stop = self._take_points(attempt.trial, msg["points"])
+        stop = self.intake.points(attempt.trial, msg["points"])
         if attempt.verdicts:  # the agent waits for this answer before the function goes on
             self.listener.send(peer, self.codec.encode("verdict", trial=attempt.trial.id, stop=stop))
         if stop:
             self.request_stop(attempt, notify=not attempt.verdicts)
 
-    def _take_points(self, trial: Trial, points: list) -> bool:
-        """Keep a trial's broadcasts (from a metric message, or the last ones in its final) and
-        show them to whoever listens; True if the controller says stop."""
-        stop = False
-        history, observers, hears = trial.history, self._metric_observers, self._hears
-        for point in points:
-            step, value = point[0], point[1]
-            if len(point) == 3:  # named values: all kept; the search's metric is ``value``
-                self._named(trial, step, point[2])
-                if value is None:
-                    continue
-            history.append((step, value))
-            for ob in observers:
-                ob.trial_metric(self.view, trial, step, value)
-            if hears and self.controller.on_metric(trial, step, value):
-                stop = True
-        return stop
-
-    def _named(self, trial: Trial, step: float, named: dict[str, float]) -> None:
-        for name, v in named.items():
-            trial.series.setdefault(name, []).append((step, v))
-        for ob in self._series_observers:
-            ob.trial_series(self.view, trial, step, named)
-
     def _on_log(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
         trial = self.book.trials.get(msg["trial"])
         if trial is not None:
             self.folder.log_lines(trial.id, msg["lines"])
-            for ob in self._log_observers:
-                ob.trial_log(self.view, trial, msg["lines"])
+            self.intake.log(trial, msg["lines"])
 
     def _on_fetch(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
         """An agent fetches a large function part by part, at its own pace (no size ceiling,
@@ -376,27 +329,16 @@ class Kernel:
                 self.listener.send(peer, self.codec.encode("rejoin"))
             return
         if msg["points"]:  # its last broadcasts (a stop they would call for is moot: it has ended)
-            self._take_points(attempt.trial, msg["points"])
+            self.intake.points(attempt.trial, msg["points"])
         agent.attempt = None
         if not attempt.distributed:
-            self._paced(agent, attempt, msg)
+            latency = agent.paced(attempt.leased, msg["started"], msg["duration"])
+            if latency is not None:
+                self.dispatch_latencies.append(latency)
             self._promote(agent)
         else:
             agent.state = AgentState.IDLE
-        if gang.record_final(self, attempt, rank, msg):
-            self.settle(attempt)
-
-    def _paced(self, agent: AgentInfo, attempt: Attempt, msg: dict) -> None:
-        """What one agent's final says of dispatch: the gap before this trial started (for a
-        trial handed out ahead, after the one before it ended, both by the agent's clock), and
-        how long its trials run (the scheduler hands out more ahead the shorter they are)."""
-        now, started, duration = time.time(), msg["started"], msg["duration"]
-        if attempt.leased and agent.last_end is not None:
-            self.dispatch_latencies.append(max(0.0, started - agent.last_end))
-        elif agent.last_final_at is not None:  # agent clock vs kernel clock: one host, or NTP
-            self.dispatch_latencies.append(started - agent.last_final_at)
-        agent.last_final_at, agent.last_end = now, started + duration
-        agent.pace = duration if agent.pace is None else 0.75 * agent.pace + 0.25 * duration
+        self.ranks_answered(attempt, gang.record_final(attempt, rank, msg))
 
     def _promote(self, agent: AgentInfo) -> None:
         """The agent started the next trial it was handed ahead as soon as the last one ended
@@ -404,7 +346,7 @@ class Kernel:
         if agent.queued:
             attempt = agent.attempt = agent.queued.popleft()
             self.book.started(attempt)
-            self.deadlines.trial_started(self, attempt)
+            self._arm(self.deadlines.trial_started(attempt))
             if attempt.taken_back and self.scheduler.time_is_up:  # it started before it heard
                 self.request_stop(attempt)
 
@@ -426,13 +368,13 @@ class Kernel:
     # -- the lifecycle of an attempt ----------------------------------------------------------
     def start(self, trial: Trial, agents: list[AgentInfo]) -> Attempt:
         """Run ``trial`` on ``agents`` (rank order): send it, journal it, arm its deadlines."""
-        attempt = Attempt(trial, list(agents), trial.attempts + 1, verdicts=self._verdicts)
+        attempt = Attempt(trial, list(agents), trial.attempts + 1, verdicts=self.intake.verdicts)
         for agent in agents:
             agent.state, agent.attempt = AgentState.BUSY, attempt
         sent = [self.listener.send(a.peer, self.codec.encode("trial", **self._trial_fields(attempt, rank)))
                 for rank, a in enumerate(agents)]
         self.book.started(attempt)
-        self.deadlines.trial_started(self, attempt)
+        self._arm(self.deadlines.trial_started(attempt))
         for agent, ok in zip(agents, sent):
             if not ok:
                 self.agent_gone(agent, "unreachable")
@@ -443,7 +385,7 @@ class Kernel:
         moment the one before it ends (its deadlines are armed then, in ``_promote``)."""
         items = []
         for trial in trials:
-            attempt = Attempt(trial, [agent], trial.attempts + 1, verdicts=self._verdicts, leased=True)
+            attempt = Attempt(trial, [agent], trial.attempts + 1, verdicts=self.intake.verdicts, leased=True)
             agent.queued.append(attempt)
             items.append(["trial", self._trial_fields(attempt, 0)])
             self.book.leased(attempt)
@@ -457,6 +399,18 @@ class Kernel:
                 "checkpoint": self.folder.checkpoint_dir(trial.id), "parent_checkpoint": parent,
                 "run": gang.run_for_rank(attempt, rank), "extra": trial.extra,
                 "verdicts": attempt.verdicts, "metric": self.controller.metric, "traced": trial.traced}
+
+    def ranks_answered(self, attempt: Attempt, abort: AbortRanks | None) -> None:
+        """A rank answered, or was lost: abort the others if it failed (one that cannot be
+        reached answers for itself), and settle the attempt once every rank has."""
+        if abort is not None:
+            frames = self.codec.encode("abort", trial=attempt.trial.id, reason=abort.reason)
+            for rank in abort.ranks:
+                other = attempt.agents[rank]
+                if not (other.alive and self.listener.send(other.peer, frames)):
+                    gang.unreachable(attempt, rank)
+        if gang.all_answered(attempt):
+            self.settle(attempt)
 
     def settle(self, attempt: Attempt) -> None:
         """Every rank has answered: end the trial with what they sent, and give its agents more
@@ -482,22 +436,12 @@ class Kernel:
             if agent.attempt is attempt:
                 agent.attempt = None
         self.book.end(attempt.trial, state, **fields)
-        self._settle_memory()
+        self.gc.trial_ended()
         first = self.book.failing_alike(self.fail_fast) if self.fail_fast and state == TrialState.FAILED else None
         if first is not None:
             self.abort(f"the first {self.fail_fast} trials all failed with {first.error}, and none finished, so "
                        f"the search stopped: fix the function (trial {first.id}'s traceback is below, and in "
                        f"its log), or pass fail_fast=None to run every trial anyway\n\n{first.traceback or ''}")
-
-    def _settle_memory(self) -> None:
-        """Every FREEZE_EVERY trial ends, move what exists to the garbage collector's permanent
-        generation: trials live as long as the experiment, and a full collection that scans
-        100,000 of them pauses the loop ~100 ms (11 such pauses in a 100k-trial run: 1.1 s, and
-        its dispatch p99). ``_wind_down`` gives them back to the collector."""
-        self._ended_since_freeze += 1
-        if self._may_freeze and self._ended_since_freeze >= FREEZE_EVERY:
-            self._ended_since_freeze = 0
-            gc.freeze()
 
     def request_stop(self, attempt: Attempt, notify: bool = True) -> None:
         """Stop ``attempt`` (once); ``notify=False`` when a verdict already told its agent."""
@@ -509,7 +453,29 @@ class Kernel:
             frames = self.codec.encode("stop", trial=attempt.trial.id)
             for agent in attempt.agents:
                 self.listener.send(agent.peer, frames)
-        self.deadlines.stop_sent(self, attempt)
+        self._arm(self.deadlines.stop_sent(attempt))
+
+    def _arm(self, arm: Arm | None) -> asyncio.TimerHandle | None:
+        """Arm the timer a policy asked for (cancelled with its attempt, if it watches one)."""
+        if arm is None:
+            return None
+        handle = self.loop.call_later(arm.delay, self._due, arm)
+        if arm.attempt is not None:
+            arm.attempt.timers.append(handle)
+        return handle
+
+    def _due(self, arm: Arm) -> None:
+        """A deadline's timer fired: do what the deadlines say it means now."""
+        decision = self.deadlines.due(arm)
+        if isinstance(decision, TimeUp):
+            records.time_up(self.folder, decision.max_time)
+            self.time_up()
+        elif isinstance(decision, Stop):
+            decision.attempt.overtime = decision.overtime
+            records.overtime(self.folder, decision.attempt.trial.id, decision.overtime)
+            self.request_stop(decision.attempt)
+        elif isinstance(decision, EndAs):
+            self.kill(decision.attempt, decision.state, **decision.fields)
 
     def kill(self, attempt: Attempt, state: TrialState, **fields: Any) -> None:
         """End an attempt that will not end itself: its agent restarts in place, as a new agent."""
@@ -561,7 +527,7 @@ class Kernel:
             self._out_of_agents()
 
     def _no_more_agents(self) -> bool:
-        return self._expected_agents is not None and self._exited_agents >= self._expected_agents
+        return self.agents.none_to_come()
 
     def _out_of_agents(self) -> None:
         broken = [a for a in self.agents if a.state == AgentState.BROKEN]
@@ -572,7 +538,7 @@ class Kernel:
 
     def expect_agents(self, count: int | None) -> None:
         """A launcher promised ``count`` agents; when all have exited the experiment cannot go on."""
-        self._expected_agents = count
+        self.agents.expected = count
 
     def agent_exited(self, agent_id: str, detail: Any) -> None:
         """A launcher saw an agent process end (thread-safe; ignored once the loop is closed).
@@ -587,23 +553,15 @@ class Kernel:
         if self.ended:  # decided: a trial cut short is interrupted (_wind_down), whatever its agent did
             return
         if not getattr(detail, "restarting", False):
-            self._exited_agents += 1
+            self.agents.exited += 1
         agent = self.agents.by_id(agent_id)
         if agent is not None:
             self.agent_gone(agent, f"exited ({detail})", death=detail if hasattr(detail, "crashed") else None)
         if self._no_more_agents() and not self.agents.alive() and not self.ended:
             self._out_of_agents()  # every agent the launcher started has exited: never wait on nobody
 
-    # -- the result -------------------------------------------------------------------------
     def result(self) -> Result:
-        return Result(
-            experiment=self.experiment, path=self.folder.path, context=self.context_name,
-            metric=self.controller.metric, direction=self.controller.direction,
-            trials=[self.book.trials[k] for k in sorted(self.book.trials)],
-            duration=time.time() - self.started_at, rejected=dict(self.rejected),
-            agents=len(self.agents), objectives=self.controller.objectives,
-            directions=None if not self.controller.directions else [str(d) for d in self.controller.directions],
-        )
+        return Result.of(self)
 
 
 def _objectives(controller: Controller) -> dict[str, Any]:

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from transports.codec import final_fields
 
 from .controller import ExperimentError
+from .decisions import AbortRanks
 from .registry import AgentInfo, AgentState
 from .trials import Trial, TrialState
 
 if TYPE_CHECKING:
     from .controller import Controller
-    from .driver import Kernel
     from .lifecycle import Attempt
 
 
@@ -62,38 +62,39 @@ def is_rank(attempt: "Attempt", agent: AgentInfo, rank: int) -> bool:
     return 0 <= rank < len(agents) and agents[rank] is agent and rank not in attempt.finals
 
 
-def record_final(kernel: "Kernel", attempt: "Attempt", rank: int, final: dict[str, Any]) -> bool:
-    """Keep one rank's final; the first failure aborts the other ranks now. True once every
-    rank has answered."""
+def record_final(attempt: "Attempt", rank: int, final: dict[str, Any]) -> AbortRanks | None:
+    """Keep one rank's final; the first failure of a distributed run means the ranks that have
+    not answered are aborted now (rather than left to a collective's timeout)."""
     attempt.finals[rank] = final
-    if final["outcome"] == "error" and attempt.distributed and attempt.failed_rank is None:
-        attempt.failed_rank = rank
-        _abort_others(kernel, attempt, rank, final["error"])
+    if final["outcome"] != "error" or not attempt.distributed or attempt.failed_rank is not None:
+        return None
+    attempt.failed_rank = rank
+    others = tuple(r for r in range(len(attempt.agents)) if r not in attempt.finals)
+    return AbortRanks(attempt, others, f"rank {rank} failed: {final['error']}") if others else None
+
+
+def unreachable(attempt: "Attempt", rank: int) -> None:
+    """An aborted rank whose agent cannot be reached: nobody will answer for it."""
+    attempt.finals[rank] = final_fields(attempt.trial.id, rank=rank, outcome="error", error="its agent was lost",
+                                        started=time.time())
+
+
+def all_answered(attempt: "Attempt") -> bool:
     return len(attempt.finals) == len(attempt.agents)
 
 
-def _abort_others(kernel: "Kernel", attempt: "Attempt", rank: int, error: str) -> None:
-    frames = kernel.codec.encode("abort", trial=attempt.trial.id, reason=f"rank {rank} failed: {error}")
-    for other_rank, other in enumerate(attempt.agents):
-        if other_rank in attempt.finals:
-            continue
-        if not (other.alive and kernel.listener.send(other.peer, frames)):  # nobody to answer for it
-            attempt.finals[other_rank] = final_fields(attempt.trial.id, rank=other_rank, outcome="error",
-                                                      error="its agent was lost", started=time.time())
-
-
-def rank_lost(kernel: "Kernel", attempt: "Attempt", agent: AgentInfo, why: str, again: bool = False) -> None:
-    """A rank's agent is gone: the other ranks are aborted, and the attempt settles once every
-    rank answered: run ``again`` whole (``attempt.requeue``), or failed with that rank's error."""
+def rank_lost(attempt: "Attempt", agent: AgentInfo, why: str, again: bool = False) -> tuple[bool, AbortRanks | None]:
+    """A rank's agent is gone: (whether that changed anything, the ranks to abort). The attempt
+    settles once every rank answered: run ``again`` whole (``attempt.requeue``), or failed with
+    that rank's error."""
     rank = attempt.agents.index(agent)
     if rank in attempt.finals:
-        return
+        return False, None
     if again and attempt.failed_rank is None and attempt.requeue is None:
         attempt.requeue = f"rank {rank}'s agent was lost ({why})"
     lost = final_fields(attempt.trial.id, rank=rank, outcome="error", error=f"its agent was lost ({why})",
                         started=time.time())
-    if record_final(kernel, attempt, rank, lost):
-        kernel.settle(attempt)
+    return True, record_final(attempt, rank, lost)
 
 
 def outcome(attempt: "Attempt", controller: "Controller") -> tuple[TrialState, dict[str, Any], ExperimentError | None]:

@@ -4,6 +4,7 @@ lines a search ends with.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,17 @@ class Result:
     notes: list[str] = field(default_factory=list, repr=False)
     objectives: list[str] | None = None  # a search of several objectives: their names...
     directions: list[str] | None = None  # ...and which way each improves
+
+    @classmethod
+    def of(cls, kernel: Any) -> "Result":
+        """The result of a kernel's experiment, as it stands."""
+        controller = kernel.controller
+        return cls(experiment=kernel.experiment, path=kernel.folder.path, context=kernel.context_name,
+                   metric=controller.metric, direction=controller.direction,
+                   trials=[kernel.book.trials[k] for k in sorted(kernel.book.trials)],
+                   duration=time.time() - kernel.started_at, rejected=dict(kernel.rejected),
+                   agents=len(kernel.agents), objectives=controller.objectives,
+                   directions=None if not controller.directions else [str(d) for d in controller.directions])
 
     def __post_init__(self) -> None:
         for t in self.trials:

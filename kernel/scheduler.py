@@ -261,7 +261,9 @@ class Scheduler:
         trial = attempt.trial
         if attempt.distributed:  # the whole gang runs again, unless that rank's process did it
             again = not (death is not None and death.crashed) and trial.attempts <= self.max_retries
-            gang.rank_lost(self.kernel, attempt, agent, why, again=again)
+            recorded, abort = gang.rank_lost(attempt, agent, why, again=again)
+            if recorded:
+                self.kernel.ranks_answered(attempt, abort)
             return
         if unsure:
             trial.suspect, death = True, None

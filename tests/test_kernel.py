@@ -415,9 +415,9 @@ def test_long_lived_trials_are_frozen_out_of_the_collector_while_the_experiment_
     objects itself is left alone."""
     import gc
 
-    from kernel import driver
+    from kernel import memory
 
-    monkeypatch.setattr(driver, "FREEZE_EVERY", 4)
+    monkeypatch.setattr(memory, "FREEZE_EVERY", 4)
     seen = []
 
     class Count(Observer):

@@ -14,7 +14,8 @@ import pytest
 from contexts import HyperparameterSearch, Searchspace
 from kernel.controller import DONE, Controller, ExperimentError, TrialSpec
 from kernel.deadlines import Deadlines
-from kernel.driver import YOUNG_GC, Kernel
+from kernel.driver import Kernel
+from kernel.memory import YOUNG_GC
 from kernel.journal import ExperimentFolder, read_journal
 from kernel.scheduler import LEASE_WINDOW
 from plugins.optimizers import RandomSearch

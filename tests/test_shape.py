@@ -1,9 +1,13 @@
-"""The kernel stays small: no function in kernel/ longer than 50 lines or nested deeper than 4."""
+"""The product stays small: no function in kernel/, transports/, plugins/ or contexts/ longer
+than 50 lines or nested deeper than 4, and no module in kernel/ over 350 lines."""
 import ast
 from pathlib import Path
 
-KERNEL = Path(__file__).resolve().parent.parent / "kernel"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("kernel", "transports", "plugins", "contexts")
 BLOCKS = (ast.If, ast.For, ast.While, ast.Try, ast.With, ast.AsyncFor, ast.AsyncWith, ast.Match)
+MODULE_LINES = 350
+STILL_LARGE = {"kernel/driver.py": 575}  # being split (its policies move out); may only shrink
 
 
 def nesting(node: ast.AST, depth: int = 0) -> int:
@@ -16,13 +20,28 @@ def nesting(node: ast.AST, depth: int = 0) -> int:
     return deepest
 
 
-def test_kernel_functions_are_short_and_shallow():
+def sources():
+    for package in PACKAGES:
+        yield from sorted((ROOT / package).rglob("*.py"))
+
+
+def test_functions_are_short_and_shallow():
     too_big = []
-    for path in sorted(KERNEL.rglob("*.py")):
+    for path in sources():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines, depth = node.end_lineno - node.lineno + 1, nesting(node)
                 if lines > 50 or depth > 4:
-                    too_big.append(f"{path.relative_to(KERNEL.parent)}:{node.lineno} {node.name}: "
+                    too_big.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: "
                                    f"{lines} lines, nested {depth} deep")
     assert not too_big, "split these:\n" + "\n".join(too_big)
+
+
+def test_kernel_modules_are_small():
+    too_long = []
+    for path in sorted((ROOT / "kernel").rglob("*.py")):
+        name = str(path.relative_to(ROOT))
+        lines = len(path.read_text().splitlines())
+        if lines > STILL_LARGE.get(name, MODULE_LINES):
+            too_long.append(f"{name}: {lines} lines")
+    assert not too_long, "split these:\n" + "\n".join(too_long)
