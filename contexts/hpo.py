@@ -9,13 +9,13 @@ from __future__ import annotations
 import copy
 import math
 import random
+from dataclasses import replace
 from typing import Any
 
-from kernel.controller import DONE, WAIT, Controller, ExperimentError, TrialSpec
+from kernel.controller import WAIT, Controller, ExperimentError
 from kernel.direction import Direction
 from plugins.earlystop import EarlyStopper, NoStopping
 from plugins.optimizers import FINISHED, Observation, Optimizer
-from plugins.optimizers import WAIT as OPT_WAIT
 from plugins.registry import PluginError, resolve
 
 from .base import ConfigError, Context, check_direction, check_int
@@ -69,16 +69,14 @@ class SearchController(Controller):
 
     def next_trial(self, trial_id: int):
         decision = self.optimizer.suggest(trial_id)
-        if decision is FINISHED:
-            return DONE
-        if decision is OPT_WAIT:
-            return WAIT
+        if decision is FINISHED or decision is WAIT:  # the kernel's own signals (FINISHED is DONE)
+            return decision
         if self.judges_metrics and decision.budget is not None:  # what a promotion's judge needs
             self._budgets[trial_id] = decision.budget
             if decision.parent is not None:
                 self._parent_budget[trial_id] = self._budgets.get(decision.parent)
-        return TrialSpec(decision.params, decision.budget, dict(decision.info), decision.parent,
-                         gang=self.gang, run=self.run, traced=self.optimizer.space.traced(decision.params))
+        return replace(decision, info=dict(decision.info), gang=self.gang, run=self.run,
+                       traced=self.optimizer.space.traced(decision.params))
 
     @property
     def hears_metrics(self) -> bool:

@@ -17,31 +17,20 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence, TypeVar, Union
 
+from kernel.controller import DONE, WAIT, TrialSpec
 from kernel.direction import Direction
 
 T = TypeVar("T")
 
-@dataclass(frozen=True)
-class Suggestion:
-    """One configuration to run; ``budget`` reaches the function as ``hparams['budget']``."""
+Suggestion = TrialSpec
+"""One configuration to run: the kernel's own :class:`~kernel.controller.TrialSpec`, of which an
+optimizer fills ``params``, ``budget`` (it reaches the function as ``hparams['budget']``),
+``info`` (shown in the result, e.g. a rung) and ``parent`` (a trial this one continues: its
+checkpoint is handed over); the context adds how it runs."""
 
-    params: dict[str, Any]
-    budget: float | int | None = None
-    info: dict[str, Any] = field(default_factory=dict)  # shown in the result (e.g. a rung)
-    parent: int | None = None  # a trial this one continues (its checkpoint is handed over)
-
-
-class _Signal:
-    def __init__(self, name: str):
-        self._name = name
-
-    def __repr__(self) -> str:
-        return self._name
-
-
-WAIT = _Signal("WAIT")          # nothing to run now; ask again when a trial ends
-FINISHED = _Signal("FINISHED")  # the search is over; running trials still finish
-Decision = Union[Suggestion, _Signal]
+FINISHED = DONE  # the search is over; running trials still finish (WAIT: nothing to run now,
+#                 asked again when a trial ends); both are the kernel's own signals
+Decision = Union[TrialSpec, type(WAIT)]
 
 
 @dataclass(frozen=True)
@@ -74,7 +63,18 @@ class Proposer(Protocol):
 
 
 class Optimizer(ABC):
-    """Base class for search algorithms; subclass it and register it in ``lagom.optimizers``."""
+    """Base class for search algorithms; subclass it and register it in ``lagom.optimizers``.
+
+    - Required: :meth:`suggest`.
+    - Hooks, optional: :meth:`setup` (validate the space; call super()), :meth:`report` (an
+      intermediate metric), :meth:`observe` (a trial ended), :meth:`summarize` (what the result
+      carries), :meth:`total_trials` (for progress displays), :meth:`enqueue` (points to try
+      first), and ``propose`` to serve as a model inside ASHA (:class:`Proposer`).
+    - Flags: ``adaptive`` (False: proposals ignore results, so short trials may be handed out
+      ahead), ``needs_num_trials`` (never ends by itself).
+    - Helpers for subclasses: :meth:`sample`, :meth:`outcome`, :meth:`best_first`,
+      :meth:`better`, ``multi``, ``rng``, ``space``, ``direction``/``directions``.
+    """
 
     space: Any = None
     num_trials: int | None = None
