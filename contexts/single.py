@@ -68,10 +68,7 @@ class Single(Context):
     def finish(self, result):
         trial = result.trials[0] if result.trials else None
         if trial is not None and trial.state == "failed":
-            from kernel.agent.execute import KEPT
-            from kernel.journal import checkpoint_dir
-
-            original = KEPT.pop(checkpoint_dir(result.path, trial.id), None)
+            original = result.errors.get(trial.id)
             error = TrialFailed.like(original)(f"the training function failed: {trial.error}\n\n"
                                                f"{trial.traceback or ''}", result)
             raise error from original

@@ -102,6 +102,9 @@ class Result:
     notes: list[str] = field(default_factory=list, repr=False)
     objectives: list[str] | None = None  # a search of several objectives: their names...
     directions: list[str] | None = None  # ...and which way each improves
+    # The exceptions of trials that failed in this process (a single run's agent is a thread of
+    # it), by trial id: a single run raises the original. Not in result.json.
+    errors: dict[int, BaseException] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, kernel: Any) -> "Result":

@@ -189,6 +189,7 @@ async def _close(kernel: Kernel, plan: Plan, result: Result) -> None:
     for ob in kernel.observers:
         ob.experiment_ended(kernel.view, result)
     await asyncio.to_thread(plan.launch.stop)
+    result.errors.update(plan.launch.errors)
     kernel.listener.close()
     records.closed(kernel.folder, {k: v for k, v in kernel.book.counts.items() if k != "running"})
     kernel.folder.close()

@@ -67,11 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     restarts = int(os.environ.get(RESTARTS_ENV, "0"))
     agent_id = args.id and (f"{args.id}~{restarts}" if restarts else args.id)
     agent = Agent(args.connect, token, agent_id=agent_id, wait=args.wait, patience=args.patience,
-                  insecure=args.insecure, echo=not args.quiet)
-    agent.can_restart = True
-    agent.own_process = True  # its JAX gets the persistent compilation cache (compiles.use_persistent_cache)
-    agent.box = Blackbox.from_env()  # a local launcher's: which trial was running, should it die
-    agent.argv = list(argv if argv is not None else sys.argv[1:])
+                  insecure=args.insecure, echo=not args.quiet, own_process=True,
+                  argv=list(argv if argv is not None else sys.argv[1:]), box=Blackbox.from_env())
     try:
         return agent.run()
     except KeyboardInterrupt:

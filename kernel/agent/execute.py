@@ -5,7 +5,6 @@ run, so a function fails, stops and returns the same way everywhere.
 """
 from __future__ import annotations
 
-import collections
 import math
 import time
 import traceback
@@ -15,11 +14,6 @@ from transports.codec import final_fields
 
 from ..reporter import EarlyStop, KernelAway, Reporter, Shutdown, captured_output
 from . import compiles
-
-
-KEPT: "collections.OrderedDict[str, BaseException]" = collections.OrderedDict()
-"""The exceptions of the last few trials run by agents in this process (threads), by checkpoint
-folder: a single run raises the original to its caller, for ``except``, pdb and %debug."""
 
 
 def hparams_of(msg: dict) -> dict[str, Any]:
@@ -78,9 +72,10 @@ def user_traceback(exc: BaseException) -> str:
 
 
 def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter, echo: bool, rank: int = 0,
-         keep_as: str | None = None) -> dict[str, Any]:
-    """Run ``fn(**kwargs)`` and return the fields of its ``final`` message; ``keep_as``: also
-    keep the exception object in :data:`KEPT` under that key (an agent in the caller's process)."""
+         keep_in: dict[int, BaseException] | None = None) -> dict[str, Any]:
+    """Run ``fn(**kwargs)`` and return the fields of its ``final`` message; ``keep_in``: also
+    keep the exception object there by trial id (an agent in the caller's process: a single
+    run raises the original to its caller, for ``except``, pdb and %debug)."""
     started = time.time()
     t0 = time.perf_counter()
     compiled_before = compiles.reading()
@@ -98,10 +93,10 @@ def call(fn: Callable, kwargs: dict[str, Any], reporter: Reporter, echo: bool, r
         outcome = "error"
         error = f"{type(exc).__name__}: {exc}"
         tb = user_traceback(exc)
-        if keep_as is not None:
-            KEPT[keep_as] = exc
-            while len(KEPT) > 8:
-                KEPT.popitem(last=False)
+        if keep_in is not None:  # the last few: an exception holds its frames, and their arrays
+            keep_in[reporter.trial_id] = exc
+            while len(keep_in) > 8:
+                del keep_in[next(iter(keep_in))]
     duration = time.perf_counter() - t0
     step, value = reporter.last if reporter.last else (None, None)
     if value is not None and not math.isfinite(value):

@@ -63,7 +63,7 @@ def run_here(agent: "Agent", msg: dict) -> None:
     else:
         try:
             final = execute.call(agent.fn, {n: available[n] for n in agent.names}, reporter, agent.echo,
-                             keep_as=msg["checkpoint"] if agent.keep_errors else None)
+                             keep_in=agent.keep_errors)
         except KernelAway:  # nobody waits for this trial any more: the kernel runs it again
             agent.log(f"the kernel went quiet during trial {tid}; left it, and will say hello again")
             return

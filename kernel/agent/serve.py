@@ -42,13 +42,20 @@ class Agent:
     """A worker: connects to the kernel at ``url`` and runs what it is sent.
 
     ``wait``: seconds to wait for the kernel's welcome; ``patience``: seconds of silence after
-    which it leaves; ``echo``: also print a trial's output here (besides its log).
+    which it leaves; ``echo``: also print a trial's output here (besides its log). The process
+    it runs in: ``own_process`` (it owns it, from ``python -m kernel.agent`` with ``argv``: it
+    may restart it in place, and sets up JAX's compilation cache), ``box`` (a Blackbox, where a
+    local launcher reads which trial ran should it die), ``keep_errors`` (the caller's own
+    process: the trials' exceptions are kept there by trial id, so a single run raises the
+    original).
     ``run()`` returns 0 when told to shut down, 1 when no kernel answered, 2 when it went silent.
     """
 
     def __init__(self, url: str, token: str, *, agent_id: str | None = None, wait: float = 60.0,
                  patience: float = 30.0, echo: bool = True, insecure: bool = False,
-                 on_log: Callable[[str], None] | None = None):
+                 on_log: Callable[[str], None] | None = None, own_process: bool = False,
+                 argv: list[str] | None = None, box: Any = None,
+                 keep_errors: dict[int, BaseException] | None = None):
         if not token:
             raise ValueError(f"no token: set {TOKEN_ENV} or pass --token-file")
         self.url = url
@@ -67,10 +74,7 @@ class Agent:
         self.read_ahead: collections.deque[list[bytes]] = collections.deque()
         self.outbox = Outbox(self.codec.encode_all)  # what waits to be sent; its lock guards the socket
         # In a process of its own (main), not the caller's: it may restart it, and sets up JAX's cache.
-        self.can_restart = self.own_process = False
-        self.box = None  # a Blackbox: the trial it runs, for a launcher to read should it die
-        self.keep_errors = False  # True in the caller's process: a single run re-raises the original
-        self.argv: list[str] = []
+        self.own_process, self.argv, self.box, self.keep_errors = own_process, list(argv or []), box, keep_errors
         self.log = on_log or (lambda line: print(f"[agent {self.id}] {line}", file=sys.__stderr__, flush=True))
         self.fn: Callable | None = None
         self.data: dict[str, Any] = {}  # objects handed to every trial by name (kernel.with_data)
@@ -197,7 +201,7 @@ class Agent:
     def restart(self, trial_id: int) -> None:
         """The kernel ended a trial that would not stop: start this process afresh (same pid,
         same command line, a new agent id), which is the only way to end a running function."""
-        if not self.can_restart:
+        if not self.own_process:
             self.log(f"trial {trial_id} would not stop; an agent in a thread cannot end it")
             return
         self.log(f"trial {trial_id} would not stop: restarting this agent")

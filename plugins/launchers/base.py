@@ -52,6 +52,8 @@ class LauncherError(ExperimentError):
 
 
 class Launcher(ABC):
+    errors: dict[int, BaseException] = {}  # agents in this process: their trials' exceptions, by id (read-only here)
+
     @abstractmethod
     def start(self, *, url: str, token: str, count: int, log_dir: Path, on_exit: OnExit,
               insecure: bool = False) -> list[str]:

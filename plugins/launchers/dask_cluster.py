@@ -29,9 +29,7 @@ def _run_agent(url: str, token: str, agent_id: str, insecure: bool, path: list[s
             sys.path.insert(0, entry)
     from kernel.agent import Agent
 
-    agent = Agent(url, token, agent_id=agent_id, insecure=insecure)
-    agent.can_restart = False  # a task cannot re-execute its process
-    return agent.run()
+    return Agent(url, token, agent_id=agent_id, insecure=insecure).run()  # the process is Dask's
 
 
 class DaskLauncher(Launcher):

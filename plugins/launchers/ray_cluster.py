@@ -29,9 +29,7 @@ class _AgentActor:
     def run(self, url: str, token: str, agent_id: str, insecure: bool) -> int:
         from kernel.agent import Agent
 
-        agent = Agent(url, token, agent_id=agent_id, insecure=insecure)
-        agent.can_restart = False  # an actor's process is Ray's to restart, not the agent's
-        return agent.run()
+        return Agent(url, token, agent_id=agent_id, insecure=insecure).run()  # its process is Ray's
 
     def pid(self) -> int:
         return os.getpid()

@@ -27,9 +27,7 @@ def _agent_task(url: str, token: str, prefix: str, insecure: bool):
         from kernel.agent import Agent
 
         ctx = BarrierTaskContext.get()
-        agent = Agent(url, token, agent_id=f"{prefix}-{ctx.partitionId()}", insecure=insecure)
-        agent.can_restart = False  # a Spark task cannot re-execute itself
-        yield agent.run()
+        yield Agent(url, token, agent_id=f"{prefix}-{ctx.partitionId()}", insecure=insecure).run()  # Spark's process
 
     return run
 

@@ -16,6 +16,7 @@ from .base import Launcher, OnExit
 class ThreadLauncher(Launcher):
     def __init__(self, echo: bool = True):
         self.echo = echo
+        self.errors: dict[int, BaseException] = {}  # the caller's own process: exceptions handed back
         self._threads: dict[str, threading.Thread] = {}
         self._stopping = threading.Event()
 
@@ -26,8 +27,8 @@ class ThreadLauncher(Launcher):
         ids = []
         for i in range(count):
             agent_id = f"thread-{i}-{uuid.uuid4().hex[:6]}"
-            agent = Agent(url, token, agent_id=agent_id, wait=30.0, echo=self.echo, insecure=insecure)
-            agent.keep_errors = True  # the caller's own process: its exceptions can be handed back
+            agent = Agent(url, token, agent_id=agent_id, wait=30.0, echo=self.echo, insecure=insecure,
+                          keep_errors=self.errors)
 
             def run(agent=agent, agent_id=agent_id) -> None:
                 try:
