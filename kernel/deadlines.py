@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .decisions import Arm, EndAs, Stop, TimeUp
-from .trials import TrialState
+from . import endings
+from .decisions import Arm, Stop, TimeUp
 
 if TYPE_CHECKING:
     from .lifecycle import Attempt
@@ -43,8 +43,8 @@ class Deadlines:
         return Arm(self.stop_grace, "stop-grace", attempt)
 
     def due(self, arm: Arm) -> Any:
-        """What a timer that fired means now: a TimeUp, a Stop, an EndAs, or None (its
-        attempt is over)."""
+        """What a timer that fired means now: a TimeUp, a Stop, an EndAs (endings.py), or
+        None (its attempt is over)."""
         if arm.due == "time-up":
             return TimeUp(self.max_time)
         attempt = arm.attempt
@@ -52,15 +52,4 @@ class Deadlines:
             return None
         if arm.due == "overtime":
             return Stop(attempt, overtime=self.trial_timeout)
-        return self._enforce(attempt)
-
-    def _enforce(self, attempt: "Attempt") -> EndAs:
-        """The trial ignored its stop: it ends, and its agent restarts (see Kernel.kill)."""
-        history = attempt.trial.history
-        if attempt.overtime:
-            state, error, metric = TrialState.FAILED, f"ran past its time limit of {attempt.overtime}s", None
-        else:
-            state, error = TrialState.STOPPED, "ignored its stop"
-            metric = history[-1][1] if history else None
-        return EndAs(attempt, state, {"metric": metric,
-                                      "error": f"{error} and was ended {self.stop_grace}s later; its agent restarted"})
+        return endings.ignored_stop(attempt, self.stop_grace)

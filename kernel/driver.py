@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 from transports.base import Listener
 from transports.codec import PART_SIZE, PROTOCOL, Codec, CodecError
 
-from . import gang, records
+from . import endings, gang, records
 from .controller import Controller, ExperimentError, Interrupted
 from .deadlines import Deadlines
 from .decisions import AbortRanks, Arm, EndAs, Stop, TimeUp
@@ -418,7 +418,7 @@ class Kernel:
         if attempt.requeue is not None:
             self.scheduler.requeue_gang(attempt)
             return
-        state, fields, error = gang.outcome(attempt, self.controller)
+        state, fields, error = endings.outcome(attempt, self.controller)
         if fields.get("traceback"):
             self.folder.log_lines(attempt.trial.id, [fields["traceback"]])
         self.end_attempt(attempt, state, **fields)

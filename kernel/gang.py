@@ -8,19 +8,16 @@ at once rather than left to a collective's timeout, and the trial fails with tha
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
 from transports.codec import final_fields
 
-from .controller import ExperimentError
 from .decisions import AbortRanks
 from .registry import AgentInfo, AgentState
-from .trials import Trial, TrialState
+from .trials import Trial
 
 if TYPE_CHECKING:
-    from .controller import Controller
     from .lifecycle import Attempt
 
 
@@ -95,31 +92,3 @@ def rank_lost(attempt: "Attempt", agent: AgentInfo, why: str, again: bool = Fals
     lost = final_fields(attempt.trial.id, rank=rank, outcome="error", error=f"its agent was lost ({why})",
                         started=time.time())
     return True, record_final(attempt, rank, lost)
-
-
-def outcome(attempt: "Attempt", controller: "Controller") -> tuple[TrialState, dict[str, Any], ExperimentError | None]:
-    """How the trial ended, from its ranks' finals: (state, trial fields, an error that ends
-    the experiment or None). Rank 0 speaks for the run."""
-    lead = attempt.finals[0]
-    fields: dict[str, Any] = {"started": lead["started"], "ended": lead["started"] + lead["duration"],
-                              "checkpointed": any(f.get("saved", False) for f in attempt.finals.values())}
-    if lead.get("compile") is not None:  # rank 0's: the ranks compile the same programs side by side
-        fields["compile_s"], fields["programs_compiled"], fields["programs_cached"] = lead["compile"]
-    if attempt.failed_rank is not None:
-        failed = attempt.finals[attempt.failed_rank]
-        return TrialState.FAILED, dict(fields, error=f"rank {attempt.failed_rank}: {failed['error']}",
-                                       traceback=failed["traceback"]), None
-    if lead["outcome"] == "error":
-        return TrialState.FAILED, dict(fields, error=lead["error"], traceback=lead["traceback"]), None
-    fields["result"] = lead["result"]
-    state = TrialState.STOPPED if lead["outcome"] == "stopped" else TrialState.FINISHED  # a stop it never saw: it did all its work
-    try:
-        fields["metric"] = metric = controller.score(lead["result"]) if lead["outcome"] == "ok" else lead["value"]
-        if lead["outcome"] == "ok" and controller.objectives:
-            fields["values"] = controller.values(lead["result"])
-    except ExperimentError as exc:
-        return TrialState.FAILED, dict(fields, error=str(exc)), exc
-    if metric is not None and math.isnan(metric):  # a diverged run: never a finished one, never the best
-        name = repr(controller.metric) if controller.metric else "the metric"
-        return TrialState.FAILED, dict(fields, metric=None, error=f"{name} is NaN (the run diverged?)"), None
-    return state, fields, None

@@ -27,7 +27,7 @@ import collections
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import gang
+from . import endings, gang
 from .controller import DONE, WAIT, TrialSpec
 from .registry import AgentInfo, AgentState
 from .trials import Trial, TrialState
@@ -243,39 +243,34 @@ class Scheduler:
         return held
 
     def interrupted(self, agent: AgentInfo, why: str, death: Any = None, unsure: bool = False) -> None:
-        """``agent`` stopped mid-trial: run its trial again elsewhere (once), else it is lost.
-
-        ``death`` (a launcher's Exit) tells how its process died. A process that ended itself or
-        crashed (``os._exit``, a segfault, an abort) was killed by the trial: it fails, with the
-        cause and the process's last output, and is not retried; a process killed twice in the
-        same trial (SIGKILL: the OOM killer, say) fails the same way. A distributed run cannot go
-        on without one of its processes: the others are aborted (gang.py), and once they answered
-        the whole gang runs again (once), unless that rank's process crashed: then it fails.
-        ``unsure``: the agent held trials handed out ahead, so its death may be theirs (it runs
-        trials back to back, and its last finals may have died with it): the trial runs again,
-        alone (``suspect``), where a second death is its own.
+        """``agent`` stopped mid-trial: its trial runs again elsewhere, or ends, as
+        :func:`kernel.endings.after_loss` decides from ``death`` (a launcher's Exit: how its
+        process died). A distributed run cannot go on without one of its processes: the others
+        are aborted (gang.py), and once they answered the whole gang runs again (once), unless
+        that rank's process crashed: then it fails. ``unsure``: the agent held trials handed out
+        ahead, so its death may be theirs (it runs trials back to back, and its last finals may
+        have died with it): the trial runs again, alone (``suspect``), where a second death is
+        its own.
         """
         attempt, agent.attempt = agent.attempt, None
         if attempt is None or attempt.over:
             return
         trial = attempt.trial
         if attempt.distributed:  # the whole gang runs again, unless that rank's process did it
-            again = not (death is not None and death.crashed) and trial.attempts <= self.max_retries
+            again = endings.gang_again(attempt, death, self.max_retries)
             recorded, abort = gang.rank_lost(attempt, agent, why, again=again)
             if recorded:
                 self.kernel.ranks_answered(attempt, abort)
             return
         if unsure:
             trial.suspect, death = True, None
-        if death is not None and (death.crashed or trial.attempts > self.max_retries):
-            self.kernel.folder.log_lines(trial.id, [f"its process died: {death}", death.output])
-            self.kernel.end_attempt(attempt, TrialState.FAILED, error=f"its process died while it ran: {death}",
-                                    traceback=f"last lines of the agent's output:\n{death.output}")
-        elif trial.attempts > self.max_retries:
-            self.kernel.end_attempt(attempt, TrialState.LOST, error=f"lost: {why}")
-        else:
+        decision = endings.after_loss(attempt, why, death, self.max_retries)
+        if isinstance(decision, endings.Again):
             self._requeue(attempt, why)
             return
+        if death is not None:  # it died of the trial: its last words go to the trial's log
+            self.kernel.folder.log_lines(trial.id, [f"its process died: {death}", death.output])
+        self.kernel.end_attempt(attempt, decision.state, **decision.fields)
         self.wake()
         self.kernel.check_done()
 
