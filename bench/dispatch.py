@@ -132,9 +132,9 @@ def main() -> None:
                          "-1: none, as before the journal was made durable)")
     args = ap.parse_args()
     if args.no_lease:
-        from kernel import scheduler
+        from kernel import ahead
 
-        scheduler.LEASE_MAX = 0
+        ahead.LEASE_MAX = 0
     if args.sync_every is not None:  # measures what durability costs
         from kernel import journal
 

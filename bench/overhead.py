@@ -65,10 +65,10 @@ def figures(t_call: float, spans: list[tuple[str, float, float]], trials: int, a
 
 def run_lagom(args) -> dict:
     from contexts import HyperparameterSearch, Searchspace
-    from kernel import lagom, scheduler
+    from kernel import ahead, lagom
 
     if args.no_lease:
-        scheduler.LEASE_MAX = 0
+        ahead.LEASE_MAX = 0
 
     duration, broadcasts = args.duration, args.broadcasts
 

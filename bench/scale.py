@@ -214,10 +214,10 @@ def main() -> None:
         return
 
     from contexts import HyperparameterSearch, Searchspace
-    from kernel import Observer, lagom, scheduler
+    from kernel import Observer, ahead, lagom
 
     if args.no_lease:
-        scheduler.LEASE_MAX = 0
+        ahead.LEASE_MAX = 0
     trials = args.trials or 10 * args.agents
     token = os.urandom(16).hex()
     url = f"tcp://127.0.0.1:{free_port()}"

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 from transports.base import Listener
 from transports.codec import PART_SIZE, PROTOCOL, Codec, CodecError
 
-from . import endings, gang, records
+from . import ahead, endings, gang, records
 from .controller import Controller, ExperimentError, Interrupted
 from .deadlines import Deadlines
 from .decisions import AbortRanks, Arm, EndAs, Stop, TimeUp
@@ -332,7 +332,7 @@ class Kernel:
             self.intake.points(attempt.trial, msg["points"])
         agent.attempt = None
         if not attempt.distributed:
-            latency = agent.paced(attempt.leased, msg["started"], msg["duration"])
+            latency = ahead.paced(agent, attempt.leased, msg["started"], msg["duration"], time.time())
             if latency is not None:
                 self.dispatch_latencies.append(latency)
             self._promote(agent)

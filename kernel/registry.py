@@ -50,20 +50,6 @@ class AgentInfo:
     def alive(self) -> bool:
         return self.state not in _DEAD
 
-    def paced(self, leased: bool, started: float, duration: float) -> float | None:
-        """What a final says of dispatch: how long this agent's trials run (a moving average:
-        the shorter, the more are handed to it ahead), and the gap before this one started
-        (for a trial handed out ahead, after the one before it ended, both by the agent's
-        clock; else after the kernel heard its last result: one host, or NTP)."""
-        latency = None
-        if leased and self.last_end is not None:
-            latency = max(0.0, started - self.last_end)
-        elif self.last_final_at is not None:
-            latency = started - self.last_final_at
-        self.last_final_at, self.last_end = time.time(), started + duration
-        self.pace = duration if self.pace is None else 0.75 * self.pace + 0.25 * duration
-        return latency
-
 
 class AgentRegistry:
     def __init__(self) -> None:

@@ -7,19 +7,7 @@ trial ends; when it answers DONE (or the time budget is spent) the scheduler is 
 the experiment ends with the last running trial. A distributed trial gathers its agents here
 (gang.py) and starts when enough are free.
 
-Trials handed out ahead (leases). When the controller's proposals do not depend on results
-(``controller.lease``: random and grid search), an agent is handed its next trials while one
-runs, and starts each the moment the one before ends: no agent waits for the kernel between
-trials, and short trials' finals come back in batches. No trial may wait in a queue while an
-agent is idle or about to be, so: an agent whose pace is not known yet (its first trial) holds
-nothing ahead; one whose trials are short (under LEASE_WINDOW) holds LEASE_WINDOW of its work,
-at most LEASE_MAX; one whose trials are longer holds one, and only while more trials remain to
-be proposed than there are agents (near the end every trial goes to an agent that asks).
-While the kernel handles a batch of messages, the hand-outs wait (``hold``) and go once per
-agent at its end. A trial handed out ahead that has not started is taken back when the time is
-up, or when an agent is idle while it waits behind a trial that runs longer than a queue of
-short trials lasts (a hung one, or the last long ones); an agent that is lost hands its queue
-back, and none of it counts as an attempt. LEASE_MAX = 0: none ahead.
+Trials handed out ahead (leases) follow the rules of ahead.py; the scheduler proposes them.
 """
 from __future__ import annotations
 
@@ -27,13 +15,10 @@ import collections
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import endings, gang
+from . import ahead, endings, gang
 from .controller import DONE, WAIT, TrialSpec
 from .registry import AgentInfo, AgentState
 from .trials import Trial, TrialState
-
-LEASE_WINDOW = 0.005  # seconds of an agent's work handed to it ahead
-LEASE_MAX = 64  # trials handed to one agent ahead, at most (0: one trial at a time)
 
 if TYPE_CHECKING:
     from .driver import Kernel
@@ -120,19 +105,8 @@ class Scheduler:
 
     # -- trials handed out ahead ------------------------------------------------------------
     def lease_depth(self, agent: AgentInfo) -> int:
-        """How many trials ``agent`` should hold beyond the one it runs (see the module's words)."""
-        pace = agent.pace
-        if LEASE_MAX <= 0 or pace is None:
-            return 0
-        if pace < LEASE_WINDOW:
-            return min(LEASE_MAX, int(LEASE_WINDOW / max(pace, 1e-6)))
-        return 1 if self._plenty() else 0
-
-    def _plenty(self) -> bool:
-        """More trials remain to be proposed than there are agents: one held ahead cannot leave
-        another agent without work (a search bounded by time alone has no end in sight)."""
-        total = self.kernel.view.total_trials
-        return total is None or total - self.next_id > len(self.kernel.agents.alive())
+        """How many trials ``agent`` should hold beyond the one it runs (ahead.depth)."""
+        return ahead.depth(agent.pace, self.kernel.view.total_trials, self.next_id, len(self.kernel.agents.alive()))
 
     def _lease(self, agent: AgentInfo) -> None:
         trials: list[Trial] = []
@@ -174,27 +148,16 @@ class Scheduler:
             self.retry.appendleft(trial)
 
     def _steal_for(self, agent: AgentInfo) -> None:
-        """``agent`` is idle for good: take back a trial waiting behind one that has run longer
-        than a whole queue was meant to last (a trial of the usual pace ends before the trials
-        queued behind it could start anywhere else). When the trials that hold a queue are all
-        younger than that, look again once the first of them is old enough."""
+        """``agent`` is idle for good: take back what ahead.steal picks, or look again when it
+        says to."""
         if self.time_is_up or self.retry:
             return
-        now, oldest = time.monotonic(), None  # the age of the holders' oldest young trial
-        holders = []
-        for a in self.kernel.agents.alive():
-            if a.queued and not a.queued[-1].taken_back and a.attempt is not None:
-                age = now - a.attempt.since
-                if age >= LEASE_WINDOW:
-                    holders.append(a)
-                elif oldest is None or age > oldest:
-                    oldest = age
-        if holders:
-            victim = max(holders, key=lambda a: len(a.queued))
-            self.kernel.take_back(victim.queued[-1])
-        elif oldest is not None and not self._looking:
+        decision = ahead.steal(self.kernel.agents.alive(), time.monotonic())
+        if isinstance(decision, ahead.TakeBack):
+            self.kernel.take_back(decision.attempt)
+        elif isinstance(decision, ahead.LookAgain) and not self._looking:
             self._looking = True
-            self.kernel.loop.call_later(LEASE_WINDOW - oldest, self.rebalance)
+            self.kernel.loop.call_later(decision.delay, self.rebalance)
 
     def rebalance(self) -> None:
         """After the controller is done (at each heartbeat, and when a queue's trial comes of

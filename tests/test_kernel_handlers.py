@@ -17,7 +17,7 @@ from kernel.deadlines import Deadlines
 from kernel.driver import Kernel
 from kernel.memory import YOUNG_GC
 from kernel.journal import ExperimentFolder, read_journal
-from kernel.scheduler import LEASE_WINDOW
+from kernel.ahead import LEASE_WINDOW
 from plugins.optimizers import RandomSearch
 from transports import parse
 from transports.codec import PROTOCOL, agent_codec, final_fields, kernel_codec, token_key
