@@ -21,7 +21,7 @@ This module holds the rules; the scheduler asks them (``Scheduler.lease_depth``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 if TYPE_CHECKING:
     from .lifecycle import Attempt
@@ -31,16 +31,16 @@ LEASE_WINDOW = 0.005  # seconds of an agent's work handed to it ahead
 LEASE_MAX = 64  # trials handed to one agent ahead, at most (0: one trial at a time)
 
 
-def depth(pace: float | None, total: int | None, proposed: int, alive: int) -> int:
+def depth(pace: float | None, plenty: Callable[[], bool]) -> int:
     """How many trials an agent whose trials take ``pace`` seconds should hold beyond the one
     it runs: none while its pace is unknown, LEASE_WINDOW of its work when its trials are
-    short, else one, and only while more trials remain to be proposed than there are agents
-    (``total`` None: a search bounded by time alone has no end in sight)."""
+    short, else one, and only while ``plenty()``: more trials remain to be proposed than there
+    are agents (asked only then: this runs at every trial's end)."""
     if LEASE_MAX <= 0 or pace is None:
         return 0
     if pace < LEASE_WINDOW:
         return min(LEASE_MAX, int(LEASE_WINDOW / max(pace, 1e-6)))
-    return 1 if total is None or total - proposed > alive else 0
+    return 1 if plenty() else 0
 
 
 @dataclass(frozen=True)

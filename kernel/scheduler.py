@@ -106,7 +106,13 @@ class Scheduler:
     # -- trials handed out ahead ------------------------------------------------------------
     def lease_depth(self, agent: AgentInfo) -> int:
         """How many trials ``agent`` should hold beyond the one it runs (ahead.depth)."""
-        return ahead.depth(agent.pace, self.kernel.view.total_trials, self.next_id, len(self.kernel.agents.alive()))
+        return ahead.depth(agent.pace, self._plenty)
+
+    def _plenty(self) -> bool:
+        """More trials remain to be proposed than there are agents (a search bounded by time
+        alone has no end in sight)."""
+        total = self.kernel.view.total_trials
+        return total is None or total - self.next_id > len(self.kernel.agents.alive())
 
     def _lease(self, agent: AgentInfo) -> None:
         trials: list[Trial] = []
