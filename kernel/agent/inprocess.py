@@ -52,8 +52,7 @@ def run_here(agent: "Agent", msg: dict) -> None:
     agent.single.bind(hparams, msg["traced"])
     available = {"hparams": hparams, "reporter": reporter, "strategy": agent.single, **agent.data}
     agent.current = tid
-    with agent.outbox.lock:
-        agent.outbox.running(tid)
+    agent.outbox.running(tid)  # nothing of the last trial waits as points: no lock needed
     try:
         if agent.injector is not None and any(n not in available for n in agent.names):
             available.update(agent.injector.provide(msg["extra"]))

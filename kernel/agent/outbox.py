@@ -56,7 +56,8 @@ class Outbox:
         self.unsent_since = None
 
     def running(self, trial: int | None) -> None:
-        """Broadcasts from now on are ``trial``'s (None: no trial runs in this process)."""
+        """Broadcasts from now on are ``trial``'s (None: no trial runs in this process). Under
+        the lock unless no points wait (a trial starting: the last one's went with its final)."""
         self._stash()
         self._trial = trial
 

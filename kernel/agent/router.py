@@ -47,19 +47,22 @@ class Router:
         self.unknown: dict[str, int] = {}
 
     def route(self, msg: dict, run: Handlers | None = None) -> Any:
-        if msg["type"] == "batch":
-            results = [self.route(item, run) for item in msg["items"]]
-            return next((r for r in reversed(results) if r is not None), None)
         kind = msg["type"]
+        if kind == "batch":
+            answer = None
+            for item in msg["items"]:
+                result = self.route(item, run)
+                if result is not None:
+                    answer = result
+            return answer
         where = ROUTES.get(kind)
-        handler = (run or {}).get(kind) if where is not None else None
-        if handler is None and where == AGENT:
-            handler = self.agent.get(kind)
-        if handler is not None:
-            return handler(msg)
         if where is None:
             self._unknown(kind)
-        return None
+            return None
+        handler = run.get(kind) if run is not None else None  # the run in progress first
+        if handler is None and where == AGENT:
+            handler = self.agent.get(kind)
+        return None if handler is None else handler(msg)
 
     def _unknown(self, kind: str) -> None:
         self.unknown[kind] = self.unknown.get(kind, 0) + 1
