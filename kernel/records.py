@@ -17,10 +17,21 @@ if TYPE_CHECKING:
     from .trials import Trial
 
 JOURNAL = "journal.jsonl"  # the events below, one per line, append-only
-CURVES = "curves.jsonl"  # running trials' learning curves, as they grow (kernel/outputs/live.py)
-AGENTS = "agents.json"  # the agents now: state, trial, silence (kernel/outputs/live.py), rewritten
-RESULT = "result.json"  # the result, written when the experiment ends (kernel/trials.py)
+CURVES = "curves.jsonl"  # running trials' learning curves as they grow, a line each (outputs/live.py)
+AGENTS = "agents.json"  # the agents now, rewritten each second (outputs/live.py)
+RESULT = "result.json"  # the result, written when the experiment ends (kernel/result.py)
 LOCK = "kernel.lock"  # held by the live kernel: its host and pid
+
+CURVE_FIELDS = ("trial", "attempt", "from", "points")  # + "series": {name: {"from", "points"}}
+"""A line of curves.jsonl: the broadcasts of one attempt of a running trial from index
+``from`` on, as [step, value] lists (a reader replaces its copy from there)."""
+AGENT_FIELDS = ("id", "host", "pid", "devices", "state", "trial", "silent_s", "error")
+"""One entry of agents.json's ``agents`` list: where it runs, its state, the trial it runs and
+the seconds since the kernel last heard from it."""
+RESULT_FIELDS = ("experiment", "path", "context", "metric", "direction", "duration", "agents",
+                 "rejected_messages", "counts", "best", "trials")
+"""The keys result.json always has (``no_best``, the objectives' and a context's extras when
+they apply); each trial is a Trial.to_dict, as in an ``end`` event."""
 
 EVENTS: dict[str, tuple[str, ...]] = {
     # the experiment

@@ -142,3 +142,19 @@ def test_an_ended_trial_keeps_the_state_its_end_record_gives(state, tmp_path):
     x.apply(start(0))
     x.apply(end(0, state))
     assert x.trials[0]["state"] == state
+
+
+def test_the_folder_files_have_the_fields_records_declares(tmp_path):
+    """curves.jsonl, agents.json and result.json of a real run, against kernel/records.py."""
+    from contexts import HyperparameterSearch, Searchspace
+    from kernel import lagom
+
+    result = lagom(fns.quadratic, HyperparameterSearch(Searchspace(x=("DOUBLE", [0.0, 1.0])), num_trials=2,
+                                                       metric="score", workers=1), path=tmp_path, verbose=0)
+    saved = json.loads((result.path / records.RESULT).read_text())
+    assert set(records.RESULT_FIELDS) <= set(saved)
+    agents = json.loads((result.path / records.AGENTS).read_text())["agents"]
+    assert agents and all(set(records.AGENT_FIELDS) == set(a) for a in agents)
+    for line in (result.path / records.CURVES).read_text().splitlines():
+        assert set(records.CURVE_FIELDS) <= set(json.loads(line))
+    assert set(Timeline.read(result.path).trials) == {t.id for t in result.trials}
