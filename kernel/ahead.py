@@ -20,11 +20,11 @@ This module holds the rules; the scheduler asks them (``Scheduler.lease_depth``,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from .decisions import LookAgain, TakeBack
+
 if TYPE_CHECKING:
-    from .lifecycle import Attempt
     from .registry import AgentInfo
 
 LEASE_WINDOW = 0.005  # seconds of an agent's work handed to it ahead
@@ -41,20 +41,6 @@ def depth(pace: float | None, plenty: Callable[[], bool]) -> int:
     if pace < LEASE_WINDOW:
         return min(LEASE_MAX, int(LEASE_WINDOW / max(pace, 1e-6)))
     return 1 if plenty() else 0
-
-
-@dataclass(frozen=True)
-class TakeBack:
-    """Ask the agent holding this attempt ahead to drop it: it runs on the idle agent."""
-
-    attempt: "Attempt"
-
-
-@dataclass(frozen=True)
-class LookAgain:
-    """No queue is held by a trial old enough yet: look again after ``delay`` seconds."""
-
-    delay: float
 
 
 def steal(agents: Iterable["AgentInfo"], now: float) -> TakeBack | LookAgain | None:

@@ -1,8 +1,10 @@
 """What the kernel's policies decide, for the driver to carry out.
 
-The scheduler, the gang rules and the deadlines hold state and decide; only the driver sends
-messages, journals and arms timers. A policy returns these values instead of reaching into the
-kernel, so what it decides can be read (and tested) without a socket or a loop.
+The scheduler, the gang rules, the deadlines and the rules for trials handed out ahead hold
+state and decide; only the driver sends messages and arms timers. A policy returns these
+values (the deadlines, gang.py, ahead.py, endings.py), or hands them to the one callable it
+was given (the scheduler: ``act``, which the driver carries out at once, so the order of what
+happens is the order of the decisions). None of them holds the kernel.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from .trials import TrialState
 
 if TYPE_CHECKING:
     from .lifecycle import Attempt
+    from .registry import AgentInfo
+    from .trials import Trial
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,57 @@ class Stop:
 
 @dataclass(frozen=True)
 class EndAs:
-    """End an attempt that will not end itself, as ``state``, restarting its agent."""
+    """End an attempt as ``state`` with these trial fields; ``restart``: it will not end itself,
+    so its agent restarts; ``log``: lines for the trial's log first (how its process died)."""
 
     attempt: "Attempt"
     state: TrialState
     fields: dict[str, Any] = field(default_factory=dict)
+    restart: bool = False
+    log: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Start:
+    """Run ``trial`` on ``agents`` (rank order): send it, journal it, arm its deadlines."""
+
+    trial: "Trial"
+    agents: "list[AgentInfo]"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Hand ``trials`` to a busy ``agent`` ahead, in one message."""
+
+    agent: "AgentInfo"
+    trials: "list[Trial]"
+
+
+@dataclass(frozen=True)
+class TakeBack:
+    """Ask the agent holding this attempt ahead to drop it: it runs on an idle agent."""
+
+    attempt: "Attempt"
+
+
+@dataclass(frozen=True)
+class LookAgain:
+    """Look for trials waiting behind a long one again after ``delay`` seconds."""
+
+    delay: float
+
+
+@dataclass(frozen=True)
+class RanksAnswered:
+    """A rank of a gang answered or was lost: abort the others if needed, settle once all have."""
+
+    attempt: "Attempt"
+    abort: "AbortRanks | None"
+
+
+@dataclass(frozen=True)
+class CheckDone:
+    """The experiment may be over: finish if nothing runs and nothing more will start."""
 
 
 @dataclass(frozen=True)

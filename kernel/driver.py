@@ -1,22 +1,18 @@
 """The kernel: one asyncio loop that turns agents' messages into an experiment.
 
-Principles, in the manner of a microkernel:
-
 - Everything that happens is a message from an agent, a launcher's notice that an agent
   process ended, or a timer. The receive loop decodes each message (the codec drops and counts
-  anything invalid before a handler sees it) and routes it by type through one table to an
-  ``_on_<type>`` handler. Nothing else reads the socket.
-- Assignment is pushed, never polled: the moment an agent is ready or returns a result, the
-  scheduler gives it its next trial; an agent whose trials are short is handed some ahead
-  (leased: they wait at the agent and start the moment the one before ends), so a run of
-  short trials costs batches, not messages. Between messages the loop sleeps. Its timers are the
-  heartbeat and the deadlines the user asked for (a time budget, a trial's time limit, the grace
-  after a stop), each armed only when it can matter.
-- The loop is single-threaded: handlers run to completion on it, so the kernel's state needs no
-  locks. Launchers and observers on other threads reach it only through ``call_soon_threadsafe``.
-- The kernel is small; policy lives beside it. Scheduling and retries (scheduler.py), gang runs
-  (gang.py), deadlines (deadlines.py) and journal replay (replay.py) use this class's public
-  methods; every trial ends in :meth:`TrialBook.end <kernel.lifecycle.TrialBook.end>`.
+  anything invalid first) and routes it by type through one table to an ``_on_<type>``
+  handler. Nothing else reads the socket. Handlers run to completion on the loop, so the
+  kernel's state needs no locks; other threads reach it through ``call_soon_threadsafe``.
+- Policy lives beside it and decides; this module acts. The scheduler (who runs what), the
+  rules for trials handed out ahead (ahead.py), the gang rules (gang.py), the deadlines and
+  how a trial ends (endings.py) return decisions (decisions.py) or hand them to :meth:`act`;
+  only this module sends, and arms timers. Every trial ends in :meth:`TrialBook.end
+  <kernel.lifecycle.TrialBook.end>`, which journals it (kernel/records.py).
+- Assignment is pushed, never polled; an agent whose trials are short holds some ahead, so a
+  run of short trials costs batches, not messages. Its timers are the heartbeat and the
+  deadlines the user asked for, each armed only when it can matter.
 - It holds no optimizer and no JAX: what to run and what a result is worth come from the
   :class:`Controller` it is given; observers see a read-only :class:`KernelView`.
 """
@@ -34,7 +30,8 @@ from transports.codec import PART_SIZE, PROTOCOL, Codec, CodecError
 from . import ahead, endings, gang, records
 from .controller import Controller, ExperimentError, Interrupted
 from .deadlines import Deadlines
-from .decisions import AbortRanks, Arm, EndAs, Stop, TimeUp
+from .decisions import (AbortRanks, Arm, CheckDone, EndAs, Lease, LookAgain, RanksAnswered, Start, Stop, TakeBack,
+                        TimeUp)
 from .intake import Intake
 from .journal import ExperimentFolder
 from .lifecycle import Attempt, TrialBook
@@ -70,7 +67,9 @@ class Kernel:
         self.loop = asyncio.get_running_loop()
         self.agents = AgentRegistry()
         self.book = TrialBook(folder, controller)
-        self.scheduler = Scheduler(self, max_retries)
+        self.scheduler = Scheduler(self.book, controller, self.agents, self.act, lambda: self.ended,
+                                   lambda: self.view.total_trials, max_retries)
+        self._acts = self._acting()
         self.view = KernelView(self)
         self.observers = list(observers)
         self.book.view, self.book.observers = self.view, self.observers
@@ -455,6 +454,25 @@ class Kernel:
                 self.listener.send(agent.peer, frames)
         self._arm(self.deadlines.stop_sent(attempt))
 
+    def act(self, decision: Any) -> None:
+        """Carry out, at once, what a policy decided (decisions.py): the scheduler's way to act."""
+        self._acts[type(decision)](decision)
+
+    def _acting(self) -> dict[type, Callable[[Any], Any]]:
+        return {Start: lambda d: self.start(d.trial, d.agents), Lease: lambda d: self.lease(d.agent, d.trials),
+                TakeBack: lambda d: self.take_back(d.attempt), EndAs: self._end_as,
+                LookAgain: lambda d: self.loop.call_later(d.delay, self.scheduler.rebalance),
+                RanksAnswered: lambda d: self.ranks_answered(d.attempt, d.abort),
+                CheckDone: lambda d: self.check_done()}
+
+    def _end_as(self, d: EndAs) -> None:
+        if d.log:
+            self.folder.log_lines(d.attempt.trial.id, list(d.log))
+        if d.restart:
+            self.kill(d.attempt, d.state, **d.fields)
+        else:
+            self.end_attempt(d.attempt, d.state, **d.fields)
+
     def _arm(self, arm: Arm | None) -> asyncio.TimerHandle | None:
         """Arm the timer a policy asked for (cancelled with its attempt, if it watches one)."""
         if arm is None:
@@ -475,7 +493,7 @@ class Kernel:
             records.overtime(self.folder, decision.attempt.trial.id, decision.overtime)
             self.request_stop(decision.attempt)
         elif isinstance(decision, EndAs):
-            self.kill(decision.attempt, decision.state, **decision.fields)
+            self.act(decision)
 
     def kill(self, attempt: Attempt, state: TrialState, **fields: Any) -> None:
         """End an attempt that will not end itself: its agent restarts in place, as a new agent."""

@@ -68,7 +68,7 @@ def ignored_stop(attempt: "Attempt", grace: float | None) -> EndAs:
         state, error = TrialState.STOPPED, "ignored its stop"
         metric = history[-1][1] if history else None
     return EndAs(attempt, state, {"metric": metric,
-                                  "error": f"{error} and was ended {grace}s later; its agent restarted"})
+                                  "error": f"{error} and was ended {grace}s later; its agent restarted"}, restart=True)
 
 
 def after_loss(attempt: "Attempt", why: str, death: Any, max_retries: int) -> EndAs | Again:
@@ -80,7 +80,8 @@ def after_loss(attempt: "Attempt", why: str, death: Any, max_retries: int) -> En
     trial = attempt.trial
     if death is not None and (death.crashed or trial.attempts > max_retries):
         return EndAs(attempt, TrialState.FAILED, {"error": f"its process died while it ran: {death}",
-                                                  "traceback": f"last lines of the agent's output:\n{death.output}"})
+                                                  "traceback": f"last lines of the agent's output:\n{death.output}"},
+                     log=(f"its process died: {death}", death.output))
     if trial.attempts > max_retries:
         return EndAs(attempt, TrialState.LOST, {"error": f"lost: {why}"})
     return Again(attempt, why)

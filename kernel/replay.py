@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 
 def restore(kernel: "Kernel", events: list[dict[str, Any]]) -> dict[str, int]:
-    """Replay ``events`` into ``kernel`` before it runs; returns (and journals, at run) a summary.
+    """Replay ``events`` into ``kernel`` before it runs; returns a summary (the driver journals
+    it as the ``resumed`` record when it runs).
     The journal is read through the one fold every reader uses (kernel/timeline.py); the
     controller is shown each trial when the fold first sees it, and each end."""
     timeline, mismatched = Timeline(), 0
@@ -35,8 +36,7 @@ def restore(kernel: "Kernel", events: list[dict[str, Any]]) -> dict[str, int]:
             _replay_end(kernel, Trial.from_dict(event["trial"]))
     requeued = kernel.scheduler.requeue_unfinished()
     ended = sum(1 for t in kernel.book.trials.values() if t.state != TrialState.PENDING)
-    kernel.resumed = {"ended": ended, "requeued": requeued, "replay_mismatches": mismatched}
-    return dict(kernel.resumed)
+    return {"ended": ended, "requeued": requeued, "replay_mismatches": mismatched}
 
 
 def _replay_proposal(kernel: "Kernel", proposed: dict[str, Any]) -> int:

@@ -75,7 +75,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                     agent_env=agent_env(compile_cache))
     save_for_resume(folder.path, plan.function, context)
     if plan.events is not None:
-        restored = replay.restore(kernel, plan.events)
+        restored = kernel.resumed = replay.restore(kernel, plan.events)
         if verbose:
             print(f"lagom: resuming {folder.path.name}: {restored['ended']} trials ended before, "
                   f"{restored['requeued']} to run again" + (f" ({plan.unreadable} unreadable journal line)"

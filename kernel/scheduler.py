@@ -13,21 +13,30 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import ahead, endings, gang
 from .controller import DONE, WAIT, TrialSpec
+from .decisions import CheckDone, Lease, LookAgain, RanksAnswered, Start, TakeBack
 from .registry import AgentInfo, AgentState
 from .trials import Trial, TrialState
 
 if TYPE_CHECKING:
-    from .driver import Kernel
-    from .lifecycle import Attempt
+    from .controller import Controller
+    from .lifecycle import Attempt, TrialBook
+    from .registry import AgentRegistry
 
 
 class Scheduler:
-    def __init__(self, kernel: "Kernel", max_retries: int = 1):
-        self.kernel = kernel
+    """Decides who runs what; holds no kernel. It reads the trial book, the controller and the
+    agents it is given, and hands each decision (decisions.py) to ``act``, which the driver
+    carries out at once; ``ended`` and ``total_trials`` ask the kernel what it knows."""
+
+    def __init__(self, book: "TrialBook", controller: "Controller", agents: "AgentRegistry",
+                 act: Callable[[Any], Any], ended: Callable[[], bool], total_trials: Callable[[], int | None],
+                 max_retries: int = 1):
+        self.book, self.controller, self.agents, self.act = book, controller, agents, act
+        self._ended, self._total_trials = ended, total_trials
         self.max_retries = max_retries
         self.retry: collections.deque[Trial] = collections.deque()
         self.waiting: dict[bytes, AgentInfo] = {}  # agents told WAIT, in arrival order
@@ -51,11 +60,11 @@ class Scheduler:
     def assign(self, agent: AgentInfo) -> None:
         """Give ``agent`` its next trial now, or park it until something changes; then hand it
         trials ahead if its trials are short."""
-        if self.kernel.ended or not agent.alive:
+        if self._ended() or not agent.alive:
             return
         if agent.attempt is None:
             self._give(agent)
-        if agent.attempt is not None and self.kernel.controller.lease and not agent.attempt.trial.suspect \
+        if agent.attempt is not None and self.controller.lease and not agent.attempt.trial.suspect \
                 and len(agent.queued) < self.lease_depth(agent):
             if self._held is not None:
                 self._held[agent.peer] = agent
@@ -63,7 +72,6 @@ class Scheduler:
                 self._lease(agent)
 
     def _give(self, agent: AgentInfo) -> None:
-        kernel = self.kernel
         if self.gathering is not None:
             self._gather(agent)
             return
@@ -73,7 +81,7 @@ class Scheduler:
             self._gather(agent)
         elif trial is not None:
             self.waiting.pop(agent.peer, None)
-            kernel.start(trial, [agent])
+            self.act(Start(trial, [agent]))
 
     def _ask(self, agent: AgentInfo) -> Trial | None:
         """The controller's next trial, or None (the agent is parked, or there is no more)."""
@@ -86,20 +94,20 @@ class Scheduler:
             agent.state = AgentState.IDLE
             self.waiting.pop(agent.peer, None)
             self._steal_for(agent)
-            self.kernel.check_done()
+            self.act(CheckDone())
             return None
         return decision
 
     def _propose(self) -> Trial | Any:
         """A new trial from the controller, or WAIT, or DONE."""
-        decision = DONE if self.exhausted else self.kernel.controller.next_trial(self.next_id)
+        decision = DONE if self.exhausted else self.controller.next_trial(self.next_id)
         if decision is DONE:
             self.exhausted = True
         if decision is WAIT or decision is DONE:
             return decision
         if not isinstance(decision, TrialSpec):
             raise TypeError(f"controller.next_trial returned {decision!r}")
-        trial = self.kernel.book.new(self.next_id, decision)
+        trial = self.book.new(self.next_id, decision)
         self.next_id += 1
         return trial
 
@@ -111,8 +119,8 @@ class Scheduler:
     def _plenty(self) -> bool:
         """More trials remain to be proposed than there are agents (a search bounded by time
         alone has no end in sight)."""
-        total = self.kernel.view.total_trials
-        return total is None or total - self.next_id > len(self.kernel.agents.alive())
+        total = self._total_trials()
+        return total is None or total - self.next_id > len(self.agents.alive())
 
     def _lease(self, agent: AgentInfo) -> None:
         trials: list[Trial] = []
@@ -126,7 +134,7 @@ class Scheduler:
                 break
             trials.append(trial)
         if trials:
-            self.kernel.lease(agent, trials)
+            self.act(Lease(agent, trials))
 
     def hold(self) -> None:
         """Hand trials out ahead once per agent, at ``release``, not once per final."""
@@ -135,7 +143,7 @@ class Scheduler:
     def release(self) -> None:
         held, self._held = self._held, None
         for agent in (held or {}).values():
-            if agent.alive and agent.attempt is not None and not self.kernel.ended:
+            if agent.alive and agent.attempt is not None and not self._ended():
                 self._lease(agent)
 
     def unleased(self, attempt: "Attempt") -> None:
@@ -147,9 +155,9 @@ class Scheduler:
     def _hand_back(self, attempt: "Attempt") -> None:
         attempt.close()
         trial = attempt.trial
-        self.kernel.book.unleased(trial)
+        self.book.unleased(trial)
         if self.time_is_up:
-            self.kernel.book.withdraw(trial)
+            self.book.withdraw(trial)
         else:
             self.retry.appendleft(trial)
 
@@ -158,25 +166,25 @@ class Scheduler:
         says to."""
         if self.time_is_up or self.retry:
             return
-        decision = ahead.steal(self.kernel.agents.alive(), time.monotonic())
-        if isinstance(decision, ahead.TakeBack):
-            self.kernel.take_back(decision.attempt)
-        elif isinstance(decision, ahead.LookAgain) and not self._looking:
+        decision = ahead.steal(self.agents.alive(), time.monotonic())
+        if isinstance(decision, TakeBack):
+            self.act(decision)
+        elif isinstance(decision, LookAgain) and not self._looking:
             self._looking = True
-            self.kernel.loop.call_later(decision.delay, self.rebalance)
+            self.act(decision)  # the driver arms a timer that calls rebalance
 
     def rebalance(self) -> None:
         """After the controller is done (at each heartbeat, and when a queue's trial comes of
         age): an agent left idle takes back a trial that has come to wait behind a long one."""
         self._looking = False
-        if self.exhausted and not self.kernel.ended:
-            for agent in self.kernel.agents.alive():
+        if self.exhausted and not self._ended():
+            for agent in self.agents.alive():
                 if agent.state == AgentState.IDLE:
                     self._steal_for(agent)
 
     def _offer(self) -> None:
         """Trials wait to run again: give them to agents that have nothing."""
-        for other in list(self.waiting.values()) + [a for a in self.kernel.agents.alive()
+        for other in list(self.waiting.values()) + [a for a in self.agents.alive()
                                                     if a.state == AgentState.IDLE]:
             if self.retry:
                 self.assign(other)
@@ -186,7 +194,7 @@ class Scheduler:
         agents = self.gathering.join(agent)
         if agents is not None:
             trial, self.gathering = self.gathering.trial, None
-            self.kernel.start(trial, agents)
+            self.act(Start(trial, agents))
 
     def wake(self) -> None:
         """A trial ended: parked agents may have work now (stop at the first still told WAIT)."""
@@ -229,7 +237,7 @@ class Scheduler:
             again = endings.gang_again(attempt, death, self.max_retries)
             recorded, abort = gang.rank_lost(attempt, agent, why, again=again)
             if recorded:
-                self.kernel.ranks_answered(attempt, abort)
+                self.act(RanksAnswered(attempt, abort))
             return
         if unsure:
             trial.suspect, death = True, None
@@ -237,16 +245,14 @@ class Scheduler:
         if isinstance(decision, endings.Again):
             self._requeue(attempt, why)
             return
-        if death is not None:  # it died of the trial: its last words go to the trial's log
-            self.kernel.folder.log_lines(trial.id, [f"its process died: {death}", death.output])
-        self.kernel.end_attempt(attempt, decision.state, **decision.fields)
+        self.act(decision)  # an EndAs: failed (with how its process died) or lost
         self.wake()
-        self.kernel.check_done()
+        self.act(CheckDone())
 
     def _requeue(self, attempt: "Attempt", why: str) -> None:
         trial = attempt.trial
         attempt.close()
-        self.kernel.book.requeued(trial, why)
+        self.book.requeued(trial, why)
         self.retry.append(trial)
         self._offer()
 
@@ -265,7 +271,7 @@ class Scheduler:
     def requeue_unfinished(self) -> int:
         """After a journal replay: every trial that had not ended runs again (returns how many)."""
         count = 0
-        for trial in self.kernel.book.unfinished():
+        for trial in self.book.unfinished():
             trial.state, trial.agent, trial.history = TrialState.PENDING, None, []
             self.retry.append(trial)
             count += 1
