@@ -4,7 +4,8 @@ The scheduler, the gang rules, the deadlines and the rules for trials handed out
 state and decide; only the driver sends messages and arms timers. A policy returns these
 values (the deadlines, gang.py, ahead.py, endings.py), or hands them to the one callable it
 was given (the scheduler: ``act``, which the driver carries out at once, so the order of what
-happens is the order of the decisions). None of them holds the kernel.
+happens is the order of the decisions). None of them holds the kernel. (Slotted, not
+frozen: a frozen dataclass costs a microsecond more to make, and some are made per trial.)
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from .trials import Trial
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Arm:
     """Arm a timer: after ``delay`` seconds, ask the policy what ``due`` means then."""
 
@@ -28,14 +29,14 @@ class Arm:
     attempt: "Attempt | None" = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TimeUp:
     """The time budget is spent: start nothing more, stop what runs, take back what waits."""
 
     max_time: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Stop:
     """Ask an attempt to stop; ``overtime``: because it ran past this time limit."""
 
@@ -43,7 +44,7 @@ class Stop:
     overtime: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EndAs:
     """End an attempt as ``state`` with these trial fields; ``restart``: it will not end itself,
     so its agent restarts; ``log``: lines for the trial's log first (how its process died)."""
@@ -55,7 +56,7 @@ class EndAs:
     log: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Start:
     """Run ``trial`` on ``agents`` (rank order): send it, journal it, arm its deadlines."""
 
@@ -63,7 +64,7 @@ class Start:
     agents: "list[AgentInfo]"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Lease:
     """Hand ``trials`` to a busy ``agent`` ahead, in one message."""
 
@@ -71,21 +72,21 @@ class Lease:
     trials: "list[Trial]"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TakeBack:
     """Ask the agent holding this attempt ahead to drop it: it runs on an idle agent."""
 
     attempt: "Attempt"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LookAgain:
     """Look for trials waiting behind a long one again after ``delay`` seconds."""
 
     delay: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RanksAnswered:
     """A rank of a gang answered or was lost: abort the others if needed, settle once all have."""
 
@@ -93,12 +94,12 @@ class RanksAnswered:
     abort: "AbortRanks | None"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CheckDone:
     """The experiment may be over: finish if nothing runs and nothing more will start."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AbortRanks:
     """Tell the ranks of a gang that have not answered that another rank failed."""
 

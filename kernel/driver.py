@@ -337,7 +337,11 @@ class Kernel:
             self._promote(agent)
         else:
             agent.state = AgentState.IDLE
-        self.ranks_answered(attempt, gang.record_final(attempt, rank, msg))
+        abort = gang.record_final(attempt, rank, msg)
+        if abort is None and len(attempt.finals) == len(attempt.agents):
+            self.settle(attempt)  # the common case: one rank, and it answered
+        else:
+            self.ranks_answered(attempt, abort)
 
     def _promote(self, agent: AgentInfo) -> None:
         """The agent started the next trial it was handed ahead as soon as the last one ended
