@@ -113,9 +113,9 @@ class Kernel:
         for agent_id, detail in self._early_exits:
             self._agent_exited(agent_id, detail)
         if self.resumed is None:
-            records.experiment(self.folder, self.experiment, self.context_name, self.controller.metric,
-                               str(self.controller.direction), self.controller.describe(),
-                               **_objectives(self.controller))
+            c = self.controller
+            records.experiment(self.folder, self.experiment, self.context_name, c.metric, str(c.direction),
+                               c.describe(), c.objectives, c.directions)
         else:
             records.resumed(self.folder, **self.resumed)
         for ob in self.observers:
@@ -584,10 +584,3 @@ class Kernel:
 
     def result(self) -> Result:
         return Result.of(self)
-
-
-def _objectives(controller: Controller) -> dict[str, Any]:
-    """A search of several objectives names them all in the journal (the folder's readers need it)."""
-    if not controller.objectives:
-        return {}
-    return {"objectives": list(controller.objectives), "directions": [str(d) for d in controller.directions]}

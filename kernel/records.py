@@ -63,9 +63,11 @@ class Writer(Protocol):
 
 # -- the experiment ---------------------------------------------------------------------------
 def experiment(folder: Writer, id: str, context: str, metric: Any, direction: str, controller: dict,
-               **objectives: Any) -> None:
+               objectives: list[str] | None = None, directions: list[Any] | None = None) -> None:
+    """A search of several objectives names them all (``objectives``, ``directions``)."""
+    several = {"objectives": list(objectives), "directions": [str(d) for d in directions]} if objectives else {}
     folder.record("experiment", id=id, context=context, metric=metric, direction=direction,
-           controller=controller, **objectives)
+                  controller=controller, **several)
 
 
 def resumed(folder: Writer, ended: int, requeued: int, replay_mismatches: int) -> None:

@@ -7,7 +7,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kernel", "transports", "plugins", "contexts")
 BLOCKS = (ast.If, ast.For, ast.While, ast.Try, ast.With, ast.AsyncFor, ast.AsyncWith, ast.Match)
 MODULE_LINES = 350
-STILL_LARGE = {"kernel/driver.py": 590}  # being split (its policies move out); may only shrink
+STILL_LARGE = {"kernel/driver.py": 586}  # being split (its policies move out); may only shrink
 
 
 def nesting(node: ast.AST, depth: int = 0) -> int:
