@@ -38,10 +38,36 @@ class TimeUp:
 
 @dataclass(slots=True)
 class Stop:
-    """Ask an attempt to stop; ``overtime``: because it ran past this time limit."""
+    """Ask an attempt to stop; ``overtime``: because it ran past this time limit; ``notify``
+    False: a verdict already told its agent."""
 
     attempt: "Attempt"
     overtime: float | None = None
+    notify: bool = True
+
+
+@dataclass(slots=True)
+class Send:
+    """Send a message to ``peer``; ``agent``: the agent it is, gone if it cannot be reached."""
+
+    peer: bytes
+    msg_type: str
+    fields: dict[str, Any]
+    agent: "AgentInfo | None" = None
+
+
+@dataclass(slots=True)
+class Welcome:
+    """Send ``agent`` the welcome: the function, and how to run it."""
+
+    agent: "AgentInfo"
+
+
+@dataclass(slots=True)
+class Abort:
+    """End the experiment with this error; what was done stays in the folder."""
+
+    message: str
 
 
 @dataclass(slots=True)

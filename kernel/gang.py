@@ -53,6 +53,16 @@ def run_for_rank(attempt: "Attempt", rank: int) -> dict[str, Any] | None:
                 coordinator=f"{lead.address}:{lead.port}")
 
 
+def trial_fields(attempt: "Attempt", rank: int, folder: Any, metric: str | None) -> dict[str, Any]:
+    """The fields of the "trial" message for ``rank``: what to run, where its checkpoints go."""
+    trial = attempt.trial
+    parent = None if trial.parent is None else folder.checkpoint_dir(trial.parent)
+    return {"trial": trial.id, "params": trial.params, "budget": trial.budget,
+            "checkpoint": folder.checkpoint_dir(trial.id), "parent_checkpoint": parent,
+            "run": run_for_rank(attempt, rank), "extra": trial.extra,
+            "verdicts": attempt.verdicts, "metric": metric, "traced": trial.traced}
+
+
 def is_rank(attempt: "Attempt", agent: AgentInfo, rank: int) -> bool:
     """True when ``agent`` runs ``rank`` of ``attempt`` and has not answered yet."""
     agents = attempt.agents

@@ -497,7 +497,7 @@ async def test_when_the_time_is_up_trials_held_ahead_are_taken_back_and_left_out
     await listener.next(a.peer, "trial")
     a.final(0, result={"score": 0.0}, duration=0.001)
     assert [(await listener.next(a.peer, "trial"))["trial"] for _ in range(6)] == [1, 2, 3, 4, 5, 6]
-    kernel.time_up()
+    kernel.handlers.time_up()
     assert (await listener.next(a.peer, "stop"))["trial"] == 1
     assert [(await listener.next(a.peer, "skip"))["trial"] for _ in range(5)] == [2, 3, 4, 5, 6]
     # Trial 2 had started before the skip arrived (it is stopped once the kernel learns of it);
