@@ -225,7 +225,7 @@ class Kernel:
 
     def lease(self, agent: AgentInfo, trials: list[Trial]) -> None:
         """Hand ``trials`` to a busy ``agent`` ahead, in one message: each starts there the
-        moment the one before it ends (its deadlines are armed then, in ``_promote``)."""
+        moment the one before it ends (its deadlines are armed then, in ``Handlers._promote``)."""
         items = []
         for trial in trials:
             attempt = Attempt(trial, [agent], trial.attempts + 1, verdicts=self.handlers.intake.verdicts, leased=True)
@@ -318,7 +318,7 @@ class Kernel:
     def take_back(self, attempt: Attempt) -> None:
         """Ask the agent holding a trial handed out ahead to drop it: a "skipped" final answers
         if it had not started (scheduler.unleased); if it had, it runs on (once the time is up,
-        it is stopped when the kernel learns it started, in ``_promote``). Its heartbeat thread
+        it is stopped when the kernel learns it started, in ``Handlers._promote``). Its heartbeat thread
         hears it too, so a trial queued behind a hung one comes back while that one hangs."""
         if not attempt.taken_back:
             attempt.taken_back = True

@@ -1,5 +1,5 @@
-"""How a trial ends: every rule that decides it, in one place; the driver carries it out
-(``Kernel.end_attempt``, through ``TrialBook.end``, the one place a trial's end is recorded).
+"""How a trial ends: every rule that decides it, in one place; the handlers carry it out
+(``Handlers.end_attempt``, through ``TrialBook.end``, the one place a trial's end is recorded).
 
 - :func:`outcome`: its ranks answered: finished, stopped, or failed (an error, a metric that
   cannot be scored, a NaN);
