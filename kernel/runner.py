@@ -41,9 +41,11 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _default_context():
-    from contexts import Single  # the kernel depends on no context but this default
+    """The context a call without one runs in (one run, here), as the contexts package
+    registers it: the kernel imports no context."""
+    from plugins.registry import load
 
-    return Single()
+    return load("lagom.contexts", "default")()
 
 
 async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | None = None,

@@ -16,6 +16,7 @@ GROUPS = {
     "lagom.launchers": "launcher",
     "lagom.ablators": "ablator",
     "lagom.strategies": "strategy",
+    "lagom.contexts": "context",
 }
 
 
@@ -31,7 +32,7 @@ def _entry_points(group: str) -> list[EntryPoint]:
     return found
 
 
-_BUILTIN_PREFIXES = ("plugins.", "kernel.")
+_BUILTIN_PREFIXES = ("plugins.", "kernel.", "contexts.")
 
 
 def _source_tree_entry_points(group: str) -> list[EntryPoint]:

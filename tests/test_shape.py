@@ -44,3 +44,15 @@ def test_kernel_modules_are_small():
         if lines > MODULE_LINES:
             too_long.append(f"{name}: {lines} lines")
     assert not too_long, "split these:\n" + "\n".join(too_long)
+
+
+def test_the_kernel_imports_no_context():
+    """Arrows point into the kernel: contexts build on it, never the other way (the context a
+    bare lagom(train) runs in is found through the lagom.contexts entry point)."""
+    found = []
+    for path in sorted((ROOT / "kernel").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            found += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "contexts"]
+    assert not found, "the kernel imports contexts:\n" + "\n".join(found)
