@@ -9,10 +9,9 @@ from __future__ import annotations
 import copy
 import math
 import random
-from dataclasses import replace
 from typing import Any
 
-from kernel.controller import WAIT, Controller, ExperimentError
+from kernel.controller import WAIT, Controller, ExperimentError, TrialSpec
 from kernel.direction import Direction
 from plugins.earlystop import EarlyStopper, NoStopping
 from plugins.optimizers import FINISHED, Observation, Optimizer
@@ -75,8 +74,8 @@ class SearchController(Controller):
             self._budgets[trial_id] = decision.budget
             if decision.parent is not None:
                 self._parent_budget[trial_id] = self._budgets.get(decision.parent)
-        return replace(decision, info=dict(decision.info), gang=self.gang, run=self.run,
-                       traced=self.optimizer.space.traced(decision.params))
+        return TrialSpec(decision.params, decision.budget, dict(decision.info), decision.parent, gang=self.gang,
+                         run=self.run, traced=self.optimizer.space.traced(decision.params))  # not replace(): per trial
 
     @property
     def hears_metrics(self) -> bool:

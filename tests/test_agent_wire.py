@@ -72,9 +72,9 @@ def test_the_final_takes_unsent_points_and_a_stale_burst_is_sent_by_the_heartbea
     box.point([0, 1.0])
     box.point([1, 2.0])
     with box.lock:
-        assert box.take_points() == [[1, 2.0]]
-        box.running(None)
-        box.post("final", {"trial": 1})
+        final = {"trial": 1}
+        box.final(final)
+    assert final["points"] == [[1, 2.0]]  # the broadcast not sent yet travels in the final
     assert box.finals == 1 and len(box.conn.sent) == 1
     box.after_trial(queued=3)  # more trials follow at once, and the final has not waited: it waits
     assert len(box.conn.sent) == 1

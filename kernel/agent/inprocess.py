@@ -52,7 +52,7 @@ def run_here(agent: "Agent", msg: dict) -> None:
     agent.single.bind(hparams, msg["traced"])
     available = {"hparams": hparams, "reporter": reporter, "strategy": agent.single, **agent.data}
     agent.current = tid
-    agent.outbox.running(tid)  # nothing of the last trial waits as points: no lock needed
+    agent.outbox.running(tid)  # its broadcasts wait as points until sent
     try:
         if agent.injector is not None and any(n not in available for n in agent.names):
             available.update(agent.injector.provide(msg["extra"]))
@@ -69,9 +69,7 @@ def run_here(agent: "Agent", msg: dict) -> None:
     finally:
         agent.current = None
     with agent.outbox.lock:  # the broadcasts not sent yet travel in the final (the kernel takes them first)
-        final["points"] = agent.outbox.take_points()
-        agent.outbox.running(None)
-        agent.outbox.post("final", final)
+        agent.outbox.final(final)
 
 
 class SocketChannel:
@@ -87,7 +85,6 @@ class SocketChannel:
         self._agent, self._trial, self._verdicts = agent, trial_id, verdicts
         self._stopped = False
         self._looked = 0.0
-        self._run = {"stop": self._on_stop, "verdict": self._on_stop}
 
     def send_metric(self, step: float, value: float | None, named: dict[str, float] | None = None) -> None:
         agent = self._agent
@@ -120,7 +117,7 @@ class SocketChannel:
 
     def _take(self, msg: dict | None) -> bool:
         """Route a message that arrived during the trial; True if it is this broadcast's verdict."""
-        return msg is not None and self._agent.router.route(msg, self._run) is True
+        return msg is not None and self._agent.router.route(msg, {"stop": self._on_stop, "verdict": self._on_stop}) is True
 
     def _on_stop(self, msg: dict) -> bool | None:
         if msg["trial"] != self._trial:

@@ -55,16 +55,17 @@ class Outbox:
             self.last_sent = time.monotonic() if now is None else now
         self.unsent_since = None
 
-    def running(self, trial: int | None) -> None:
-        """Broadcasts from now on are ``trial``'s (None: no trial runs in this process). Under
-        the lock unless no points wait (a trial starting: the last one's went with its final)."""
-        self._stash()
-        self._trial = trial
+    def running(self, trial: int) -> None:
+        """Broadcasts from now on are ``trial``'s. Points left by a trial that was abandoned
+        (the kernel went quiet: it runs it again) are dropped. Called as a trial starts, when
+        nothing else touches the points: no lock needed."""
+        self._points, self._trial = [], trial
 
-    def take_points(self) -> list[list]:
-        """The running trial's broadcasts not sent yet: they travel in its final."""
-        points, self._points = self._points, []
-        return points
+    def final(self, fields: dict[str, Any]) -> None:
+        """The running trial's final, carrying its broadcasts not sent yet (the kernel takes
+        them first); no trial runs from now on."""
+        fields["points"], self._points, self._trial = self._points, [], None
+        self.post("final", fields)
 
     def _stash(self) -> None:
         if self._points:
