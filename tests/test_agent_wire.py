@@ -4,7 +4,7 @@ import time
 
 from kernel.agent.outbox import COALESCE_S, Outbox
 from kernel.agent.router import AGENT, ROUTES, Router
-from transports.codec import KERNEL_TO_AGENT
+from transports.codec import KERNEL_TO_AGENT, kernel_codec, token_key
 
 
 def test_every_message_a_kernel_can_send_has_a_route():
@@ -83,3 +83,44 @@ def test_the_final_takes_unsent_points_and_a_stale_burst_is_sent_by_the_heartbea
         box.flush_stale()  # as the heartbeat thread does each tick
     assert len(box.conn.sent) == 2 and box.finals == 0
     assert time.monotonic() - box.last_sent < 1 and COALESCE_S < 1
+
+
+class Socket:
+    """The agent's socket: what it sends is kept (the kernel's side is not needed here)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, frames):
+        self.sent.append(frames)
+
+
+def test_a_rejoin_during_a_childs_run_ends_that_run_and_says_hello():
+    """Given up on (a partition), the agent's child run is stale: its process ends, the queue
+    is dropped, the agent says hello again, and the run's relay stops (KernelAway)."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from kernel.agent import Agent
+    from kernel.agent.child import ChildRun
+    from kernel.reporter import KernelAway
+
+    agent = Agent("inproc://wire-test", "wire-test-token-0123456789", agent_id="w", on_log=lambda line: None)
+    agent.conn = agent.outbox.conn = Socket()
+    agent.queue.append({"type": "trial", "trial": 8})
+    run = ChildRun(agent, {"trial": 7, "run": {"process_id": 0}, "params": {}, "budget": None, "checkpoint": None,
+                           "parent_checkpoint": None, "extra": None, "metric": "m", "traced": None})
+    run.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    agent.current = 7
+    try:
+        with pytest.raises(KernelAway):
+            agent.router.route({"type": "rejoin"}, run._run)
+        assert run.proc.wait(timeout=10) != 0  # killed, not left running for a kernel that moved on
+    finally:
+        run.proc.kill()
+    assert not agent.queue and len(agent.conn.sent) == 1
+    said = kernel_codec(token_key("wire-test-token-0123456789")).decode(agent.conn.sent[0])
+    items = said["items"] if said["type"] == "batch" else [said]
+    assert [m["type"] for m in items] == ["hello"] and items[0]["agent"] == "w"
