@@ -54,11 +54,9 @@ def _watch(folder: Path, interval: float, rows: int) -> int:
 
 def _state(folder: Path, timeline: "Timeline") -> tuple[str, bool]:
     """How the experiment stands, in words, and whether it is over (nothing more will happen)."""
-    from .journal import holder
-
     outcome = timeline.outcome(timeline.alive)
     if outcome == "running":
-        kernel = holder(folder) or {}
+        kernel = timeline.kernel or {}
         return f"running (kernel pid {kernel.get('pid', '?')} on {kernel.get('host', '?')})", False
     if outcome == "interrupted":
         return f"{timeline.status['interrupted']}: continue it with python -m kernel resume {folder}", True

@@ -237,8 +237,7 @@ class Handlers:
         held = self.scheduler.forget(agent, suspect=not known)
         records.agent_gone(self.folder, agent.id, why)
         self.scheduler.interrupted(agent, f"agent {agent.id} {why}", death, unsure=held > 0 and not known)
-        if not self.agents.alive() and self.agents.none_to_come() and not self._ended():
-            self._out_of_agents()
+        self._unless_agents_left()
 
     def killed(self, attempt: "Attempt", state: TrialState, **fields: Any) -> None:
         """An attempt that would not end itself ended as ``state``; its agent, told to restart
@@ -259,10 +258,12 @@ class Handlers:
         agent = self.agents.by_id(agent_id)
         if agent is not None:
             self.agent_gone(agent, f"exited ({detail})", death=detail if hasattr(detail, "crashed") else None)
-        if self.agents.none_to_come() and not self.agents.alive() and not self._ended():
-            self._out_of_agents()  # every agent the launcher started has exited: never wait on nobody
+        self._unless_agents_left()
 
-    def _out_of_agents(self) -> None:
+    def _unless_agents_left(self) -> None:
+        """Every agent the launcher promised has exited and none is alive: never wait on nobody."""
+        if self.agents.alive() or not self.agents.none_to_come() or self._ended():
+            return
         broken = [a for a in self.agents if a.state == AgentState.BROKEN]
         if broken:
             self.act(Abort(f"agent {broken[0].id} on {broken[0].host}: {broken[0].error}"))

@@ -64,6 +64,7 @@ class Timeline:
         self.withdrawn: set[int] = set()
         self.agents: dict[str, dict[str, Any]] = {}
         self.alive = False  # a kernel held the folder when it was last read (set by readers)
+        self.kernel: dict[str, Any] | None = None  # that kernel's host and pid (set by read)
 
     @classmethod
     def read(cls, folder: str | Path) -> "Timeline":
@@ -72,7 +73,8 @@ class Timeline:
         timeline = cls()
         for event in iter_journal(Path(folder)):
             timeline.apply(event)
-        timeline.alive = holder(Path(folder)) is not None
+        timeline.kernel = holder(Path(folder))
+        timeline.alive = timeline.kernel is not None
         timeline.settle(timeline.alive)
         return timeline
 
@@ -176,9 +178,7 @@ def _requeue(x: Timeline, e: dict) -> Change | None:
     t = x.trials.get(e["trial"])
     if t is None:
         return None
-    a = x.agents.get(t.get("agent"))  # type: ignore[arg-type]
-    if a is not None and a.get("trial") == t["id"]:
-        a.update(state="idle", trial=None)
+    _free(x, t.get("agent"), t["id"])
     t.update(state=str(TrialState.PENDING), agent=None, history=[], error=str(e.get("reason", ""))[:300])
     t["interruptions"] = [*t.get("interruptions", []), e.get("reason", "")]
     return Change("requeue", t["id"])
@@ -195,10 +195,15 @@ def _end(x: Timeline, e: dict) -> Change:
     d = e["trial"]
     new = d["id"] not in x.trials
     x.trials[d["id"]] = dict(d, ended_at=e.get("time"))
-    a = x.agents.get(d.get("agent"))  # type: ignore[arg-type]
-    if a is not None and a.get("trial") == d["id"]:
-        a.update(state="idle", trial=None)
+    _free(x, d.get("agent"), d["id"])
     return Change("end", d["id"], new=new)
+
+
+def _free(x: Timeline, agent_id: Any, trial_id: int) -> None:
+    """The agent that ran ``trial_id`` is idle, unless it has moved on to another."""
+    a = x.agents.get(agent_id)
+    if a is not None and a.get("trial") == trial_id:
+        a.update(state="idle", trial=None)
 
 
 def _agent(x: Timeline, e: dict) -> Change:

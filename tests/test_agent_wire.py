@@ -85,16 +85,6 @@ def test_the_final_takes_unsent_points_and_a_stale_burst_is_sent_by_the_heartbea
     assert time.monotonic() - box.last_sent < 1 and COALESCE_S < 1
 
 
-class Socket:
-    """The agent's socket: what it sends is kept (the kernel's side is not needed here)."""
-
-    def __init__(self):
-        self.sent = []
-
-    def send(self, frames):
-        self.sent.append(frames)
-
-
 def test_a_rejoin_during_a_childs_run_ends_that_run_and_says_hello():
     """Given up on (a partition), the agent's child run is stale: its process ends, the queue
     is dropped, the agent says hello again, and the run's relay stops (KernelAway)."""
@@ -108,7 +98,7 @@ def test_a_rejoin_during_a_childs_run_ends_that_run_and_says_hello():
     from kernel.reporter import KernelAway
 
     agent = Agent("inproc://wire-test", "wire-test-token-0123456789", agent_id="w", on_log=lambda line: None)
-    agent.conn = agent.outbox.conn = Socket()
+    agent.conn = agent.outbox.conn = Conn()
     agent.queue.append({"type": "trial", "trial": 8})
     run = ChildRun(agent, {"trial": 7, "run": {"process_id": 0}, "params": {}, "budget": None, "checkpoint": None,
                            "parent_checkpoint": None, "extra": None, "metric": "m", "traced": None})

@@ -16,7 +16,7 @@ from . import execute
 if TYPE_CHECKING:
     from .serve import Agent
 
-LOOK_S = 0.001  # an unjudged trial looks for a stop the kernel pushed at most this often
+LOOK_S = 0.001  # the socket is looked at, for a stop or what waits, at most this often (a trial's loop, a queue)
 
 _single: Any = None
 

@@ -31,11 +31,9 @@ from . import child, compiles, welcome
 from .beat import Heartbeat
 from .cli import RESTARTS_ENV, TOKEN_ENV
 from .host import address_towards, devices, free_port
-from .inprocess import in_process_strategy, run_here
+from .inprocess import LOOK_S, in_process_strategy, run_here
 from .outbox import Outbox
 from .router import Router
-
-LOOK_S = 0.001  # between queued trials, the socket is looked at most this often
 
 
 class Agent:

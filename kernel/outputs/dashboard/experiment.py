@@ -111,7 +111,8 @@ class Experiment:
     def update(self) -> dict[str, Any] | None:
         """Read what the folder gained; the delta (None when nothing changed)."""
         self._delta = {}
-        for e in self._journal.read():
+        events = self._journal.read()
+        for e in events:
             change = self.timeline.apply(e)
             if change is not None:
                 self._apply(change, e)
@@ -119,8 +120,7 @@ class Experiment:
             self._curve_line(c)
         self._read_agents()
         self._read_ranking()
-        self.refresh_status()
-        self._settle()
+        self._settle(trials=self.refresh_status() or bool(events))
         if not self._delta:
             return None
         self.version += 1
@@ -163,16 +163,18 @@ class Experiment:
             return
         for a in live:
             known = self.agents.setdefault(a["id"], {"id": a["id"]})
-            known.update({k: a.get(k) for k in ("host", "pid", "devices", "state", "trial", "silent_s", "error")})
+            known.update({k: a.get(k) for k in records.AGENT_FIELDS if k != "id"})
         self._delta["agents"] = True
 
-    def _settle(self) -> None:
+    def _settle(self, trials: bool) -> None:
         """Without a kernel nothing runs, whatever the journal and agents.json said last: the
-        trials it left running were cut short (the timeline's rule), and the agents left with
-        the experiment's end, or nobody knows (the kernel died, or was interrupted)."""
+        trials it left running were cut short (the timeline's rule; looked at only when the
+        journal or the kernel's presence changed, not at every poll of a large experiment), and
+        the agents left with the experiment's end, or nobody knows (the kernel died, or was
+        interrupted)."""
         if self.status.get("running"):
             return
-        for tid in self.timeline.settle(alive=False):
+        for tid in self.timeline.settle(alive=False) if trials else ():
             self._summarize(tid)
         left = "left" if self.status.get("closed") else "unknown"
         for a in self.agents.values():
@@ -212,9 +214,7 @@ class Experiment:
     # -- what a page gets ------------------------------------------------------------------
     def overview(self) -> dict[str, Any]:
         """The experiment in one line of the list: name, context, state and counts."""
-        counts: dict[str, int] = {}
-        for t in self.trials.values():
-            counts[t["state"]] = counts.get(t["state"], 0) + 1
+        counts = self.timeline.counts()
         best = self.best[-1] if self.best else None
         return {"name": self.name, "context": self.head.get("context"), "metric": self.metric,
                 "direction": self.direction, "state": self.state(), "counts": counts,
@@ -269,7 +269,6 @@ class Experiment:
             size, log = 0, ""
         return {**t, "curve": self.curves.get(trial_id, []), "series": self.series.get(trial_id, {}),
                 "log": log, "log_size": size, "log_cut": size > log_bytes}
-
 
     # -- what the journal changed, as the page sees it ----------------------------------------
     def _apply(self, change: Change, e: dict[str, Any]) -> None:
