@@ -76,6 +76,9 @@ class Context(ABC):
             return self.study.missing(name)
         return None
 
+    def check_function(self, names: list[str]) -> None:
+        """Raise ConfigError if the function, asking for ``names``, cannot run in this context."""
+
     @abstractmethod
     def controller(self) -> Controller:
         """A fresh controller for one run of this context."""

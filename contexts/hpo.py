@@ -64,7 +64,8 @@ class SearchController(Controller):
     def lease(self) -> bool:
         """Short trials may be handed out ahead when proposals ignore results (random, grid)
         and each trial runs in its agent's process (not a gang, not a strategy's process)."""
-        return not getattr(self.optimizer, "adaptive", True) and self.gang == 1 and self.run is None
+        return not getattr(self.optimizer, "adaptive", True) and self.gang == 1 and self.run is None \
+            and self.pack == 1
 
     def next_trial(self, trial_id: int):
         decision = self.optimizer.suggest(trial_id)
@@ -225,6 +226,14 @@ def _check_times(max_time: Any, trial_timeout: Any, owner: str) -> tuple[float |
     return max_time, trial_timeout
 
 
+def _check_pack(pack: Any, run: Any, strategy: Any, owner: str) -> int:
+    check_int("pack", pack, 1, owner)
+    if pack > 1 and run is not None:
+        raise ConfigError(f"{owner}(pack={pack}, strategy={strategy!r}): a pack runs its trials as lanes of "
+                          f"one program in the agent's process; leave strategy out, or pack=1")
+    return pack
+
+
 class HyperparameterSearch(Context):
     """Search ``searchspace`` with ``optimizer`` over ``num_trials`` trials on ``workers`` agents.
 
@@ -243,6 +252,9 @@ class HyperparameterSearch(Context):
     within ``stop_grace`` (a lagom option) is ended by restarting its agent: it ends "failed".
     ``points_to_evaluate``: known configurations to try first (a warm start); they count among
     ``num_trials``, and the optimizer learns from them as from any other.
+    ``pack``: run up to this many trials of one shape (equal budgets and static hyperparameters)
+    as the lanes of one program on one agent (the ``packed`` strategy; docs/packing.md): the
+    function, written against ``strategy``, runs once for them all.
     ``strategy``, ``agents_per_trial``, ``cpu_devices``: each trial a distributed run (as
     ``Distributed`` runs one), e.g. ``strategy="multihost", agents_per_trial=2``: a gang of agents
     per trial, rank 0 broadcasting, a stop reaching every rank, and a rank whose agent is lost
@@ -257,7 +269,7 @@ class HyperparameterSearch(Context):
                  seed: int | None = None, launcher: Any = "local", name: str | None = None,
                  max_time: float | None = None, trial_timeout: float | None = None, study: Any = None,
                  points_to_evaluate: list[dict[str, Any]] | None = None, strategy: Any = None,
-                 agents_per_trial: int = 1, cpu_devices: int | None = None):
+                 agents_per_trial: int = 1, cpu_devices: int | None = None, pack: int = 1):
         owner = "HyperparameterSearch"
         if not isinstance(searchspace, Searchspace):
             raise ConfigError(f"{owner}(searchspace=...) needs a contexts.Searchspace, got "
@@ -293,6 +305,7 @@ class HyperparameterSearch(Context):
         if name is not None:
             self.name = name
         self.gang, self.run = trial_runs(strategy, agents_per_trial, cpu_devices, workers, owner)
+        self.pack = _check_pack(pack, self.run, strategy, owner)
         self._pristine = {k: copy.deepcopy(v) for k, v in (("optimizer", optimizer), ("es_policy", self.es_policy))
                           if not isinstance(v, (str, type))}
         self._runs = 0
@@ -330,6 +343,7 @@ class HyperparameterSearch(Context):
                                       directions=self.directions)
         controller.seed = self.seed
         controller.gang, controller.run = self.__dict__.get("gang", 1), self.__dict__.get("run")
+        controller.pack = self.__dict__.get("pack", 1)
         return controller
 
     def controller(self) -> Controller:
@@ -337,6 +351,13 @@ class HyperparameterSearch(Context):
         self._runs += 1
         self._last = self._build(fresh=self._runs > 1)
         return self._last
+
+    def check_function(self, names: list[str]) -> None:
+        """A packed search runs the function once for several trials, through ``strategy``."""
+        if self.__dict__.get("pack", 1) > 1 and "strategy" not in names:
+            raise ConfigError(f"HyperparameterSearch(pack={self.pack}) runs {self.pack} trials as the lanes of one "
+                              f"program through `strategy` (strategy.step, strategy.evaluate), but the function "
+                              f"does not ask for strategy; write its step with it (docs/packing.md), or pack=1")
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_last"}  # saved for resume: no run's state

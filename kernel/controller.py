@@ -73,6 +73,7 @@ class Controller(ABC):
     directions: list[Direction] | None = None
     judges_metrics: bool = False
     lease: bool = False  # proposals do not depend on results: short trials may be handed out ahead
+    pack: int = 1  # trials of one shape an agent may run together, as lanes of one program (packing.py)
 
     @abstractmethod
     def next_trial(self, trial_id: int) -> Union[TrialSpec, _Signal]:

@@ -84,10 +84,12 @@ class EndAs:
 
 @dataclass(slots=True)
 class Start:
-    """Run ``trial`` on ``agents`` (rank order): send it, journal it, arm its deadlines."""
+    """Run ``trial`` on ``agents`` (rank order): send it, journal it, arm its deadlines;
+    ``pack``: the trials (``trial`` first) that run on the one agent as lanes of one program."""
 
     trial: "Trial"
     agents: "list[AgentInfo]"
+    pack: "list[Trial] | None" = None
 
 
 @dataclass(slots=True)

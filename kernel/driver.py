@@ -40,12 +40,9 @@ log = logging.getLogger("lagom.kernel")
 
 
 class Kernel:
-    """One experiment's driver: agents, the trial book, the scheduler, and the loop that feeds them.
-
-    Built by :func:`kernel.lagom` from a context; ``await kernel.run()`` returns the
-    :class:`Result` when the controller has nothing left to run, or raises
-    :class:`ExperimentError` when the experiment cannot go on. Must be built on a running loop.
-    """
+    """One experiment's driver, built by :func:`kernel.lagom` on a running loop: ``await run()``
+    returns the :class:`Result` when the controller has nothing left to run, or raises
+    :class:`ExperimentError` when the experiment cannot go on."""
 
     def __init__(self, *, experiment: str, context_name: str, function: bytes, controller: Controller,
                  listener: Listener, codec: Codec, folder: ExperimentFolder, heartbeat: float = 1.0,
@@ -209,19 +206,27 @@ class Kernel:
         self._beat_handle = self.loop.call_later(self.heartbeat, self._beat)
 
     # -- the lifecycle of an attempt ----------------------------------------------------------
-    def start(self, trial: Trial, agents: list[AgentInfo]) -> Attempt:
-        """Run ``trial`` on ``agents`` (rank order): send it, journal it, arm its deadlines."""
-        attempt = Attempt(trial, list(agents), trial.attempts + 1, verdicts=self.handlers.intake.verdicts)
+    def start(self, trial: Trial, agents: list[AgentInfo], pack: list[Trial] | None = None) -> Attempt:
+        """Run ``trial`` on ``agents`` (rank order), or the trials of ``pack`` as the lanes of one
+        run on its one agent (in one message): send, journal, arm their deadlines."""
+        ids, verdicts, metric = pack and [t.id for t in pack], self.handlers.intake.verdicts, self.controller.metric
+        attempts = [Attempt(t, list(agents), t.attempts + 1, verdicts=verdicts, pack=ids) for t in (pack or [trial])]
         for agent in agents:
-            agent.state, agent.attempt = AgentState.BUSY, attempt
-        sent = [self.listener.send(a.peer, self.codec.encode("trial", **gang.trial_fields(attempt, rank, self.folder, self.controller.metric)))
-                for rank, a in enumerate(agents)]
-        self.book.started(attempt)
-        self._arm(self.deadlines.trial_started(attempt))
+            agent.state, agent.attempt = AgentState.BUSY, attempts[0]
+        if pack:
+            agents[0].lanes = {a.trial.id: a for a in attempts}
+            sent = [self.listener.send(agents[0].peer, self.codec.encode_all(
+                [["trial", gang.trial_fields(a, 0, self.folder, metric)] for a in attempts]))]
+        else:
+            sent = [self.listener.send(a.peer, self.codec.encode("trial", **gang.trial_fields(attempts[0], rank, self.folder, metric)))
+                    for rank, a in enumerate(agents)]
+        for attempt in attempts:
+            self.book.started(attempt)
+            self._arm(self.deadlines.trial_started(attempt))
         for agent, ok in zip(agents, sent):
             if not ok:
                 self.handlers.agent_gone(agent, "unreachable")
-        return attempt
+        return attempts[0]
 
     def lease(self, agent: AgentInfo, trials: list[Trial]) -> None:
         """Hand ``trials`` to a busy ``agent`` ahead, in one message: each starts there the
@@ -264,7 +269,7 @@ class Kernel:
         self._acts[type(decision)](decision)
 
     def _acting(self) -> dict[type, Callable[[Any], Any]]:
-        return {Start: lambda d: self.start(d.trial, d.agents), Lease: lambda d: self.lease(d.agent, d.trials),
+        return {Start: lambda d: self.start(d.trial, d.agents, d.pack), Lease: lambda d: self.lease(d.agent, d.trials),
                 TakeBack: lambda d: self.take_back(d.attempt), EndAs: self._end_as,
                 LookAgain: lambda d: self.loop.call_later(d.delay, self.scheduler.rebalance),
                 RanksAnswered: lambda d: self.ranks_answered(d.attempt, d.abort),
@@ -327,8 +332,7 @@ class Kernel:
             self.listener.send(attempt.lead.peer + BEAT_SUFFIX, frames)  # heard while a long trial runs
 
     def expect_agents(self, count: int | None) -> None:
-        """A launcher promised ``count`` agents; when all have exited the experiment cannot go on."""
-        self.agents.expected = count
+        self.agents.expected = count  # a launcher's promise: when all have exited, nothing can go on
 
     def agent_exited(self, agent_id: str, detail: Any) -> None:
         """A launcher saw an agent process end (thread-safe; ignored once the loop is closed).

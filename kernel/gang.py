@@ -60,7 +60,7 @@ def trial_fields(attempt: "Attempt", rank: int, folder: Any, metric: str | None)
     return {"trial": trial.id, "params": trial.params, "budget": trial.budget,
             "checkpoint": folder.checkpoint_dir(trial.id), "parent_checkpoint": parent,
             "run": run_for_rank(attempt, rank), "extra": trial.extra,
-            "verdicts": attempt.verdicts, "metric": metric, "traced": trial.traced}
+            "verdicts": attempt.verdicts, "metric": metric, "traced": trial.traced, "pack": attempt.pack}
 
 
 def is_rank(attempt: "Attempt", agent: AgentInfo, rank: int) -> bool:

@@ -106,7 +106,8 @@ class Handlers:
 
     def on_metric(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
         attempt = agent.attempt
-        if attempt is None or attempt.trial.id != msg["trial"]:
+        if (attempt is None or attempt.trial.id != msg["trial"]) and \
+                (attempt := agent.lanes.get(msg["trial"]) if agent.lanes else None) is None:
             self.rejected["stale"] += 1
             self.act(Send(peer, "verdict", {"trial": msg["trial"], "stop": True}))
             return
@@ -142,6 +143,9 @@ class Handlers:
         if msg["outcome"] == "skipped":
             self._skipped(agent, msg["trial"])
             return
+        if agent.lanes:
+            self._lane_final(agent, msg)
+            return
         attempt = agent.attempt
         rank = msg["rank"]
         if attempt is None or attempt.trial.id != msg["trial"] or not gang.is_rank(attempt, agent, rank):
@@ -164,6 +168,20 @@ class Handlers:
             self.settle(attempt)  # the common case: one rank, and it answered
         else:
             self.act(RanksAnswered(attempt, abort))
+
+    def _lane_final(self, agent: AgentInfo, msg: dict) -> None:
+        """A lane of the pack ``agent`` runs has ended: it settles as a trial of its own; the
+        agent takes more work once every lane has."""
+        attempt = agent.lanes.pop(msg["trial"], None)
+        if attempt is None or msg["rank"] != 0:
+            self.rejected["stale"] += 1
+            return
+        if msg["points"]:
+            self.intake.points(attempt.trial, msg["points"])
+        if agent.attempt is attempt and agent.lanes:
+            agent.attempt = next(iter(agent.lanes.values()))  # the agent stays busy with the rest
+        gang.record_final(attempt, 0, msg)
+        self.settle(attempt)
 
     def _promote(self, agent: AgentInfo) -> None:
         """The agent started the next trial it was handed ahead as soon as the last one ended
@@ -207,7 +225,8 @@ class Handlers:
             self.act(Abort(str(error)))
             return
         for agent in attempt.agents:
-            self.scheduler.assign(agent)
+            if not agent.lanes:  # a pack's agent: once every lane has ended
+                self.scheduler.assign(agent)
         self.scheduler.wake()
 
     def end_attempt(self, attempt: "Attempt", state: TrialState, **fields: Any) -> None:
@@ -247,6 +266,10 @@ class Handlers:
         self.scheduler.forget(agent, suspect=False)
         records.killed(self.folder, attempt.trial.id, agent.id)
         self.end_attempt(attempt, state, ended=time.time(), **fields)
+        others, agent.lanes = [a for a in agent.lanes.values() if a is not attempt], {}
+        for lane in others:  # the pack's process restarts: its other lanes run again
+            self.scheduler.lost(agent, lane, f"agent {agent.id} restarted: trial {attempt.trial.id} of its pack "
+                                             f"would not stop")
         self.scheduler.wake()
         self.act(CheckDone())
 
@@ -276,6 +299,7 @@ class Handlers:
         for agent in self.agents:
             while agent.queued:
                 self.book.withdraw(agent.queued.popleft().trial)
+        self.scheduler.withdraw_spare()
         cut = self.book.unfinished()
         for trial in cut:
             trial.state, trial.error = TrialState.INTERRUPTED, "the experiment ended while it ran"
@@ -289,9 +313,11 @@ class Handlers:
         and take back what was handed out ahead (never started, it is not a trial of this run)."""
         records.time_up(self.folder, max_time)
         self.scheduler.drain(time_up=True)
+        self.scheduler.withdraw_spare()
         for agent in self.agents.alive():
             for attempt in agent.queued:  # first: the agent has dropped them when it hears the stop
                 self.act(TakeBack(attempt))
-            if agent.attempt is not None:
-                self.act(Stop(agent.attempt))
+            for attempt in (list(agent.lanes.values()) if agent.lanes else [agent.attempt]):
+                if attempt is not None:
+                    self.act(Stop(attempt))
         self.act(CheckDone())

@@ -48,6 +48,7 @@ class Attempt:
     timers: list["asyncio.TimerHandle"] = field(default_factory=list)
     over: bool = False
     since: float = 0.0  # when its agent started it, as the kernel learnt (time.monotonic())
+    pack: list[int] | None = None  # run as a lane of one program with these trials (ids, lane order)
 
     @property
     def lead(self) -> "AgentInfo":
@@ -108,6 +109,11 @@ class TrialBook:
         proposed it (a replay asks it again in that order); it is pending until it starts."""
         trial = attempt.trial
         records.lease(self.folder, trial, attempt.lead.id)
+
+    def proposed(self, trial: Trial) -> None:
+        """A trial proposed while a pack of another shape filled: journaled in the order the
+        controller proposed it; pending until a pack of its own takes it."""
+        records.proposed(self.folder, trial)
 
     def unleased(self, trial: Trial) -> None:
         """A trial handed out ahead came back unstarted: it waits to run elsewhere (no attempt

@@ -90,7 +90,9 @@ def make_plan(train_fn: Callable, context: Any, *, listen: str | None, launcher:
 
     context_name = type(context).__name__
     fn, data = shipping.split(train_fn)
-    requested(fn, context.provides | set(data), context_name, getattr(context, "missing", None))  # before anything starts
+    names = requested(fn, context.provides | set(data), context_name, getattr(context, "missing", None))  # before anything starts
+    if hasattr(context, "check_function"):
+        context.check_function(names)
     function = _pickled(train_fn)
     if len(function) > LARGE and not data:
         _warn_large(train_fn, len(function))

@@ -43,7 +43,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "interrupted": ("trials",),  # the trials the end cut short; a resume runs them
     "closed": ("counts",),  # the kernel is done with the folder
     # trials
-    "lease": ("trial", "params", "budget", "info", "parent", "agent"),  # proposed, handed out ahead
+    "lease": ("trial", "params", "budget", "info", "parent", "agent"),  # proposed, handed out ahead (agent
+    # None: proposed, waiting for a pack of its shape)
     "start": ("trial", "params", "budget", "agent", "attempt", "info", "parent", "ranks"),
     "requeue": ("trial", "reason"),  # back to pending: it runs again (or elsewhere)
     "withdrawn": ("trial",),  # handed out ahead, never started, the run ended: not of this run
@@ -98,6 +99,12 @@ def closed(folder: Writer, counts: dict[str, int]) -> None:
 def lease(folder: Writer, trial: "Trial", agent: str) -> None:
     folder.record("lease", trial=trial.id, params=trial.params, budget=trial.budget, info=trial.info,
            parent=trial.parent, agent=agent)
+
+
+def proposed(folder: Writer, trial: "Trial") -> None:
+    """Proposed before it can run (it waits for a pack of its shape): a lease to no agent."""
+    folder.record("lease", trial=trial.id, params=trial.params, budget=trial.budget, info=trial.info,
+                  parent=trial.parent, agent=None)
 
 
 def start(folder: Writer, trial: "Trial") -> None:

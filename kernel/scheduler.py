@@ -15,7 +15,7 @@ import collections
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import ahead, endings, gang
+from . import ahead, endings, gang, packing
 from .controller import DONE, WAIT, TrialSpec
 from .decisions import CheckDone, Lease, LookAgain, RanksAnswered, Start, TakeBack
 from .registry import AgentInfo, AgentState
@@ -39,6 +39,7 @@ class Scheduler:
         self._ended, self._total_trials = ended, total_trials
         self.max_retries = max_retries
         self.retry: collections.deque[Trial] = collections.deque()
+        self.spare: collections.deque[Trial] = collections.deque()  # proposed, waiting for a pack of their shape
         self.waiting: dict[bytes, AgentInfo] = {}  # agents told WAIT, in arrival order
         self.next_id = 0
         self.exhausted = False  # the controller said DONE, or the time is up
@@ -50,7 +51,7 @@ class Scheduler:
     @property
     def drained(self) -> bool:
         """Nothing more will start: the controller is done and no trial waits to run again."""
-        return self.exhausted and not self.retry
+        return self.exhausted and not self.retry and not self.spare
 
     def drain(self, time_up: bool = False) -> None:
         """Start nothing new from now on (the time budget is spent)."""
@@ -75,13 +76,36 @@ class Scheduler:
         if self.gathering is not None:
             self._gather(agent)
             return
-        trial = self.retry.popleft() if self.retry else self._ask(agent)
+        trial = self.retry.popleft() if self.retry else self.spare.popleft() if self.spare else self._ask(agent)
         if trial is not None and trial.gang > 1:  # a gang run again: gathered anew
             self.gathering = gang.Gathering(trial, trial.gang)
             self._gather(agent)
         elif trial is not None:
             self.waiting.pop(agent.peer, None)
-            self.act(Start(trial, [agent]))
+            lanes = self._fill(trial) if self.controller.pack > 1 and packing.packable(trial) else None
+            self.act(Start(trial, [agent], lanes))
+            if self.spare:
+                self._offer()
+
+    def _fill(self, first: Trial) -> list[Trial] | None:
+        """The lanes of a pack ``first`` opens (packing.py), or None when it runs alone: trials
+        of its shape that wait, then the controller's proposals, until the pack is full or
+        the controller has nothing now; a proposal of another shape waits in ``spare``."""
+        want, shape = self.controller.pack, packing.key(first)
+        lanes = [first] + packing.take_matching(self.retry, shape, want - 1)
+        lanes += packing.take_matching(self.spare, shape, want - len(lanes))
+        for _ in range(packing.LOOKAHEAD * want):
+            if len(lanes) >= want:
+                break
+            trial = self._propose()
+            if not isinstance(trial, Trial):
+                break
+            if packing.packable(trial) and packing.key(trial) == shape:
+                lanes.append(trial)
+            else:
+                self.spare.append(trial)
+                self.book.proposed(trial)
+        return lanes if len(lanes) > 1 else None
 
     def _ask(self, agent: AgentInfo) -> Trial | None:
         """The controller's next trial, or None (the agent is parked, or there is no more)."""
@@ -186,7 +210,7 @@ class Scheduler:
         """Trials wait to run again: give them to agents that have nothing."""
         for other in list(self.waiting.values()) + [a for a in self.agents.alive()
                                                     if a.state == AgentState.IDLE]:
-            if self.retry:
+            if self.retry or self.spare:
                 self.assign(other)
 
     def _gather(self, agent: AgentInfo) -> None:
@@ -227,9 +251,16 @@ class Scheduler:
         that rank's process crashed: then it fails. ``unsure``: the agent held trials handed out
         ahead, so its death may be theirs (it runs trials back to back, and its last finals may
         have died with it): the trial runs again, alone (``suspect``), where a second death is
-        its own.
+        its own. Each lane of a pack is judged so, as a trial of its own.
         """
         attempt, agent.attempt = agent.attempt, None
+        lanes, agent.lanes = agent.lanes, {}
+        for each in (list(lanes.values()) if lanes else [attempt]):
+            self.lost(agent, each, why, death, unsure)
+
+    def lost(self, agent: AgentInfo, attempt: "Attempt | None", why: str, death: Any = None,
+             unsure: bool = False) -> None:
+        """``attempt`` (one of ``agent``'s) was cut short: see ``interrupted``."""
         if attempt is None or attempt.over:
             return
         trial = attempt.trial
@@ -267,6 +298,12 @@ class Scheduler:
             if agent.alive and agent.state == AgentState.BUSY:
                 self.assign(agent)
         self.wake()
+
+    def withdraw_spare(self) -> None:
+        """The run ends (or its time is up) with proposals that waited for a pack: not trials
+        of this run (a resume runs them)."""
+        while self.spare:
+            self.book.withdraw(self.spare.popleft())
 
     def requeue_unfinished(self) -> int:
         """After a journal replay: every trial that had not ended runs again (returns how many)."""

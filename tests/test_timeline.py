@@ -28,7 +28,7 @@ def test_every_declared_event_is_written_with_its_fields_and_read_by_the_fold():
     for name, fn in inspect.getmembers(records, inspect.isfunction):
         if fn.__module__ != records.__name__ or name.startswith("_"):
             continue
-        args = [trial if p == "trial" and name in ("lease", "start", "end") else [] if p == "trials" else 0
+        args = [trial if p == "trial" and name in ("lease", "proposed", "start", "end") else [] if p == "trials" else 0
                 for p in list(inspect.signature(fn).parameters)[1:]
                 if inspect.signature(fn).parameters[p].kind == inspect.Parameter.POSITIONAL_OR_KEYWORD]
         fn(written, *args)

@@ -17,10 +17,11 @@ from typing import Any, Iterable, Mapping
 
 import msgpack
 
-PROTOCOL = 6  # 2: trial.verdicts and the verdict message; 3: a large function travels in parts;
+PROTOCOL = 7  # 2: trial.verdicts and the verdict message; 3: a large function travels in parts;
 # 4: batches, trials handed out ahead (leased), and the "skipped" outcome of a leased trial never run;
 # 5: a final carries its trial's last broadcasts (final.points); 6: a final says what its trial
-# compiled (final.compile), a trial which hyperparameters a compiled step takes as arguments (trial.traced)
+# compiled (final.compile), a trial which hyperparameters a compiled step takes as arguments (trial.traced);
+# 7: trials packed into one run, one lane each (trial.pack: the ids of the pack's trials, lane order)
 PART_SIZE = 8 * 1024 * 1024  # a function larger than this is fetched by the agent in parts of this size
 SIGNATURE_BYTES = 32
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # a welcome carries the pickled function; keep room for closures
@@ -74,7 +75,8 @@ KERNEL_TO_AGENT: dict[str, dict[str, tuple]] = {
     "trial": {"trial": _INT, "params": _MAP, "budget": _OPT_NUM, "checkpoint": _OPT_STR,
               "parent_checkpoint": _OPT_STR, "run": _OPT_MAP, "extra": _OPT_MAP, "verdicts": _BOOL,
               "metric": _OPT_STR,  # the name the search optimizes (among named broadcast values)
-              "traced": _OPT_LIST},  # hyperparameters a step gets as traced arguments (None: the floats)
+              "traced": _OPT_LIST,  # hyperparameters a step gets as traced arguments (None: the floats)
+              "pack": _OPT_LIST},  # the trials run together as lanes of one program, this one among them
     "verdict": {"trial": _INT, "stop": _BOOL},  # the answer to one broadcast of a judged trial
     "abort": {"trial": _INT, "reason": _STR},
     "kill": {"trial": _INT},
@@ -287,6 +289,8 @@ def _check_trial(msg: dict) -> None:
         raise CodecError("field-type", "trial.params keys must be strings")
     if msg["traced"] is not None and not all(type(k) is str for k in msg["traced"]):
         raise CodecError("field-type", "trial.traced must name hyperparameters")
+    if msg["pack"] is not None and not (all(type(t) is int for t in msg["pack"]) and msg["trial"] in msg["pack"]):
+        raise CodecError("field-type", "trial.pack must list trial ids, this one among them")
 
 
 _CHECKS = {"metric": _check_metric, "log": _check_log, "final": _check_final, "trial": _check_trial}

@@ -33,6 +33,7 @@ from .cli import RESTARTS_ENV, TOKEN_ENV
 from .host import address_towards, devices, free_port
 from .inprocess import LOOK_S, in_process_strategy, run_here
 from .outbox import Outbox
+from .pack import run_pack, take_pack
 from .router import Router
 
 
@@ -320,6 +321,8 @@ class Agent:
                 self.log(f"the kernel had given this agent up during trial {msg['trial']}; left it")
             finally:
                 self.current = None
+        elif msg.get("pack"):
+            run_pack(self, take_pack(msg, self.queue))
         else:
             run_here(self, msg)
             self.outbox.after_trial(len(self.queue))

@@ -7,6 +7,7 @@ where it runs. See base.py for the interface and DESIGN-notes.md in this folder 
 from .base import Strategy
 from .data_parallel import DataParallel, MultiHost
 from .literal_pmap import LiteralPmap
+from .packed import Packed
 from .single import SingleDevice
 
-__all__ = ["Strategy", "SingleDevice", "DataParallel", "MultiHost", "LiteralPmap"]
+__all__ = ["Strategy", "SingleDevice", "DataParallel", "MultiHost", "LiteralPmap", "Packed"]

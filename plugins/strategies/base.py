@@ -27,8 +27,17 @@ from typing import Any, Callable
 from transports.codec import traced_of
 
 
+def asks_hparams(fn: Callable) -> bool:
+    """Whether a step takes the trial's hyperparameters (a parameter named ``hparams``)."""
+    try:
+        return "hparams" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class Strategy(ABC):
     name = "strategy"
+    lanes = 1  # trials one step trains at once (``packed``: one per lane)
     hparams: dict[str, Any] = {}  # this trial's hyperparameters, set by the agent (``bind``)
     traced: frozenset[str] = frozenset()  # those a step that asks for ``hparams`` gets traced
 
@@ -46,11 +55,7 @@ class Strategy(ABC):
         hyperparameters and ``key``) for every trial this process runs: later trials trace
         nothing. One defined inside the training function is a new function each trial, so
         it is traced anew and its program comes from JAX's persistent cache."""
-        try:
-            asks = "hparams" in inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            asks = False
-        if not asks:
+        if not asks_hparams(fn):
             return compile(fn)
         fixed = {k: v for k, v in self.hparams.items() if k not in self.traced}
         traced = self.replicate({k: v for k, v in self.hparams.items() if k in self.traced})
@@ -119,6 +124,19 @@ class Strategy(ABC):
     @abstractmethod
     def step(self, fn: Callable, *, donate_argnums: tuple[int, ...] = ()) -> Callable:
         """Compile ``fn(state, batch, ...)`` for this layout."""
+
+    def init(self, make: Callable[[dict[str, Any]], Any]) -> Any:
+        """The starting state, ``make(hparams)``, placed as ``replicate`` places it. Under
+        ``packed`` each lane is made from its own trial's hyperparameters (its own seed, say),
+        as that trial would start alone."""
+        return self.replicate(make(self.hparams))
+
+    def evaluate(self, fn: Callable) -> Callable:
+        """``fn(state, *shared)`` compiled to read a trial's state (an accuracy on held-out
+        data): one value per lane under ``packed``, one value otherwise."""
+        import jax
+
+        return jax.jit(fn)
 
     def mean(self, tree: Any) -> Any:
         """Average ``tree`` across devices, inside a step."""
