@@ -92,7 +92,7 @@ class TrialBook:
         if attempt.distributed:
             trial.ranks = [a.id for a in attempt.agents]
         self.counts["running"] += 1
-        records.start(self.folder, trial)
+        records.start(self.folder, trial, attempt.pack)
         for ob in self.observers:
             ob.trial_started(self.view, trial)
 

@@ -45,7 +45,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
     # trials
     "lease": ("trial", "params", "budget", "info", "parent", "agent"),  # proposed, handed out ahead (agent
     # None: proposed, waiting for a pack of its shape)
-    "start": ("trial", "params", "budget", "agent", "attempt", "info", "parent", "ranks"),
+    "start": ("trial", "params", "budget", "agent", "attempt", "info", "parent", "ranks", "pack"),  # pack:
+    # the trials run with it as lanes of one program, or None
     "requeue": ("trial", "reason"),  # back to pending: it runs again (or elsewhere)
     "withdrawn": ("trial",),  # handed out ahead, never started, the run ended: not of this run
     "overtime": ("trial", "limit"),  # ran past trial_timeout: asked to stop
@@ -107,9 +108,9 @@ def proposed(folder: Writer, trial: "Trial") -> None:
                   parent=trial.parent, agent=None)
 
 
-def start(folder: Writer, trial: "Trial") -> None:
+def start(folder: Writer, trial: "Trial", pack: list[int] | None = None) -> None:
     folder.record("start", trial=trial.id, params=trial.params, budget=trial.budget, agent=trial.agent,
-           attempt=trial.attempts, info=trial.info, parent=trial.parent, ranks=trial.ranks)
+                  attempt=trial.attempts, info=trial.info, parent=trial.parent, ranks=trial.ranks, pack=pack)
 
 
 def requeue(folder: Writer, trial: int, reason: str) -> None:

@@ -23,12 +23,14 @@ def restore(kernel: "Kernel", events: list[dict[str, Any]]) -> dict[str, int]:
     The journal is read through the one fold every reader uses (kernel/timeline.py); the
     controller is shown each trial when the fold first sees it, and each end."""
     timeline, mismatched = Timeline(), 0
+    proposals = _proposals(events)
     for event in events:
         change = timeline.apply(event)
         if change is None or change.trial is None:
             continue
         if change.new and change.event in ("lease", "start"):
-            mismatched += _replay_proposal(kernel, timeline.trials[change.trial])
+            for tid in sorted(t for t in proposals if t <= change.trial):  # in the order proposed: by id
+                mismatched += _replay_proposal(kernel, proposals.pop(tid))
         if change.event == "start":
             trial = kernel.book.trials[change.trial]
             trial.state, trial.attempts = TrialState.RUNNING, timeline.trials[change.trial]["attempts"]
@@ -37,6 +39,18 @@ def restore(kernel: "Kernel", events: list[dict[str, Any]]) -> dict[str, int]:
     requeued = kernel.scheduler.requeue_unfinished()
     ended = sum(1 for t in kernel.book.trials.values() if t.state != TrialState.PENDING)
     return {"ended": ended, "requeued": requeued, "replay_mismatches": mismatched}
+
+
+def _proposals(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Each trial the journal names, as first proposed. Trials are numbered in the order the
+    controller proposed them, but journaled when handed out: a pack's first trial after the
+    proposals of other shapes drawn while it filled. So the controller is asked in id order."""
+    proposals: dict[int, dict[str, Any]] = {}
+    for e in events:
+        if e.get("event") in ("lease", "start") and e.get("trial") not in proposals:
+            proposals[e["trial"]] = {"id": e["trial"], "params": e.get("params") or {}, "budget": e.get("budget"),
+                                     "info": e.get("info") or {}, "parent": e.get("parent"), "ranks": e.get("ranks")}
+    return proposals
 
 
 def _replay_proposal(kernel: "Kernel", proposed: dict[str, Any]) -> int:
@@ -51,7 +65,8 @@ def _replay_proposal(kernel: "Kernel", proposed: dict[str, Any]) -> int:
     book.new(tid, TrialSpec(dict(proposed["params"]), proposed.get("budget"), info=dict(proposed.get("info") or {}),
                             parent=proposed.get("parent"), run=decision.run if known else None,
                             extra=decision.extra if known else None,
-                            gang=len(proposed.get("ranks") or []) or (decision.gang if known else 1)))
+                            gang=len(proposed.get("ranks") or []) or (decision.gang if known else 1),
+                            traced=decision.traced if known else None))
     kernel.scheduler.next_id = max(kernel.scheduler.next_id, tid + 1)
     return mismatched
 

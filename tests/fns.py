@@ -427,3 +427,28 @@ def readers_agree(folder) -> dict:
     rows = {int(line.split()[0]): line.split()[1] for line in lines[2:] if line.split()[0].isdigit()}
     assert rows == states
     return states
+
+
+def climb(hparams, reporter, strategy):
+    """Written against ``strategy`` (so it packs): each step moves ``w`` (``width`` values) a
+    fraction ``lr`` of the way to 1, and ``n`` counts the updates the state received; each
+    epoch broadcasts the mean of ``w``. Deterministic, and its score grows with ``lr``."""
+    import time
+
+    import jax.numpy as jnp
+
+    width = int(hparams.get("width", 1))
+
+    def step(state, target, hparams):
+        w, n = state
+        return (w + hparams["lr"] * (target - w), n + 1), w.mean()
+
+    state = strategy.init(lambda h: (jnp.zeros(width), jnp.int32(0)))
+    run, score = strategy.step(step), strategy.evaluate(lambda s: s[0].mean())
+    for epoch in range(int(hparams.get("budget", 4))):
+        for _ in range(3):
+            state, _ = run(state, jnp.float32(1.0))
+        time.sleep(hparams.get("sleep", 0.0))
+        reporter.broadcast(metric=strategy.gather(score(state)), step=epoch)
+    updates = strategy.evaluate(lambda s: s[1])(state)
+    return {"score": strategy.gather(score(state)), "updates": strategy.gather(updates)}

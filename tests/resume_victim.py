@@ -15,6 +15,10 @@ def context(kind: str):
         space = Searchspace(lr=("DOUBLE", [0.01, 0.6], "log"), sleep=("DISCRETE", [0.1]))
         return HyperparameterSearch(space, PBT(6, 1, population=4, quantile=0.5), metric="score", workers=2,
                                     seed=5, name="victim-pbt")
+    if kind == "packed":  # trials of two shapes, three to a pack
+        space = Searchspace(lr=("DOUBLE", [0.01, 0.5]), width=("DISCRETE", [1, 2]), sleep=("DISCRETE", [0.1]))
+        return HyperparameterSearch(space, "randomsearch", num_trials=12, metric="score", workers=2, seed=5,
+                                    pack=3, name="victim-packed")
     space = Searchspace(x=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.15]))
     optimizer = ASHA(3, 1, 9) if kind == "asha" else "randomsearch"
     workers = 0 if kind == "byhand" else 2  # byhand: agents started by hand, on the kernel's address
@@ -27,4 +31,5 @@ def context(kind: str):
 if __name__ == "__main__":
     kind, path = sys.argv[1], sys.argv[2]
     extra = dict(listen=sys.argv[3], token=sys.argv[4]) if kind == "byhand" else {}
-    lagom(fns.pbt_toy if kind == "pbt" else fns.quadratic, context(kind), path=path, verbose=0, **extra)
+    fn = {"pbt": fns.pbt_toy, "packed": fns.climb}.get(kind, fns.quadratic)
+    lagom(fn, context(kind), path=path, verbose=0, **extra)

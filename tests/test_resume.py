@@ -84,6 +84,24 @@ def test_resumed_asha_keeps_its_rungs(runs):
 
 
 @pytest.mark.slow
+def test_a_resumed_packed_search_runs_what_was_cut_short_and_proposes_what_it_would_have(runs, tmp_path):
+    folder = kill_after("packed", runs, ended=3)
+    before = events(folder)
+    ended_before = {e["trial"]["id"] for e in before if e["event"] == "end"}
+    fns.readers_agree(folder)
+    result = lagom(fns.climb, resume_victim.context("packed"), path=runs, resume=True, verbose=0)
+    assert result.path == folder and len(result.trials) == 12 and result.count("finished") == 12
+    after = events(folder)
+    marker = next(i for i, e in enumerate(after) if e["event"] == "resumed")
+    assert after[marker]["replay_mismatches"] == 0  # proposals waiting for a pack were journaled in order
+    assert not {e["trial"] for e in after[marker:] if e["event"] == "start"} & ended_before
+    assert any(e["pack"] and len(e["pack"]) > 1 for e in after[marker:] if e["event"] == "start")
+    fresh = lagom(fns.climb, resume_victim.context("packed"), path=tmp_path / "fresh", verbose=0)
+    assert [t.params for t in result.trials] == [t.params for t in fresh.trials]
+    fns.readers_agree(folder)
+
+
+@pytest.mark.slow
 def test_a_resumed_pbt_search_continues_the_same_population_from_its_checkpoints(runs):
     folder = kill_after("pbt", runs, ended=7)
     before = {e["trial"]["id"]: e["trial"] for e in events(folder) if e["event"] == "end"}

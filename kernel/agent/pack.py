@@ -103,7 +103,7 @@ def lane_finals(final: dict[str, Any], value: Any, reporter: "LaneReporter") -> 
         if f["outcome"] != "error":
             f["outcome"] = "stopped" if lane in reporter.stopped else "ok"
             try:
-                f["result"] = execute.normalize_result(_split(value, lane, len(reporter.ids)))
+                f["result"] = execute.normalize_result(_split(value, lane, reporter.strategy.lanes))
             except TypeError as exc:
                 f.update(outcome="error", result=None, error=f"TypeError: {exc}", traceback=None)
         finals.append(f)
@@ -140,7 +140,7 @@ class LaneReporter(Reporter):
         if step is None:
             step = self._step + 1
         self._step = step
-        k, points = len(self.ids), []
+        k, points = self.strategy.lanes, []
         for lane, tid in enumerate(self.ids):
             if lane in self.stopped:
                 continue

@@ -29,23 +29,28 @@ class Packed(Strategy):
     name = "packed"
 
     def __init__(self) -> None:
-        self.lanes = 1
+        self.lanes = self.trials = 1  # lanes: padded to a power of two; trials: the lanes that are trials
         self.lane_hparams: list[dict[str, Any]] = [{}]
         self._active: Any = None  # numpy bools, one per lane: False once its trial is stopped
         self._active_device: Any = None
 
     def bind_lanes(self, lanes: Sequence[dict[str, Any]], traced: list[str] | None = None) -> None:
         """The trials about to run as lanes. ``hparams`` as the function sees it outside the
-        step: the shared values as they are, each traced one as an array with a value per lane."""
+        step: the shared values as they are, each traced one as an array with a value per lane.
+
+        The lanes are padded to a power of two (masked from the start): the number of lanes is
+        a shape, so packs of 3, 5 and 7 would each compile anew; padded, they share the program
+        of 4 or 8 lanes, and the padding costs little where dispatch, not arithmetic, dominates."""
         import numpy as np
 
-        self.lane_hparams = [dict(h) for h in lanes]
-        self.lanes = len(self.lane_hparams)
+        self.trials = len(lanes)
+        self.lanes = 1 << (self.trials - 1).bit_length()
+        self.lane_hparams = [dict(h) for h in lanes] + [dict(lanes[-1])] * (self.lanes - self.trials)
         self.traced = frozenset(traced_of(traced, self.lane_hparams[0]))
         first = self.lane_hparams[0]
         self.hparams = {k: (np.asarray([h[k] for h in self.lane_hparams]) if k in self.traced else v)
                         for k, v in first.items()}
-        self._active = np.ones(self.lanes, dtype=bool)
+        self._active = np.arange(self.lanes) < self.trials
         self._active_device = None
 
     def bind(self, hparams: dict[str, Any], traced: list[str] | None = None) -> None:

@@ -1,0 +1,146 @@
+"""Packed search: trials of one shape as the lanes of one program (plugins/strategies/packed.py,
+kernel/agent/pack.py, kernel/packing.py), with real agents and real JAX."""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import fns
+from contexts import ConfigError, HyperparameterSearch, Searchspace, Single
+from kernel import Observer, lagom
+from kernel.agent.pack import lane_value, take_pack
+from plugins.launchers.local import LocalLauncher
+from plugins.strategies import Packed, SingleDevice
+from transports.codec import KERNEL_TO_AGENT, Codec, CodecError, agent_codec, token_key
+
+
+def sgd_step(state, batch, hparams):
+    import jax
+    import optax
+
+    p, s = state
+    x, y = batch
+    loss, g = jax.value_and_grad(lambda p: ((x @ p - y) ** 2).mean())(p)
+    u, s = optax.adam(hparams["lr"]).update(g, s, p)
+    return (optax.apply_updates(p, u), s), loss
+
+
+def losses(strategy, steps=4):
+    import jax.numpy as jnp
+    import optax
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 3)).astype(np.float32)
+    y = x @ np.arange(3.0, dtype=np.float32)
+    state = strategy.init(lambda h: (jnp.zeros(3), optax.adam(0.0).init(jnp.zeros(3))))
+    step, out = strategy.step(sgd_step), []
+    for i in range(steps):
+        if i == 2 and isinstance(strategy, Packed):
+            strategy.stop_lane(1)
+        state, loss = step(state, strategy.shard((x, y)))
+        out.append(strategy.gather(loss))
+    return np.array(out), strategy.gather(state[0])
+
+
+def test_lanes_train_as_their_trials_alone_and_a_stopped_lane_stops_updating():
+    lrs = [1e-3, 3e-2, 1e-1]
+    packed = Packed()
+    packed.bind_lanes([{"lr": lr} for lr in lrs])
+    assert packed.lanes == 4 and list(packed.active) == [True, True, True, False]  # padded: one program for 3 or 4
+    lane_losses, lane_params = losses(packed)
+    for lane, lr in enumerate(lrs):
+        alone = SingleDevice()
+        alone.bind({"lr": lr})
+        expect, params = losses(alone, steps=2 if lane == 1 else 4)
+        np.testing.assert_allclose(lane_losses[:len(expect), lane], expect, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(lane_params[lane], params, rtol=1e-5, atol=1e-6)  # lane 1: frozen at 2 steps
+
+
+def test_a_pack_hands_each_lane_its_value_and_says_what_shape_it_wanted():
+    assert lane_value(np.array([1.0, 2.0, 3.0, 4.0]), 2, 4, "metric") == 3.0
+    assert lane_value(0.5, 2, 4, "metric") == 0.5  # one value for every lane
+    with pytest.raises(TypeError, match=r"shape \(2, 4\).*one value per trial"):
+        lane_value(np.zeros((2, 4)), 0, 4, "metric")
+    queue = collections.deque([{"trial": 5, "pack": [4, 5]}, {"trial": 9, "pack": None}])
+    assert [m["trial"] for m in take_pack({"trial": 4, "pack": [4, 5]}, queue)] == [4, 5]
+    assert [m["trial"] for m in queue] == [9]
+
+
+def test_a_pack_that_does_not_name_its_own_trial_is_rejected():
+    key = token_key("pack-token-0123456789")
+    fields = {"trial": 3, "params": {}, "budget": None, "checkpoint": None, "parent_checkpoint": None, "run": None,
+              "extra": None, "verdicts": False, "metric": None, "traced": None, "pack": [1, 2]}
+    frames = Codec(key, KERNEL_TO_AGENT).encode("trial", **fields)
+    with pytest.raises(CodecError, match="pack"):
+        agent_codec(key).decode(frames)
+    assert agent_codec(key).decode(Codec(key, KERNEL_TO_AGENT).encode("trial", **dict(fields, pack=[2, 3])))["pack"] == [2, 3]
+
+
+def test_packing_needs_a_function_written_against_strategy(runs):
+    space = Searchspace(lr=("DOUBLE", [0.01, 0.5]))
+    with pytest.raises(ConfigError, match="pack"):
+        HyperparameterSearch(space, pack=0)
+    with pytest.raises(ConfigError, match="leave strategy out"):
+        HyperparameterSearch(space, pack=4, strategy="pmap")
+    with pytest.raises(ConfigError, match="does not ask for strategy"):
+        lagom(fns.quadratic, HyperparameterSearch(space, num_trials=2, pack=4, metric="score"), path=runs, verbose=0)
+
+
+def search(runs, pack, **kw):
+    space = Searchspace(lr=("DOUBLE", [0.01, 0.5]), width=("DISCRETE", [1, 2]))
+    options = dict(num_trials=8, metric="score", workers=2, seed=3, pack=pack)
+    return lagom(fns.climb, HyperparameterSearch(space, "randomsearch", **{**options, **kw}), path=runs,
+                 verbose=0, report=False, **kw.pop("lagom", {}))
+
+
+def test_a_packed_search_runs_every_trial_as_it_would_run_unpacked(runs):
+    alone, packed = search(runs, 1), search(runs, 4)
+    assert packed.count("finished") == alone.count("finished") == 8
+    journal = [json.loads(line) for line in open(packed.path / "journal.jsonl")]
+    packs = [e["pack"] for e in journal if e["event"] == "start"]
+    assert all(packs) and max(map(len, packs)) > 1  # trials ran together
+    for a, p in zip(alone.trials, packed.trials):
+        assert (a.id, a.params) == (p.id, p.params)
+        np.testing.assert_allclose([v for _, v in p.history], [v for _, v in a.history], rtol=1e-6)
+        assert p.result["updates"] == a.result["updates"] == 12
+    assert packed.best.params == alone.best.params
+    fns.readers_agree(packed.path)
+
+
+def test_a_lane_stopped_by_the_median_rule_stops_updating_and_ends_stopped(runs):
+    space = Searchspace(lr=("DOUBLE", [0.01, 0.5]))
+    result = lagom(fns.climb, HyperparameterSearch(space, "randomsearch", num_trials=12, metric="score", workers=1,
+                                                   seed=1, pack=4, es_policy="median", es_min=4),
+                   path=runs, verbose=0, report=False)
+    stopped = [t for t in result.trials if t.state == "stopped"]
+    assert stopped and result.count("finished") + len(stopped) == 12
+    for t in stopped:  # no update after the broadcast that stopped it: 3 per broadcast it made
+        assert len(t.history) < 4 and t.result["updates"] == 3 * len(t.history)
+
+
+def test_a_killed_packed_agent_runs_its_lanes_again(runs):
+    launcher, killed = LocalLauncher(), {}
+
+    class KillOnce(Observer):
+        def trial_started(self, view, trial):
+            if trial.id == 0 and not killed:
+                killed["agent"] = trial.agent
+                os.kill(launcher.pids()[trial.agent], signal.SIGKILL)
+
+    space = Searchspace(lr=("DOUBLE", [0.01, 0.5]), sleep=("DISCRETE", [0.2]))
+    result = lagom(fns.climb, HyperparameterSearch(space, "randomsearch", num_trials=6, metric="score", workers=2,
+                                                   seed=0, pack=3), launcher=launcher, path=runs, verbose=0,
+                   report=False, observers=[KillOnce()])
+    assert result.count("finished") == 6
+    journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+    lanes = set(next(e for e in journal if e["event"] == "start" and e["trial"] == 0)["pack"])
+    assert len(lanes) > 1
+    requeued = {e["trial"] for e in journal if e["event"] == "requeue"}
+    assert lanes <= requeued
+    assert all(result.trials[t].attempts == 2 and result.trials[t].agent != killed["agent"] for t in lanes)
+    fns.readers_agree(result.path)
