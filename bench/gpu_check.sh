@@ -21,6 +21,10 @@ if python3 -c "import zmq, msgpack, cloudpickle" 2> /dev/null; then
   python3 bench/distributed_startup.py --strategy pmap --agents 1 --cpu-devices 0 --repeats 3 | tail -n 1
   python3 bench/gpu_agents.py | tail -n 1  # two local agents on this host's GPU(s): shared out, no 75% grab
   # the compile share of the README's search and the main job, before and after (needs sklearn too)
-  if python3 -c "import sklearn" 2> /dev/null; then python3 bench/compile.py | tail -n 1; fi
+  if python3 -c "import sklearn" 2> /dev/null; then
+    python3 bench/compile.py | tail -n 1
+    # packed search on the GPU: MLP and CNN, K = 1..64 lanes, trials per minute (Optuna too, if there)
+    python3 bench/pack.py --seconds 60 --packs 1 4 16 64 $(python3 -c "import optuna" 2> /dev/null || echo --no-optuna) | tail -n 1
+  fi
 fi
 python3 bench/pmap_overhead.py --preset gpu "$@"

@@ -12,7 +12,9 @@ and a stopped lane stops updating. The function is written once, against ``strat
   from its own), ``strategy.step(train_step)`` compiles the step, and a step that asks for
   ``hparams`` gets the learning rate and weight decay as traced values (one value per lane);
 - ``strategy.evaluate(accuracy)`` reads the state (one accuracy per lane in a pack), and
-  ``reporter.broadcast`` / the returned dict take those values, each to its own trial.
+  ``reporter.broadcast`` / the returned dict take those values, each to its own trial;
+- ``strategy.save`` / ``strategy.restore`` keep each trial's state in its own folder, so a
+  configuration ASHA promotes trains on from where its parent stopped.
 
 The same ``train`` runs here as ``Single``, an unpacked search, a packed ASHA search and
 ``Distributed("pmap")`` over 2 CPU devices.
@@ -57,13 +59,16 @@ def train(hparams, reporter, strategy):
         return (logits(state[0], xb).argmax(-1) == yb).mean()
 
     state = strategy.init(make)
+    state, saved = strategy.restore(state, reporter)  # promoted by ASHA: on from the parent's state
     step, evaluate = strategy.step(train_step), strategy.evaluate(accuracy)
-    for epoch in range(int(hparams.get("budget", 3))):
+    epochs = int(hparams.get("budget", 3))
+    for epoch in range(saved.get("epochs", 0), epochs):
         for i in range(0, 1400, batch):
             state, loss = step(state, strategy.shard((x[i:i + batch], y[i:i + batch])))
         acc = strategy.gather(evaluate(state, x[1400:], y[1400:]))  # one per lane in a pack
         reporter.broadcast(metric=acc, step=epoch)
-    return {"accuracy": acc}
+    strategy.save(state, reporter, epochs=epochs)  # each lane in its own trial's folder
+    return {"accuracy": strategy.gather(evaluate(state, x[1400:], y[1400:]))}
 
 
 def space():

@@ -1,7 +1,8 @@
 """Which trials run together as the lanes of one program (``HyperparameterSearch(pack=K)``).
 
 Trials pack together when their programs are the same: equal budgets (their loops run as many
-epochs) and equal static hyperparameters (those that shape the program: a width, a depth, a
+epochs), all continuing a parent or none (a promotion starts where its parent stopped, so its
+loop runs from there), and equal static hyperparameters (those that shape the program: a width, a depth, a
 choice; the traced ones, a learning rate say, differ per lane). The scheduler fills a pack from
 what waits to run again, then from what the optimizer proposes: a proposal of another shape
 waits for a pack of its own (journaled when proposed, so a resume asks the optimizer in the
@@ -22,7 +23,8 @@ LOOKAHEAD = 4  # proposals drawn per lane wanted, at most, looking for trials of
 def key(trial: "Trial") -> Hashable:
     """What must be equal for trials to share one program."""
     traced = set(traced_of(trial.traced, trial.params))
-    return trial.budget, tuple(sorted((k, repr(v)) for k, v in trial.params.items() if k not in traced))
+    return trial.budget, trial.parent is None, \
+        tuple(sorted((k, repr(v)) for k, v in trial.params.items() if k not in traced))
 
 
 def packable(trial: "Trial") -> bool:

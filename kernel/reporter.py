@@ -85,6 +85,15 @@ class Reporter:
             self.saved = True
         return self._checkpoint
 
+    @property
+    def checkpoint_dirs(self) -> list[str | None]:
+        """This trial's folder, as a list: the one a packed run has per lane (``strategy.save``)."""
+        return [self.checkpoint_dir]
+
+    @property
+    def parent_checkpoint_dirs(self) -> list[str | None]:
+        return [self.parent_checkpoint_dir]
+
     def broadcast(self, metric: Any = None, step: int | float | None = None, **named: Any) -> None:
         """Send the trial's metric now (``broadcast(0.93)``), or several named values
         (``broadcast(accuracy=0.93, loss=0.21)``: the one the search optimizes is judged, all are

@@ -444,11 +444,13 @@ def climb(hparams, reporter, strategy):
         return (w + hparams["lr"] * (target - w), n + 1), w.mean()
 
     state = strategy.init(lambda h: (jnp.zeros(width), jnp.int32(0)))
+    state, saved = strategy.restore(state, reporter)  # a promotion continues its parent's state
     run, score = strategy.step(step), strategy.evaluate(lambda s: s[0].mean())
-    for epoch in range(int(hparams.get("budget", 4))):
+    for epoch in range(saved.get("epochs", 0), int(hparams.get("budget", 4))):
         for _ in range(3):
             state, _ = run(state, jnp.float32(1.0))
         time.sleep(hparams.get("sleep", 0.0))
         reporter.broadcast(metric=strategy.gather(score(state)), step=epoch)
     updates = strategy.evaluate(lambda s: s[1])(state)
+    strategy.save(state, reporter, epochs=int(hparams.get("budget", 4)))
     return {"score": strategy.gather(score(state)), "updates": strategy.gather(updates)}

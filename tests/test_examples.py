@@ -64,3 +64,18 @@ def test_the_digits_example_runs_population_based_training_unchanged(tmp_path):
             assert t["parent"] is not None
             log = (folder / "trials" / f"trial-{t['id']:05d}.log").read_text()
             assert "(parent checkpoint)" in log
+
+
+@pytest.mark.slow
+def test_one_function_runs_single_unpacked_packed_asha_and_pmap(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "packed_digits.py"), "--trials", "12", "--path",
+                          str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "ASHA, pack=8" in out.stdout and "pmap over 2 devices" in out.stdout
+    for folder in tmp_path.iterdir():
+        result = json.loads((folder / "result.json").read_text())
+        assert result["counts"]["failed"] == 0 and result["counts"]["finished"] >= 1
+    starts = [json.loads(line) for f in tmp_path.iterdir() if f.name.startswith("hpo")
+              for line in open(f / "journal.jsonl") if '"start"' in line]
+    assert any(e["pack"] and len(e["pack"]) > 1 for e in starts)  # the packed search ran trials together

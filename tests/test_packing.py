@@ -144,3 +144,28 @@ def test_a_killed_packed_agent_runs_its_lanes_again(runs):
     assert lanes <= requeued
     assert all(result.trials[t].attempts == 2 and result.trials[t].agent != killed["agent"] for t in lanes)
     fns.readers_agree(result.path)
+
+
+def test_asha_packs_each_rung_and_a_promoted_lane_continues_its_own_parent(runs):
+    from plugins.optimizers import ASHA
+
+    space = Searchspace(lr=("DOUBLE", [0.01, 0.5]))
+
+    def asha(pack):
+        return lagom(fns.climb, HyperparameterSearch(space, ASHA(3, 1, 9), num_trials=9, metric="score", workers=1,
+                                                     seed=2, pack=pack), path=runs, verbose=0, report=False)
+
+    packed, alone = asha(9), asha(1)
+    trials = {t.id: t for t in packed.trials}
+    promoted = [t for t in packed.trials if t.parent is not None]
+    assert {t.budget for t in promoted} == {3, 9}
+    journal = [json.loads(line) for line in open(packed.path / "journal.jsonl")]
+    packs = [e["pack"] for e in journal if e["event"] == "start"]
+    assert max(map(len, (p for p in packs if p))) == 9  # every configuration of the first rung in one program
+    for t in promoted:  # it trained on from its parent's state: 3 updates per epoch of its whole budget
+        parent = trials[t.parent]
+        assert t.params == parent.params and t.result["updates"] == 3 * t.budget
+        assert [s for s, _ in t.history] == list(range(int(parent.budget), int(t.budget)))
+    top = sorted((t for t in packed.trials if t.budget == 1), key=lambda t: -t.metric)[:3]
+    assert {t.id for t in top} == {t.parent for t in promoted if t.budget == 3}  # the rung's top third went on
+    assert packed.best.params == alone.best.params and packed.best.budget == 9

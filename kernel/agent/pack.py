@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -125,14 +126,26 @@ class LaneReporter(Reporter):
                  parents: list[str | None], metric: str | None = None):
         super().__init__(ids[0], channel, None, None, metric=metric)
         self.ids, self.strategy = list(ids), strategy
-        self.checkpoint_dirs, self.parent_checkpoint_dirs = checkpoints, parents
+        self._checkpoints, self._parents = checkpoints, parents
         self.lasts: list[tuple[float, float] | None] = [None] * len(self.ids)
         self.stopped: set[int] = set()  # lanes
 
     @property
     def checkpoint_dir(self) -> str | None:
-        raise AttributeError("in a packed run each trial has its own folder: use reporter.checkpoint_dirs[lane] "
-                             "(and parent_checkpoint_dirs[lane]), one per lane of the state")
+        raise AttributeError("in a packed run each trial has its own folder: strategy.save(state, reporter) "
+                             "saves each lane in its own (or use reporter.checkpoint_dirs[lane])")
+
+    @property
+    def checkpoint_dirs(self) -> list[str | None]:
+        for folder in self._checkpoints:
+            if folder is not None:
+                os.makedirs(folder, exist_ok=True)
+                self.saved = True
+        return list(self._checkpoints)
+
+    @property
+    def parent_checkpoint_dirs(self) -> list[str | None]:
+        return list(self._parents)
 
     def broadcast(self, metric: Any = None, step: int | float | None = None, **named: Any) -> None:
         if metric is None and not named:

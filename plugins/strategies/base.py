@@ -26,6 +26,8 @@ from typing import Any, Callable
 
 from transports.codec import traced_of
 
+from . import checkpoint
+
 
 def asks_hparams(fn: Callable) -> bool:
     """Whether a step takes the trial's hyperparameters (a parameter named ``hparams``)."""
@@ -137,6 +139,28 @@ class Strategy(ABC):
         import jax
 
         return jax.jit(fn)
+
+    def save(self, state: Any, reporter: Any, **extras: Any) -> None:
+        """Save ``state`` in the trial's checkpoint folder, with ``extras`` (numbers: the epoch
+        reached, say), for a trial that continues it (``restore``). Under ``packed`` each lane
+        goes to its own trial's folder."""
+        if not self.is_main:
+            return
+        tree = self.gather(state)
+        for lane, folder in enumerate(reporter.checkpoint_dirs):
+            if folder is not None:
+                checkpoint.write(folder, self.lane_of(tree, lane), extras)
+
+    def restore(self, state: Any, reporter: Any) -> tuple[Any, dict[str, Any]]:
+        """``state`` continued from what the trial's parent saved (an ASHA promotion), and the
+        extras saved with it; ``state`` itself and ``{}`` for a trial that starts afresh."""
+        folder = reporter.parent_checkpoint_dirs[0]
+        saved = checkpoint.read(folder, state) if folder else None
+        return (state, {}) if saved is None else (self.replicate(saved[0]), saved[1])
+
+    def lane_of(self, tree: Any, lane: int) -> Any:
+        """One trial's part of a gathered ``tree`` (the whole tree, but under ``packed``)."""
+        return tree
 
     def mean(self, tree: Any) -> Any:
         """Average ``tree`` across devices, inside a step."""

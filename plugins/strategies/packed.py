@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 from transports.codec import traced_of
 
+from . import checkpoint
 from .base import Strategy, asks_hparams
 
 
@@ -117,6 +118,26 @@ class Packed(Strategy):
         import jax
 
         return jax.jit(lambda state, *args, **kwargs: jax.vmap(lambda s: fn(s, *args, **kwargs))(state))
+
+    def lane_of(self, tree: Any, lane: int) -> Any:
+        import jax
+
+        return jax.tree_util.tree_map(lambda x: x[lane], tree)
+
+    def restore(self, state: Any, reporter: Any) -> tuple[Any, dict[str, Any]]:
+        """Each lane from its own trial's parent, if it has one (the others as they are)."""
+        import jax
+        import jax.numpy as jnp
+
+        host, extras, loaded = self.gather(state), {}, False
+        lanes = [self.lane_of(host, lane) for lane in range(self.lanes)]
+        for lane, folder in enumerate(reporter.parent_checkpoint_dirs):
+            saved = checkpoint.read(folder, lanes[lane]) if folder else None
+            if saved is not None:
+                (lanes[lane], extras), loaded = saved, True
+        if not loaded:
+            return state, {}
+        return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *lanes), extras
 
     def gather(self, tree: Any) -> Any:
         import jax
