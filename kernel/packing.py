@@ -2,7 +2,8 @@
 
 Trials pack together when their programs are the same: equal budgets (their loops run as many
 epochs), all continuing a parent or none (a promotion starts where its parent stopped, so its
-loop runs from there), and equal static hyperparameters (those that shape the program: a width, a depth, a
+loop runs from there), the same arguments from the context (``extra``: a study's data set and
+model), and equal static hyperparameters (those that shape the program: a width, a depth, a
 choice; the traced ones, a learning rate say, differ per lane). The scheduler fills a pack from
 what waits to run again, then from what the optimizer proposes: a proposal of another shape
 waits for a pack of its own (journaled when proposed, so a resume asks the optimizer in the
@@ -23,7 +24,7 @@ LOOKAHEAD = 4  # proposals drawn per lane wanted, at most, looking for trials of
 def key(trial: "Trial") -> Hashable:
     """What must be equal for trials to share one program."""
     traced = set(traced_of(trial.traced, trial.params))
-    return trial.budget, trial.parent is None, \
+    return trial.budget, trial.parent is None, repr(trial.extra), \
         tuple(sorted((k, repr(v)) for k, v in trial.params.items() if k not in traced))
 
 

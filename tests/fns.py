@@ -454,3 +454,19 @@ def climb(hparams, reporter, strategy):
     updates = strategy.evaluate(lambda s: s[1])(state)
     strategy.save(state, reporter, epochs=int(hparams.get("budget", 4)))
     return {"score": strategy.gather(score(state)), "updates": strategy.gather(updates)}
+
+
+def climb_or_diverge(hparams, reporter, strategy):
+    """``climb``, except that a learning rate above 0.4 diverges: its lane's score is NaN."""
+    import jax.numpy as jnp
+
+    def step(w, target, hparams):
+        w = w + hparams["lr"] * (target - w)
+        return jnp.where(hparams["lr"] > 0.4, jnp.nan, w), w
+
+    w = strategy.replicate(jnp.zeros(()))
+    run = strategy.step(step)
+    for epoch in range(3):
+        w, _ = run(w, jnp.float32(1.0))
+        reporter.broadcast(metric=strategy.gather(w), step=epoch)
+    return {"score": strategy.gather(w)}

@@ -169,3 +169,15 @@ def test_asha_packs_each_rung_and_a_promoted_lane_continues_its_own_parent(runs)
     top = sorted((t for t in packed.trials if t.budget == 1), key=lambda t: -t.metric)[:3]
     assert {t.id for t in top} == {t.parent for t in promoted if t.budget == 3}  # the rung's top third went on
     assert packed.best.params == alone.best.params and packed.best.budget == 9
+
+
+def test_a_lane_that_diverges_fails_alone(runs):
+    space = Searchspace(lr=("DOUBLE", [0.01, 0.8]))
+    result = lagom(fns.climb_or_diverge, HyperparameterSearch(space, "randomsearch", num_trials=8, metric="score",
+                                                              workers=1, seed=4, pack=8),
+                   path=runs, verbose=0, report=False, fail_fast=None)
+    diverged = {t.id for t in result.trials if t.params["lr"] > 0.4}
+    assert diverged and len(diverged) < 8
+    assert {t.id for t in result.trials if t.state == "failed"} == diverged
+    assert all("NaN" in t.error for t in result.trials if t.id in diverged)
+    assert result.count("finished") == 8 - len(diverged)
