@@ -20,6 +20,15 @@ def check_int(name: str, value: Any, minimum: int, owner: str, allow_none: bool 
         raise ConfigError(f"{owner}({name}={value!r}): {name} must be an integer >= {minimum}")
 
 
+def check_pack(pack: Any, run: Any, strategy: Any, owner: str) -> int:
+    """``pack``: how many trials of one shape may run as the lanes of one program (docs/packing.md)."""
+    check_int("pack", pack, 1, owner)
+    if pack > 1 and run is not None:
+        raise ConfigError(f"{owner}(pack={pack}, strategy={strategy!r}): a pack runs its trials as lanes of "
+                          f"one program in the agent's process; leave strategy out, or pack=1")
+    return pack
+
+
 def check_direction(direction: Any, owner: str) -> Direction:
     try:
         return Direction.of(direction)
@@ -77,7 +86,13 @@ class Context(ABC):
         return None
 
     def check_function(self, names: list[str]) -> None:
-        """Raise ConfigError if the function, asking for ``names``, cannot run in this context."""
+        """Raise ConfigError if the function, asking for ``names``, cannot run in this context:
+        a packed one runs the function once for several trials, through ``strategy``."""
+        pack = self.__dict__.get("pack", 1)
+        if pack > 1 and "strategy" not in names:
+            raise ConfigError(f"{type(self).__name__}(pack={pack}) runs {pack} trials as the lanes of one program "
+                              f"through `strategy` (strategy.step, strategy.evaluate), but the function does not ask "
+                              f"for strategy; write its step with it (docs/packing.md), or pack=1")
 
     @abstractmethod
     def controller(self) -> Controller:

@@ -17,7 +17,7 @@ from plugins.earlystop import EarlyStopper, NoStopping
 from plugins.optimizers import FINISHED, Observation, Optimizer
 from plugins.registry import PluginError, resolve
 
-from .base import ConfigError, Context, check_direction, check_int
+from .base import ConfigError, Context, check_direction, check_int, check_pack
 from .runs import check_gang, run_spec
 from .searchspace import Searchspace
 
@@ -226,14 +226,6 @@ def _check_times(max_time: Any, trial_timeout: Any, owner: str) -> tuple[float |
     return max_time, trial_timeout
 
 
-def _check_pack(pack: Any, run: Any, strategy: Any, owner: str) -> int:
-    check_int("pack", pack, 1, owner)
-    if pack > 1 and run is not None:
-        raise ConfigError(f"{owner}(pack={pack}, strategy={strategy!r}): a pack runs its trials as lanes of "
-                          f"one program in the agent's process; leave strategy out, or pack=1")
-    return pack
-
-
 class HyperparameterSearch(Context):
     """Search ``searchspace`` with ``optimizer`` over ``num_trials`` trials on ``workers`` agents.
 
@@ -305,7 +297,7 @@ class HyperparameterSearch(Context):
         if name is not None:
             self.name = name
         self.gang, self.run = trial_runs(strategy, agents_per_trial, cpu_devices, workers, owner)
-        self.pack = _check_pack(pack, self.run, strategy, owner)
+        self.pack = check_pack(pack, self.run, strategy, owner)
         self._pristine = {k: copy.deepcopy(v) for k, v in (("optimizer", optimizer), ("es_policy", self.es_policy))
                           if not isinstance(v, (str, type))}
         self._runs = 0
@@ -351,13 +343,6 @@ class HyperparameterSearch(Context):
         self._runs += 1
         self._last = self._build(fresh=self._runs > 1)
         return self._last
-
-    def check_function(self, names: list[str]) -> None:
-        """A packed search runs the function once for several trials, through ``strategy``."""
-        if self.__dict__.get("pack", 1) > 1 and "strategy" not in names:
-            raise ConfigError(f"HyperparameterSearch(pack={self.pack}) runs {self.pack} trials as the lanes of one "
-                              f"program through `strategy` (strategy.step, strategy.evaluate), but the function "
-                              f"does not ask for strategy; write its step with it (docs/packing.md), or pack=1")
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_last"}  # saved for resume: no run's state

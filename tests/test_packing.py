@@ -181,3 +181,27 @@ def test_a_lane_that_diverges_fails_alone(runs):
     assert {t.id for t in result.trials if t.state == "failed"} == diverged
     assert all("NaN" in t.error for t in result.trials if t.id in diverged)
     assert result.count("finished") == 8 - len(diverged)
+
+
+def test_an_ablation_packs_the_seeds_of_each_component_and_ranks_as_unpacked(runs):
+    from contexts import Ablation
+    from test_ablation import wine_subset_study
+
+    _, study = wine_subset_study()
+    with pytest.raises(ConfigError, match="repeats"):
+        Ablation(study, pack=3)
+
+    def ablation(pack):
+        return lagom(fns.wine_lanes, Ablation(study, direction="min", metric="loss", workers=2, repeats=3, pack=pack,
+                                              hparams={"lr": 1e-2}), path=runs, verbose=0, report=False)
+
+    packed, alone = ablation(3), ablation(1)
+    journal = [json.loads(line) for line in open(packed.path / "journal.jsonl")]
+    packs = [e["pack"] for e in journal if e["event"] == "start"]
+    assert all(p and len(p) == 3 for p in packs)  # every component's three seeds as one program
+    by_run = {(t.info["ablated"], t.info["seed"]): t.metric for t in alone.trials}
+    assert len(by_run) == len(packed.trials) == 3 * 8
+    for t in packed.trials:  # each lane trained as its trial alone, from its own seed (float32: a vmapped
+        # matmul sums in another order, and 60 Adam steps on a loss near 0.04 carry that to ~1e-3)
+        assert t.metric == pytest.approx(by_run[(t.info["ablated"], t.info["seed"])], rel=1e-2)
+    assert [r["component"] for r in packed.ranking] == [r["component"] for r in alone.ranking]

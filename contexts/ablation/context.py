@@ -15,7 +15,7 @@ from kernel.controller import DONE, Controller, ExperimentError, TrialSpec
 from plugins.ablators import Ablator
 from plugins.registry import PluginError, resolve
 
-from ..base import ConfigError, Context, check_direction, check_int
+from ..base import ConfigError, Context, check_direction, check_int, check_pack
 from ..hpo import trial_runs
 from ..single import TrialFailed
 from .chart import ranking_chart
@@ -30,9 +30,10 @@ class _AblationController(Controller):
     gang: int = 1  # agents per trial (each trial a distributed run)
     run: dict[str, Any] | None = None
 
-    def __init__(self, ablator: Ablator, hparams: dict, metric: str, direction: str, repeats: int = 1):
+    def __init__(self, ablator: Ablator, hparams: dict, metric: str, direction: str, repeats: int = 1,
+                 pack: int = 1):
         self.ablator, self.hparams, self.metric, self.direction = ablator, hparams, metric, direction
-        self.repeats = repeats
+        self.repeats, self.pack = repeats, pack
         self.total = ablator.count() * repeats
         self._components: list | None = None
         self._issued = 0
@@ -43,14 +44,19 @@ class _AblationController(Controller):
         n = len(self._components)
         if self._issued >= n * self.repeats:
             return DONE
-        seed, component = divmod(self._issued, n)
+        if self.pack > 1:  # a component's seeds one after another: they pack together
+            component, seed = divmod(self._issued, self.repeats)
+        else:
+            seed, component = divmod(self._issued, n)
         self._issued += 1
         component = self._components[component]
         hparams = dict(self.hparams, **dict(component.hparams))
         info = {"ablated": component.label, "kind": component.kind}
         if self.repeats > 1:
             hparams["seed"] = info["seed"] = self.hparams.get("seed", 0) + seed
-        return TrialSpec(hparams, info=info, extra=component.to_extra(), gang=self.gang, run=self.run)
+        # Packed, the seed differs per lane (strategy.init makes each lane's state from its own).
+        traced = [k for k, v in hparams.items() if type(v) is float or k == "seed"] if self.pack > 1 else None
+        return TrialSpec(hparams, info=info, extra=component.to_extra(), gang=self.gang, run=self.run, traced=traced)
 
     def score(self, result: Any) -> float | None:
         if isinstance(result, dict):
@@ -69,7 +75,9 @@ class Ablation(Context):
     """Run ``study`` with ``ablator`` ("loco", a registered name, or an instance).
 
     ``strategy``, ``agents_per_trial``, ``cpu_devices``: each trial a distributed run, as in
-    ``HyperparameterSearch`` (``strategy="multihost", agents_per_trial=2``: a gang per trial)."""
+    ``HyperparameterSearch`` (``strategy="multihost", agents_per_trial=2``: a gang per trial).
+    ``pack``: with ``repeats``, run up to this many seeds of one component as the lanes of one
+    program (the function written against ``strategy``; docs/packing.md)."""
 
     name = "ablation"
     provides = frozenset({"hparams", "reporter", "strategy", "dataset", "model"})
@@ -77,7 +85,7 @@ class Ablation(Context):
     def __init__(self, study: AblationStudy, ablator: Any = "loco", *, direction: str = "max",
                  metric: str = "metric", workers: int = 2, hparams: dict[str, Any] | None = None,
                  launcher: Any = "local", name: str | None = None, repeats: int = 1, strategy: Any = None,
-                 agents_per_trial: int = 1, cpu_devices: int | None = None):
+                 agents_per_trial: int = 1, cpu_devices: int | None = None, pack: int = 1):
         owner = "Ablation"
         if not isinstance(study, AblationStudy):
             raise ConfigError(f"{owner}(study=...) needs a contexts.AblationStudy, got {type(study).__name__}")
@@ -95,6 +103,11 @@ class Ablation(Context):
         if name is not None:
             self.name = name
         self.gang, self.run = trial_runs(strategy, agents_per_trial, cpu_devices, workers, owner)
+        self.pack = check_pack(pack, self.run, strategy, owner)
+        if pack > 1 and repeats == 1:
+            raise ConfigError(f"{owner}(pack={pack}): a pack runs the seeds of one component together (the "
+                              f"components' programs differ); with repeats=1 there is nothing to pack: "
+                              f"set repeats={pack}, or leave pack out")
         if self._build().total < 2:
             raise ConfigError(f"{owner}: the study leaves nothing out; include features or layers "
                               f"(study.features.include(...), study.model.layers.include(...))")
@@ -105,8 +118,9 @@ class Ablation(Context):
         except PluginError as exc:
             raise ConfigError(str(exc)) from None
         ablator.setup(self.study)
-        controller = _AblationController(ablator, self.hparams, self.metric, self.direction, self.repeats)
-        controller.gang, controller.run = self.__dict__.get("gang", 1), self.__dict__.get("run")
+        pack = self.__dict__.get("pack", 1)
+        controller = _AblationController(ablator, self.hparams, self.metric, self.direction, self.repeats, pack)
+        controller.gang, controller.run, controller.pack = self.__dict__.get("gang", 1), self.__dict__.get("run"), pack
         return controller
 
     def controller(self) -> Controller:
