@@ -4,7 +4,7 @@
     python bench/pack.py --models mlp --packs 1 16 64 --seconds 60
 
 The functions are ``examples/packed_digits.py``'s ``train`` (a digits MLP written against
-``strategy``; a random search over lr, weight decay and two widths) and ``train_cnn`` below (a
+``strategy``; a random search over lr, weight decay, dropout and two widths) and ``train_cnn`` below (a
 small CNN; lr and weight decay), ``--epochs`` epochs a trial,
 on 2 local agents, for the same wall clock (``max_time``) at each pack size K: trials finished
 per minute, seconds of wall clock per trial, the share of trial time spent compiling, and the
@@ -115,6 +115,8 @@ def optuna_search(train, seconds: float, epochs: int, widths: list[int] | None) 
         hparams = {"lr": trial.suggest_float("lr", 1e-4, 1e-1, log=True),
                    "wd": trial.suggest_float("wd", 1e-6, 1e-2, log=True),
                    "budget": epochs}
+        if widths:  # the MLP's space: its dropout rate too
+            hparams["dropout"] = trial.suggest_float("dropout", 0.0, 0.5)
         if widths:
             hparams["width"] = trial.suggest_categorical("width", widths)
         strategy = SingleDevice()

@@ -5,12 +5,13 @@
 A small MLP on scikit-learn's digits leaves a core mostly idle: a step is almost all dispatch.
 ``HyperparameterSearch(..., pack=8)`` runs up to 8 trials of one width as the lanes of one
 vmapped program (the ``packed`` strategy): the batch is loaded once, each lane trains with its
-own learning rate and weight decay, ASHA judges and promotes each lane as a trial of its own,
+own learning rate, weight decay and dropout rate, ASHA judges and promotes each lane as a trial of its own,
 and a stopped lane stops updating. The function is written once, against ``strategy``:
 
 - ``strategy.init(make)`` builds the starting state from a trial's hyperparameters (each lane
   from its own), ``strategy.step(train_step)`` compiles the step, and a step that asks for
-  ``hparams`` gets the learning rate and weight decay as traced values (one value per lane);
+  ``hparams`` gets the learning rate, weight decay and dropout rate as traced values (one
+  value per lane; each lane's dropout key is part of its state);
 - ``strategy.evaluate(accuracy)`` reads the state (one accuracy per lane in a pack), and
   ``reporter.broadcast`` / the returned dict take those values, each to its own trial;
 - ``strategy.save`` / ``strategy.restore`` keep each trial's state in its own folder, so a
@@ -37,23 +38,28 @@ def train(hparams, reporter, strategy):
     x, y = (x / 16).astype(np.float32), y.astype(np.int32)
     width, batch = int(hparams.get("width", 64)), 50
 
-    def make(h):  # a trial's starting state, from its own seed
-        k1, k2 = jax.random.split(jax.random.key(int(h.get("seed", 0))))
+    def make(h):  # a trial's starting state, from its own seed: weights, AdamW's state, a dropout key
+        k1, k2, k3 = jax.random.split(jax.random.key(int(h.get("seed", 0))), 3)
         p = {"w1": jax.random.normal(k1, (64, width)) * 0.1, "b1": jnp.zeros(width),
              "w2": jax.random.normal(k2, (width, 10)) * 0.1, "b2": jnp.zeros(10)}
-        return p, optax.adamw(0.0).init(p)  # AdamW's state depends on neither lr nor wd
+        return p, optax.adamw(0.0).init(p), k3  # AdamW's state depends on neither lr nor wd
 
-    def logits(p, xb):
-        return jax.nn.relu(xb @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+    def logits(p, xb, drop=0.0, key=None):
+        h = jax.nn.relu(xb @ p["w1"] + p["b1"])
+        if key is not None:  # training: inverted dropout of the hidden units
+            h = h * jax.random.bernoulli(key, 1.0 - drop, h.shape) / (1.0 - drop)
+        return h @ p["w2"] + p["b2"]
 
-    def train_step(state, batch, hparams):  # lr and wd traced: one program for every value
-        p, opt = state
+    def train_step(state, batch, hparams):  # lr, wd and dropout traced: one program for every value
+        p, opt, key = state
+        key, sub = jax.random.split(key)
         xb, yb = batch
+        drop = hparams.get("dropout", 0.0)
         loss, grads = jax.value_and_grad(
-            lambda p: optax.softmax_cross_entropy_with_integer_labels(logits(p, xb), yb).mean())(p)
+            lambda p: optax.softmax_cross_entropy_with_integer_labels(logits(p, xb, drop, sub), yb).mean())(p)
         grads = strategy.mean(grads)
         updates, opt = optax.adamw(hparams.get("lr", 3e-3), weight_decay=hparams.get("wd", 1e-4)).update(grads, opt, p)
-        return (optax.apply_updates(p, updates), opt), loss
+        return (optax.apply_updates(p, updates), opt, key), loss
 
     def accuracy(state, xb, yb):
         return (logits(state[0], xb).argmax(-1) == yb).mean()
@@ -75,7 +81,7 @@ def space():
     from contexts import Searchspace
 
     return Searchspace(lr=("DOUBLE", [1e-4, 1e-1], "log"), wd=("DOUBLE", [1e-6, 1e-2], "log"),
-                       width=("DISCRETE", [32, 64]))
+                       dropout=("DOUBLE", [0.0, 0.5]), width=("DISCRETE", [32, 64]))
 
 
 def main(argv=None):

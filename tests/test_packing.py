@@ -205,3 +205,31 @@ def test_an_ablation_packs_the_seeds_of_each_component_and_ranks_as_unpacked(run
         # matmul sums in another order, and 60 Adam steps on a loss near 0.04 carry that to ~1e-3)
         assert t.metric == pytest.approx(by_run[(t.info["ablated"], t.info["seed"])], rel=1e-2)
     assert [r["component"] for r in packed.ranking] == [r["component"] for r in alone.ranking]
+
+
+def test_each_lane_saves_to_its_own_folder_and_a_promotion_restores_from_its_parent(tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    class Folders:
+        def __init__(self, mine, parents):
+            self.checkpoint_dirs, self.parent_checkpoint_dirs = mine, parents
+
+    packed = Packed()
+    packed.bind_lanes([{"seed": s} for s in (1, 2, 3)], traced=["seed"])
+    state = packed.init(lambda h: (jnp.full(2, float(h["seed"])), jax.random.key(h["seed"])))
+    folders = [str(tmp_path / f"t{i}") for i in range(3)]
+    for folder in folders:
+        os.makedirs(folder)
+    packed.save(state, Folders(folders + [None], [None] * 4), epochs=3)  # the padding lane: no folder
+    promoted = Packed()
+    promoted.bind_lanes([{"seed": 7}, {"seed": 8}], traced=["seed"])
+    fresh = promoted.init(lambda h: (jnp.zeros(2), jax.random.key(h["seed"])))
+    (values, keys), extras = promoted.restore(fresh, Folders([None, None], [folders[2], None]))
+    assert extras == {"epochs": 3}
+    assert values.tolist() == [[3.0, 3.0], [0.0, 0.0]]  # lane 0 from trial 2's folder, lane 1 as it was
+    assert (jax.random.key_data(keys[0]) == jax.random.key_data(jax.random.key(3))).all()  # a key comes back a key
+    alone = SingleDevice()
+    alone.bind({})
+    restored, extras = alone.restore((jnp.zeros(2), jax.random.key(0)), Folders([None], [folders[0]]))
+    assert restored[0].tolist() == [1.0, 1.0] and extras == {"epochs": 3}

@@ -18,7 +18,8 @@ def write(folder: str, tree: Any, extras: dict[str, Any]) -> None:
     import jax
     import numpy as np
 
-    leaves = {f"leaf{i}": np.asarray(x) for i, x in enumerate(jax.tree_util.tree_leaves(tree))}
+    leaves = {f"leaf{i}": np.asarray(jax.random.key_data(x) if _is_key(x) else x)
+              for i, x in enumerate(jax.tree_util.tree_leaves(tree))}
     path = os.path.join(folder, FILE)
     with open(path + ".tmp", "wb") as f:  # a whole file or none: a crash mid-write leaves the last one
         np.savez(f, __extras__=np.asarray(json.dumps(extras)), **leaves)
@@ -38,6 +39,14 @@ def read(folder: str, like: Any) -> tuple[Any, dict[str, Any]] | None:
         if treedef.num_leaves != len(saved.files) - 1:
             raise ValueError(f"the checkpoint in {folder} holds {len(saved.files) - 1} arrays, the state "
                              f"{treedef.num_leaves}: it was saved by a model of another shape")
-        leaves = [saved[f"leaf{i}"] for i in range(treedef.num_leaves)]
+        leaves = [jax.random.wrap_key_data(saved[f"leaf{i}"], impl=jax.random.key_impl(old)) if _is_key(old)
+                  else saved[f"leaf{i}"] for i, old in enumerate(jax.tree_util.tree_leaves(like))]
         extras = json.loads(str(saved["__extras__"]))
     return jax.tree_util.tree_unflatten(treedef, leaves), extras
+
+
+def _is_key(x: Any) -> bool:
+    """A typed PRNG key (``jax.random.key``): saved as its raw data, made a key again on reading."""
+    import jax
+
+    return jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key)
