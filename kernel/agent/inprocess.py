@@ -6,7 +6,7 @@ A distributed run goes to a fresh process instead (child.py).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from transports.codec import final_fields
 
@@ -72,6 +72,17 @@ def run_here(agent: "Agent", msg: dict) -> None:
         agent.outbox.final(final)
 
 
+def read_waiting(agent: "Agent", take: Callable[[dict | None], Any]) -> None:
+    """Hand ``take`` every message waiting on the agent's socket, without blocking (a running
+    trial's look for a stop or a verdict)."""
+    while True:
+        with agent.outbox.lock:
+            frames = agent.recv()
+        if frames is None:
+            return
+        take(agent.decode(frames))
+
+
 class SocketChannel:
     """A trial on the agent's own thread reaches the kernel over the agent's socket.
 
@@ -107,13 +118,8 @@ class SocketChannel:
         if self._stopped or now - self._looked < LOOK_S:
             return self._stopped
         self._looked = now
-        agent = self._agent
-        while True:
-            with agent.outbox.lock:
-                frames = agent.recv()
-            if frames is None:
-                return self._stopped
-            self._take(agent.decode(frames))
+        read_waiting(self._agent, self._take)
+        return self._stopped
 
     def _take(self, msg: dict | None) -> bool:
         """Route a message that arrived during the trial; True if it is this broadcast's verdict."""

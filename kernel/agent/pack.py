@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..reporter import EarlyStop, KernelAway, Reporter
 from . import execute
-from .inprocess import LOOK_S
+from .inprocess import LOOK_S, read_waiting
 
 if TYPE_CHECKING:
     from .serve import Agent
@@ -223,13 +223,7 @@ class PackChannel:
         now = time.monotonic()
         if now - self._looked >= LOOK_S:
             self._looked = now
-            agent = self._agent
-            while True:
-                with agent.outbox.lock:
-                    frames = agent.recv()
-                if frames is None:
-                    break
-                self._take(agent.decode(frames))
+            read_waiting(self._agent, self._take)
         new, self._new = self._new, []
         return new
 
