@@ -267,9 +267,12 @@ class Handlers:
         records.killed(self.folder, attempt.trial.id, agent.id)
         self.end_attempt(attempt, state, ended=time.time(), **fields)
         others, agent.lanes = [a for a in agent.lanes.values() if a is not attempt], {}
-        for lane in others:  # the pack's process restarts: its other lanes run again
-            self.scheduler.lost(agent, lane, f"agent {agent.id} restarted: trial {attempt.trial.id} of its pack "
-                                             f"would not stop")
+        for lane in others:  # the pack's process restarts: lanes past their limit too end alike, the rest run again
+            if lane.overtime is not None:
+                self.end_attempt(lane, state, ended=time.time(), **fields)
+            else:
+                self.scheduler.lost(agent, lane, f"agent {agent.id} restarted: trial {attempt.trial.id} of its pack "
+                                                 f"would not stop")
         self.scheduler.wake()
         self.act(CheckDone())
 

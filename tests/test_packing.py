@@ -233,3 +233,30 @@ def test_each_lane_saves_to_its_own_folder_and_a_promotion_restores_from_its_par
     alone.bind({})
     restored, extras = alone.restore((jnp.zeros(2), jax.random.key(0)), Folders([None], [folders[0]]))
     assert restored[0].tolist() == [1.0, 1.0] and extras == {"epochs": 3}
+
+
+def test_a_pack_past_its_time_limit_is_ended_and_its_lanes_fail_by_the_rules(runs):
+    space = Searchspace(lr=("DOUBLE", [0.01, 0.5]), hang=("DISCRETE", [0, 1]))
+    result = lagom(fns.climb_or_hang, HyperparameterSearch(space, "randomsearch", num_trials=6, metric="score",
+                                                           workers=1, seed=1, pack=4, trial_timeout=1.5),
+                   path=runs, verbose=0, report=False, stop_grace=0.5, fail_fast=None)
+    states = {t.id: (t.params["hang"], t.state) for t in result.trials}
+    assert {s for h, s in states.values() if h == 0} == {"finished"}
+    assert {s for h, s in states.values() if h == 1} == {"failed"}  # every lane past its limit, at the one restart
+    journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+    assert sum(e["event"] == "killed" for e in journal) == 1 and not any(e["event"] == "requeue" for e in journal)
+    fns.readers_agree(result.path)
+
+
+def test_a_packed_search_out_of_time_stops_its_lanes_and_withdraws_what_waited(runs):
+    space = Searchspace(lr=("DOUBLE", [0.01, 0.5]), width=("DISCRETE", [1, 2]), sleep=("DISCRETE", [0.3]))
+    result = lagom(fns.climb, HyperparameterSearch(space, "randomsearch", max_time=1.5, metric="score", workers=1,
+                                                   seed=0, pack=4), path=runs, verbose=0, report=False)
+    assert result.count("stopped") >= 1 and not result.count("failed")
+    journal = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+    proposed = {e["trial"] for e in journal if e["event"] == "lease" and e["agent"] is None}
+    started = {e["trial"] for e in journal if e["event"] == "start"}
+    withdrawn = {e["trial"] for e in journal if e["event"] == "withdrawn"}
+    assert proposed - started and proposed - started <= withdrawn  # waited for a pack: not of this run
+    assert {t.id for t in result.trials} == started
+    fns.readers_agree(result.path)
