@@ -169,6 +169,11 @@ def test_asha_packs_each_rung_and_a_promoted_lane_continues_its_own_parent(runs)
     top = sorted((t for t in packed.trials if t.budget == 1), key=lambda t: -t.metric)[:3]
     assert {t.id for t in top} == {t.parent for t in promoted if t.budget == 3}  # the rung's top third went on
     assert packed.best.params == alone.best.params and packed.best.budget == 9
+    # A packed rung is judged whole; unpacked, ASHA promotes the top third of what it has seen so far,
+    # which holds the whole rung's top third once the rung is complete (and, with other draws, more).
+    for budget in (3, 9):
+        configs = [{t.params["lr"] for t in run.trials if t.budget == budget} for run in (packed, alone)]
+        assert configs[0] == configs[1]  # with these draws, the same configurations
 
 
 def test_a_lane_that_diverges_fails_alone(runs):
