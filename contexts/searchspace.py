@@ -13,6 +13,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
+from plugins.optimizers import priors as _priors
+
 TYPES = ("DOUBLE", "INTEGER", "DISCRETE", "CATEGORICAL")
 
 
@@ -186,11 +188,38 @@ def _range(name: str, kind: str, values: Any, log: bool, where: str) -> Param:
     return Param(name, kind, (low, high), log)
 
 
+def _parse_priors(params: dict[str, Param], priors: dict[str, Any] | None) -> dict[str, _priors.Prior]:
+    """``priors`` checked against the declared ``params``."""
+    if priors is None:
+        return {}
+    if not isinstance(priors, dict):
+        raise SearchspaceError("priors= takes {name: value} or {name: (value, 'low' | 'medium' | 'high')}")
+    out = {}
+    for name, spec in priors.items():
+        if name not in params:
+            raise SearchspaceError(f"priors={{{name!r}: ...}} names no hyperparameter of this space; it has "
+                                   f"{', '.join(params) or 'none'}")
+        sure = isinstance(spec, tuple) and len(spec) == 2 and spec[1] in _priors.SPREAD
+        value, confidence = spec if sure else (spec, "medium")
+        param = params[name]
+        if param.type == "DOUBLE" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not param.contains(value):
+            raise SearchspaceError(f"priors={{{name!r}: {value!r}}} is not a value {name!r} can take "
+                                   f"({param.describe()}); give one inside it")
+        out[name] = _priors.Prior(value, confidence)
+    return out
+
+
 class Searchspace:
     """Named hyperparameters, in the order they were declared.
 
     >>> sp = Searchspace(lr=("DOUBLE", [1e-4, 1e-1], "log"), act=("CATEGORICAL", ["relu", "tanh"]))
     >>> sp.add("depth", ("DISCRETE", [1, 2, 3]))
+
+    ``priors=``: what you believe before searching, ``{"lr": 3e-3}`` or ``{"lr": (3e-3, "high")}``
+    (low, medium, high confidence): TPE, ASHA and Hyperband lean on it until results disagree
+    (contexts/priors.py).
 
     A step compiled by ``strategy.step`` that asks for ``hparams`` gets the DOUBLEs as traced
     arguments (one compiled program for every value) and the rest as plain values, since a
@@ -199,11 +228,13 @@ class Searchspace:
     INTEGER that only scales something, say).
     """
 
-    def __init__(self, static: Sequence[str] | dict[str, bool] | None = None, **params: Sequence):
+    def __init__(self, static: Sequence[str] | dict[str, bool] | None = None,
+                 priors: dict[str, Any] | None = None, **params: Sequence):
         self._params: dict[str, Param] = {}
         for name, spec in params.items():
             self.add(name, spec)
         self._static = self._static_choices(static)
+        self._priors = _parse_priors(self._params, priors)
 
     def _static_choices(self, static: Any) -> dict[str, bool]:
         if static is None:
@@ -233,9 +264,9 @@ class Searchspace:
             raise SearchspaceError(f"hyperparameter {name!r} is already in the search space")
         if name == "budget":
             raise SearchspaceError("'budget' is reserved: the optimizer sets hparams['budget']")
-        if name == "static":
-            raise SearchspaceError("'static' is reserved: Searchspace(static=[...]) names the parameters a "
-                                   "compiled step takes as plain values")
+        if name in ("static", "priors"):
+            raise SearchspaceError(f"{name!r} is reserved: Searchspace(static=[...]) names the parameters a "
+                                   f"compiled step takes as plain values, Searchspace(priors={{...}}) what you believe")
         param = _param(name, spec)
         if when:
             param = dataclasses.replace(param, when=self._conditions(name, when))
@@ -285,6 +316,37 @@ class Searchspace:
                 out[p.name] = p.sample(rng)
         return out
 
+    def set_priors(self, priors: dict[str, Any] | None) -> "Searchspace":
+        """Say what you believe of parameters declared with ``add`` (as ``priors=`` does)."""
+        self._priors = _parse_priors(self._params, priors)
+        return self
+
+    @property
+    def priors(self) -> dict[str, "_priors.Prior"]:
+        return getattr(self, "_priors", {})  # a space pickled before priors= existed: none
+
+    def sample_prior(self, rng: random.Random) -> dict[str, Any]:
+        """A configuration drawn from the priors (uniformly where a parameter has none)."""
+        priors, out = self.priors, {}
+        for p in self._params.values():
+            if p.active(out):
+                prior = priors.get(p.name)
+                out[p.name] = p.sample(rng) if prior is None else _priors.sample(p, prior, rng)
+        return out
+
+    def prior_config(self, rng: random.Random) -> dict[str, Any]:
+        """The configuration the priors name (drawn uniformly where a parameter has none)."""
+        priors, out = self.priors, {}
+        for p in self._params.values():
+            if p.active(out):
+                out[p.name] = priors[p.name].value if p.name in priors else p.sample(rng)
+        return out
+
+    def prior_log_density(self, params: dict[str, Any]) -> float:
+        """The priors' log density at ``params`` (0 without priors), up to a constant."""
+        return sum(_priors.log_density(self._params[n], prior, params[n])
+                   for n, prior in self.priors.items() if n in params)
+
     def contains(self, params: dict[str, Any]) -> bool:
         """True when ``params`` names exactly the parameters that take part (a conditional one
         only when its condition holds), each inside its range."""
@@ -321,4 +383,5 @@ class Searchspace:
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{p.name}={p.describe()}" for p in self)
-        return f"Searchspace({inner})"
+        priors = ", ".join(f"{n}: {p.value!r} ({p.confidence})" for n, p in self.priors.items())
+        return f"Searchspace({inner}" + (f", priors={{{priors}}})" if priors else ")")

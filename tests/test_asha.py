@@ -304,3 +304,25 @@ def test_model_based_brackets_stay_inside_the_space_and_the_budgets(seed, direct
         assert MF_SPACE.contains(s.params) and s.budget in hb.budgets
         hb.observe(Observation(t, s.params, s.budget, rng.choice(["finished", "failed"]), rng.random(), (),
                                dict(s.info)))
+
+
+@pytest.mark.parametrize("prior, share", [(1e-3, 0.5), (1e-1, 0.0)])
+def test_hyperband_draws_from_priors_while_its_best_results_agree_with_them(prior, share):
+    import math
+
+    from contexts import Searchspace
+    from plugins.optimizers import Hyperband
+    from plugins.optimizers.base import Observation
+
+    sp = Searchspace(lr=("DOUBLE", [1e-5, 1e-1], "log"), priors={"lr": (prior, "high")})
+    hb = Hyperband(3, 1, 9, sampler="tpe")
+    hb.setup(sp, num_trials=60, direction="max", seed=0)
+    first = hb.suggest(0)
+    assert first.params == {"lr": prior}
+    hb.observe(Observation(0, first.params, first.budget, "finished", -abs(math.log10(prior) + 3)))
+    for i in range(1, 200):
+        d = hb.suggest(i)
+        if not hasattr(d, "params"):
+            break
+        hb.observe(Observation(i, d.params, d.budget, "finished", -abs(math.log10(d.params["lr"]) + 3)))
+    assert hb._prior_share() == share

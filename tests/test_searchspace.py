@@ -235,3 +235,41 @@ def test_a_cut_grid_is_spread_over_the_space_not_one_corner():
         grid.setup(space, num_trials=10, direction="max", seed=0)
     firsts = {grid.suggest(i).params["a"] for i in range(10)}
     assert len(firsts) >= 5  # in order, all ten had a = 0
+
+
+@settings(max_examples=150)
+@given(spaces(), st.integers(0, 2**32), st.data())
+def test_draws_from_priors_lie_inside_the_space(sp, seed, data):
+    rng = random.Random(seed)
+    chosen = data.draw(st.lists(st.sampled_from(sp.names), unique=True))
+    confidence = data.draw(st.sampled_from(["low", "medium", "high"]))
+    sp.set_priors({name: (sp[name].sample(rng), confidence) for name in chosen})
+    assert sp.contains(sp.prior_config(rng))
+    for name in chosen:
+        assert sp.prior_config(rng)[name] == sp.priors[name].value
+    for _ in range(20):
+        drawn = sp.sample_prior(rng)
+        assert sp.contains(drawn) and math.isfinite(sp.prior_log_density(drawn))
+
+
+def test_a_prior_concentrates_draws_and_a_stronger_one_more():
+    rng, spreads = random.Random(0), {}
+    for confidence in ("low", "medium", "high"):
+        sp = Searchspace(lr=("DOUBLE", [1e-5, 1e-1], "log"), act=("CATEGORICAL", ["relu", "tanh", "gelu"]),
+                         priors={"lr": (1e-3, confidence), "act": ("gelu", confidence)})
+        draws = [sp.sample_prior(rng) for _ in range(3000)]
+        spreads[confidence] = sum(abs(math.log10(d["lr"]) + 3) for d in draws) / len(draws)
+        share = sum(d["act"] == "gelu" for d in draws) / len(draws)
+        assert share == pytest.approx({"low": 2 / 4, "medium": 4 / 6, "high": 8 / 10}[confidence], abs=0.03)
+    assert spreads["high"] < spreads["medium"] < spreads["low"] < 4 / 3  # uniform over 4 decades: 1.0 from the middle
+
+
+@pytest.mark.parametrize("priors, fragment", [
+    ({"momentum": 0.9}, "names no hyperparameter of this space; it has lr, act"),
+    ({"lr": 0.5}, "not a value 'lr' can take"),
+    ({"act": "swish"}, "not a value 'act' can take"),
+    ([("lr", 1e-3)], "priors= takes"),
+])
+def test_a_prior_that_cannot_be_honoured_names_the_problem(priors, fragment):
+    with pytest.raises(SearchspaceError, match=fragment):
+        Searchspace(lr=("DOUBLE", [1e-4, 1e-1], "log"), act=("CATEGORICAL", ["relu", "tanh"]), priors=priors)

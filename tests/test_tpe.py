@@ -118,3 +118,33 @@ def test_propose_models_the_results_it_is_handed():
     observed = [(p, ridge(p)) for p in (RIDGE.sample(rng) for _ in range(40))]
     proposed = [tpe.propose(observed, []) for _ in range(30)]
     assert sum(map(ridge, proposed)) / 30 > sum(v for _, v in observed) / 40
+
+
+def _run_tpe(priors, n=80, seed=0):
+    import math
+
+    from contexts import Searchspace
+    from plugins.optimizers import TPE
+    from plugins.optimizers.base import Observation
+
+    sp = Searchspace(lr=("DOUBLE", [1e-5, 1e-1], "log"), priors=priors)
+    tpe = TPE(n_startup=5)
+    tpe.setup(sp, num_trials=n, direction="max", seed=seed)
+    distances = []
+    for i in range(n):
+        params = tpe.suggest(i).params
+        distance = abs(math.log10(params["lr"]) + 3)  # the optimum: lr = 1e-3
+        distances.append(distance)
+        tpe.observe(Observation(i, params, None, "finished", -distance))
+    return distances
+
+
+def test_tpe_starts_from_the_priors_and_evidence_outvotes_a_misleading_one():
+    import statistics
+
+    none, good, bad = (_run_tpe(p) for p in (None, {"lr": (1e-3, "high")}, {"lr": (1e-1, "high")}))
+    assert good[0] == 0 and bad[0] == 2  # the priors' own configuration first
+    early = [statistics.mean(d[:20]) for d in (none, good, bad)]
+    assert early[1] < early[0] < early[2]  # a good prior helps early, a misleading one hurts
+    late = [statistics.median(d[60:]) for d in (none, good, bad)]
+    assert late[2] < 0.25 and late[2] < 2 * late[0] + 0.05  # ...until the results outvote it

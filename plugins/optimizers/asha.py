@@ -134,6 +134,9 @@ class ASHA(Optimizer):
         return self.rng.choices(range(self.brackets), weights=weights)[0]
 
     def _new_config(self) -> dict[str, Any]:
+        if getattr(self.space, "priors", None) and not getattr(self, "_queued", None) and (
+                not getattr(self, "_prior_tried", False) or self.rng.random() < self._prior_share()):
+            return self.sample_believed()  # the priors' own configuration first, then draws from them
         if self.sampler is None or getattr(self, "_queued", None) or self.rng.random() < self.random_fraction:
             return self.sample()
         for rung in range(len(self.budgets) - 1, -1, -1):
@@ -143,6 +146,20 @@ class ASHA(Optimizer):
                     return proposed
                 break
         return self.sample()
+
+    def _prior_share(self) -> float:
+        """How many new configurations to draw from the user's priors: half, while the highest
+        rung with results says nothing against them; then half the share of that rung's top
+        third that the priors rate above the rung's median (a misleading prior: none)."""
+        for rung in range(len(self.budgets) - 1, -1, -1):
+            seen = self._seen[rung]
+            if len(seen) >= max(3, self.eta):
+                density = [self.space.prior_log_density(params) for params, _ in seen]
+                ranked = self.best_first(list(range(len(seen))), key=lambda i: seen[i][1])
+                top = ranked[:max(1, len(seen) // self.eta)]
+                median = sorted(density)[len(density) // 2]
+                return 0.5 * sum(density[i] >= median for i in top) / len(top)
+        return 0.5
 
     def _worse_than(self, rung: int) -> list[dict[str, Any]]:
         """What the model of ``rung`` counts as worse than all its results: running trials (a

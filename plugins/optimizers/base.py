@@ -105,6 +105,17 @@ class Optimizer(ABC):
         queued = getattr(self, "_queued", None)
         return queued.pop(0) if queued else self.space.sample(self.rng)
 
+    def sample_believed(self) -> dict[str, Any]:
+        """The next configuration to try fresh where the space has priors: an enqueued one, else
+        the priors' own configuration (once), else a draw from the priors; without priors, a
+        draw from the space (as :meth:`sample`)."""
+        if getattr(self, "_queued", None) or not getattr(self.space, "priors", None):
+            return self.sample()
+        if not getattr(self, "_prior_tried", False):
+            self._prior_tried = True
+            return self.space.prior_config(self.rng)
+        return self.space.sample_prior(self.rng)
+
     def report(self, trial_id: int, step: int | float, value: float) -> None:
         """An intermediate metric of a running trial (optional)."""
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from . import priors
 from .base import FINISHED, Decision, Observation, Optimizer, Suggestion
 
 _SQRT2 = math.sqrt(2.0)
@@ -145,7 +146,8 @@ class TPE(Optimizer):
     needs_num_trials = True
 
     def __init__(self, n_startup: int = 10, n_candidates: int = 24, gamma: float = 0.25,
-                 prior_weight: float = 1.0, budget: float | int | None = None, multivariate: bool = False):
+                 prior_weight: float = 1.0, budget: float | int | None = None, multivariate: bool = False,
+                 prior_beta: float = 10.0):
         if not isinstance(n_startup, int) or n_startup < 1:
             raise ValueError(f"n_startup must be an integer >= 1, got {n_startup!r}")
         if not 0 < gamma < 1:
@@ -156,6 +158,8 @@ class TPE(Optimizer):
         self.prior_weight = prior_weight
         self.budget = budget
         self.multivariate = multivariate
+        self.prior_beta = prior_beta  # a user's priors (Searchspace(priors=...)) weigh as prior ** (beta / n)
+        self._evidence = 0  # results the model rests on now: n above
         self._done: list[tuple[dict[str, Any], float]] = []
         self._running: dict[int, dict[str, Any]] = {}
         self._issued = 0
@@ -164,8 +168,9 @@ class TPE(Optimizer):
         if self.num_trials is not None and self._issued >= self.num_trials:
             return FINISHED
         if len(self._done) < self.n_startup or getattr(self, "_queued", None):
-            params = self.sample()  # enqueued points first, then random until the model has data
+            params = self.sample_believed()  # enqueued points first, then random (or the priors') until the model has data
         else:
+            self._evidence = len(self._done)
             params = self._model_sample(*self._split(self._done, list(self._running.values())))
         self._issued += 1
         self._running[trial_id] = params
@@ -183,6 +188,7 @@ class TPE(Optimizer):
         observed = [(p, v) for p, v in observed if v is not None and all(map(math.isfinite, _vector(v)))]
         if len(observed) < self.n_startup:
             return None
+        self._evidence = len(observed)
         return self._model_sample(*self._split(observed, list(pending)))
 
     # -- the model --------------------------------------------------------------------------
@@ -212,8 +218,16 @@ class TPE(Optimizer):
         l = _Parzen([to_unit(x) for x in good], self.prior_weight)
         g = _Parzen([to_unit(x) for x in bad], self.prior_weight)
         candidates = [l.sample(self.rng) for _ in range(self.n_candidates)]
-        best = max(candidates, key=lambda u: l.log_pdf(u) - g.log_pdf(u))
+        prior, w = self._prior_of(param)
+        best = max(candidates, key=lambda u: l.log_pdf(u) - g.log_pdf(u)
+                   + (w * priors.unit_log_density(param, prior, u) if prior else 0.0))
         return from_unit(best)
+
+    def _prior_of(self, param) -> tuple[Any, float]:
+        """The user's prior on ``param`` and its weight now (πBO: prior ** (beta / n), n the
+        results the model rests on: evidence outvotes a misleading prior), or (None, 0)."""
+        prior = getattr(self.space, "priors", {}).get(param.name)
+        return (prior, self.prior_beta / max(1, self._evidence)) if prior is not None else (None, 0.0)
 
     def _choose_choice(self, param, good: list, bad: list) -> Any:
         values = list(param.values)
@@ -226,28 +240,14 @@ class TPE(Optimizer):
             return [x / total for x in w]
         wl, wg = weights(good), weights(bad)
         picks = self.rng.choices(range(len(values)), weights=wl, k=self.n_candidates)
-        best = max(picks, key=lambda i: math.log(wl[i]) - math.log(wg[i]))
+        prior, w = self._prior_of(param)
+        best = max(picks, key=lambda i: math.log(wl[i]) - math.log(wg[i])
+                   + (w * priors.log_density(param, prior, values[i]) if prior else 0.0))
         return values[best]
 
     @staticmethod
     def _transform(param):
-        low, high = param.values
-        if param.type == "INTEGER":
-            low, high = low - 0.5, high + 0.5  # each integer owns an interval of width 1
-        f = math.log if param.log else (lambda v: v)
-        finv = math.exp if param.log else (lambda v: v)
-        a, b = f(low), f(high)
-
-        def to_unit(x):
-            return (f(x) - a) / (b - a)
-
-        def from_unit(u):
-            x = finv(a + u * (b - a))
-            if param.type == "INTEGER":
-                return int(min(param.values[1], max(param.values[0], round(x))))
-            return float(min(param.values[1], max(param.values[0], x)))
-
-        return to_unit, from_unit
+        return priors.unit_scale(param)  # each integer owns an interval of width 1
 
 
 def _vector(v: Any) -> tuple:
