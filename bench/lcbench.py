@@ -11,10 +11,14 @@ validation accuracy reported so far, at any epoch) is read at 25%, 50% and 100% 
     pip install -e ".[bench]"              # onnxruntime, optuna, ray[tune], hpbandster, ConfigSpace
     python bench/lcbench.py                # 8 tasks x 3 seeds x 9 methods x 12 s: about 50 minutes
     python bench/lcbench.py --tasks 2 --seeds 1 --methods lagom-asha-tpe optuna-tpe-sh
+    python bench/lcbench.py --methods lagom-hyperband-tpe lagom-hyperband-tpe-goodprior \
+        lagom-hyperband-tpe-badprior lagom-rs     # user priors: a good one, a misleading one
 
 Methods: lagom's ASHA (random), ASHA with TPE proposals, asynchronous Hyperband with TPE,
 random search with the median rule; Optuna's TPE + SuccessiveHalvingPruner, random +
-MedianPruner, random; Ray Tune's ASHA (random) and BOHB (HyperBandForBOHB + TuneBOHB). The
+MedianPruner, random; Ray Tune's ASHA (random) and BOHB (HyperBandForBOHB + TuneBOHB); and on
+request Hyperband with TPE given a user's prior, good (the best of 256 configurations drawn
+apart from the runs, by their final accuracy) or misleading (the worst of them). The
 surrogate: YAHPO Gym's LCBench ONNX model (../shared/benchmarks/lcbench, see its README).
 
 Prints a table per task, then one JSON object on its last line: per task and method the mean
@@ -132,11 +136,25 @@ def _lagom_trial(hparams, reporter, code, scale):
     return {"acc": acc}
 
 
-def lagom_space():
+def lagom_space(priors: dict | None = None):
     from contexts import Searchspace
 
-    return Searchspace(**{name: ("INTEGER" if integer else "DOUBLE", [low, high], *(["log"] if log else []))
-                          for name, (low, high, log, integer) in SPACE.items()})
+    return Searchspace(priors=priors, **{name: ("INTEGER" if integer else "DOUBLE", [low, high], *(["log"] if log else []))
+                                         for name, (low, high, log, integer) in SPACE.items()})
+
+
+PRIORS = {"lagom-hyperband-tpe-goodprior": "good", "lagom-hyperband-tpe-badprior": "bad"}
+
+
+def known_config(code: int, kind: str) -> dict:
+    """What a user might believe: the best ("good") or the worst ("bad") of 256 configurations
+    drawn independently of every run, by their accuracy after 52 epochs (medium confidence)."""
+    import random
+
+    rng = random.Random(12345)
+    configs = [sample(rng) for _ in range(256)]
+    ranked = sorted(configs, key=lambda c: curve(code, c)[1][-1])
+    return ranked[-1] if kind == "good" else ranked[0]
 
 
 def run_lagom(method: str, code: int, scale: float, budget: float, seed: int) -> tuple[float, list]:
@@ -153,7 +171,7 @@ def run_lagom(method: str, code: int, scale: float, budget: float, seed: int) ->
         optimizer = ASHA(3, 1, EPOCHS, sampler=TPE(multivariate=True))
     elif method == "lagom-hyperband":
         optimizer = Hyperband(3, 1, EPOCHS)
-    elif method == "lagom-hyperband-tpe":
+    elif method == "lagom-hyperband-tpe" or method in PRIORS:
         optimizer = Hyperband(3, 1, EPOCHS, sampler="tpe")
     elif method == "lagom-rs-median":
         optimizer, es = "randomsearch", "median"
@@ -161,7 +179,8 @@ def run_lagom(method: str, code: int, scale: float, budget: float, seed: int) ->
         optimizer = "randomsearch"
     fn = lagom_trial(code, scale)
     with tempfile.TemporaryDirectory() as tmp:
-        result = lagom(fn, HyperparameterSearch(lagom_space(), optimizer, metric="acc", direction="max",
+        priors = known_config(code, PRIORS[method]) if method in PRIORS else None
+        result = lagom(fn, HyperparameterSearch(lagom_space(priors), optimizer, metric="acc", direction="max",
                                                 workers=2, es_policy=es, seed=seed, max_time=budget + 6),
                        path=tmp, verbose=0)
     t0 = min(t.started for t in result.trials if t.started is not None)
@@ -265,7 +284,7 @@ def run_ray(method: str, code: int, scale: float, budget: float, seed: int) -> t
 # -- the comparison ---------------------------------------------------------------------------
 METHODS = ["lagom-asha", "lagom-asha-tpe", "lagom-hyperband-tpe", "lagom-rs-median",
            "optuna-tpe-sh", "optuna-rs-median", "optuna-rs", "ray-asha", "ray-bohb"]
-MORE = ["lagom-asha-mvtpe", "lagom-hyperband", "lagom-rs"]  # not in the default run
+MORE = ["lagom-asha-mvtpe", "lagom-hyperband", "lagom-rs", *PRIORS]  # not in the default run
 
 
 def incumbents(t0: float, points: list, budget: float) -> list[float | None]:
