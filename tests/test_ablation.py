@@ -399,3 +399,32 @@ def test_a_function_asking_for_a_model_the_study_cannot_build_fails_before_anyth
     with pytest.raises(TypeError, match=r"no base model to build it from: call study.model.set_base_model_generator"):
         lagom(train, Ablation(s, workers=1), path=runs, verbose=0)
     assert not runs.exists()  # refused before any folder or agent
+
+
+def test_a_component_whose_removal_helps_beyond_noise_is_harmful_not_important():
+    from contexts.ablation.context import _grouped
+    from contexts.ablation.ranking import rank
+    from kernel.direction import Direction
+    from kernel.trials import Trial
+
+    def t(i, label, seed, metric):
+        kind = "baseline" if label == "baseline" else "feature"
+        return Trial(i, {}, state="finished", metric=metric, info={"ablated": label, "kind": kind, "seed": seed})
+
+    base = [0.90, 0.80, 0.85]
+    trials = [t(s, "baseline", s, m) for s, m in enumerate(base)]
+    trials += [t(3 + s, "feature signal", s, m - 0.10) for s, m in enumerate(base)]
+    trials += [t(6 + s, "feature noise", s, m + 0.02 + 0.001 * s) for s, m in enumerate(base)]  # helps every seed
+    trials += [t(9 + s, "feature idle", s, m + d) for s, (m, d) in enumerate(zip(base, [0.01, -0.01, 0.0]))]
+    for direction, flip in ((Direction.MAX, 1), (Direction.MIN, -1)):  # the same story told of a loss
+        flipped = [Trial(x.id, {}, state="finished", metric=flip * x.metric, info=x.info) for x in trials]
+        _, rows = rank(flipped, direction)
+        by = {r["component"]: r["verdict"] for r in rows}
+        assert by == {"feature signal": "important", "feature noise": "harmful", "feature idle": "indistinguishable"}
+        text = "\n".join(_grouped(rows))
+        assert text.index("important (leaving it out hurts)") < text.index("feature signal") \
+            < text.index("harmful (leaving it out helps)") < text.index("feature noise") \
+            < text.index("indistinguishable from zero") < text.index("feature idle")
+    _, one_run = rank([x for x in trials if x.info["seed"] == 0], Direction.MAX)
+    assert {r["component"]: r["verdict"] for r in one_run} == {
+        "feature signal": "hurts", "feature noise": "helps", "feature idle": "helps"}  # one run: nothing judged

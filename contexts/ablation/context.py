@@ -19,7 +19,7 @@ from ..base import ConfigError, Context, check_direction, check_int, check_pack
 from ..hpo import trial_runs
 from ..single import TrialFailed
 from .chart import ranking_chart
-from .ranking import rank, seed_ignored
+from .ranking import VERDICTS, rank, seed_ignored
 from .study import AblationStudy
 
 
@@ -144,8 +144,7 @@ class Ablation(Context):
         runs = f", mean of {len(baseline)} seeds" if self.repeats > 1 else ""
         result.notes.append(f"  baseline {self.metric} = {base_metric:.4g}{runs}; effect of leaving out, "
                             f"most important first" + (" (95% interval, paired by seed):" if self.repeats > 1 else ":"))
-        for r in rows:
-            result.notes.append(f"    {r['component']:<28s} {_effect_text(r)}")
+        result.notes.extend(_grouped(rows))
         if self.repeats == 1:
             result.notes.append("  (one run each: repeats=5 gives intervals that tell effects from noise)")
         elif seed_ignored(baseline):
@@ -156,6 +155,18 @@ class Ablation(Context):
         return result
 
 
+def _grouped(rows: list[dict]) -> list[str]:
+    """The summary's ranking lines: important, harmful and indistinguishable components apart
+    (a component whose removal helps is not "important"), then the failed ones."""
+    lines = []
+    for key, title in (*VERDICTS.items(), (None, "failed")):
+        group = [r for r in rows if r.get("verdict") == key]
+        if group:
+            lines.append(f"    {title}:")
+            lines += [f"      {r['component']:<26s} {_effect_text(r)}" for r in group]
+    return lines
+
+
 def _effect_text(row: dict) -> str:
     """Significant digits, not decimals: an effect of 1.7e-6 must not print as +0.0000."""
     if row["effect"] is None:
@@ -163,5 +174,4 @@ def _effect_text(row: dict) -> str:
     if row["ci"] is None:
         return f"{row['effect']:+.3g}"
     lo, hi = row["ci"]
-    verdict = {True: "", False: "  indistinguishable from zero", None: ""}[row["significant"]]
-    return f"{row['effect']:+.3g}  [{lo:+.3g}, {hi:+.3g}]{verdict}"
+    return f"{row['effect']:+.3g}  [{lo:+.3g}, {hi:+.3g}]"

@@ -6,6 +6,12 @@ paired by seed (the seed's luck cancels): the effect is the mean of the k differ
 indistinguishable from no effect at all, and is marked so; with one run there is no interval,
 and nothing tells noise from an effect (which is why repeats exist).
 
+Each row says what its effect means (``verdict``): "important" when leaving the component out
+makes the metric worse, "harmful" when leaving it out makes it better (a noise feature the
+model overfits, say: a real effect, but not importance), "indistinguishable" when its interval
+holds zero. Without an interval (one run each, or repeats of a function that ignores its seed)
+nothing is judged: the verdict says only which way the effect goes, "hurts" or "helps".
+
 Repeats that are not repeats claim nothing: when the baseline gave the very same value for
 every seed, the function ignores ``hparams["seed"]``, every interval has width zero, and the
 smallest rounding difference would look "significant"; ``significant`` is then None throughout.
@@ -72,6 +78,25 @@ def rank(trials: list[Any], direction: Any) -> tuple[dict[int, float], list[dict
             ("finished" if len(paired) == len(runs) else f"{len(runs) - len(paired)} of {len(runs)} failed"),
         })
     sign = direction.sign
+    for row in rows:
+        row["verdict"] = verdict(row, sign)
     # Most important first: leaving it out hurts the most. Failed components go last.
     rows.sort(key=lambda r: (r["effect"] is None, sign * (r["effect"] or 0.0), r["trial"]))
     return baseline, rows
+
+
+VERDICTS = {"important": "important (leaving it out hurts)", "harmful": "harmful (leaving it out helps)",
+            "indistinguishable": "indistinguishable from zero", "hurts": "leaving it out hurts (not judged)",
+            "helps": "leaving it out helps (not judged)"}
+
+
+def verdict(row: dict[str, Any], sign: float) -> str | None:
+    """What a row's effect means; None for a component that failed."""
+    if row["effect"] is None:
+        return None
+    worse = sign * row["effect"] < 0
+    if row["significant"] is None:
+        return "hurts" if worse else "helps"
+    if row["significant"] is False or row["effect"] == 0:
+        return "indistinguishable"
+    return "important" if worse else "harmful"

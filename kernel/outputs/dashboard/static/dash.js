@@ -470,16 +470,19 @@ function liveRanking() {
 }
 
 function renderAblation() {
-  // Most important first: leaving it out hurts the metric the most (blue); red ones helped by leaving.
+  // Most important first: leaving it out hurts the metric the most (blue); red ones helped by leaving;
+  // grey ones (a repeated study's verdict) are indistinguishable from zero.
   const rows = (S.ranking || liveRanking()).filter((r) => r.effect !== null && r.effect !== undefined)
     .sort((a, b) => sign() * (a.effect - b.effect));
   $("ablation-note").textContent = rows.length ? `Change of ${metricName()} when each component is left out ` +
-    `(against the baseline${rows.some((r) => r.ci) ? ", with 95% intervals" : ""})${S.ranking ? "" : "; so far"}.` :
+    `(against the baseline${rows.some((r) => r.ci) ? ", with 95% intervals" : ""})${S.ranking ? "" : "; so far"}: ` +
+    "blue, important (leaving it out hurts); red, harmful (leaving it out helps)" +
+    `${rows.some((r) => r.verdict === "indistinguishable") ? "; grey, indistinguishable from zero" : ""}.` :
     "No ablation trials (or none finished yet).";
   if (!rows.length) { Plotly.purge("ablation"); return; }
   const hasCi = rows.some((r) => r.ci);
   Plotly.react("ablation", [{type: "bar", orientation: "h", y: rows.map((r) => esc(r.component)), x: rows.map((r) => r.effect),
-    marker: {color: rows.map((r) => (sign() * r.effect < 0 ? "#2e86c1" : "#c0392b"))},
+    marker: {color: rows.map((r) => (r.verdict === "indistinguishable" ? "#aab7b8" : sign() * r.effect < 0 ? "#2e86c1" : "#c0392b"))},
     error_x: hasCi ? {type: "data", symmetric: false, array: rows.map((r) => (r.ci ? r.ci[1] - r.effect : 0)),
                       arrayminus: rows.map((r) => (r.ci ? r.effect - r.ci[0] : 0))} : undefined}],
     {...LAYOUT, margin: {l: 20, r: 20, t: 10, b: 40}, yaxis: {autorange: "reversed", automargin: true}, xaxis: {title: {text: `effect on ${esc(metricName())}`}}}, CONFIG);
