@@ -109,6 +109,18 @@ def report(args) -> int:
     return 0
 
 
+def importance(args) -> int:
+    from .outputs.importance import lines, of_trials
+    from .timeline import Timeline
+
+    timeline = Timeline.read(_folder(args.folder))  # a running experiment too
+    head = timeline.head
+    directions = head.get("directions") or [head.get("direction") or "max"]
+    rows = of_trials(list(timeline.trials.values()), directions, args.budget, args.top)
+    print("\n".join(lines(rows, shown=len(rows))))
+    return 0
+
+
 def resume(args) -> int:
     import cloudpickle
 
@@ -149,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="write report.html with plots into an experiment folder")
     p.add_argument("folder")
     p.set_defaults(run=report)
+    p = sub.add_parser("importance", help="which hyperparameters mattered, with intervals")
+    p.add_argument("folder")
+    p.add_argument("--budget", type=float, default=None, help="trials of this budget (default: the largest finished)")
+    p.add_argument("--top", type=float, default=0.1, help="the share of trials counted as the best (default 0.1)")
+    p.set_defaults(run=importance)
     p = sub.add_parser("resume", help="continue an experiment whose kernel died")
     p.add_argument("folder")
     p.add_argument("--verbose", type=int, default=1)

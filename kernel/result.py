@@ -176,6 +176,32 @@ class Result:
     def count(self, state: str) -> int:
         return sum(1 for t in self.trials if t.state == state)
 
+    def importance(self, budget: float | int | None = None, top: float = 0.1, rounds: int = 100) -> list[dict]:
+        """Which hyperparameters mattered, most first: each one's share of how much the top
+        ``top`` of the finished trials (at ``budget``; by default the largest any finished)
+        prefer certain values, with a 90% interval, and whether it stands out from the rest
+        (kernel/outputs/importance.py). Needs numpy and at least 10 finished trials."""
+        try:
+            import numpy  # noqa: F401
+        except ImportError:
+            raise ImportError("result.importance() needs numpy: pip install numpy") from None
+        from .outputs.importance import of_trials
+
+        return of_trials(self.trials, self.directions or [self.direction], budget, top, rounds)
+
+    def _importance(self) -> list[dict] | None:
+        """For result.json and the summary: a search's importance at the top budget, when there
+        are numpy and enough finished trials; else None. Computed once."""
+        if "_importance_rows" not in self.__dict__:
+            rows = None
+            if self.context == "HyperparameterSearch" and any(t.params for t in self.trials):
+                try:
+                    rows = self.importance()
+                except (ImportError, ValueError):
+                    rows = None
+            self.__dict__["_importance_rows"] = rows
+        return self.__dict__["_importance_rows"]
+
     def dataframe(self) -> "pandas.DataFrame":  # noqa: F821 (pandas is optional)
         """One row per trial, indexed by trial id: state, budget, metric, duration, agent,
         attempts, parent, error, start and end times, then ``params_<name>`` for each parameter
@@ -213,6 +239,7 @@ class Result:
                                                "state": best.state, "metric": best.metric, "result": best.result},
             **({"no_best": self._why_no_best()} if best is None else {}),
             **several,
+            **({"importance": rows} if (rows := self._importance()) else {}),
             **self.extras,
         }
 
@@ -245,6 +272,11 @@ class Result:
             if best.params:
                 lines.append("        " + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
         lines.extend(self.notes)
+        rows = self._importance() if len(self.trials) >= 20 else None
+        if rows:
+            from .outputs.importance import lines as importance_lines
+
+            lines.extend(importance_lines(rows))
         lines.extend(compile_lines(self.trials))
         again = [t for t in self.trials if t.interruptions]
         if again:

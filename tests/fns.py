@@ -513,3 +513,10 @@ def climb_or_hang(hparams, reporter, strategy):
     while hparams.get("hang"):
         time.sleep(0.05)
     return {"score": 1.0}
+
+
+def planted(hparams, reporter):
+    """A score two parameters decide (``a`` near 0.3, ``b`` near 0.7), one weakly (``c``), and
+    three not at all (``d``, ``e``, ``kind``); no JAX, no waiting."""
+    score = -4 * (hparams["a"] - 0.3) ** 2 - 4 * (hparams["b"] - 0.7) ** 2 - 0.3 * (hparams["c"] - 0.5) ** 2
+    return {"score": score}

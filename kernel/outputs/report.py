@@ -42,6 +42,7 @@ def write_report(folder: str | Path) -> Path:
     if report.ended:
         report.best_so_far()
         report.parameters()
+        report.importance()
         report.budgets()
         report.lineages()
         if timeline.head.get("objectives"):
@@ -187,6 +188,16 @@ class _Report:
         axes[0][0].set_ylabel(self.metric)
         self.save(fig, "report_params.png", "Each parameter against the metric"
                   + (f" (trials with budget {top})" if top is not None else ""))
+
+    def importance(self) -> None:
+        """Which hyperparameters mattered (a search only, with numpy and enough finished trials)."""
+        if self.head.get("context") in (None, "HyperparameterSearch"):
+            from .importance import chart
+
+            fig = chart(self.plt, list(self.trials.values()), self.head.get("directions") or [str(self.direction)])
+            if fig is not None:
+                self.save(fig, "report_importance.png", "Which hyperparameters mattered: how much the best 10% "
+                          "of the finished trials prefer certain values (blue: stands out from the rest)")
 
     def budgets(self) -> None:
         budgets = [t.get("budget") for t in self.ended]
