@@ -286,3 +286,21 @@ def test_a_browser_sees_every_objective_the_front_and_one_budget_at_a_time(runs)
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_page_asks_which_hyperparameters_mattered_so_far(runs, finished):
+    space = Searchspace(**{k: ("DOUBLE", [0.0, 1.0]) for k in "abcde"}, kind=("CATEGORICAL", ["x", "y", "z"]))
+    planted = lagom(fns.planted, HyperparameterSearch(space, "randomsearch", num_trials=300, metric="score",
+                                                      workers=2, seed=3), path=runs, verbose=0)
+    proc, url = _serve(runs)
+    try:
+        status, body, _ = _get(url + "api/e/" + planted.path.name + "/importance")
+        rows = json.loads(body)["rows"]
+        assert status == 200 and {r["param"] for r in rows if r["stands_out"]} == {"a", "b"}
+        assert [r["param"] for r in rows] == [r["param"] for r in planted.importance()]
+        few = json.loads(_get(url + "api/e/" + finished.path.name + "/importance")[1])
+        assert "at least 10 trials" in few["note"]
+        assert _get(url + "api/e/" + planted.path.name + "/importance?budget=x")[0] == 400
+    finally:
+        proc.kill()
+        proc.wait()

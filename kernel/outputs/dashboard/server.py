@@ -134,6 +134,7 @@ class Dashboard:
         app.router.add_get("/api/experiments", self._experiments)
         app.router.add_get("/api/e/{name}/events", self._events)
         app.router.add_get("/api/e/{name}/trial/{trial}", self._trial)
+        app.router.add_get("/api/e/{name}/importance", self._importance)
         app.on_response_prepare.append(self._headers)
         return app
 
@@ -230,6 +231,18 @@ class Dashboard:
         if trial is None:
             raise web.HTTPNotFound(text="no such trial")
         return web.Response(body=orjson.dumps(trial, option=orjson.OPT_NON_STR_KEYS), content_type="application/json")
+
+
+    async def _importance(self, request: web.Request) -> web.Response:
+        """Which hyperparameters mattered so far, at a budget (``?budget=``; default the largest
+        any finished trial ran): ``{"rows": [...]}`` or ``{"note": why there are none yet}``."""
+        w = self._watch(request)
+        budget = request.query.get("budget")
+        try:
+            answer = w.experiment.importance(float(budget) if budget not in (None, "", "null") else None)
+        except ValueError:
+            raise web.HTTPBadRequest(text="budget must be a number") from None
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
 
 async def serve(path: Path, host: str = "127.0.0.1", port: int = 8470, token: str | None = None,

@@ -408,6 +408,39 @@ function renderParams() {
   Plotly.react("parcoords", [{type: "parcoords", dimensions: dims,
     line: {color: best.map((t) => t.metric), colorscale: "Viridis", reversescale: sign() < 0, showscale: true}}],
     {...LAYOUT, margin: {l: 60, r: 60, t: 40, b: 20}}, CONFIG);
+  renderImportance(budget);
+}
+
+// Which hyperparameters mattered: asked of the server (it recomputes only when trials ended),
+// at most every 3 s while the tab is open.
+let importanceAsked = 0;
+async function renderImportance(budget) {
+  const now = Date.now();
+  if (now - importanceAsked < 3000) return;
+  importanceAsked = now;
+  const q = budget === null ? "" : `?budget=${encodeURIComponent(budget)}`;
+  let got;
+  try {
+    const r = await fetch(`/api/e/${encodeURIComponent(S.name)}/importance${q}`);
+    if (!r.ok) return;
+    got = await r.json();
+  } catch (e) {
+    return;  // the server went away: the page says so elsewhere
+  }
+  if (!got.rows) {
+    $("importance-note").textContent = `Importance: ${got.note || "not yet"}.`;
+    Plotly.purge("importance");
+    return;
+  }
+  const rows = got.rows.slice().reverse();  // the most important at the top
+  const out = got.rows.filter((x) => x.stands_out).map((x) => x.param);
+  $("importance-note").textContent = "Importance: how much the best 10% of the finished trials prefer certain " +
+    `values of each parameter (share, 90% interval); ${out.length ? out.join(", ") + " stand out (blue)" : "none stands out yet"}.`;
+  Plotly.react("importance", [{type: "bar", orientation: "h", y: rows.map((x) => esc(x.param)), x: rows.map((x) => x.importance),
+    marker: {color: rows.map((x) => (x.stands_out ? "#2e86c1" : "#aab7b8"))},
+    error_x: {type: "data", symmetric: false, array: rows.map((x) => x.interval[1] - x.importance),
+              arrayminus: rows.map((x) => x.importance - x.interval[0])}}],
+    {...LAYOUT, margin: {l: 20, r: 20, t: 10, b: 40}, yaxis: {automargin: true}, xaxis: {title: {text: "importance"}}}, CONFIG);
 }
 
 function renderRungs() {
