@@ -178,7 +178,7 @@ class Result:
 
     def importance(self, budget: float | int | None = None, top: float = 0.1, rounds: int = 100) -> list[dict]:
         """Which hyperparameters mattered, most first: each one's share of how much the top
-        ``top`` of the finished trials (at ``budget``; by default the largest any finished)
+        ``top`` of the finished trials (at ``budget``; by default the largest at which 10 finished)
         prefer certain values, with a 90% interval, and whether it stands out from the rest
         (kernel/outputs/importance.py). Needs numpy and at least 10 finished trials."""
         try:

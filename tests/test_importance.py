@@ -88,3 +88,19 @@ def test_several_objectives_rank_by_pareto_order():
         trials.append(Trial(i, p, state="finished", metric=values[0], values=values))
     rows = of_trials(trials, ["max", "max"])
     assert rows[0]["param"] == "a" and rows[0]["stands_out"]
+
+
+def test_by_default_the_largest_budget_with_enough_finished_trials():
+    from kernel.outputs.importance import of_trials
+    from kernel.trials import Trial
+
+    rng = random.Random(3)
+    trials = []
+    for i in range(60):
+        p = {"a": rng.random(), "z": rng.random()}
+        trials.append(Trial(i, p, budget=1, state="finished", metric=-(p["a"] - 0.5) ** 2))
+    trials += [Trial(60 + i, {"a": 0.5, "z": rng.random()}, budget=9, state="finished", metric=0.0) for i in range(3)]
+    rows = of_trials(trials, ["max"])  # ASHA's top rung: 3 trials; its first: 60
+    assert rows[0]["param"] == "a" and rows[0]["stands_out"]
+    with pytest.raises(ValueError, match="at least 10"):
+        of_trials(trials, ["max"], budget=9)

@@ -105,7 +105,8 @@ def _codes(values: list[Any], bins: int) -> Any:
 def of_trials(trials: Sequence[Any], directions: Sequence[str], budget: Any = None, top: float = 0.1,
               rounds: int = 100) -> list[dict[str, Any]]:
     """Importance over finished trials (objects or dicts with ``params``, ``metric``, ``values``,
-    ``budget``, ``state``) at ``budget``: by default the largest budget any finished trial ran."""
+    ``budget``, ``state``) at ``budget``: by default the largest budget at which at least
+    MIN_TRIALS trials finished (ASHA's top rung holds a few; a lower one, many), else the largest."""
     from ..direction import Direction
     from ..pareto import order
 
@@ -113,7 +114,8 @@ def of_trials(trials: Sequence[Any], directions: Sequence[str], budget: Any = No
     done = [t for t in trials if str(get(t, "state")) == "finished" and get(t, "metric") is not None]
     budgets = [get(t, "budget") for t in done if get(t, "budget") is not None]
     if budget is None and budgets:
-        budget = max(budgets)
+        enough = [b for b in set(budgets) if budgets.count(b) >= MIN_TRIALS]
+        budget = max(enough or budgets)
     done = [t for t in done if budget is None or get(t, "budget") == budget]
     signs = [Direction.of(d).sign for d in directions]
     if len(signs) > 1:
@@ -125,7 +127,10 @@ def of_trials(trials: Sequence[Any], directions: Sequence[str], budget: Any = No
             scores[i] = -float(position)
     else:
         scores = [signs[0] * float(get(t, "metric")) for t in done]
-    return importance([get(t, "params") for t in done], scores, top=top, rounds=rounds)
+    rows = importance([get(t, "params") for t in done], scores, top=top, rounds=rounds)
+    for r in rows:
+        r["budget"] = budget  # which trials it speaks of
+    return rows
 
 
 def chart(plt: Any, trials: Sequence[Any], directions: Sequence[str]) -> Any:
@@ -148,7 +153,9 @@ def lines(rows: list[dict[str, Any]], shown: int = 6) -> list[str]:
     clear = sum(1 for r in rows if r.get("stands_out"))
     verdict = f"{', '.join(r['param'] for r in rows[:clear])} stand{'s' if clear == 1 else ''} out" if clear \
         else "none stands out from the others"
-    out = [f"  importance (how much the best trials prefer certain values; 90% interval): {verdict}"]
+    budget = rows[0].get("budget") if rows else None
+    at = f", trials of budget {budget}" if budget is not None else ""
+    out = [f"  importance (how much the best trials prefer certain values; 90% interval{at}): {verdict}"]
     for r in rows[:shown]:
         lo, hi = r["interval"]
         out.append(f"    {r['param']:<20s} {r['importance']:6.1%}  [{lo:.0%}, {hi:.0%}]")
