@@ -338,6 +338,18 @@ class HyperparameterSearch(Context):
         controller.pack = self.__dict__.get("pack", 1)
         return controller
 
+    def edit(self, num_trials: int | None = None, max_time: float | None = None) -> "HyperparameterSearch":
+        """Change the study before resuming it (``python -m kernel resume --num-trials``): more
+        trials, or another time budget for the resumed run; checked as at construction."""
+        owner = "HyperparameterSearch.edit"
+        if num_trials is not None:
+            check_int("num_trials", num_trials, 1, owner)
+            self.num_trials = num_trials
+        if max_time is not None:
+            self.max_time, self.trial_timeout = _check_times(max_time, self.trial_timeout, owner)
+        self._build()
+        return self
+
     def controller(self) -> Controller:
         """A fresh controller: each lagom() call with this context is a new experiment."""
         self._runs += 1

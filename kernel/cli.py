@@ -82,6 +82,8 @@ def _status(folder: Path, rows: int | None = None) -> tuple[list[str], bool]:
         shown = sorted(running[:rows] + ended[len(ended) - max(0, rows - len(running)):], key=lambda t: t["id"])
         lines[0] += f" (showing {len(shown)} of {len(trials)}: running and latest)"
     lines.extend(_row(t) for t in shown)
+    for name, (before, now) in (timeline.status.get("edits") or {}).items():
+        lines.append(f"edited on resume: {name} {before} -> {now}")
     if head.get("objectives"):
         from .pareto import front_of_records
 
@@ -137,6 +139,11 @@ def resume(args) -> int:
     except Exception as exc:
         raise SystemExit(f"lagom: error: cannot load the saved function or context ({type(exc).__name__}: "
                          f"{exc}); resume it from Python with lagom(train, context, resume=...)") from None
+    changes = {k: v for k, v in (("num_trials", args.num_trials), ("max_time", args.max_time)) if v is not None}
+    if changes:
+        if not hasattr(context, "edit"):
+            raise SystemExit(f"lagom: error: a {type(context).__name__} has no num_trials or max_time to change")
+        context.edit(**changes)
     result = lagom(fn, context, resume=folder, path=folder.parent, verbose=args.verbose)
     return 0 if result is not None else 1
 
@@ -168,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=importance)
     p = sub.add_parser("resume", help="continue an experiment whose kernel died")
     p.add_argument("folder")
+    p.add_argument("--num-trials", type=int, default=None, help="raise the search's num_trials")
+    p.add_argument("--max-time", type=float, default=None, help="seconds the resumed search may run")
     p.add_argument("--verbose", type=int, default=1)
     p.set_defaults(run=resume)
     p = sub.add_parser("dashboard", help="a live web page over the experiments under a folder")

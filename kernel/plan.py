@@ -10,6 +10,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import cloudpickle
@@ -59,6 +60,7 @@ class Plan:
     events: list[dict] | None = None
     where: Path | None = None
     unreadable: int = 0
+    edits: dict | None = None  # what a resume changes of the study: {setting: [before, now]}
 
 
 LARGE = 16 * 1024 * 1024  # a function this large pickled is worth a word: it goes to every agent
@@ -140,6 +142,27 @@ def _read_resume(plan: Plan, resume: Any, path: Any) -> None:
     seed = (first or {}).get("controller", {}).get("seed")
     if seed is not None and hasattr(plan.context, "seed"):
         plan.context.seed = seed
+    plan.edits = _edits(where, plan.context, plan.events)
+
+
+def _edits(where: Path, context: Any, events: list[dict]) -> dict[str, list]:
+    """What the resuming context changes of the study: ``{setting: [before, now]}``. A search
+    may go on for more trials or another time budget; it cannot take back proposed trials."""
+    try:
+        saved = cloudpickle.loads((where / "context.pkl").read_bytes())
+    except Exception:  # no saved context (or one that cannot load here): compare with the journal
+        first = next((e for e in events if e["event"] == "experiment"), {})
+        saved = SimpleNamespace(num_trials=first.get("controller", {}).get("num_trials"))
+    edits = {}
+    for name in ("num_trials", "max_time"):
+        before, now = getattr(saved, name, None), getattr(context, name, None)
+        if hasattr(saved, name) and before != now:
+            edits[name] = [before, now]
+    proposed = len({e["trial"] for e in events if e["event"] in ("lease", "start")})
+    if "num_trials" in edits and edits["num_trials"][1] is not None and edits["num_trials"][1] < proposed:
+        raise ValueError(f"num_trials={edits['num_trials'][1]} is fewer than the {proposed} trials this study has "
+                         f"already proposed; raise it, or leave it at {edits['num_trials'][0]}")
+    return edits
 
 
 def listen_on(url: str, token: str, insecure: bool) -> Listener:

@@ -36,7 +36,8 @@ they apply); each trial is a Trial.to_dict, as in an ``end`` event."""
 EVENTS: dict[str, tuple[str, ...]] = {
     # the experiment
     "experiment": ("id", "context", "metric", "direction", "controller"),  # + objectives, directions
-    "resumed": ("ended", "requeued", "replay_mismatches"),  # a resumed kernel carries on
+    "resumed": ("ended", "requeued", "replay_mismatches", "edits"),  # a resumed kernel carries on; edits:
+    # {setting: [before, now]} the study was changed by (num_trials, max_time raised)
     "time-up": ("max_time",),
     "interrupt": ("reason",),  # Ctrl-C, SIGTERM: the experiment ends, resumable
     "aborted": ("reason",),  # the experiment ends on an error
@@ -72,8 +73,8 @@ def experiment(folder: Writer, id: str, context: str, metric: Any, direction: st
                   controller=controller, **several)
 
 
-def resumed(folder: Writer, ended: int, requeued: int, replay_mismatches: int) -> None:
-    folder.record("resumed", ended=ended, requeued=requeued, replay_mismatches=replay_mismatches)
+def resumed(folder: Writer, ended: int, requeued: int, replay_mismatches: int, edits: dict | None = None) -> None:
+    folder.record("resumed", ended=ended, requeued=requeued, replay_mismatches=replay_mismatches, edits=edits or {})
 
 
 def time_up(folder: Writer, max_time: float) -> None:

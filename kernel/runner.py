@@ -77,11 +77,7 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
                     agent_env=agent_env(compile_cache))
     save_for_resume(folder.path, plan.function, context)
     if plan.events is not None:
-        restored = kernel.resumed = replay.restore(kernel, plan.events)
-        if verbose:
-            print(f"lagom: resuming {folder.path.name}: {restored['ended']} trials ended before, "
-                  f"{restored['requeued']} to run again" + (f" ({plan.unreadable} unreadable journal line)"
-                                                            if plan.unreadable else ""), flush=True)
+        _resume(kernel, plan, folder.path.name, verbose)
     if verbose:
         print(f"lagom: {type(context).__name__} → {folder.path}", flush=True)
     board = asyncio.create_task(start_dashboard(folder.path, dashboard)) if dashboard is not False else None
@@ -98,6 +94,16 @@ async def lagom_async(train_fn: Callable, context: Any = None, *, listen: str | 
     if verbose:
         print(result, flush=True)
     return result
+
+
+def _resume(kernel: Kernel, plan: Plan, name: str, verbose: int) -> None:
+    """Replay the journal into ``kernel``, with what the resuming context changed of the study."""
+    restored = kernel.resumed = {**replay.restore(kernel, plan.events), "edits": plan.edits or {}}
+    if verbose:
+        edits = "".join(f"; {k} {a} -> {b}" for k, (a, b) in restored["edits"].items())
+        print(f"lagom: resuming {name}: {restored['ended']} trials ended before, {restored['requeued']} to run "
+              f"again{edits}" + (f" ({plan.unreadable} unreadable journal line)" if plan.unreadable else ""),
+              flush=True)
 
 
 def _announce(listener: Listener, folder: Path, token: str, insecure: bool,

@@ -126,6 +126,8 @@ def _experiment(x: Timeline, e: dict) -> Change | None:
 
 def _resumed(x: Timeline, e: dict) -> Change:
     x.status.update(closed=False, interrupted=None, aborted=None, time_up=False, resumes=x.status["resumes"] + 1)
+    if e.get("edits"):
+        x.status["edits"] = {**x.status.get("edits", {}), **e["edits"]}
     again = [t for t in x.trials.values() if t["state"] in _UNFINISHED]
     for t in again:
         t.update(state=str(TrialState.PENDING), agent=None, history=[])

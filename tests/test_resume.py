@@ -72,6 +72,27 @@ def test_resume_after_kill_9_runs_no_finished_trial_again_and_restores_the_optim
 
 
 @pytest.mark.slow
+def test_a_resumed_search_may_run_more_trials_and_says_so(runs, tmp_path):
+    folder = kill_after("random", runs, ended=3)
+    with pytest.raises(ValueError, match="fewer than the .* trials this study has already proposed"):
+        lagom(fns.quadratic, resume_victim.context("random").edit(num_trials=1), path=runs, resume=folder, verbose=0)
+    result = lagom(fns.quadratic, resume_victim.context("random").edit(num_trials=14), path=runs, resume=folder,
+                   verbose=0)
+    assert len(result.trials) == 14 and result.count("finished") == 14
+    resumed = [e for e in events(folder) if e["event"] == "resumed"]
+    assert resumed[-1]["edits"] == {"num_trials": [12, 14]}
+    fresh = lagom(fns.quadratic, resume_victim.context("random"), path=tmp_path / "fresh", verbose=0)
+    assert [t.params for t in result.trials[:12]] == [t.params for t in fresh.trials]  # the same study, longer
+    out = subprocess.run([sys.executable, "-m", "kernel", "resume", str(folder), "--num-trials", "16", "--verbose",
+                          "0"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    status = subprocess.run([sys.executable, "-m", "kernel", "status", str(folder)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).stdout
+    assert "edited on resume: num_trials 14 -> 16" in status and status.count("finished") >= 16
+    fns.readers_agree(folder)
+
+
+@pytest.mark.slow
 def test_resumed_asha_keeps_its_rungs(runs):
     folder = kill_after("asha", runs, ended=5)
     result = lagom(fns.quadratic, resume_victim.context("asha"), path=runs, resume=True, verbose=0)
