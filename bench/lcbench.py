@@ -27,6 +27,7 @@ incumbent over seeds at each fraction, and each method's mean rank across tasks 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -146,6 +147,7 @@ def lagom_space(priors: dict | None = None):
 PRIORS = {"lagom-hyperband-tpe-goodprior": "good", "lagom-hyperband-tpe-badprior": "bad"}
 
 
+@functools.lru_cache(maxsize=None)  # 256 surrogate curves: once per task and kind, not per run
 def known_config(code: int, kind: str) -> dict:
     """What a user might believe: the best ("good") or the worst ("bad") of 256 configurations
     drawn independently of every run, by their accuracy after 52 epochs (medium confidence)."""

@@ -320,7 +320,6 @@ class Handlers:
         for agent in self.agents.alive():
             for attempt in agent.queued:  # first: the agent has dropped them when it hears the stop
                 self.act(TakeBack(attempt))
-            for attempt in (list(agent.lanes.values()) if agent.lanes else [agent.attempt]):
-                if attempt is not None:
-                    self.act(Stop(attempt))
+            for attempt in agent.running():
+                self.act(Stop(attempt))
         self.act(CheckDone())

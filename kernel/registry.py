@@ -51,6 +51,12 @@ class AgentInfo:
     def alive(self) -> bool:
         return self.state not in _DEAD
 
+    def running(self) -> "list[Attempt]":
+        """What it runs now: a pack's lanes not ended, else its one attempt, if any."""
+        if self.lanes:
+            return list(self.lanes.values())
+        return [] if self.attempt is None else [self.attempt]
+
 
 class AgentRegistry:
     def __init__(self) -> None:

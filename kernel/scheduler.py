@@ -253,15 +253,15 @@ class Scheduler:
         have died with it): the trial runs again, alone (``suspect``), where a second death is
         its own. Each lane of a pack is judged so, as a trial of its own.
         """
-        attempt, agent.attempt = agent.attempt, None
-        lanes, agent.lanes = agent.lanes, {}
-        for each in (list(lanes.values()) if lanes else [attempt]):
-            self.lost(agent, each, why, death, unsure)
+        running = agent.running()
+        agent.attempt, agent.lanes = None, {}
+        for attempt in running:
+            self.lost(agent, attempt, why, death, unsure)
 
-    def lost(self, agent: AgentInfo, attempt: "Attempt | None", why: str, death: Any = None,
+    def lost(self, agent: AgentInfo, attempt: "Attempt", why: str, death: Any = None,
              unsure: bool = False) -> None:
         """``attempt`` (one of ``agent``'s) was cut short: see ``interrupted``."""
-        if attempt is None or attempt.over:
+        if attempt.over:
             return
         trial = attempt.trial
         if attempt.distributed:  # the whole gang runs again, unless that rank's process did it

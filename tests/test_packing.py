@@ -265,3 +265,25 @@ def test_a_packed_search_out_of_time_stops_its_lanes_and_withdraws_what_waited(r
     assert proposed - started and proposed - started <= withdrawn  # waited for a pack: not of this run
     assert {t.id for t in result.trials} == started
     fns.readers_agree(result.path)
+
+
+def test_a_pack_s_broadcast_is_checked_as_a_lone_trial_s():
+    from kernel.agent.pack import LaneReporter
+
+    class Channel:
+        def send_lanes(self, points):
+            self.points = points
+            return []
+
+        def stops_seen(self):
+            return []
+
+    packed, channel = Packed(), Channel()
+    packed.bind_lanes([{"lr": 0.1}, {"lr": 0.2}])
+    reporter = LaneReporter([7, 8], channel, packed, [None, None], [None, None])
+    reporter.broadcast(metric=np.array([0.5, float("nan")]), loss=np.array([1.0, 2.0]))
+    assert channel.points == [(7, [0, 0.5, {"loss": 1.0}]), (8, [0, None, {"loss": 2.0}])]  # NaN: not a value
+    with pytest.raises(TypeError, match="needs a finite number"):
+        reporter.broadcast(metric=np.array([0.5, 0.6]), step=float("inf"))
+    with pytest.raises(TypeError, match=r"broadcast\(metric=...\) needs a number"):
+        reporter.broadcast(metric=np.array(["a", "b"]))

@@ -10,7 +10,6 @@ crash of it is every lane's.
 from __future__ import annotations
 
 import collections
-import math
 import os
 import time
 from typing import TYPE_CHECKING, Any, Sequence
@@ -37,13 +36,12 @@ def take_pack(first: dict, queue: "collections.deque[dict]") -> list[dict]:
 
 def packed_strategy(agent: "Agent") -> Any:
     """The agent's ``packed`` strategy, made once: its compiled steps serve every later pack."""
-    strategy = getattr(agent, "_packed", None)
-    if strategy is None:
+    if agent.packed is None:
         from plugins.registry import resolve
         from plugins.strategies import Strategy
 
-        strategy = agent._packed = resolve("lagom.strategies", "packed", Strategy)
-    return strategy
+        agent.packed = resolve("lagom.strategies", "packed", Strategy)
+    return agent.packed
 
 
 def lane_value(value: Any, lane: int, lanes: int, what: str) -> Any:
@@ -148,19 +146,13 @@ class LaneReporter(Reporter):
         return list(self._parents)
 
     def broadcast(self, metric: Any = None, step: int | float | None = None, **named: Any) -> None:
-        if metric is None and not named:
-            raise TypeError("reporter.broadcast needs a value: broadcast(accuracies), or named ones")
-        if step is None:
-            step = self._step + 1
-        self._step = step
+        step = self._next_step(metric, named, step)
         k, points = self.strategy.lanes, []
         for lane, tid in enumerate(self.ids):
             if lane in self.stopped:
                 continue
-            values = {n: x for n, v in named.items() if not math.isnan(x := float(lane_value(v, lane, k, n)))}
-            value = float(lane_value(metric, lane, k, "metric")) if metric is not None else values.get(self.metric)
-            if value is not None and math.isnan(value):
-                value = None
+            value, values = self._values(None if metric is None else lane_value(metric, lane, k, "metric"),
+                                         {n: lane_value(v, lane, k, n) for n, v in named.items()})
             if value is not None:
                 self.lasts[lane] = (step, value)
             if value is not None or values:

@@ -87,6 +87,7 @@ class Agent:
         self.router = Router({"trial": self.queue.append, "welcome": self._on_welcome, "shutdown": self._on_shutdown,
                               "skip": self._on_skip, "rejoin": self.rejoin}, self.log)
         self.single = in_process_strategy()  # imports no JAX until used
+        self.packed: Any = None  # the packed strategy, made on the first pack (pack.py)
 
     # -- wire -------------------------------------------------------------------------------
     def send(self, msg_type: str, **fields: Any) -> None:
