@@ -41,6 +41,7 @@ class AgentInfo:
     attempt: "Attempt | None" = None  # what it is running now
     queued: "collections.deque[Attempt]" = field(default_factory=collections.deque)  # handed out ahead
     lanes: "dict[int, Attempt]" = field(default_factory=dict)  # a pack it runs: its lanes not ended, by trial
+    shapes: set = field(default_factory=set)  # the shapes of the trials it ran (affinity.py)
     pace: float | None = None  # its recent trials' run time, seconds (a moving average)
     last_seen: float = field(default_factory=time.monotonic)
     last_final_at: float | None = None  # wall clock when its last result arrived

@@ -8,6 +8,7 @@ the experiment ends with the last running trial. A distributed trial gathers its
 (gang.py) and starts when enough are free.
 
 Trials handed out ahead (leases) follow the rules of ahead.py; the scheduler proposes them.
+Which of several proposals a free agent takes (one of a shape it compiled) is affinity.py's.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import collections
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import ahead, endings, gang, packing
+from . import affinity, ahead, endings, gang, packing
 from .controller import DONE, WAIT, TrialSpec
 from .decisions import CheckDone, Lease, LookAgain, RanksAnswered, Start, TakeBack
 from .registry import AgentInfo, AgentState
@@ -39,7 +40,7 @@ class Scheduler:
         self._ended, self._total_trials = ended, total_trials
         self.max_retries = max_retries
         self.retry: collections.deque[Trial] = collections.deque()
-        self.spare: collections.deque[Trial] = collections.deque()  # proposed, waiting for a pack of their shape
+        self.spare: collections.deque[Trial] = collections.deque()  # proposed, waiting for a pack or an agent of their shape
         self.waiting: dict[bytes, AgentInfo] = {}  # agents told WAIT, in arrival order
         self.next_id = 0
         self.exhausted = False  # the controller said DONE, or the time is up
@@ -76,12 +77,14 @@ class Scheduler:
         if self.gathering is not None:
             self._gather(agent)
             return
-        trial = self.retry.popleft() if self.retry else self.spare.popleft() if self.spare else self._ask(agent)
+        trial = self.retry.popleft() if self.retry else self._ask(agent)
         if trial is not None and trial.gang > 1:  # a gang run again: gathered anew
             self.gathering = gang.Gathering(trial, trial.gang)
             self._gather(agent)
         elif trial is not None:
             self.waiting.pop(agent.peer, None)
+            if affinity.applies(self.controller, agent):
+                affinity.met(agent, trial)
             lanes = self._fill(trial) if self.controller.pack > 1 and packing.packable(trial) else None
             self.act(Start(trial, [agent], lanes))
             if self.spare:
@@ -108,8 +111,8 @@ class Scheduler:
         return lanes if len(lanes) > 1 else None
 
     def _ask(self, agent: AgentInfo) -> Trial | None:
-        """The controller's next trial, or None (the agent is parked, or there is no more)."""
-        decision = self._propose()
+        """The next trial for ``agent``, or None (the agent is parked, or there is no more)."""
+        decision = self._draw(agent)
         if decision is WAIT:
             agent.state = AgentState.WAITING
             self.waiting[agent.peer] = agent
@@ -121,6 +124,24 @@ class Scheduler:
             self.act(CheckDone())
             return None
         return decision
+
+    def _draw(self, agent: AgentInfo) -> Trial | Any:
+        """What waits for a pack or an agent, else a new proposal (or WAIT, or DONE); steered
+        by shape where affinity.py applies: one ``agent`` met, among up to LOOKAHEAD."""
+        if not affinity.applies(self.controller, agent):
+            return self.spare.popleft() if self.spare else self._propose()
+        found, decision = affinity.take_own(self.spare, agent.shapes), DONE
+        for _ in range(affinity.LOOKAHEAD if found is None else 0):
+            decision = self._propose()
+            if not isinstance(decision, Trial):
+                break
+            if affinity.suits(decision, agent, self.agents.alive()):
+                return decision
+            self.spare.append(decision)
+            self.book.proposed(decision)
+        if found is None and self.spare:
+            found = affinity.take_best(self.spare, self.agents.alive())
+        return decision if found is None else found
 
     def _propose(self) -> Trial | Any:
         """A new trial from the controller, or WAIT, or DONE."""
@@ -144,19 +165,21 @@ class Scheduler:
         """More trials remain to be proposed than there are agents (a search bounded by time
         alone has no end in sight)."""
         total = self._total_trials()
-        return total is None or total - self.next_id > len(self.agents.alive())
+        return total is None or total - self.next_id + len(self.spare) > len(self.agents.alive())
 
     def _lease(self, agent: AgentInfo) -> None:
         trials: list[Trial] = []
         want = self.lease_depth(agent) - len(agent.queued)
         while len(trials) < want:
-            trial = self.retry.popleft() if self.retry else self._propose()
+            trial = self.retry.popleft() if self.retry else self._draw(agent)
             if not isinstance(trial, Trial):
                 break
             if trial.gang > 1 or trial.run is not None or trial.suspect:  # gathered, in a process of its own, or alone
                 self.retry.appendleft(trial)
                 break
             trials.append(trial)
+            if affinity.applies(self.controller, agent):
+                affinity.met(agent, trial)
         if trials:
             self.act(Lease(agent, trials))
 

@@ -463,7 +463,36 @@ async def test_agents_whose_trials_are_slow_or_not_yet_timed_hold_nothing_ahead(
         agent.final(trial, result={"score": 1.0}, duration=3.0)
     result = await asyncio.wait_for(task, 5)
     assert result.count("finished") == 6
-    assert not [e for e in read_journal(kernel.folder.path)[0] if e["event"] == "lease"]
+    # none handed to an agent ahead (a proposal looked past for one of an agent's shape waits for none)
+    assert not [e for e in read_journal(kernel.folder.path)[0] if e["event"] == "lease" and e["agent"] is not None]
+
+
+async def test_a_free_agent_takes_a_trial_of_a_shape_it_compiled_and_the_first_shapes_differ(make):
+    """Random search over a width (static: a shape) and a rate (traced): each agent's first
+    trial is of a shape no other agent took, and it takes its own shape among the next
+    proposals after that; every trial still runs once, and the journal resumes in order."""
+    widths = [32, 32, 64, 32, 64, 32, 64, 64]
+    kernel, listener, task = make(Leasing([TrialSpec({"w": w, "lr": 0.01 * (i + 1)}) for i, w in enumerate(widths)]))
+    agents = [FakeAgent(listener, name) for name in "ab"]
+    queues = {agent.peer: [] for agent in agents}
+    ran = {agent.name: [] for agent in agents}
+    for agent in agents:
+        await agent.join()
+    while sum(len(r) for r in ran.values()) < len(widths):
+        await listener.settled()
+        for peer, msg in [sent for sent in listener.sent if sent[1]["type"] == "trial"]:
+            queues[peer].append(msg["trial"])
+        listener.sent = [sent for sent in listener.sent if sent[1]["type"] != "trial"]
+        turn = sum(len(r) for r in ran.values())  # the agents take turns to end a trial
+        agent = next(a for a in agents[turn % 2:] + agents[:turn % 2] if queues[a.peer])
+        trial = queues[agent.peer].pop(0)
+        ran[agent.name].append(trial)
+        agent.final(trial, result={"score": 1.0}, duration=3.0)
+    result = await asyncio.wait_for(task, 5)
+    assert [t.state for t in result.trials] == ["finished"] * 8 and {t.attempts for t in result.trials} == {1}
+    assert ran == {"a": [0, 1, 3, 5], "b": [2, 4, 6, 7]}  # a: width 32 alone, b: width 64 alone
+    journal = read_journal(kernel.folder.path)[0]
+    assert sorted(e["trial"] for e in journal if e["event"] == "start") == list(range(8))
 
 
 async def test_a_lost_agent_hands_its_queue_back_and_none_of_it_counts_as_an_attempt(make):
