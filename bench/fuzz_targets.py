@@ -163,6 +163,9 @@ class _Conn:
     def recv_nowait(self):
         return None
 
+    def link_changes(self):
+        return []
+
     def close(self):
         pass
 

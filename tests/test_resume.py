@@ -172,7 +172,7 @@ def test_a_disk_that_fills_mid_run_ends_the_experiment_cleanly_and_it_resumes(ru
 
 
 @pytest.mark.slow
-def test_agents_started_by_hand_outlive_a_killed_kernel_and_finish_the_resumed_search(runs):
+def test_agents_started_by_hand_outlive_a_killed_kernel_and_finish_the_resumed_search(runs, tmp_path):
     import socket
 
     with socket.socket() as s:
@@ -180,8 +180,9 @@ def test_agents_started_by_hand_outlive_a_killed_kernel_and_finish_the_resumed_s
         url = f"tcp://127.0.0.1:{s.getsockname()[1]}"
     token = "outlive-the-kernel-token-0123456789"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "LAGOM_TOKEN": token}
+    logs = [open(tmp_path / f"hand-{i}.log", "w+") for i in range(2)]
     agents = [subprocess.Popen([sys.executable, "-m", "kernel.agent", "--connect", url, "--id", f"hand-{i}",
-                                "--patience", "60"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--patience", "60"], env=env, stdout=subprocess.DEVNULL, stderr=logs[i])
               for i in range(2)]
     try:
         folder = kill_after("byhand", runs, 4, url, token)
@@ -195,6 +196,9 @@ def test_agents_started_by_hand_outlive_a_killed_kernel_and_finish_the_resumed_s
         assert rerun and {e["agent"] for e in rerun} <= {"hand-0", "hand-1"}  # the same agents, not new ones
         assert rerun[0]["time"] - t0 < 15  # they noticed the silence and said hello again
         assert [a.wait(timeout=30) for a in agents] == [0, 0]  # and left when the search was over
+        for log in logs:  # the socket monitor told them: the kernel's end closed, and came back
+            said = open(log.name).read()
+            assert "the kernel's end of the connection closed" in said and "the kernel's end is back" in said, said
     finally:
         for a in agents:
             a.kill()

@@ -27,9 +27,10 @@ def listen(url: str, *, max_size: int = DEFAULT_MAX_SIZE, curve: Credentials | N
 
 
 def connect(url: str, *, identity: bytes, max_size: int = DEFAULT_MAX_SIZE,
-            curve: Credentials | None = None) -> Connection:
-    """Connect an agent's end to the kernel at ``url`` (``curve``: the agent's credentials)."""
-    return _BACKENDS[parse(url).scheme][1](url, identity=identity, max_size=max_size, curve=curve)
+            curve: Credentials | None = None, watch: bool = False) -> Connection:
+    """Connect an agent's end to the kernel at ``url`` (``curve``: the agent's credentials;
+    ``watch``: report the connection dropping and coming back, ``Connection.link_changes``)."""
+    return _BACKENDS[parse(url).scheme][1](url, identity=identity, max_size=max_size, curve=curve, watch=watch)
 
 
 __all__ = ["Address", "AddressError", "Connection", "Listener", "SCHEMES", "parse", "listen", "connect",

@@ -48,6 +48,13 @@ class Connection(Protocol):
 
     def recv_nowait(self) -> list[bytes] | None: ...
 
+    def link_changes(self) -> list[str]:
+        """What happened to the connection since last asked, oldest first: "down" (the kernel's
+        end closed: its process died, or it dropped this peer) and "up" (connected again and
+        the handshake done). Empty unless connected with ``watch``; ``recv`` returns early, with
+        None, when one happens."""
+        ...
+
     def wait(self, timeout: float | None, fds: Sequence[int] = ()) -> tuple[bool, list[int]]:
         """Wait for a message or for one of ``fds`` to be readable: (message ready, ready fds)."""
         ...

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import zmq
 import zmq.auth.thread
+from zmq.utils.monitor import recv_monitor_message
 
 from .address import Address, parse
 from .curve import Admission, Credentials
@@ -210,7 +211,7 @@ class ZmqListener:
 class ZmqConnection:
     """An agent's end: a blocking DEALER with a fixed routing id."""
 
-    def __init__(self, url: str, *, identity: bytes, max_size: int, curve=None):
+    def __init__(self, url: str, *, identity: bytes, max_size: int, curve=None, watch: bool = False):
         address = parse(url)
         if address.scheme == "inproc":
             shared = _INPROC.get(address.url)
@@ -226,18 +227,38 @@ class ZmqConnection:
             self._sock.curve_serverkey = curve.server_public
             self._sock.curve_publickey = curve.public
             self._sock.curve_secretkey = curve.secret
-        self._sock.connect(address.url)
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
+        self._changes: list[str] = []
+        self._monitor = None  # a socket monitor: the kernel's end closing is known at once, not after beats
+        if watch and address.scheme != "inproc":
+            self._monitor = self._sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+            self._poller.register(self._monitor, zmq.POLLIN)
+        self._sock.connect(address.url)
 
     def send(self, frames: list[bytes]) -> None:
         self._sock.send_multipart(frames, copy=len(frames[-1]) > 65536)
 
     def recv(self, timeout: float | None) -> list[bytes] | None:
-        """The next message, or None after ``timeout`` seconds (None waits forever)."""
-        if self._poller.poll(None if timeout is None else int(timeout * 1000)):
+        """The next message, or None after ``timeout`` seconds (None waits forever), or at once
+        when the link changed (``link_changes``)."""
+        ready = dict(self._poller.poll(None if timeout is None else int(timeout * 1000)))
+        if self._monitor is not None and self._monitor in ready:
+            self._read_link()
+        if self._sock in ready:
             return self._sock.recv_multipart()
         return None
+
+    def link_changes(self) -> list[str]:
+        if self._monitor is not None:
+            self._read_link()
+        changes, self._changes = self._changes, []
+        return changes
+
+    def _read_link(self) -> None:
+        while self._monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            event = recv_monitor_message(self._monitor, zmq.NOBLOCK)["event"]
+            self._changes.append("down" if event == zmq.EVENT_DISCONNECTED else "up")
 
     def wait(self, timeout: float | None, fds: list[int] = ()) -> tuple[bool, list[int]]:
         """Wait for a message or for one of ``fds`` to be readable: (message ready, ready fds)."""
@@ -257,6 +278,9 @@ class ZmqConnection:
             return None
 
     def close(self) -> None:
+        if self._monitor is not None:
+            self._sock.disable_monitor()
+            self._monitor.close(linger=0)
         self._sock.close()
 
 

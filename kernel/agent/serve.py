@@ -82,6 +82,7 @@ class Agent:
         self.inject_bytes: bytes | None = None
         self.names: list[str] = []
         self._last_heard = self._last_hello = time.monotonic()
+        self._link_down: float | None = None  # when the kernel's end of the connection closed
         self._looked = 0.0  # when the socket was last looked at between queued trials
         self.other_version: str | None = None  # the kernel speaks another protocol: why this agent leaves
         self.router = Router({"trial": self.queue.append, "welcome": self._on_welcome, "shutdown": self._on_shutdown,
@@ -114,6 +115,9 @@ class Agent:
         raises KernelGone once it has been silent for ``patience`` seconds."""
         with self.outbox.lock:
             frames = self.recv(timeout=self.heartbeat)
+            changes = self.conn.link_changes()
+        if changes:
+            self._link(changes)
         if frames is not None:
             return self.decode(frames)
         if time.monotonic() - self._last_heard > self.patience:
@@ -129,8 +133,23 @@ class Agent:
 
     @property
     def quiet(self) -> bool:
-        """The kernel beats every heartbeat: three missed mean it died, or cannot hear us."""
-        return time.monotonic() - self._last_heard > 3 * self.heartbeat
+        """The kernel beats every heartbeat: three missed mean it died, or cannot hear us; its
+        end of the connection closing means so at once."""
+        return self._link_down is not None or time.monotonic() - self._last_heard > 3 * self.heartbeat
+
+    def _link(self, changes: list[str]) -> None:
+        """The socket monitor's word: the kernel's end closed (its process died, or a cut outlived
+        ZeroMQ's own heartbeat), so what this agent holds runs elsewhere; back again (a resumed
+        kernel, or the link healed), so say hello now rather than at the next quiet beat."""
+        for change in changes:
+            if change == "down" and self._link_down is None:
+                self._link_down = time.monotonic()
+                self.log("the kernel's end of the connection closed; saying hello when it is back")
+                self._drop_queue_if_quiet()
+            elif change == "up" and self._link_down is not None:
+                self.log(f"the kernel's end is back after {time.monotonic() - self._link_down:.1f}s; saying hello again")
+                self._link_down = None
+                self._hello()
 
     def _hello(self) -> None:
         self._last_hello = time.monotonic()
@@ -148,7 +167,7 @@ class Agent:
     # -- lifecycle --------------------------------------------------------------------------
     def run(self) -> int:
         """Serve the kernel until it says shutdown (0) or is gone (1: never answered, 2: went silent)."""
-        self.conn = self.outbox.conn = connect(self.url, identity=self.id.encode(), curve=self.curve)
+        self.conn = self.outbox.conn = connect(self.url, identity=self.id.encode(), curve=self.curve, watch=True)
         compiles.watch()  # each trial's compile time, once a function imports JAX
         beat = Heartbeat(self)
         try:
