@@ -174,6 +174,7 @@ class Agent:
             self._hello()
             if not self._await_welcome():
                 return 1
+            self.conn.link_changes()  # attempts before the kernel answered say nothing of it now
             beat.start()
             while True:
                 if self.queue and time.monotonic() - self._looked >= LOOK_S:

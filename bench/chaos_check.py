@@ -1,0 +1,136 @@
+"""The soak's model (bench/chaos.py): what an experiment folder and the trials' own run log
+must say after any history of faults. ``check`` returns the violations found, by rule, and the
+counts it saw.
+
+- ended once: every trial the journal names ended exactly once, and result.json holds it;
+- nothing lost: every finished result the journal recorded is in result.json, unchanged;
+- runs: no trial's function ran more often than the kernel handed it out (a start, or a lease
+  to an agent; a run in the moment before a kernel died, after its last record, excused), and
+  none began after the trial had ended;
+- ASHA: each trial proposed is what asynchronous successive halving (Li et al. 2020) decides
+  from the results recorded before it, replayed from the journal: the highest rung with a
+  configuration in its top 1/eta not yet promoted promotes it, else a new configuration;
+- readers: the journal's fold, ``status`` and the dashboard give each trial the same state.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+
+
+def _journal(folder: str) -> list[dict]:
+    from kernel.journal import read_journal
+    return read_journal(folder)[0]
+
+
+def check(folder: str, runs_log: str, deaths: list[float] = (), eta: int = 3, budgets: tuple = (1, 3, 9),
+          direction: str = "max") -> dict:
+    """``deaths``: when the kernel was killed (or ended on a full disk), by the wall clock."""
+    events = _journal(folder)
+    with open(os.path.join(folder, "result.json")) as f:
+        result = {t["id"]: t for t in json.load(f)["trials"]}
+    violations: dict[str, list] = collections.defaultdict(list)
+    ends = _ended_once(events, result, violations)
+    unrecorded = _runs(events, ends, runs_log, sorted(deaths), violations)
+    promotions = _asha(events, eta, list(budgets), direction, violations)
+    try:
+        import fns
+        fns.readers_agree(folder)
+    except AssertionError as exc:
+        violations["readers"].append(str(exc)[:300])
+    return {"violations": {k: v[:5] for k, v in violations.items()},
+            "violation_count": sum(len(v) for v in violations.values()),
+            "trials": len(result), "promotions": promotions, "unrecorded_runs": unrecorded,
+            "states": dict(collections.Counter(t["state"] for t in result.values()))}
+
+
+def _ended_once(events: list[dict], result: dict, violations: dict) -> dict[int, tuple[int, dict]]:
+    named = {e["trial"] for e in events if e["event"] in ("lease", "start")}
+    ends: dict[int, tuple[int, dict]] = {}
+    for i, e in enumerate(events):
+        if e["event"] == "end":
+            tid = e["trial"]["id"]
+            if tid in ends:
+                violations["ended twice"].append(tid)
+            ends[tid] = (i, e)
+    for tid in sorted(named - set(ends)):
+        violations["never ended"].append(tid)
+    for tid in sorted(named - set(result)):
+        violations["missing from result.json"].append(tid)
+    for tid, (_, e) in ends.items():
+        t = e["trial"]
+        if t["state"] == "finished":
+            kept = result.get(tid)
+            if kept is None or kept["state"] != "finished" or kept["metric"] != t["metric"]:
+                violations["finished result lost"].append(tid)
+    return ends
+
+
+def _runs(events: list[dict], ends: dict, runs_log: str, deaths: list[float], violations: dict) -> int:
+    """A kernel writes one batch's records when the batch is handled, after its sends: a
+    kernel killed in that window leaves runs with no record (a trial it had just started,
+    run again after the resume, as a trial it was known to run would be). Such a run is
+    excused only when it began after the journal's last record before a death, and before it;
+    returns how many were."""
+    handed = collections.Counter(e["trial"] for e in events
+                                 if e["event"] == "start" or (e["event"] == "lease" and e.get("agent")))
+    times = [e["time"] for e in events]
+    windows = [(max([t for t in times if t <= d], default=0.0), d) for d in deaths]
+    ran: dict[int, list[float]] = collections.defaultdict(list)
+    with open(runs_log) as f:
+        for line in f:
+            tid, _, when = line.split()
+            ran[int(tid)].append(float(when))
+    excused = 0
+    for tid, starts in ran.items():
+        extra = len(starts) - handed[tid]
+        if extra > 0:
+            orphans = [t for t in starts if any(lo <= t <= hi for lo, hi in windows)]
+            if len(orphans) >= extra:
+                excused += extra
+            else:
+                violations["ran more often than handed out"].append((tid, len(starts), handed[tid]))
+        ended = ends.get(tid)
+        if ended is not None and max(starts) > ended[1]["time"]:
+            violations["ran after it ended"].append(tid)
+    return excused
+
+
+def _asha(events: list[dict], eta: int, budgets: list, direction: str, violations: dict) -> int:
+    results: list[dict[int, float]] = [{} for _ in budgets]
+    promoted: list[set[int]] = [set() for _ in budgets]
+    rung_of: dict[int, int] = {}
+    seen: set[int] = set()
+    count = 0
+    sign = -1.0 if direction == "max" else 1.0
+    for e in events:
+        if e["event"] == "end":
+            t = e["trial"]
+            value = t.get("metric")
+            if t["state"] in ("finished", "stopped") and value is not None and math.isfinite(value) \
+                    and t["id"] in rung_of:
+                results[rung_of[t["id"]]][t["id"]] = value
+        elif e["event"] in ("lease", "start") and e["trial"] not in seen:
+            seen.add(e["trial"])
+            expected = None
+            for rung in range(len(budgets) - 2, -1, -1):
+                top = sorted(results[rung], key=lambda tid: (sign * results[rung][tid], tid))[:len(results[rung]) // eta]
+                parent = next((tid for tid in top if tid not in promoted[rung]), None)
+                if parent is not None:
+                    expected = (parent, budgets[rung + 1])
+                    promoted[rung].add(parent)
+                    break
+            actual = (e["parent"], e["budget"])
+            if expected is None and (e["parent"] is not None or e["budget"] != budgets[0]):
+                violations["ASHA: promoted when it should not"].append((e["trial"], actual))
+            elif expected is not None and actual != expected:
+                violations["ASHA: another decision"].append((e["trial"], actual, expected))
+            count += e["parent"] is not None
+            rung_of[e["trial"]] = budgets.index(e["budget"]) if e["budget"] in budgets else 0
+    return count
