@@ -106,8 +106,14 @@ def _row(t: dict) -> str:
 def report(args) -> int:
     from .outputs.report import write_report
 
-    out = write_report(_folder(args.folder))
+    from .journal import holder
+
+    folder = _folder(args.folder)
+    out = write_report(folder)
     print(out)
+    if not (folder / records.RESULT).exists() and holder(folder) is None:  # a full disk kept it out
+        from .result import Result
+        print(Result.of_folder(folder).save())
     return 0
 
 

@@ -117,6 +117,20 @@ class Result:
                    agents=len(kernel.agents), objectives=controller.objectives,
                    directions=None if not controller.directions else [str(d) for d in controller.directions])
 
+    @classmethod
+    def of_folder(cls, folder: Path) -> "Result":
+        """An experiment's result as its journal tells it (a result.json a full disk kept out);
+        a context's extras, which its own code computes, are not in it."""
+        from .timeline import Timeline
+
+        timeline = Timeline.read(folder)
+        head = timeline.head
+        trials = [Trial.from_dict({"id": tid, **t}) for tid, t in sorted(timeline.trials.items())]
+        return cls(experiment=head.get("id", folder.name), path=folder, context=head.get("context", ""),
+                   metric=head.get("metric"), direction=head.get("direction") or "max", trials=trials,
+                   duration=max([t.ended or 0.0 for t in trials], default=timeline.started_at) - timeline.started_at,
+                   objectives=head.get("objectives"), directions=head.get("directions"))
+
     def __post_init__(self) -> None:
         for t in self.trials:
             t.folder = self.path

@@ -141,7 +141,13 @@ async def _serve(kernel: Kernel, plan: Plan, *, listen: str | None, insecure: bo
             result = kernel.result()
             raise
     finally:
-        await _close(kernel, plan, result if result is not None else kernel.result())
+        unsaved = await _close(kernel, plan, result if result is not None else kernel.result())
+    if unsaved is not None:  # it ended well, but result.json is not there: say so, not success
+        err = ExperimentError(f"cannot write result.json in {kernel.folder.path} ({unsaved.strerror or unsaved}); "
+                              f"every trial is in its journal (python -m kernel status reads it). Free some "
+                              f"space, then python -m kernel report {kernel.folder.path} writes it")
+        err.path = kernel.folder.path
+        raise err
     return result
 
 
@@ -187,13 +193,16 @@ def _discard(kernel: Kernel, plan: Plan) -> None:
         shutil.rmtree(kernel.folder.path, ignore_errors=True)
 
 
-async def _close(kernel: Kernel, plan: Plan, result: Result) -> None:
+async def _close(kernel: Kernel, plan: Plan, result: Result) -> OSError | None:
+    """Leave the folder complete; returns why result.json could not be written (a full disk),
+    where the journal could (when it could not either, the journal's own error says so)."""
     if kernel.listener.refused:  # handshakes with a wrong key pair: refused before any message existed
         result.rejected["curve-handshake"] = kernel.listener.refused
+    unsaved = None
     try:
         result.save()
-    except OSError:  # a full disk: the journal (resumable) is what counts, and the error says so
-        pass
+    except OSError as exc:  # a full disk: the journal (resumable) is what counts
+        unsaved = exc
     for ob in kernel.observers:
         ob.experiment_ended(kernel.view, result)
     await asyncio.to_thread(plan.launch.stop)
@@ -201,6 +210,7 @@ async def _close(kernel: Kernel, plan: Plan, result: Result) -> None:
     kernel.listener.close()
     records.closed(kernel.folder, {k: v for k, v in kernel.book.counts.items() if k != "running"})
     kernel.folder.close()
+    return unsaved if kernel.folder.failed is None else None
 
 
 def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:

@@ -171,6 +171,28 @@ def test_a_disk_that_fills_mid_run_ends_the_experiment_cleanly_and_it_resumes(ru
     assert not {e["trial"] for e in events(folder)[marker:] if e["event"] == "start"} & ended_before
 
 
+def test_a_result_json_that_cannot_be_written_is_an_error_and_report_writes_it_from_the_journal(runs):
+    """The journal could be written, result.json not (here its temporary file's name is taken
+    by a folder: the write fails as on a full disk): the run does not end as if all were well."""
+    from kernel import ExperimentError, Observer
+    from kernel.cli import main
+
+    class TakeTheName(Observer):
+        def experiment_started(self, view):
+            (view.path / "result.json.tmp").mkdir()
+
+    with pytest.raises(ExperimentError, match="cannot write result.json") as err:
+        lagom(fns.quadratic, resume_victim.context("random"), path=runs, verbose=0, observers=[TakeTheName()])
+    folder = Path(err.value.path)
+    assert "python -m kernel report" in str(err.value) and not (folder / "result.json").exists()
+    (folder / "result.json.tmp").rmdir()
+    assert main(["report", str(folder)]) == 0
+    import json
+    written = json.loads((folder / "result.json").read_text())
+    assert written["counts"]["finished"] == 12 and [t["id"] for t in written["trials"]] == list(range(12))
+    assert written["best"]["metric"] == max(t["metric"] for t in written["trials"])
+
+
 @pytest.mark.slow
 def test_agents_started_by_hand_outlive_a_killed_kernel_and_finish_the_resumed_search(runs, tmp_path):
     import socket
