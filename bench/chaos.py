@@ -254,8 +254,10 @@ class Soak:
         per: dict[str, dict[str, list]] = collections.defaultdict(lambda: {"detect": [], "recover": []})
         for kind, agent, at, undone in self.marks:
             host = agent.split("-")[0]
-            seen = next((t for t, a in gone if a == agent and t >= at), None)
-            if seen is not None and (undone is None or seen <= undone + 5):
+            # declared gone while the fault lasted (a killed agent's id is never seen again)
+            until = at + 30 if kind == "agent-kill" else (undone or at) + 0.5
+            seen = next((t for t, a in gone if a == agent and at <= t <= until), None)
+            if seen is not None:
                 per[kind]["detect"].append(seen - at)
             if undone is not None:
                 back = next((t for t, a in starts if a and a.split("-")[0] == host and t >= undone), None)
@@ -294,11 +296,11 @@ def _gaps(events: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=3400, help="new configurations (ASHA adds its promotions)")
+    ap.add_argument("--trials", type=int, default=3500, help="new configurations (ASHA adds its promotions)")
     ap.add_argument("--agents", type=int, default=8)
-    ap.add_argument("--epoch-s", type=float, default=0.004)
-    ap.add_argument("--fault-every", type=float, default=0.3, help="mean seconds between faults")
-    ap.add_argument("--kernel-every", type=float, default=20.0, help="seconds between kills of the kernel")
+    ap.add_argument("--epoch-s", type=float, default=0.05, help="seconds per epoch (budgets 1, 3, 9 epochs)")
+    ap.add_argument("--fault-every", type=float, default=0.4, help="mean seconds between faults")
+    ap.add_argument("--kernel-every", type=float, default=15.0, help="seconds between kills of the kernel")
     ap.add_argument("--disk-mb", type=int, default=256)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--lossy", action="store_true", help="no faults: 100 ms and 2%% loss on every link")

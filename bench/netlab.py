@@ -11,6 +11,7 @@ Needs root (namespaces, links, mounts). ``Lab.check()`` says why it cannot run, 
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PREFIX = "lgl"  # names of this lab's namespaces and links
+LOCK = os.path.join(tempfile.gettempdir(), "lagom-netlab.lock")  # one lab at a time: they share these names
 
 
 def _ip(*args: str, ns: str | None = None) -> None:
@@ -61,15 +63,31 @@ class Lab:
 
     @staticmethod
     def check() -> str | None:
+        """Why a lab cannot run here (not root, no ip), or None."""
         if os.geteuid() != 0:
             return "needs root (network namespaces, veth links, a tmpfs)"
         if shutil.which("ip") is None:
             return "needs iproute2's ip"
         return None
 
+    @classmethod
+    def probe(cls) -> str | None:
+        """``check``, and a namespace actually made and removed (a container may forbid it)."""
+        why = cls.check()
+        if why:
+            return why
+        made = subprocess.run(["ip", "netns", "add", f"{PREFIX}probe"], capture_output=True, text=True)
+        subprocess.run(["ip", "netns", "del", f"{PREFIX}probe"], capture_output=True)
+        return None if made.returncode == 0 else f"ip netns add failed: {made.stderr.strip()}"
+
     # -- the network ---------------------------------------------------------------------------
     def up(self) -> None:
-        self.down()
+        self._lock = open(LOCK, "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SystemExit(f"another lab is running on this machine (it holds {LOCK}); wait for it to end")
+        self._clean()  # what a lab that was killed left behind
         for h in self.hosts:
             _ip("netns", "add", h.ns)
             _ip("link", "add", h.link, "type", "veth", "peer", "name", f"{PREFIX}p{h.index}")
@@ -87,6 +105,11 @@ class Lab:
                 raise RuntimeError(f"the relay of host {h.index} did not start")
 
     def down(self) -> None:
+        self._clean()
+        if getattr(self, "_lock", None) is not None and not self._lock.closed:
+            self._lock.close()
+
+    def _clean(self) -> None:
         for h in self.hosts:
             for proc in (h.agent, h.relay):
                 if proc is not None and proc.poll() is None:
@@ -117,11 +140,12 @@ class Lab:
         h.generation += 1
         agent_id = f"h{h.index}-{h.generation}"
         h.log = os.path.join(self.folder, f"{agent_id}.log")
-        pythonpath = os.pathsep.join([ROOT, HERE, os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, **(env or {})}
+        pythonpath = os.pathsep.join([ROOT, HERE, env.get("PYTHONPATH", "")])
         h.agent = subprocess.Popen(
             ["ip", "netns", "exec", h.ns, sys.executable, "-m", "kernel.agent", "--connect", h.url,
              "--token-file", token_file, "--id", agent_id, "--patience", "600", "--wait", "600"],
-            cwd=ROOT, env={**os.environ, **(env or {}), "PYTHONPATH": pythonpath},
+            cwd=ROOT, env={**env, "PYTHONPATH": pythonpath},
             stdout=subprocess.DEVNULL, stderr=open(h.log, "w"), start_new_session=True)
         h.frozen = False
         h.started.append((agent_id, time.time()))

@@ -536,6 +536,46 @@ def wait_for_event(folder, match, timeout=60):
 
 
 @pytest.mark.slow
+def test_an_agent_started_before_its_kernel_says_hello_once(runs, tmp_path):
+    """Before the kernel listens, the agent's connections are accepted and closed at once (as a
+    proxy in front of a kernel not yet up does): those closings are not a kernel lost. Once
+    welcomed it says no second hello, so the kernel runs none of its trials twice."""
+    import threading
+
+    port, tried = free_port(), threading.Event()
+    server = socket.create_server(("127.0.0.1", port))
+    accepted = []
+
+    def accept_and_close():
+        while len(accepted) < 2:
+            conn, _ = server.accept()
+            accepted.append(conn)
+            conn.close()
+        tried.set()
+
+    threading.Thread(target=accept_and_close, daemon=True).start()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "LAGOM_TOKEN": TOKEN}
+    log = open(tmp_path / "agent.log", "w+")
+    agent = subprocess.Popen([sys.executable, "-m", "kernel.agent", "--connect", f"tcp://127.0.0.1:{port}",
+                              "--id", "early", "--patience", "60"], env=env, stderr=log)
+    try:
+        assert tried.wait(30), "the agent never tried to connect"
+        server.close()
+        space = Searchspace(x=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.05]))
+        result = lagom(fns.quadratic, HyperparameterSearch(space, "randomsearch", num_trials=4, metric="score",
+                                                           workers=0), listen=f"tcp://127.0.0.1:{port}",
+                       token=TOKEN, path=runs, verbose=0)
+        assert result.count("finished") == 4 and {t.attempts for t in result.trials} == {1}
+        events = [json.loads(line) for line in open(result.path / "journal.jsonl")]
+        assert not [e for e in events if e["event"] == "requeue"]
+        assert sum(e["event"] == "agent" for e in events) == 1  # one hello, one welcome
+        assert agent.wait(timeout=30) == 0
+        assert "connection closed" not in open(log.name).read()
+    finally:
+        agent.kill()
+
+
+@pytest.mark.slow
 def test_an_agent_cut_off_by_a_partition_is_replaced_then_rejoins(runs, tmp_path):
     """A real partition: the agent reaches the kernel through a TCP relay, frozen with SIGSTOP
     (no FIN, no RST: packets just stop) and thawed later."""
