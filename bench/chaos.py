@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import collections
 import heapq
+import json
 import os
 import random
 import shutil
@@ -158,7 +159,7 @@ class Soak:
         if not free:
             return
         h = self.rng.choice(free)
-        kind = self.rng.choice(["agent-kill", "freeze", "cut", "degrade"])
+        kind = self.rng.choice(self.args.kinds)
         agent = self._agent_id(h)
         at = time.time()
         self.faults_done[kind] += 1
@@ -245,6 +246,8 @@ class Soak:
                "agents_gone": sum(e["event"] == "agent-gone" for e in events)}
         if self.faults:
             out["detect_recover_s"] = self._timings(events)
+            with open(os.path.join(self.dir, "faults.json"), "w") as f:  # for a look at any one of them
+                json.dump({"marks": self.marks, "kernel_kills": self.kernel_kills, "deaths": self.deaths}, f)
         out["dispatch_gap_ms"] = _gaps(events)
         return out
 
@@ -305,6 +308,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--lossy", action="store_true", help="no faults: 100 ms and 2%% loss on every link")
     ap.add_argument("--no-baseline", action="store_true", help="skip the fault-free run")
+    ap.add_argument("--kinds", nargs="+", default=["agent-kill", "freeze", "cut", "degrade"],
+                    choices=["agent-kill", "freeze", "cut", "degrade"], help="the faults of one host to draw from")
     args = ap.parse_args()
     why = Lab.check()
     if why:
