@@ -241,7 +241,7 @@ class Soak:
         out = {"trials": verdict["trials"], "wall_s": round(wall, 1), "trials_per_s": round(verdict["trials"] / wall, 2),
                "faults": dict(self.faults_done), "fault_count": sum(self.faults_done.values()),
                "violations": verdict["violations"], "violation_count": verdict["violation_count"],
-               "states": verdict["states"], "promotions": verdict["promotions"],
+               "states": verdict["states"], "promotions": verdict["promotions"], "stops": verdict["stops"],
                "unrecorded_runs": verdict["unrecorded_runs"],
                "agents_gone": sum(e["event"] == "agent-gone" for e in events)}
         if self.faults:

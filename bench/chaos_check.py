@@ -10,7 +10,13 @@ counts it saw.
 - ASHA: each trial proposed is what asynchronous successive halving (Li et al. 2020) decides
   from the results recorded before it, replayed from the journal: the highest rung with a
   configuration in its top 1/eta not yet promoted promotes it, else a new configuration;
-- readers: the journal's fold, ``status`` and the dashboard give each trial the same state.
+- the median rule: each stopped trial was stopped at a broadcast where its best value so far
+  was worse than the median, over the trials of its budget that had finished before the stop
+  was sent (the end records before ``stop_requested``), of their running averages over as many
+  broadcasts, with at least ``es_min`` trials finished, and never at a broadcast that completes
+  its budget or lies within its parent's;
+- readers: the journal's fold, ``status``, the dashboard and result.json give each trial the
+  same state.
 """
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ def _journal(folder: str) -> list[dict]:
 
 
 def check(folder: str, runs_log: str, deaths: list[float] = (), eta: int = 3, budgets: tuple = (1, 3, 9),
-          direction: str = "max") -> dict:
+          direction: str = "max", es_min: int = 5) -> dict:
     """``deaths``: when the kernel was killed (or ended on a full disk), by the wall clock."""
     events = _journal(folder)
     with open(os.path.join(folder, "result.json")) as f:
@@ -39,14 +45,18 @@ def check(folder: str, runs_log: str, deaths: list[float] = (), eta: int = 3, bu
     ends = _ended_once(events, result, violations)
     unrecorded = _runs(events, ends, runs_log, sorted(deaths), violations)
     promotions = _asha(events, eta, list(budgets), direction, violations)
+    stops = _median_stops(events, es_min, direction, violations)
     try:
         import fns
-        fns.readers_agree(folder)
+        states = fns.readers_agree(folder)
+        differ = [tid for tid, t in result.items() if states.get(tid) != t["state"]]
+        if differ:
+            violations["result.json and the journal's fold differ"].extend(differ)
     except AssertionError as exc:
         violations["readers"].append(str(exc)[:300])
     return {"violations": {k: v[:5] for k, v in violations.items()},
             "violation_count": sum(len(v) for v in violations.values()),
-            "trials": len(result), "promotions": promotions, "unrecorded_runs": unrecorded,
+            "trials": len(result), "promotions": promotions, "stops": stops, "unrecorded_runs": unrecorded,
             "states": dict(collections.Counter(t["state"] for t in result.values()))}
 
 
@@ -134,3 +144,44 @@ def _asha(events: list[dict], eta: int, budgets: list, direction: str, violation
             count += e["parent"] is not None
             rung_of[e["trial"]] = budgets.index(e["budget"]) if e["budget"] in budgets else 0
     return count
+
+
+def _median_stops(events: list[dict], es_min: int, direction: str, violations: dict) -> int:
+    """Replays the median rule's stops (plugins/earlystop/median.py, as contexts/hpo.py asks
+    it); returns how many were checked."""
+    from contexts.hpo import completes_budget
+
+    budget_of = {e["trial"]: e["budget"] for e in events if e["event"] in ("lease", "start")}
+    parent_of = {e["trial"]: e["parent"] for e in events if e["event"] in ("lease", "start")}
+    finished = [(e["time"], e["trial"]) for e in events if e["event"] == "end" and e["trial"]["state"] == "finished"]
+    better = (lambda a, b: a > b) if direction == "max" else (lambda a, b: a < b)
+    checked = 0
+    for e in events:
+        t = e["trial"] if e["event"] == "end" else None
+        if t is None or t["state"] != "stopped" or t.get("stop_requested") is None:
+            continue
+        done = [u for when, u in finished if when <= t["stop_requested"]]
+        if len(done) < es_min:
+            violations["median rule: stopped before es_min trials finished"].append(t["id"])
+            continue
+        same = [u["history"] for u in done if u["budget"] == t["budget"] and u["history"]]
+        parent_budget = budget_of.get(parent_of.get(t["id"]))
+        values = [v for _, v in t["history"]]
+        justified = False
+        for k, (step, _) in enumerate(t["history"]):
+            if completes_budget(step, t["budget"]) or (isinstance(parent_budget, (int, float))
+                                                       and step + 1 <= parent_budget):
+                continue
+            column = sorted(sum(v for _, v in h[:k + 1]) / (k + 1) for h in same if len(h) > k)
+            if not column:
+                continue
+            mid = len(column) // 2
+            median = column[mid] if len(column) % 2 else (column[mid - 1] + column[mid]) / 2
+            best = max(values[:k + 1]) if direction == "max" else min(values[:k + 1])
+            if better(median, best):
+                justified = True
+                break
+        if not justified:
+            violations["median rule: a stop it would not make"].append(t["id"])
+        checked += 1
+    return checked
