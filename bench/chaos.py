@@ -60,7 +60,7 @@ class Soak:
         self.faults_done: collections.Counter = collections.Counter()
         self.marks: list[tuple[str, str, float, float | None]] = []  # (kind, agent or "", fault at, undone at)
         self.kernel_kills: list[float] = []
-        self.deaths: list[float] = []  # kills, and ends on the full disk: the journal's last batch may be unwritten
+        self.deaths: list[float] = []  # kills, and ends on the full disk (faults.json)
         self.resumes: list[float] = []
         self.agent_saw_close: list[float] = []
         self.disk_filled = False
@@ -235,14 +235,13 @@ class Soak:
     def _figures(self, wall: float) -> dict:
         print(f"  the experiment and its logs: {self.dir}", flush=True)
         folder = self._folder()
-        verdict = check(folder, self.runs_log, deaths=self.deaths)
+        verdict = check(folder, self.runs_log)
         from kernel.journal import read_journal
         events = read_journal(folder)[0]
         out = {"trials": verdict["trials"], "wall_s": round(wall, 1), "trials_per_s": round(verdict["trials"] / wall, 2),
                "faults": dict(self.faults_done), "fault_count": sum(self.faults_done.values()),
                "violations": verdict["violations"], "violation_count": verdict["violation_count"],
                "states": verdict["states"], "promotions": verdict["promotions"], "stops": verdict["stops"],
-               "unrecorded_runs": verdict["unrecorded_runs"],
                "agents_gone": sum(e["event"] == "agent-gone" for e in events)}
         if self.faults:
             out["detect_recover_s"] = self._timings(events)

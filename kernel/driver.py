@@ -2,13 +2,11 @@
 
 Everything that happens is a message from an agent, a launcher's notice that an agent process
 ended, or a timer. The loop decodes each message (the codec drops and counts anything invalid)
-and hands it to its handler (handlers.py), which changes the kernel's state; what must go out
-or be armed comes back as a decision (decisions.py) to :meth:`Kernel.act`. This module is the
-one that sends and arms timers; the handlers, the scheduler, the rules for trials handed out
-ahead (ahead.py), the gang rules, the deadlines and how trials end (endings.py) decide. Handlers
-run to completion on the loop, so the state needs no locks; other threads reach it through
-``call_soon_threadsafe``. The kernel holds no optimizer and no JAX: what to run and what a
-result is worth come from the :class:`Controller`; observers see a read-only :class:`KernelView`.
+and hands it to its handler (handlers.py); what must go out or be armed comes back as a
+decision (decisions.py) to :meth:`Kernel.act`: this module alone sends and arms timers, while
+the handlers, scheduler, ahead.py, gang rules, deadlines and endings.py decide. Handlers run to
+completion on the loop (no locks; other threads use ``call_soon_threadsafe``). No optimizer and
+no JAX here: the :class:`Controller` says what to run; observers see a :class:`KernelView`.
 """
 from __future__ import annotations
 
@@ -207,22 +205,25 @@ class Kernel:
 
     # -- the lifecycle of an attempt ----------------------------------------------------------
     def start(self, trial: Trial, agents: list[AgentInfo], pack: list[Trial] | None = None) -> Attempt:
-        """Run ``trial`` on ``agents`` (rank order), or the trials of ``pack`` as the lanes of one
-        run on its one agent (in one message): send, journal, arm their deadlines."""
+        """Run ``trial`` on ``agents`` (rank order), or ``pack``'s trials as lanes of one run on its
+        one agent (one message): journal (written before the trial leaves), arm deadlines, send."""
         ids, verdicts, metric = pack and [t.id for t in pack], self.handlers.intake.verdicts, self.controller.metric
         attempts = [Attempt(t, list(agents), t.attempts + 1, verdicts=verdicts, pack=ids) for t in (pack or [trial])]
         for agent in agents:
             agent.state, agent.attempt = AgentState.BUSY, attempts[0]
         if pack:
             agents[0].lanes = {a.trial.id: a for a in attempts}
+        for attempt in attempts:
+            self.book.started(attempt)
+            self._arm(self.deadlines.trial_started(attempt))
+        if not self.folder.before_send():  # the journal failed: the experiment ends, this trial with it
+            return attempts[0]
+        if pack:
             sent = [self.listener.send(agents[0].peer, self.codec.encode_all(
                 [["trial", gang.trial_fields(a, 0, self.folder, metric)] for a in attempts]))]
         else:
             sent = [self.listener.send(a.peer, self.codec.encode("trial", **gang.trial_fields(attempts[0], rank, self.folder, metric)))
                     for rank, a in enumerate(agents)]
-        for attempt in attempts:
-            self.book.started(attempt)
-            self._arm(self.deadlines.trial_started(attempt))
         for agent, ok in zip(agents, sent):
             if not ok:
                 self.handlers.agent_gone(agent, "unreachable")
@@ -231,13 +232,12 @@ class Kernel:
     def lease(self, agent: AgentInfo, trials: list[Trial]) -> None:
         """Hand ``trials`` to a busy ``agent`` ahead, in one message: each starts there the
         moment the one before it ends (its deadlines are armed then, in ``Handlers._promote``)."""
-        items = []
+        items, verdicts = [], self.handlers.intake.verdicts
         for trial in trials:
-            attempt = Attempt(trial, [agent], trial.attempts + 1, verdicts=self.handlers.intake.verdicts, leased=True)
-            agent.queued.append(attempt)
+            agent.queued.append(attempt := Attempt(trial, [agent], trial.attempts + 1, verdicts=verdicts, leased=True))
             items.append(["trial", gang.trial_fields(attempt, 0, self.folder, self.controller.metric)])
             self.book.leased(attempt)
-        if not self.listener.send(agent.peer, self.codec.encode_all(items)):
+        if self.folder.before_send() and not self.listener.send(agent.peer, self.codec.encode_all(items)):
             self.handlers.agent_gone(agent, "unreachable")
 
     def ranks_answered(self, attempt: Attempt, abort: AbortRanks | None) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
@@ -20,6 +19,7 @@ from typing import IO, Any, Callable, Iterator
 from . import fastjson
 from . import records
 from .controller import ExperimentError
+from .fsync import Syncer
 from .trial_logs import CappedLog
 
 DEFAULT_ROOT_ENV = "LAGOM_RUNS"
@@ -125,7 +125,8 @@ class ExperimentFolder:
         self.failed: OSError | None = None
         self._synced_at, self._sync_pending, self._dirty = 0.0, False, False
         self._held = False  # records wait in the buffer until ``release`` (one batch of messages)
-        self._syncer: _Syncer | None = None  # started with the first sync
+        self._unwritten = False  # records in the buffer, held, not yet written
+        self._syncer: Syncer | None = None  # started with the first sync
         try:
             self._lock = self._take_lock()
             self._journal = self._open()
@@ -181,7 +182,9 @@ class ExperimentFolder:
         line = fastjson.line({"event": event, "time": time.time(), **fields})
         try:
             self._journal.write(line)
-            if not self._held:
+            if self._held:
+                self._unwritten = True
+            else:
                 self._journal.flush()
         except OSError as exc:
             self._fail(exc)
@@ -196,8 +199,19 @@ class ExperimentFolder:
         between the two, and a write(2) per record was a tenth of its time per short trial."""
         self._held = True
 
+    def before_send(self) -> bool:
+        """Write the batch's records before a message acting on them leaves (write-ahead: no
+        trial runs that a killed kernel's journal does not know); False: it cannot be written."""
+        if self._unwritten and self.failed is None:
+            self._unwritten = False
+            try:
+                self._journal.flush()
+            except OSError as exc:
+                self._fail(exc)
+        return self.failed is None
+
     def release(self) -> None:
-        self._held = False
+        self._held = self._unwritten = False
         if self.failed is None:
             try:
                 self._journal.flush()
@@ -230,7 +244,7 @@ class ExperimentFolder:
             self._fail(exc)
             return
         if self._syncer is None:
-            self._syncer = _Syncer(self._journal.fileno())
+            self._syncer = Syncer(self._journal.fileno())
         self._syncer.request()
         self._dirty, self._synced_at = False, time.monotonic()
 
@@ -312,36 +326,3 @@ class ExperimentFolder:
             pass
         self._lock.close()  # releases the lock
 
-
-class _Syncer:
-    """fsyncs one file, when asked, on a thread of its own (``os.fsync`` lets go of the GIL):
-    requests made while one runs are served by the next, one at a time."""
-
-    def __init__(self, fd: int):
-        self._fd = fd
-        self._wanted = threading.Event()
-        self._stopping = False
-        self.error: OSError | None = None
-        self._thread = threading.Thread(target=self._run, name="lagom-journal-sync", daemon=True)
-        self._thread.start()
-
-    def request(self) -> None:
-        self._wanted.set()
-
-    def _run(self) -> None:
-        while True:
-            self._wanted.wait()
-            self._wanted.clear()
-            if self._stopping:
-                return
-            try:
-                os.fsync(self._fd)
-            except OSError as exc:
-                self.error = exc
-                return
-
-    def stop(self) -> None:
-        """Wait for an fsync under way; the caller syncs what is left itself."""
-        self._stopping = True
-        self._wanted.set()
-        self._thread.join()

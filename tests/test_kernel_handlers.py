@@ -467,6 +467,34 @@ async def test_agents_whose_trials_are_slow_or_not_yet_timed_hold_nothing_ahead(
     assert not [e for e in read_journal(kernel.folder.path)[0] if e["event"] == "lease" and e["agent"] is not None]
 
 
+async def test_every_trial_is_in_the_journal_on_disk_before_it_leaves(make):
+    """Write-ahead: at the moment a trial (started, or handed out ahead) is sent, the journal's
+    file already names it, so a kernel killed right after the send leaves its record."""
+    kernel, listener, task = make(Leasing(specs(12)))
+    on_disk = []
+    send = listener.send
+
+    def send_and_look(peer, frames):
+        msg = FROM_KERNEL.decode(frames)
+        items = msg["items"] if msg["type"] == "batch" else [msg]
+        journal = (kernel.folder.path / "journal.jsonl").read_text()
+        for m in items:
+            if m["type"] == "trial":
+                on_disk.append(f'"trial":{m["trial"]},' in journal)
+        return send(peer, frames)
+
+    listener.send = send_and_look
+    a = FakeAgent(listener, "a")
+    await a.join()
+    assert (await listener.next(a.peer, "trial"))["trial"] == 0
+    a.final(0, result={"score": 0.0}, duration=0.001)  # short: the rest go ahead, in batches
+    for tid in range(1, 12):
+        assert (await listener.next(a.peer, "trial"))["trial"] == tid
+        a.final(tid, result={"score": 1.0}, duration=0.001)
+    await asyncio.wait_for(task, 5)
+    assert len(on_disk) == 12 and all(on_disk)
+
+
 async def test_a_free_agent_takes_a_trial_of_a_shape_it_compiled_and_the_first_shapes_differ(make):
     """Random search over a width (static: a shape) and a rate (traced): each agent's first
     trial is of a shape no other agent took, and it takes its own shape among the next
