@@ -7,6 +7,7 @@ one line, not a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -150,8 +151,28 @@ def resume(args) -> int:
         if not hasattr(context, "edit"):
             raise SystemExit(f"lagom: error: a {type(context).__name__} has no num_trials or max_time to change")
         context.edit(**changes)
-    result = lagom(fn, context, resume=folder, path=folder.parent, verbose=args.verbose)
+    result = lagom(fn, context, resume=folder, path=folder.parent, verbose=args.verbose, **_listening(args, folder))
     return 0 if result is not None else 1
+
+
+def _listening(args, folder: Path) -> dict:
+    """``--listen``: agents started by hand re-attach, so the resumed kernel takes the token
+    they hold: ``--token-file``, else the file the dead kernel left in its folder, else
+    LAGOM_TOKEN (a fresh token would turn them away)."""
+    if args.listen is None:
+        return {}
+    from .agent.cli import TOKEN_ENV
+    from .plan import TOKEN_FILE
+
+    path = Path(args.token_file) if args.token_file else folder / TOKEN_FILE
+    if path.exists():
+        if path.stat().st_mode & 0o077:
+            raise SystemExit(f"lagom: error: {path} can be read by other users; chmod 600 {path}")
+        return {"listen": args.listen, "token": path.read_text(encoding="utf-8").strip()}
+    if args.token_file or not os.environ.get(TOKEN_ENV):
+        raise SystemExit(f"lagom: error: no token for the agents to re-attach with: {path} is not there; pass "
+                         f"--token-file FILE or set {TOKEN_ENV} to the token they were started with")
+    return {"listen": args.listen, "token": os.environ[TOKEN_ENV]}
 
 
 def dashboard(args) -> int:
@@ -183,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder")
     p.add_argument("--num-trials", type=int, default=None, help="raise the search's num_trials")
     p.add_argument("--max-time", type=float, default=None, help="seconds the resumed search may run")
+    p.add_argument("--listen", default=None, metavar="URL", help="accept agents started by hand at URL (the "
+                   "address the experiment listened on, for its agents to re-attach)")
+    p.add_argument("--token-file", default=None, help="with --listen: the token the agents hold (default: the "
+                   "file the experiment left in its folder, else LAGOM_TOKEN)")
     p.add_argument("--verbose", type=int, default=1)
     p.set_defaults(run=resume)
     p = sub.add_parser("dashboard", help="a live web page over the experiments under a folder")

@@ -227,6 +227,43 @@ def test_agents_started_by_hand_outlive_a_killed_kernel_and_finish_the_resumed_s
 
 
 @pytest.mark.slow
+def test_resume_from_the_shell_with_listen_takes_back_the_agents_started_by_hand(runs):
+    """``python -m kernel resume <folder> --listen URL``: the token the agents hold is the one
+    the killed kernel left in its folder, so they re-attach and finish the search."""
+    import json
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    token = "resume-cli-token-0123456789abcdef"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("LAGOM_TOKEN", None)
+    agents = [subprocess.Popen([sys.executable, "-m", "kernel.agent", "--connect", url, "--id", f"shell-{i}",
+                                "--patience", "60"], env={**env, "LAGOM_TOKEN": token},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
+    try:
+        folder = kill_after("byhand", runs, 4, url, token)
+        assert (folder / ".agent-token").read_text() == token  # what the killed kernel left
+        (folder / ".agent-token").rename(folder / "kept")
+        refused = subprocess.run([sys.executable, "-m", "kernel", "resume", str(folder), "--listen", url],
+                                 env=env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "--token-file" in refused.stderr and "LAGOM_TOKEN" in refused.stderr
+        (folder / "kept").rename(folder / ".agent-token")
+        out = subprocess.run([sys.executable, "-m", "kernel", "resume", str(folder), "--listen", url,
+                              "--verbose", "0"], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        result = json.loads((folder / "result.json").read_text())
+        assert result["counts"]["finished"] == 12
+        after = events(folder)[next(i for i, e in enumerate(events(folder)) if e["event"] == "resumed"):]
+        assert {e["agent"] for e in after if e["event"] == "start"} <= {"shell-0", "shell-1"}
+        assert [a.wait(timeout=30) for a in agents] == [0, 0]
+    finally:
+        for a in agents:
+            a.kill()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupt_ends_the_experiment_in_one_line_resumable(runs, sig):
     """Ctrl-C at a terminal, SIGTERM from a cluster's scheduler: result.json written, the trials
