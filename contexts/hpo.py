@@ -17,6 +17,7 @@ from plugins.earlystop import EarlyStopper, NoStopping
 from plugins.optimizers import FINISHED, Observation, Optimizer
 from plugins.registry import PluginError, resolve
 
+from .audit import StopAudit
 from .base import ConfigError, Context, check_direction, check_int, check_pack
 from .runs import check_gang, run_spec
 from .searchspace import Searchspace
@@ -37,6 +38,7 @@ class SearchController(Controller):
     """
 
     seed: int | None = None
+    audit: StopAudit | None = None  # audit_stops: stopped trials run to the full budget at the end
     gang: int = 1  # agents per trial (a distributed trial)
     run: dict[str, Any] | None = None  # how agents run each trial (a strategy); None: in the agent
 
@@ -69,8 +71,12 @@ class SearchController(Controller):
 
     def next_trial(self, trial_id: int):
         decision = self.optimizer.suggest(trial_id)
+        if decision is FINISHED and self.audit is not None:
+            return self.audit.next_trial(trial_id, self.gang, self.run, self.optimizer.space.traced)
         if decision is FINISHED or decision is WAIT:  # the kernel's own signals (FINISHED is DONE)
             return decision
+        if self.audit is not None:
+            self.audit.proposed(trial_id)
         if self.judges_metrics and decision.budget is not None:  # what a promotion's judge needs
             self._budgets[trial_id] = decision.budget
             if decision.parent is not None:
@@ -83,6 +89,8 @@ class SearchController(Controller):
         return self.judges_metrics or type(self.optimizer).report is not Optimizer.report
 
     def on_metric(self, trial: Any, step: float, value: float) -> bool:
+        if self.audit is not None and self.audit.audits(trial.id):
+            return False  # an audit is never judged, and the optimizer never hears of it
         self.optimizer.report(trial.id, step, value)
         if self._completed < self.es_min or len(trial.history) % self.es_interval \
                 or completes_budget(step, trial.budget) or self._within_parent(trial.id, step):
@@ -136,6 +144,10 @@ class SearchController(Controller):
         return [float(result[m]) for m in self.objectives]
 
     def on_end(self, trial: Any) -> None:
+        if self.audit is not None:
+            if self.audit.audits(trial.id):
+                return
+            self.audit.search_ended(trial)
         if trial.state == "finished":
             self._completed += 1
         if not self._observed:
@@ -150,9 +162,12 @@ class SearchController(Controller):
 
     def describe(self) -> dict[str, Any]:
         objectives = {"objectives": self.objectives, "directions": self.directions} if self.objectives else {}
+        total = self.optimizer.total_trials()
+        if total is not None and self.audit is not None:
+            total += self.audit.count  # at most: fewer if fewer trials were stopped
         return {"optimizer": type(self.optimizer).__name__, "early_stop": type(self.stopper).__name__,
                 "metric": self.metric, "direction": self.direction, **objectives, "num_trials": self.num_trials,
-                "total_trials": self.optimizer.total_trials(), "seed": self.seed}
+                "total_trials": total, "seed": self.seed}
 
 
 def _objectives(metric: Any, direction: Any, owner: str) -> tuple[list[str] | None, list[Direction] | None]:
@@ -172,6 +187,14 @@ def _objectives(metric: Any, direction: Any, owner: str) -> tuple[list[str] | No
         raise ConfigError(f"{owner}: metric={names} has {len(names)} objectives but direction={direction!r} has "
                           f"{len(ways)}; give one direction per objective, e.g. direction={['max'] * len(names)}")
     return names, [check_direction(d, owner) for d in ways]
+
+
+def _check_audit(audit_stops: Any, objectives: list[str] | None, owner: str) -> int:
+    check_int("audit_stops", audit_stops, 0, owner)
+    if audit_stops and objectives:
+        raise ConfigError(f"{owner}(audit_stops={audit_stops}): an audit ranks by one metric; a search of "
+                          f"several objectives has none to rank by")
+    return audit_stops
 
 
 def trial_runs(strategy: Any, agents_per_trial: int, cpu_devices: int | None, workers: int,
@@ -244,6 +267,9 @@ class HyperparameterSearch(Context):
     within ``stop_grace`` (a lagom option) is ended by restarting its agent: it ends "failed".
     ``points_to_evaluate``: known configurations to try first (a warm start); they count among
     ``num_trials``, and the optimizer learns from them as from any other.
+    ``audit_stops``: once the search is over, run this many of the trials it stopped (by the
+    rule, or never promoted by ASHA or Hyperband) to the full budget, and say how many would
+    have ranked in the top 10% (contexts/audit.py); they change nothing the search decided.
     ``pack``: run up to this many trials of one shape (equal budgets and static hyperparameters)
     as the lanes of one program on one agent (the ``packed`` strategy; docs/packing.md): the
     function, written against ``strategy``, runs once for them all.
@@ -261,7 +287,8 @@ class HyperparameterSearch(Context):
                  seed: int | None = None, launcher: Any = "local", name: str | None = None,
                  max_time: float | None = None, trial_timeout: float | None = None, study: Any = None,
                  points_to_evaluate: list[dict[str, Any]] | None = None, strategy: Any = None,
-                 agents_per_trial: int = 1, cpu_devices: int | None = None, pack: int = 1):
+                 agents_per_trial: int = 1, cpu_devices: int | None = None, pack: int = 1,
+                 audit_stops: int = 0):
         owner = "HyperparameterSearch"
         if not isinstance(searchspace, Searchspace):
             raise ConfigError(f"{owner}(searchspace=...) needs a contexts.Searchspace, got "
@@ -298,6 +325,7 @@ class HyperparameterSearch(Context):
             self.name = name
         self.gang, self.run = trial_runs(strategy, agents_per_trial, cpu_devices, workers, owner)
         self.pack = check_pack(pack, self.run, strategy, owner)
+        self.audit_stops = _check_audit(audit_stops, self.objectives, owner)
         self._pristine = {k: copy.deepcopy(v) for k, v in (("optimizer", optimizer), ("es_policy", self.es_policy))
                           if not isinstance(v, (str, type))}
         self._runs = 0
@@ -327,6 +355,9 @@ class HyperparameterSearch(Context):
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{type(optimizer).__name__}: {exc}") from None
         stopper.setup(direction=self.direction)
+        if self.__dict__.get("audit_stops") and isinstance(stopper, NoStopping) and not getattr(optimizer, "budgets", None):
+            raise ConfigError(f"HyperparameterSearch(audit_stops={self.audit_stops}) audits trials stopped early, and "
+                              f"this search stops none: add es_policy='median', or use ASHA or Hyperband")
         if self.points_to_evaluate:
             optimizer.enqueue(self.points_to_evaluate)
         controller = SearchController(optimizer, stopper, metric=self.metric, direction=self.direction,
@@ -334,6 +365,8 @@ class HyperparameterSearch(Context):
                                       num_trials=self.num_trials, objectives=self.objectives,
                                       directions=self.directions)
         controller.seed = self.seed
+        audit = self.__dict__.get("audit_stops", 0)
+        controller.audit = StopAudit(audit, self.seed, self.direction) if audit else None
         controller.gang, controller.run = self.__dict__.get("gang", 1), self.__dict__.get("run")
         controller.pack = self.__dict__.get("pack", 1)
         return controller
@@ -364,6 +397,9 @@ class HyperparameterSearch(Context):
         last = self.__dict__.get("_last")
         if last is not None:
             extras, notes = last.optimizer.summarize(result.trials)
+            if last.audit is not None:
+                audited, lines = last.audit.summarize(result.trials)
+                extras, notes = {**extras, **audited}, [*notes, *lines]
             if extras or notes:
                 result.extras.update(extras)
                 result.notes.extend(notes)

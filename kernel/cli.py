@@ -182,6 +182,18 @@ def dashboard(args) -> int:
                  exit_with_stdin=args.exit_with_stdin)
 
 
+def _resume_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder")
+    p.add_argument("--num-trials", type=int, default=None, help="raise the search's num_trials")
+    p.add_argument("--max-time", type=float, default=None, help="seconds the resumed search may run")
+    p.add_argument("--listen", default=None, metavar="URL", help="accept agents started by hand at URL (the "
+                   "address the experiment listened on, for its agents to re-attach)")
+    p.add_argument("--token-file", default=None, help="with --listen: the token the agents hold (default: the "
+                   "file the experiment left in its folder, else LAGOM_TOKEN)")
+    p.add_argument("--verbose", type=int, default=1)
+    p.set_defaults(run=resume)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kernel", description="lagom-kernel's command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,16 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=None, help="trials of this budget (default: the largest finished)")
     p.add_argument("--top", type=float, default=0.1, help="the share of trials counted as the best (default 0.1)")
     p.set_defaults(run=importance)
-    p = sub.add_parser("resume", help="continue an experiment whose kernel died")
-    p.add_argument("folder")
-    p.add_argument("--num-trials", type=int, default=None, help="raise the search's num_trials")
-    p.add_argument("--max-time", type=float, default=None, help="seconds the resumed search may run")
-    p.add_argument("--listen", default=None, metavar="URL", help="accept agents started by hand at URL (the "
-                   "address the experiment listened on, for its agents to re-attach)")
-    p.add_argument("--token-file", default=None, help="with --listen: the token the agents hold (default: the "
-                   "file the experiment left in its folder, else LAGOM_TOKEN)")
-    p.add_argument("--verbose", type=int, default=1)
-    p.set_defaults(run=resume)
+    _resume_parser(sub.add_parser("resume", help="continue an experiment whose kernel died"))
     p = sub.add_parser("dashboard", help="a live web page over the experiments under a folder")
     p.add_argument("path", nargs="?", default=None,
                    help="an experiment folder, or a folder of them (default: $LAGOM_RUNS or ./lagom-runs)")

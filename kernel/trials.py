@@ -38,9 +38,10 @@ RANKED = frozenset({TrialState.FINISHED, TrialState.STOPPED})
 
 def rank_key(trial: "Trial", direction: str) -> tuple[bool, float, float, int] | None:
     """What ``trial`` ranks by (larger is better), or None when it cannot be ranked: finished
-    first, then the larger budget, then the better metric, then the earlier trial."""
+    first, then the larger budget, then the better metric, then the earlier trial. A trial
+    that audits a decision (``info["audit"]``: a stopped trial run on) never ranks."""
     metric = trial.metric
-    if trial.state not in RANKED or metric is None or math.isnan(metric):
+    if trial.state not in RANKED or metric is None or math.isnan(metric) or "audit" in trial.info:
         return None
     finished = trial.state == TrialState.FINISHED
     return (finished, budget_of(trial) if finished else 0.0, _SIGN[direction] * metric, -trial.id)

@@ -111,7 +111,8 @@ def of_trials(trials: Sequence[Any], directions: Sequence[str], budget: Any = No
     from ..pareto import order
 
     get = (lambda t, k: t.get(k)) if trials and isinstance(trials[0], dict) else getattr
-    done = [t for t in trials if str(get(t, "state")) == "finished" and get(t, "metric") is not None]
+    done = [t for t in trials if str(get(t, "state")) == "finished" and get(t, "metric") is not None
+            and "audit" not in (get(t, "info") or {})]  # a stopped trial run on, after the search, is not of it
     budgets = [get(t, "budget") for t in done if get(t, "budget") is not None]
     if budget is None and budgets:
         enough = [b for b in set(budgets) if budgets.count(b) >= MIN_TRIALS]

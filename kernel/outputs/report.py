@@ -59,7 +59,8 @@ def write_report(folder: str | Path) -> Path:
 def _ranked_as(t: dict[str, Any]) -> SimpleNamespace:
     """What :func:`rank_key` reads of a trial, from its journaled dict (a whole ``Trial`` per
     ended trial, its history converted, was a sixth of a large report's time)."""
-    return SimpleNamespace(id=t["id"], state=t.get("state"), metric=t.get("metric"), budget=t.get("budget"))
+    return SimpleNamespace(id=t["id"], state=t.get("state"), metric=t.get("metric"), budget=t.get("budget"),
+                           info=t.get("info") or {})
 
 
 class _Report:
@@ -343,7 +344,7 @@ def _params(params: dict) -> str:
 def _row(t: dict) -> str:
     value = "" if t.get("metric") is None else format(t["metric"], ".6g")
     what = _left_out(t) or _params(t.get("params") or {})
-    budget = "" if t.get("budget") is None else format(t["budget"], "g")
-    compiled = "" if t.get("compile_s") is None else format(t["compile_s"], ".3g")
-    return (f"<tr><td>{t['id']}</td><td>{html.escape(str(t.get('state')))}</td><td>{budget}</td><td>{value}</td>"
+    budget, compiled = ("" if t.get(k) is None else format(t[k], f) for k, f in (("budget", "g"), ("compile_s", ".3g")))
+    state = f"{t.get('state')}" + ("" if (a := (t.get("info") or {}).get("audit")) is None else f" (audits trial {a})")
+    return (f"<tr><td>{t['id']}</td><td>{html.escape(state)}</td><td>{budget}</td><td>{value}</td>"
             f"<td>{compiled}</td><td>{html.escape(what)}</td></tr>")

@@ -65,7 +65,7 @@ def summary(t: dict[str, Any], started_at: float) -> dict[str, Any]:
     return {"id": t["id"], "state": t["state"], "params": t.get("params") or {}, "budget": t.get("budget"),
             "metric": _finite(t.get("metric")), "duration": t.get("duration"), "agent": t.get("agent"),
             "attempts": t.get("attempts"), "parent": t.get("parent"), "ablated": info.get("ablated"),
-            "kind": info.get("kind"), "seed": info.get("seed"), "values": t.get("values"),
+            "kind": info.get("kind"), "seed": info.get("seed"), "audit": info.get("audit"), "values": t.get("values"),
             "compile_s": t.get("compile_s"),
             "started": None if started is None else round(started - started_at, 3),
             "error": None if not error else str(error).splitlines()[0][:300]}

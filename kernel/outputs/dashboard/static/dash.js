@@ -220,6 +220,7 @@ function columns() {
   const cols = [["id", "trial"], ["state", "state"], ...scores, ["budget", "budget"],
                 ["duration", "seconds"], ["compile_s", "compile s"], ["agent", "agent"]];
   if (Array.from(S.trials.values()).some((t) => t.ablated)) cols.push(["ablated", "left out"]);
+  if (Array.from(S.trials.values()).some((t) => t.audit !== null && t.audit !== undefined)) cols.push(["audit", "audits trial"]);
   for (const p of S.params) cols.push(["p:" + p, p]);
   cols.push(["error", "error"]);
   return cols;
@@ -536,7 +537,8 @@ async function showTrial(id, scroll) {
   const t = await r.json();
   $("trial-head").textContent = `trial ${t.id} · ${t.state}` + (t.metric !== null ? ` · ${metricName()} = ${fmt(t.metric)}` : "") +
     (t.budget !== null ? ` · budget ${fmt(t.budget)}` : "") + (t.agent ? ` · on ${t.agent}` : "") +
-    (t.parent !== null ? ` · continues trial ${t.parent}` : "") + (t.ablated ? ` · left out: ${t.ablated}` : "") + " · " +
+    (t.parent !== null ? ` · continues trial ${t.parent}` : "") + (t.ablated ? ` · left out: ${t.ablated}` : "") +
+    (t.audit !== null && t.audit !== undefined ? ` · an audit: stopped trial ${t.audit} run to the full budget` : "") + " · " +
     Object.entries(t.params).map(([k, v]) => `${k}=${fmt(v)}`).join(", ") + (t.error ? ` · ${t.error}` : "");
   const traces = [{type: "scatter", mode: "lines+markers", name: esc(metricName()), x: t.curve.map((p) => p[0]), y: t.curve.map((p) => p[1])}];
   for (const [name, pts] of Object.entries(t.series || {})) {
