@@ -29,7 +29,7 @@ class StopAudit:
         self.count, self.direction = count, direction
         self.rng = random.Random(seed + 7919)  # its own draws: the optimizer's stay as they were
         self.open: set[int] = set()  # the search's trials proposed and not ended
-        self.ended: dict[int, tuple[dict, Any, str]] = {}  # search trial -> (params, budget, state)
+        self.ended: dict[int, tuple[dict, Any, str, bool]] = {}  # trial -> (params, budget, state, checkpointed)
         self.queue: list[int] | None = None  # trials left to audit, drawn when the search is over
         self.of: dict[int, int] = {}  # audit trial -> the trial it audits
         self.full: Any = None  # the budget audits run to
@@ -42,7 +42,7 @@ class StopAudit:
 
     def search_ended(self, trial: Any) -> None:
         self.open.discard(trial.id)
-        self.ended[trial.id] = (dict(trial.params), trial.budget, str(trial.state))
+        self.ended[trial.id] = (dict(trial.params), trial.budget, str(trial.state), bool(trial.checkpointed))
 
     def next_trial(self, trial_id: int, gang: int, run: Any, traced: Any) -> Any:
         """The optimizer is done: WAIT for the search's last trials, then the audits, then DONE."""
@@ -54,14 +54,15 @@ class StopAudit:
             return DONE
         audited = self.queue.pop(0)
         self.of[trial_id] = audited
-        params = self.ended[audited][0]
-        return TrialSpec(params, self.full, {"audit": audited}, audited, gang=gang, run=run, traced=traced(params))
+        params, _, _, saved = self.ended[audited]
+        parent = audited if saved else None  # continues its checkpoint, or starts afresh without one
+        return TrialSpec(params, self.full, {"audit": audited}, parent, gang=gang, run=run, traced=traced(params))
 
     def _draw(self) -> list[int]:
-        budgets = [b for _, b, state in self.ended.values() if state == "finished" and _number(b)]
+        budgets = [b for _, b, state, _ in self.ended.values() if state == "finished" and _number(b)]
         self.full = max(budgets) if budgets else None
         furthest: dict[str, tuple[Any, int]] = {}  # configuration -> (its largest budget, that trial)
-        for tid, (params, budget, state) in sorted(self.ended.items()):
+        for tid, (params, budget, state, _) in sorted(self.ended.items()):
             if state in ("finished", "stopped"):
                 key, b = repr(sorted(params.items())), budget if _number(budget) else 0
                 if key not in furthest or b >= furthest[key][0]:

@@ -520,3 +520,19 @@ def planted(hparams, reporter):
     three not at all (``d``, ``e``, ``kind``); no JAX, no waiting."""
     score = -4 * (hparams["a"] - 0.3) ** 2 - 4 * (hparams["b"] - 0.7) ** 2 - 0.3 * (hparams["c"] - 0.5) ** 2
     return {"score": score}
+
+
+def climbs_with_checkpoints(hparams, reporter):
+    """Trains ``budget`` epochs towards x, saving its epoch count each epoch; a trial that
+    continues another (a promotion, an audit) starts where that one's checkpoint says."""
+    start, budget = 0, int(hparams.get("budget", 3))
+    saved = reporter.parent_checkpoint_dir and os.path.join(reporter.parent_checkpoint_dir, "epoch")
+    if saved and os.path.exists(saved):
+        start = int(open(saved).read())
+    value = 0.0
+    for epoch in range(start, budget):
+        with open(os.path.join(reporter.checkpoint_dir, "epoch"), "w") as f:
+            f.write(str(epoch + 1))
+        value = hparams["x"] * (1 - 0.5 ** (epoch + 1))
+        reporter.broadcast(metric=value, step=epoch)
+    return {"score": value}

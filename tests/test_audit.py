@@ -27,7 +27,8 @@ def test_the_median_rules_stops_are_audited_at_the_end_and_decide_nothing(runs):
     assert len(audited) == 3 and all(t.id >= 16 for t in audited)  # after the search
     for t in audited:
         original = by_id[t.info["audit"]]
-        assert original.state == "stopped" and t.params == original.params and t.parent == original.id
+        assert original.state == "stopped" and t.params == original.params
+        assert t.parent is None and not original.checkpointed  # nothing saved to continue: run afresh
         assert t.state == "finished" and len(t.history) == 3  # run to the end: never judged
     assert "audit" not in result.best.info
     report = result.extras["stop_audit"]
@@ -53,8 +54,12 @@ def test_the_median_rules_stops_are_audited_at_the_end_and_decide_nothing(runs):
 def test_under_asha_configurations_that_never_reached_the_top_rung_run_to_it(runs):
     context = HyperparameterSearch(SPACE, ASHA(3, 1, 9), num_trials=12, metric="score", workers=2, seed=1,
                                    audit_stops=2)
-    result = lagom(fns.rises_to_x, context, path=runs, verbose=0)
+    result = lagom(fns.climbs_with_checkpoints, context, path=runs, verbose=0)
     audited = audits(result)
+    by_id = {t.id: t for t in result.trials}
+    for t in audited:  # each continues the checkpoint of the configuration's furthest trial
+        original = by_id[t.info["audit"]]
+        assert t.parent == original.id and original.checkpointed and t.history[0][0] == original.budget
     top_configs = {t.params["x"] for t in result.trials if t.budget == 9 and "audit" not in t.info}
     assert len(audited) == 2
     for t in audited:
