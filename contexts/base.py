@@ -85,6 +85,10 @@ class Context(ABC):
             return self.study.missing(name)
         return None
 
+    def check_resume(self, saved: "Context") -> None:
+        """Raise ConfigError (or a ValueError) if a study saved as ``saved`` cannot be resumed
+        with this context: a change its journal's replay could not honour."""
+
     def check_function(self, names: list[str]) -> None:
         """Raise ConfigError if the function, asking for ``names``, cannot run in this context:
         a packed one runs the function once for several trials, through ``strategy``."""

@@ -20,7 +20,7 @@ from plugins.registry import PluginError, resolve
 from .audit import StopAudit
 from .base import ConfigError, Context, check_direction, check_int, check_pack
 from .runs import check_gang, run_spec
-from .searchspace import Searchspace
+from .searchspace import Searchspace, check_unchanged
 
 
 class SearchController(Controller):
@@ -382,6 +382,11 @@ class HyperparameterSearch(Context):
             self.max_time, self.trial_timeout = _check_times(max_time, self.trial_timeout, owner)
         self._build()
         return self
+
+    def check_resume(self, saved: Any) -> None:
+        """The search space as it was (see searchspace.check_unchanged)."""
+        if isinstance(getattr(saved, "searchspace", None), Searchspace):
+            check_unchanged(saved.searchspace, self.searchspace)
 
     def controller(self) -> Controller:
         """A fresh controller: each lagom() call with this context is a new experiment."""

@@ -385,3 +385,32 @@ class Searchspace:
         inner = ", ".join(f"{p.name}={p.describe()}" for p in self)
         priors = ", ".join(f"{n}: {p.value!r} ({p.confidence})" for n, p in self.priors.items())
         return f"Searchspace({inner}" + (f", priors={{{priors}}})" if priors else ")")
+
+
+def check_unchanged(before: "Searchspace", now: "Searchspace") -> None:
+    """A resumed study keeps its search space: its optimizer replays the journal's proposals
+    from it, and a changed space would make it hold configurations other than those that ran.
+    Raises SearchspaceError naming the first change and what to do."""
+    fresh = "start a new study (lagom() without resume=)"
+    gone = [n for n in before.names if n not in now]
+    new = [n for n in now.names if n not in before]
+    if gone:
+        also = f" (renamed to {new[0]!r}?)" if len(gone) == 1 and len(new) == 1 else ""
+        raise SearchspaceError(f"the study's search space has {gone[0]!r} and the resuming one has not{also}: its "
+                               f"past trials were drawn with it. Keep {gone[0]!r} as it was, or {fresh}")
+    if new:
+        raise SearchspaceError(f"{new[0]!r} is new to the study's search space, and its past trials have no value "
+                               f"for it; adding a parameter on resume is not supported: {fresh}")
+    for name in before.names:
+        was, is_ = before[name], now[name]
+        if was.type != is_.type:
+            raise SearchspaceError(f"{name!r} was {was.describe()} and is {is_.describe()} now: a parameter keeps "
+                                   f"its type on resume; keep it as it was, or {fresh}")
+        if was.describe() != is_.describe():
+            raise SearchspaceError(f"{name!r} was {was.describe()} and is {is_.describe()} now: a resumed study "
+                                   f"keeps its search space (its optimizer replays past proposals from it); keep "
+                                   f"{name!r} as it was, or {fresh}")
+    for what in ("_static", "_priors"):
+        if sorted(map(repr, getattr(before, what, {}).items())) != sorted(map(repr, getattr(now, what, {}).items())):
+            raise SearchspaceError(f"the search space's {what[1:]} changed: a resumed study keeps them (its "
+                                   f"optimizer replays past proposals with them); keep them as they were, or {fresh}")

@@ -325,3 +325,24 @@ def test_local_agents_end_at_once_when_their_kernel_is_killed(runs):
     began = time.monotonic()
     fns.wait_for(lambda: all(_gone(pid) for pid in pids), "the agents' end", timeout=10)
     assert time.monotonic() - began < 5
+
+
+@pytest.mark.parametrize("space, said", [
+    (dict(rate=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.15])), "renamed to 'rate'"),
+    (dict(x=("DOUBLE", [0.0, 1.0]), sleep=("DISCRETE", [0.15]), wd=("DOUBLE", [0.0, 0.1])), "'wd' is new"),
+    (dict(x=("INTEGER", [0, 1]), sleep=("DISCRETE", [0.15])), "keeps its type"),
+    (dict(x=("DOUBLE", [0.0, 2.0]), sleep=("DISCRETE", [0.15])), "'x' was DOUBLE[0.0, 1.0] and is DOUBLE[0.0, 2.0]"),
+], ids=["renamed", "added", "retyped", "widened"])
+def test_a_resume_with_a_changed_search_space_fails_before_anything_runs(runs, tmp_path, space, said):
+    """A change the journal's replay could not honour is named, with what to do, and the folder
+    is left as it was."""
+    from contexts import HyperparameterSearch, Searchspace
+
+    folder = kill_after("random", runs, 4)
+    before = (folder / "journal.jsonl").read_bytes()
+    context = HyperparameterSearch(Searchspace(**space), "randomsearch", num_trials=12, metric="score", workers=2,
+                                   seed=5, name="victim-random")
+    with pytest.raises(ValueError, match="start a new study") as err:
+        lagom(fns.quadratic, context, path=runs, resume=folder, verbose=0)
+    assert said in str(err.value)
+    assert (folder / "journal.jsonl").read_bytes() == before
