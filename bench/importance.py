@@ -8,7 +8,9 @@ weakly, ``d``, ``e`` and a three-way choice not at all, plus Gaussian noise. For
 trials: over ``--seeds`` seeds, how often ``a`` and ``b`` are ranked first, and how often with
 intervals clear of the rest (``clear``; with many trials the weak ``c`` stands out from the
 noise too, as it should), and the median seconds one estimate takes
-(100 rounds of half-samples, for the intervals). Optuna's PED-ANOVA and fANOVA evaluators run on
+(100 rounds of half-samples, for the intervals); the same for lagom's functional ANOVA
+(``fanova``: the variance each parameter explains alone, a random forest; "clear": exactly the
+planted two stand out, intervals over its trees). Optuna's PED-ANOVA and fANOVA evaluators run on
 the same trials (fANOVA up to 1,000 trials: it takes minutes beyond), timed, and judged only on
 their ranking (they give no interval).
 """
@@ -39,6 +41,16 @@ def ours(params, scores, seed) -> tuple[bool, bool, float]:
     return {r["param"] for r in first} == PLANTED, {r["param"] for r in first} == PLANTED and clear, spent
 
 
+def ours_fanova(params, scores, seed) -> tuple[bool, bool, float]:
+    from kernel.outputs.fanova import functional_anova
+
+    t0 = time.perf_counter()
+    rows = functional_anova(params, scores, seed=seed)
+    spent = time.perf_counter() - t0
+    first = {r["param"] for r in rows[:2]}
+    return first == PLANTED, {r["param"] for r in rows if r["stands_out"]} == PLANTED, spent
+
+
 def optuna_rank(params, scores, evaluator) -> tuple[bool, float]:
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution
@@ -66,6 +78,9 @@ def main() -> None:
         runs = [ours(*planted_trials(n, seed), seed) for seed in range(args.seeds)]
         row = {"ranked_first": sum(r[0] for r in runs), "clear": sum(r[1] for r in runs),
                "seconds": round(statistics.median(r[2] for r in runs), 4)}
+        forest = [ours_fanova(*planted_trials(n, seed), seed) for seed in range(args.seeds)]
+        row["fanova"] = {"ranked_first": sum(r[0] for r in forest), "clear": sum(r[1] for r in forest),
+                         "seconds": round(statistics.median(r[2] for r in forest), 4)}
         if not args.no_optuna:
             import optuna
 

@@ -125,7 +125,7 @@ def importance(args) -> int:
     timeline = Timeline.read(_folder(args.folder))  # a running experiment too
     head = timeline.head
     directions = head.get("directions") or [head.get("direction") or "max"]
-    rows = of_trials(list(timeline.trials.values()), directions, args.budget, args.top)
+    rows = of_trials(list(timeline.trials.values()), directions, args.budget, args.top, method=args.method)
     print("\n".join(lines(rows, shown=len(rows))))
     return 0
 
@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder")
     p.add_argument("--budget", type=float, default=None, help="trials of this budget (default: the largest finished)")
     p.add_argument("--top", type=float, default=0.1, help="the share of trials counted as the best (default 0.1)")
+    p.add_argument("--method", choices=["ped", "fanova"], default="ped", help="ped: how much the best trials "
+                   "prefer certain values (default); fanova: the variance each explains alone (scikit-learn)")
     p.set_defaults(run=importance)
     _resume_parser(sub.add_parser("resume", help="continue an experiment whose kernel died"))
     p = sub.add_parser("dashboard", help="a live web page over the experiments under a folder")

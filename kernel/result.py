@@ -190,18 +190,21 @@ class Result:
     def count(self, state: str) -> int:
         return sum(1 for t in self.trials if t.state == state)
 
-    def importance(self, budget: float | int | None = None, top: float = 0.1, rounds: int = 100) -> list[dict]:
+    def importance(self, budget: float | int | None = None, top: float = 0.1, rounds: int = 100,
+                   method: str = "ped") -> list[dict]:
         """Which hyperparameters mattered, most first: each one's share of how much the top
         ``top`` of the finished trials (at ``budget``; by default the largest at which 10 finished)
         prefer certain values, with a 90% interval, and whether it stands out from the rest
-        (kernel/outputs/importance.py). Needs numpy and at least 10 finished trials."""
+        (kernel/outputs/importance.py). ``method="fanova"``: the share of the metric's variance
+        each explains alone (a random forest's functional ANOVA, kernel/outputs/fanova.py; needs
+        scikit-learn). Needs numpy and at least 10 finished trials."""
         try:
             import numpy  # noqa: F401
         except ImportError:
             raise ImportError("result.importance() needs numpy: pip install numpy") from None
         from .outputs.importance import of_trials
 
-        return of_trials(self.trials, self.directions or [self.direction], budget, top, rounds)
+        return of_trials(self.trials, self.directions or [self.direction], budget, top, rounds, method)
 
     def _importance(self) -> list[dict] | None:
         """For result.json and the summary: a search's importance at the top budget, when there

@@ -104,3 +104,27 @@ def test_by_default_the_largest_budget_with_enough_finished_trials():
     assert rows[0]["param"] == "a" and rows[0]["stands_out"]
     with pytest.raises(ValueError, match="at least 10"):
         of_trials(trials, ["max"], budget=9)
+
+
+def test_functional_anova_finds_the_planted_parameters_in_nine_of_ten_seeds():
+    from kernel.outputs.fanova import functional_anova
+
+    found = 0
+    for seed in range(10):
+        rows = functional_anova(*planted_trials(300, seed), seed=seed)
+        found += [r["param"] for r in rows if r["stands_out"]] in (PLANTED, PLANTED[::-1])
+    assert found >= 9
+    assert sum(r["importance"] for r in rows) <= 1.05  # shares of variance: what each explains alone
+
+
+def test_a_searchs_result_gives_either_estimate(runs):
+    space = Searchspace(**{k: ("DOUBLE", [0.0, 1.0]) for k in "abcde"}, kind=("CATEGORICAL", ["x", "y", "z"]))
+    result = lagom(fns.planted, HyperparameterSearch(space, "randomsearch", num_trials=200, metric="score",
+                                                     workers=2, seed=1), path=runs, verbose=0)
+    rows = result.importance(method="fanova")
+    assert {r["param"] for r in rows if r["stands_out"]} == set(PLANTED) and rows[0]["method"] == "fanova"
+    with pytest.raises(ValueError, match="'ped'"):
+        result.importance(method="shap")
+    out = subprocess.run([sys.executable, "-m", "kernel", "importance", str(result.path), "--method", "fanova"],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0 and "variance each explains alone" in out.stdout and "  a " in out.stdout

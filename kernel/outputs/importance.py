@@ -103,7 +103,7 @@ def _codes(values: list[Any], bins: int) -> Any:
 
 
 def of_trials(trials: Sequence[Any], directions: Sequence[str], budget: Any = None, top: float = 0.1,
-              rounds: int = 100) -> list[dict[str, Any]]:
+              rounds: int = 100, method: str = "ped") -> list[dict[str, Any]]:
     """Importance over finished trials (objects or dicts with ``params``, ``metric``, ``values``,
     ``budget``, ``state``) at ``budget``: by default the largest budget at which at least
     MIN_TRIALS trials finished (ASHA's top rung holds a few; a lower one, many), else the largest."""
@@ -128,9 +128,16 @@ def of_trials(trials: Sequence[Any], directions: Sequence[str], budget: Any = No
             scores[i] = -float(position)
     else:
         scores = [signs[0] * float(get(t, "metric")) for t in done]
-    rows = importance([get(t, "params") for t in done], scores, top=top, rounds=rounds)
+    if method == "fanova":  # the share of variance each explains alone (fanova.py)
+        from .fanova import functional_anova
+        rows = functional_anova([get(t, "params") for t in done], scores)
+    elif method == "ped":
+        rows = importance([get(t, "params") for t in done], scores, top=top, rounds=rounds)
+    else:
+        raise ValueError(f"importance method={method!r}: 'ped' (how much the best trials prefer certain "
+                         f"values) or 'fanova' (the variance each parameter explains alone)")
     for r in rows:
-        r["budget"] = budget  # which trials it speaks of
+        r["budget"], r["method"] = budget, method  # which trials it speaks of, and how
     return rows
 
 
@@ -156,7 +163,9 @@ def lines(rows: list[dict[str, Any]], shown: int = 6) -> list[str]:
         else "none stands out from the others"
     budget = rows[0].get("budget") if rows else None
     at = f", trials of budget {budget}" if budget is not None else ""
-    out = [f"  importance (how much the best trials prefer certain values; 90% interval{at}): {verdict}"]
+    what = "the metric's variance each explains alone" if rows and rows[0].get("method") == "fanova" \
+        else "how much the best trials prefer certain values"
+    out = [f"  importance ({what}; 90% interval{at}): {verdict}"]
     for r in rows[:shown]:
         lo, hi = r["interval"]
         out.append(f"    {r['param']:<20s} {r['importance']:6.1%}  [{lo:.0%}, {hi:.0%}]")
