@@ -200,8 +200,11 @@ class Result:
         scikit-learn). Needs numpy and at least 10 finished trials."""
         try:
             import numpy  # noqa: F401
-        except ImportError:
-            raise ImportError("result.importance() needs numpy: pip install numpy") from None
+            if method == "fanova":
+                import sklearn  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(f"result.importance(method={method!r}) needs {exc.name}: pip install "
+                              f"{'scikit-learn' if exc.name == 'sklearn' else exc.name}") from None
         from .outputs.importance import of_trials
 
         return of_trials(self.trials, self.directions or [self.direction], budget, top, rounds, method)
