@@ -509,8 +509,10 @@ def held_while_partitioned(hparams, reporter):
     import pathlib
 
     folder = pathlib.Path(hparams["dir"])
-    marker = folder / ("healed" if os.getpid() == hparams["part_pid"] and not (folder / "healed").exists()
-                       else "release")
+    partitioned = os.getpid() == hparams["part_pid"] and not (folder / "healed").exists()
+    marker = folder / ("healed" if partitioned else "release")
+    if partitioned:  # the test cuts the link once the trial runs here, not once the kernel sent it
+        (folder / "part-runs").touch()
     deadline = time.monotonic() + 60
     while not marker.exists():
         if time.monotonic() > deadline:
@@ -595,6 +597,7 @@ def test_an_agent_cut_off_by_a_partition_is_replaced_then_rejoins(runs, tmp_path
     def orchestrate():
         folder["path"] = next(iter(wait_for_dir(runs)))
         first = wait_for_event(folder["path"], lambda e: e["event"] == "start" and e["agent"] == "part")
+        wait_for_file(tmp_path / "part-runs")  # the journal names a trial before it leaves: wait until it runs
         os.kill(relay.pid, signal.SIGSTOP)  # the partition begins while "part" runs a trial
         box["frozen_at"], box["trial"] = time.time(), first["trial"]
         direct.append(subprocess.Popen([sys.executable, "-m", "kernel.agent", "--connect",
@@ -606,6 +609,13 @@ def test_an_agent_cut_off_by_a_partition_is_replaced_then_rejoins(runs, tmp_path
         wait_for_event(folder["path"], lambda e: e["event"] == "start" and e["agent"] == "part"
                        and e["time"] > box["frozen_at"])
         (tmp_path / "release").touch()
+
+    def wait_for_file(path):
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path} never appeared")
+            time.sleep(0.01)
 
     def wait_for_dir(root):
         deadline = time.monotonic() + 60
