@@ -63,6 +63,8 @@ class Soak:
         self.deaths: list[float] = []  # kills, and ends on the full disk (faults.json)
         self.resumes: list[float] = []
         self.agent_saw_close: list[float] = []
+        self._watching: float | None = None  # since a kernel kill: when, until an agent says it saw it
+        self._closed_before: dict[str, int] = {}  # each agent log's "closed" lines before that kill
         self.disk_filled = False
 
     # -- running -------------------------------------------------------------------------------
@@ -155,7 +157,7 @@ class Soak:
 
     # -- faults --------------------------------------------------------------------------------
     def _fault(self) -> None:
-        free = [h for h in self.lab.hosts if not (h.cut or h.frozen or h.agent is None or getattr(h, "degraded", False))]
+        free = [h for h in self.lab.hosts if not (h.cut or h.frozen or h.agent is None or h.degraded)]
         if not free:
             return
         h = self.rng.choice(free)
@@ -201,9 +203,6 @@ class Soak:
         self._watching = time.time()
         self.kernel = None
         self._later(self.rng.uniform(0.2, 1.0), lambda: self._start_kernel(resume=True))
-
-    _watching: float | None = None
-    _closed_before: dict = {}
 
     @staticmethod
     def _closes(log: str) -> int:

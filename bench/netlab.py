@@ -46,6 +46,7 @@ class Host:
     log: str = ""
     cut: bool = False
     frozen: bool = False
+    degraded: bool = False  # its link slowed and lossy (bench/chaos.py)
     started: list = field(default_factory=list)  # (agent id, wall clock) of each agent started here
 
     @property

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .importance import MIN_TRIALS, _codes, standing_out, _ABSENT
+from .importance import MIN_TRIALS, _ABSENT, _codes, ranked
 
 TREES, FIT_ROWS, BACKGROUND, GRID = 32, 5000, 256, 16
 
@@ -48,14 +48,7 @@ def functional_anova(params: Sequence[dict[str, Any]], scores: Sequence[float], 
         for i in range(len(names)):
             effect = [tree.predict(_with(background, i, g)).mean() for g in _grid(x[:, i])]
             shares[i, t] = np.var(effect) / total if total > 0 else 0.0
-    mid, lo, hi = np.quantile(shares, [0.5, 0.05, 0.95], axis=1)
-    out = [{"param": name, "importance": round(float(mid[i]), 4),
-            "interval": [round(float(lo[i]), 4), round(float(hi[i]), 4)]} for i, name in enumerate(names)]
-    out.sort(key=lambda r: -r["importance"])
-    clear = standing_out(out)
-    for i, r in enumerate(out):
-        r["stands_out"] = i < clear
-    return out
+    return ranked(names, shares)
 
 
 def _encoded(values: list[Any]) -> Any:

@@ -57,6 +57,14 @@ def importance(params: Sequence[dict[str, Any]], scores: Sequence[float], top: f
         divergence[i] = terms.sum(axis=1)
     total = divergence.sum(axis=0)
     shares = np.divide(divergence, total, out=np.zeros_like(divergence), where=total > 0)
+    return ranked(names, shares)
+
+
+def ranked(names: Sequence[str], shares: Any) -> list[dict[str, Any]]:
+    """Rows from each parameter's shares over samples (rounds, trees): the median, the 5-95%
+    interval, most important first, and which stand out."""
+    import numpy as np
+
     mid, lo, hi = np.quantile(shares, [0.5, 0.05, 0.95], axis=1)
     out = [{"param": name, "importance": round(float(mid[i]), 4),
             "interval": [round(float(lo[i]), 4), round(float(hi[i]), 4)]} for i, name in enumerate(names)]
