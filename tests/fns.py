@@ -411,6 +411,7 @@ def readers_agree(folder) -> dict:
     and the timeline behind report.html and resume give each trial the same state and the
     experiment the same outcome. Returns the trials' states by id."""
     from kernel.cli import _status
+    from kernel.outputs.dashboard import columns
     from kernel.outputs.dashboard.experiment import Experiment
     from kernel.timeline import Timeline
     from kernel.trials import TrialState
@@ -421,7 +422,7 @@ def readers_agree(folder) -> dict:
     page = Experiment(Path(folder))
     page.update()
     snap = page.snapshot()
-    assert {t["id"]: t["state"] for t in snap["trials"]} == states
+    assert {t["id"]: t["state"] for t in columns.decode(snap["trials"])} == states
     assert snap["state"] == timeline.outcome(timeline.alive)
     lines, _ = _status(Path(folder))
     rows = {int(line.split()[0]): line.split()[1] for line in lines[2:] if line.split()[0].isdigit()}

@@ -40,6 +40,7 @@ def test_the_median_rules_stops_are_audited_at_the_end_and_decide_nothing(runs):
                for line in result.notes)
     saved = json.loads((result.path / "result.json").read_text())
     assert saved["stop_audit"]["audited"] == 3 and sum("audit" in t["info"] for t in saved["trials"]) == 3
+    from kernel.outputs.dashboard import columns
     from kernel.outputs.dashboard.experiment import Experiment
     from kernel.outputs.report import write_report
 
@@ -47,7 +48,7 @@ def test_the_median_rules_stops_are_audited_at_the_end_and_decide_nothing(runs):
     assert all(f"audits trial {t.info['audit']}" in page for t in audited)
     dashboard = Experiment(result.path)
     dashboard.update()
-    shown = {t["id"]: t["audit"] for t in dashboard.snapshot()["trials"] if t["audit"] is not None}
+    shown = {t["id"]: t["audit"] for t in columns.decode(dashboard.snapshot()["trials"]) if t["audit"] is not None}
     assert shown == {t.id: t.info["audit"] for t in audited}
 
 

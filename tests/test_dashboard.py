@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fns
 from contexts import HyperparameterSearch, Searchspace
@@ -17,6 +19,7 @@ from kernel import lagom
 
 pytest.importorskip("aiohttp")
 pytest.importorskip("plotly")
+from kernel.outputs.dashboard import columns  # noqa: E402
 from kernel.outputs.dashboard.experiment import Experiment  # noqa: E402
 
 
@@ -54,7 +57,7 @@ def test_the_folder_tells_trials_curves_best_and_agents_and_a_torn_line_waits(fi
     delta = x.update()
     assert delta is not None and x.update() is None  # nothing new, nothing sent
     snap = x.snapshot()
-    assert snap["state"] == "ended" and snap["counts"] == {"finished": 5} and len(snap["trials"]) == 5
+    assert snap["state"] == "ended" and snap["counts"] == {"finished": 5} and len(columns.decode(snap["trials"])) == 5
     assert {t.id: [list(p) for p in t.history] for t in finished.trials} == {int(k): v for k, v in snap["curves"].items()}
     assert snap["best_so_far"][-1][1:] == [finished.best.metric, finished.best.id, None]
     assert snap["agents"] and all(a["host"] and a["pid"] and a["state"] for a in snap["agents"])
@@ -304,3 +307,135 @@ def test_the_page_asks_which_hyperparameters_mattered_so_far(runs, finished):
     finally:
         proc.kill()
         proc.wait()
+
+
+# -- very large experiments ------------------------------------------------------------------------
+_scalar = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
+                    st.text(max_size=5))
+_summary = st.fixed_dictionaries({
+    "id": st.integers(0, 10**6), "state": st.sampled_from(["running", "finished", "stopped", "failed", "pending"]),
+    "params": st.dictionaries(st.sampled_from(["lr", "width", "act", "momentum"]), _scalar, max_size=4),
+    "budget": st.one_of(st.none(), st.integers(1, 81), st.floats(0.5, 81.0)),
+    "metric": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+    "agent": st.one_of(st.none(), st.sampled_from(["local-0", "local-1", "gpu-3"])),
+    "ablated": st.one_of(st.none(), st.text(max_size=8)), "values": st.one_of(st.none(), st.lists(st.floats(-1, 1), max_size=3)),
+    "error": st.one_of(st.none(), st.text(max_size=20)), "started": st.one_of(st.none(), st.floats(0, 1e4)),
+})
+
+
+def _typed(x):
+    """A value as JSON tells it apart: True is not 1, 1.0 is not 1."""
+    return json.loads(json.dumps(x, sort_keys=True), parse_int=lambda s: ("int", s), parse_float=lambda s: ("float", s),
+                      parse_constant=str)
+
+
+@given(st.lists(_summary, max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_trials_sent_as_columns_come_back_exactly_as_they_were(rows):
+    """What the snapshot sends (a fifth of the JSON at 100,000 trials) decodes to the same trials:
+    a conditional parameter absent stays absent, a choice that is None stays None, True stays True."""
+    import orjson
+
+    sent = orjson.loads(orjson.dumps(columns.encode(rows)))  # the wire, as the page gets it
+    assert _typed(columns.decode(sent)) == _typed(rows)
+
+
+def test_a_page_that_names_no_experiment_gets_the_newest(runs, finished):
+    newer = lagom(fns.quadratic, HyperparameterSearch(Searchspace(x=("DOUBLE", [0.0, 1.0])), num_trials=2,
+                                                      metric="score", workers=1, launcher="thread"),
+                  path=runs, verbose=0, name="newer")
+    proc, url = _serve(runs)
+    try:
+        with urllib.request.urlopen(url + "api/events", timeout=10) as r:  # server-sent events: the first is the snapshot
+            first = json.loads(r.readline().decode()[len("data: "):])
+        assert first["kind"] == "snapshot" and first["name"] == newer.path.name != finished.path.name
+        assert len(columns.decode(first["trials"])) == 2
+    finally:
+        proc.kill()
+        proc.wait()
+    empty = runs.parent / "empty"
+    empty.mkdir()
+    proc, url = _serve(empty)
+    try:
+        assert _get(url + "api/events")[0] == 404  # nothing yet: the page tries again when the list has one
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_page_s_importance_of_a_huge_search_is_drawn_from_a_sample_and_says_so(runs, monkeypatch):
+    from kernel.outputs.dashboard import experiment
+
+    space = Searchspace(**{k: ("DOUBLE", [0.0, 1.0]) for k in "abcde"}, kind=("CATEGORICAL", ["x", "y", "z"]))
+    planted = lagom(fns.planted, HyperparameterSearch(space, "randomsearch", num_trials=400, metric="score",
+                                                      workers=2, seed=3, launcher="thread"), path=runs, verbose=0)
+    monkeypatch.setattr(experiment, "IMPORTANCE_SAMPLE", 300)
+    x = Experiment(planted.path)
+    x.update()
+    got = x.importance()
+    assert (got["sampled"], got["of"]) == (300, 400) and all(r["sampled"] == 300 for r in got["rows"])
+    assert {r["param"] for r in got["rows"] if r["stands_out"]} == {"a", "b"}
+    assert x.importance() is got  # nothing ended since: not computed again
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _chromium(), reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_a_large_experiment_s_page_has_every_trial_as_the_server_has_it_and_samples_its_plots(runs):
+    """2,600 trials: the page rebuilds each from the snapshot's columns exactly (a conditional
+    parameter, a choice of mixed types); the parallel coordinates draw the best 500 and a sample
+    of the rest, and say so; the table sorts and filters the whole set."""
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    space = Searchspace(x=("DOUBLE", [0.0, 1.0]), opt=("CATEGORICAL", ["sgd", "adam"]),
+                        flag=("CATEGORICAL", [True, 1, "1"]))
+    space.add("momentum", ("DOUBLE", [0.0, 0.99]), when={"opt": "sgd"})
+    big = lagom(fns.quadratic, HyperparameterSearch(space, "randomsearch", num_trials=2600, metric="score", workers=2,
+                                                    launcher="thread", seed=5), path=runs, verbose=0, report=False)
+    served = Experiment(big.path)
+    served.update()
+    proc, url = _serve(big.path)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--enable-unsafe-swiftshader"])
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_function("window.lagomDash && window.lagomDash.S.ready", timeout=60000)
+            shown = page.evaluate("Array.from(window.lagomDash.S.trials.values())")
+            tag = lambda t: {**t, "params": {k: ("bool", v) if isinstance(v, bool) else v for k, v in t["params"].items()}}
+            assert sorted(map(tag, shown), key=lambda t: t["id"]) == sorted(map(tag, served.trials.values()),
+                                                                           key=lambda t: t["id"])
+            assert sum("momentum" in t["params"] for t in shown) == sum("momentum" in t.params for t in big.trials) > 0
+            page.click("#tabs button[data-tab=params]")
+            page.wait_for_function("document.getElementById('parcoords').data", timeout=30000)
+            lines = page.evaluate("document.getElementById('parcoords').data[0].dimensions.at(-1).values")
+            ranked = sorted((t for t in big.trials if t.metric is not None), key=lambda t: -t.metric)
+            assert len(lines) == 2000 and sorted(lines, reverse=True)[:500] == [t.metric for t in ranked[:500]]
+            note = page.inner_text("#params-note")
+            assert "2,000 of the 2,600" in note and "the best 500 and 1,500 of the rest drawn at random" in note
+            page.click("#tabs button[data-tab=trials]")
+            page.click("#trials thead th:nth-child(3)")  # by score, best first
+            page.wait_for_function(f"window.lagomDash.rows()[0] === {ranked[0].id}", timeout=10000)
+            page.fill("#filter-text", "opt=sgd score>-0.01")
+            want = sum(t.params["opt"] == "sgd" and t.metric > -0.01 for t in big.trials)
+            page.wait_for_function(f"document.getElementById('rows-info').textContent.endsWith('of {want}')",
+                                   timeout=10000)
+            assert not errors
+            browser.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_journal_read_in_chunks_gives_every_line_once_whatever_the_chunk_cuts(tmp_path, monkeypatch):
+    from kernel.outputs.dashboard.tail import Tail
+
+    path = tmp_path / "journal.jsonl"
+    lines = [{"event": "start", "trial": i, "params": {"x": i / 7}} for i in range(20)]
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines[:15]) + json.dumps(lines[15])[:9])
+    tail = Tail(path)
+    monkeypatch.setattr(Tail, "CHUNK", 7)  # lines cut everywhere
+    assert list(tail.read()) == lines[:15]  # the torn one waits
+    with open(path, "a") as f:
+        f.write(json.dumps(lines[15])[9:] + "\n" + "".join(json.dumps(e) + "\n" for e in lines[16:]))
+    assert list(tail.read()) == lines[15:] and list(tail.read()) == []

@@ -17,6 +17,7 @@ left out of result.json, and ``result.importance()`` says what to install.
 """
 from __future__ import annotations
 
+import random
 from typing import Any, Sequence
 
 MIN_TRIALS = 10  # below this, the top share is a handful of trials: no importance is claimed
@@ -111,10 +112,12 @@ def _codes(values: list[Any], bins: int) -> Any:
 
 
 def of_trials(trials: Sequence[Any], directions: Sequence[str], budget: Any = None, top: float = 0.1,
-              rounds: int = 100, method: str = "ped") -> list[dict[str, Any]]:
+              rounds: int = 100, method: str = "ped", sample: int | None = None) -> list[dict[str, Any]]:
     """Importance over finished trials (objects or dicts with ``params``, ``metric``, ``values``,
     ``budget``, ``state``) at ``budget``: by default the largest budget at which at least
-    MIN_TRIALS trials finished (ASHA's top rung holds a few; a lower one, many), else the largest."""
+    MIN_TRIALS trials finished (ASHA's top rung holds a few; a lower one, many), else the largest.
+    ``sample``: at most this many of them, drawn at random (seeded), for a quick look at a huge
+    search; each row says how many it used (``sampled``) of how many (``of``)."""
     from ..direction import Direction
     from ..pareto import order
 
@@ -126,6 +129,9 @@ def of_trials(trials: Sequence[Any], directions: Sequence[str], budget: Any = No
         enough = [b for b in set(budgets) if budgets.count(b) >= MIN_TRIALS]
         budget = max(enough or budgets)
     done = [t for t in done if budget is None or get(t, "budget") == budget]
+    total = len(done)
+    if sample is not None and total > sample:
+        done = random.Random(0).sample(done, sample)
     signs = [Direction.of(d).sign for d in directions]
     if len(signs) > 1:
         points = [get(t, "values") for t in done]
@@ -146,6 +152,8 @@ def of_trials(trials: Sequence[Any], directions: Sequence[str], budget: Any = No
                          f"values) or 'fanova' (the variance each parameter explains alone)")
     for r in rows:
         r["budget"], r["method"] = budget, method  # which trials it speaks of, and how
+        if sample is not None:
+            r["sampled"], r["of"] = len(done), total
     return rows
 
 

@@ -13,44 +13,25 @@ import os
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 from ... import fastjson
 from ... import records
 from ...journal import holder
 from ...timeline import Change, Timeline
+from . import columns
+from .tail import Tail
+
+HEAVY = ("history", "series", "result", "traceback", "interruptions")
+"""An ended trial's fields the page never shows in a table: dropped from the fold's copy, so a
+100,000-trial experiment does not hold every curve twice."""
+
+IMPORTANCE_SAMPLE = 10_000
+"""The page's importance is computed from at most this many finished trials, drawn at random."""
 
 CURVES_AT_START = 300
 """At most this many learning curves go with a snapshot (the running trials, the best, the
 latest); a page asks for any other trial's curve when it is opened."""
-
-
-class Tail:
-    """The complete lines appended to a file since the last read (a line cut off mid-write
-    waits for its end)."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset, self._rest = path, 0, b""
-
-    def read(self) -> list[dict[str, Any]]:
-        try:
-            size = os.stat(self.path).st_size
-        except FileNotFoundError:
-            return []
-        if size <= self.offset:
-            return []
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(size - self.offset)
-        self.offset += len(data)
-        *lines, self._rest = (self._rest + data).split(b"\n")
-        return [record for line in lines if (record := _parse(line)) is not None]
-
-
-def _parse(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = fastjson.loads(line) if line.strip() else None
-    except ValueError:  # a torn line from a kernel killed mid-write: skipped, as resume does
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def _finite(v: Any) -> float | None:
@@ -80,7 +61,7 @@ class Experiment:
         self.timeline = Timeline()  # the journal's one reading; what follows is the page's view of it
         self.status: dict[str, Any] = self.timeline.status  # and "running": a kernel holds the folder
         self.trials: dict[int, dict[str, Any]] = {}  # summaries of the timeline's trials
-        self.curves: dict[int, list] = {}
+        self.curves: dict[int, list | bytes] = {}  # an ended trial's packed: a tenth of the memory
         self.series: dict[int, dict[str, list]] = {}
         self.best: list[list] = []  # [seconds since the start, best metric so far, trial, budget]
         self._best_by_budget: dict[Any, float] = {}
@@ -92,6 +73,7 @@ class Experiment:
         self._agents_mtime = self._result_mtime = 0.0
         self._ablation = False  # any trial leaves a component out
         self._delta: dict[str, Any] = {}
+        self._dirty: dict[int, None] = {}  # trials whose summary is out of date, summarized once per read
 
     @property
     def head(self) -> dict[str, Any]:
@@ -113,16 +95,19 @@ class Experiment:
     def update(self) -> dict[str, Any] | None:
         """Read what the folder gained; the delta (None when nothing changed)."""
         self._delta = {}
-        events = self._journal.read()
-        for e in events:
+        events = 0
+        for e in self._journal.read():
+            events += 1
             change = self.timeline.apply(e)
             if change is not None:
                 self._apply(change, e)
+        self._summarize_dirty()
         for c in self._curves.read():
             self._curve_line(c)
         self._read_agents()
         self._read_ranking()
         self._settle(trials=self.refresh_status() or bool(events))
+        self._summarize_dirty()
         if not self._delta:
             return None
         self.version += 1
@@ -229,8 +214,8 @@ class Experiment:
     def snapshot(self) -> dict[str, Any]:
         drawn = self._drawn()
         return {"kind": "snapshot", "v": self.version, **self.overview(), "head": self.head,
-                "status": self.status, "trials": list(self.trials.values()),
-                "curves": {i: self.curves.get(i, []) for i in drawn}, "best_so_far": self.best,
+                "status": self.status, "trials": columns.encode(self.trials.values()),
+                "curves": {i: self.curve(i) for i in drawn}, "best_so_far": self.best,
                 "agents": list(self.agents.values()), "ranking": self.ranking}
 
     def frame(self, delta: dict[str, Any]) -> dict[str, Any]:
@@ -246,15 +231,18 @@ class Experiment:
 
     def importance(self, budget: float | None = None) -> dict[str, Any]:
         """Which hyperparameters mattered so far (outputs/importance.py), recomputed only when
-        trials ended since the last ask: 0.07 s at 10,000 trials."""
-        ended = sum(1 for t in self.trials.values() if t["state"] == "finished")
-        key = (ended, budget)
+        trials ended since the last ask, from at most IMPORTANCE_SAMPLE trials of the budget
+        (0.1 s; all 100,000 would hold the server 1 s)."""
+        done = [t for t in self.trials.values() if t["state"] == "finished" and t["audit"] is None]
+        key = (len(done), budget)
         if self._importance_key != key:
             from ..importance import of_trials
 
             try:
                 directions = self.head.get("directions") or [self.direction]
-                self._importance = {"rows": of_trials(list(self.trials.values()), directions, budget)}
+                rows = of_trials(done, directions, budget, sample=IMPORTANCE_SAMPLE)
+                self._importance = {"rows": rows, "of": rows[0]["of"] if rows else 0,
+                                    "sampled": rows[0]["sampled"] if rows else 0}
             except (ImportError, ValueError) as exc:
                 self._importance = {"note": str(exc)}
             self._importance_key = key
@@ -285,7 +273,7 @@ class Experiment:
                 log = f.read().decode("utf-8", "replace")
         except OSError:
             size, log = 0, ""
-        return {**t, "curve": self.curves.get(trial_id, []), "series": self.series.get(trial_id, {}),
+        return {**t, "curve": self.curve(trial_id), "series": self.series.get(trial_id, {}),
                 "log": log, "log_size": size, "log_cut": size > log_bytes}
 
     # -- what the journal changed, as the page sees it ----------------------------------------
@@ -311,20 +299,34 @@ class Experiment:
         elif change.event == "end":
             self._ended(tid, e)
         self._summarize(tid)
-        self._ablation = self._ablation or self.trials[tid]["ablated"] is not None
+        self._ablation = self._ablation or "ablated" in (self.timeline.trials[tid].get("info") or {})
 
     def _summarize(self, tid: int) -> None:
-        self.trials[tid] = summary(self.timeline.trials[tid], self.started_at)
+        self._dirty[tid] = None
         self._changed(tid)
         if tid in self._delta.get("removed", ()):  # withdrawn, then proposed again by a resumed kernel
             self._delta["removed"].remove(tid)
 
+    def _summarize_dirty(self) -> None:
+        for tid in self._dirty:
+            t = self.timeline.trials.get(tid)
+            if t is not None:
+                self.trials[tid] = summary(t, self.started_at)
+        self._dirty.clear()
+
+    def curve(self, trial_id: int) -> list:
+        c = self.curves.get(trial_id, [])
+        return msgpack.unpackb(c, use_list=True) if isinstance(c, bytes) else c
+
     def _ended(self, tid: int, e: dict[str, Any]) -> None:
-        d = self.timeline.trials[tid]
-        self.curves[tid] = d.get("history") or []  # [step, value] lists, as JSON has them
-        if d.get("series"):
-            self.series[tid] = d["series"]
-        self._points(tid, 0, self.curves[tid])
+        # the page shows none of the heavy fields; the curve is kept apart, packed (msgpack's
+        # bytes are exactly as long as they need be; orjson's keep a 4 KB buffer each)
+        d = self.timeline.trials[tid] = {k: v for k, v in self.timeline.trials[tid].items() if k not in HEAVY}
+        history = e["trial"].get("history") or []  # [step, value] lists, as JSON has them
+        self.curves[tid] = msgpack.packb(history)
+        if e["trial"].get("series"):
+            self.series[tid] = e["trial"]["series"]
+        self._points(tid, 0, history)
         metric, budget = _finite(d.get("metric")), d.get("budget")
         if metric is not None and d.get("state") == "finished":
             best = self._best_by_budget.get(budget)

@@ -87,6 +87,7 @@ class Watch:
         self.experiment = experiment
         self.pages: set[asyncio.Queue] = set()
         self._task: asyncio.Task | None = None
+        self._snapshot: tuple[int, bytes] = (-1, b"")  # the last one encoded, and the version it shows
 
     def step(self) -> None:
         """Read what the folder gained and tell every page."""
@@ -107,8 +108,10 @@ class Watch:
         self.pages.add(page)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._follow())
-        snap = orjson.dumps(self.experiment.snapshot(), option=orjson.OPT_NON_STR_KEYS)
-        return page, b"data: " + snap + b"\n\n"
+        if self._snapshot[0] != self.experiment.version:  # 0.5 s at 100,000 trials: once per version
+            snap = orjson.dumps(self.experiment.snapshot(), option=orjson.OPT_NON_STR_KEYS)
+            self._snapshot = (self.experiment.version, b"data: " + snap + b"\n\n")
+        return page, self._snapshot[1]
 
     def unsubscribe(self, page: asyncio.Queue) -> None:
         self.pages.discard(page)
@@ -132,6 +135,7 @@ class Dashboard:
         app.router.add_get("/favicon.ico", lambda request: web.Response(status=204))
         app.router.add_static("/static/", STATIC)
         app.router.add_get("/api/experiments", self._experiments)
+        app.router.add_get("/api/events", self._events)  # the newest experiment's
         app.router.add_get("/api/e/{name}/events", self._events)
         app.router.add_get("/api/e/{name}/trial/{trial}", self._trial)
         app.router.add_get("/api/e/{name}/importance", self._importance)
@@ -184,6 +188,15 @@ class Dashboard:
     async def _plotly(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(plotly_js(), headers={"Cache-Control": "max-age=86400"})
 
+    def _newest(self) -> Watch:
+        """The experiment a page opens when it names none: the one the list shows first."""
+        found = [w for w in map(self.folders.watch, self.folders.names()) if w is not None]
+        for w in found:
+            w.step()  # one that appeared since the last look has been read
+        if not found:
+            raise web.HTTPNotFound(text=f"no experiment under {self.folders.path} yet")
+        return max(found, key=lambda w: w.experiment.started_at or 0)
+
     async def _experiments(self, request: web.Request) -> web.Response:
         found = []
         for name in self.folders.names():
@@ -196,6 +209,8 @@ class Dashboard:
                             content_type="application/json")
 
     def _watch(self, request: web.Request) -> Watch:
+        if "name" not in request.match_info:
+            return self._newest()
         w = self.folders.watch(request.match_info["name"])
         if w is None:
             raise web.HTTPNotFound(text=f"no experiment {request.match_info['name']!r} under {self.folders.path}")

@@ -7,7 +7,9 @@ const COLORS = {finished: "#2e86c1", stopped: "#e67e22", failed: "#95a5a6", lost
 const ROWS = 100;             // table rows per page
 const CURVES_ALL = 60;        // up to this many trials, every curve is drawn; beyond, running and best
 const CURVES_BEST = 40;
-const PARCOORDS_MAX = 3000;   // lines in the parallel coordinates (the best ones)
+const PARCOORDS_MAX = 2000;   // lines in the parallel coordinates: the best PARCOORDS_BEST, the rest a sample
+const PARCOORDS_BEST = 500;
+const RUNGS_MAX = 20000;      // points in the budgets' plot: beyond, a sample
 const PLOT_EVERY = 250;       // ms between redraws of the plots while deltas arrive
 const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
               2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
@@ -16,7 +18,7 @@ const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.
 const S = {
   name: null, source: null, v: 0, trials: new Map(), curves: new Map(), best: [], agents: [],
   ranking: null, overview: null, head: {}, status: {}, params: [], sortKey: "id", sortDir: -1,
-  page: 0, selected: null, tab: "trials", arrivals: [], ready: false, readyAt: null, lastPlot: 0,
+  page: 0, selected: null, tab: "trials", arrivals: [], ready: false, readyAt: null, lastPlot: 0, marks: {},
   plotTimer: null, tableTimer: null, trialTimer: null,
 };
 window.lagomDash = {
@@ -54,11 +56,17 @@ function paretoFront(done = scored()) {
   // budget any finished trial reached.
   const signs = objectiveSigns();
   if (!done.length) return [];
-  const top = Math.max(...done.map(numericBudget));
-  const pool = done.filter((t) => numericBudget(t) === top);
+  const top = done.reduce((m, t) => Math.max(m, numericBudget(t)), -Infinity);
   const dominates = (a, b) => a.values.every((v, i) => signs[i] * v >= signs[i] * b.values[i]) &&
     a.values.some((v, i) => signs[i] * v > signs[i] * b.values[i]);
-  return pool.filter((t) => !pool.some((o) => o !== t && dominates(o, t))).sort((a, b) => a.id - b.id);
+  // Best first in every objective in turn: no trial is dominated by one after it, so each is
+  // checked against the front so far alone (100,000 trials: a pass, not 10^10 comparisons).
+  const lexi = (a, b) => { for (let i = 0; i < signs.length; i++) { const d = signs[i] * (b.values[i] - a.values[i]); if (d) return d; } return a.id - b.id; };
+  const front = [];
+  for (const t of done.filter((t) => numericBudget(t) === top).sort(lexi)) {
+    if (!front.some((o) => dominates(o, t))) front.push(t);
+  }
+  return front.sort((a, b) => a.id - b.id);
 }
 
 // -- experiments ---------------------------------------------------------------------------
@@ -77,15 +85,21 @@ async function listExperiments() {
     li.onclick = () => { location.hash = encodeURIComponent(x.name); };
     ul.appendChild(li);
   }
-  if (!S.name && data.experiments.length) openExperiment(decodeURIComponent(location.hash.slice(1)) || data.experiments[0].name);
+  const failed = S.source && S.source.readyState === EventSource.CLOSED && !S.name;  // there was none to open
+  if ((!S.source || failed) && data.experiments.length) openExperiment(decodeURIComponent(location.hash.slice(1)) || data.experiments[0].name);
 }
 
 function openExperiment(name) {
+  // name null: the newest, which the server names in its snapshot (the page need not ask for the
+  // list first: the snapshot is on its way while plotly.js still compiles)
   if (S.source) S.source.close();
   Object.assign(S, {name, v: 0, trials: new Map(), curves: new Map(), best: [], agents: [], ranking: null,
                     selected: null, page: 0, ready: false});
-  S.source = new EventSource(`/api/e/${encodeURIComponent(name)}/events`);
-  S.source.onmessage = (ev) => receive(JSON.parse(ev.data));
+  S.source = new EventSource(name ? `/api/e/${encodeURIComponent(name)}/events` : "/api/events");
+  S.source.onmessage = (ev) => {
+    if (!S.marks.message) S.marks.message = performance.now();
+    receive(JSON.parse(ev.data));
+  };
   listExperiments();
 }
 
@@ -97,15 +111,30 @@ window.addEventListener("hashchange", () => {
 // -- data ----------------------------------------------------------------------------------
 function receive(msg) {
   if (msg.kind === "snapshot") {
-    S.snapshotAt = performance.now();
-    S.trials = new Map(msg.trials.map((t) => [t.id, t]));
+    if (S.name === null) {
+      S.name = msg.name;
+      listExperiments();
+    } else if (msg.name !== S.name) {  // reconnected to the newest, and a newer one began meanwhile
+      openExperiment(S.name);
+      return;
+    }
+    S.snapshotAt = S.marks.parsed = performance.now();
+    S.trials = new Map(fromColumns(msg.trials).map((t) => [t.id, t]));
+    S.marks.decoded = performance.now();
+    S.rankedMemo = null;
     S.curves = new Map(Object.entries(msg.curves).map(([k, v]) => [Number(k), v]));
     Object.assign(S, {best: msg.best_so_far, agents: msg.agents, ranking: msg.ranking, head: msg.head || {},
                       status: msg.status, overview: msg, v: msg.v});
     S.params = paramNames();
-    renderAll();
-    S.ready = true;
-    S.readyAt = performance.now();
+    renderHeader();
+    renderTable();
+    S.marks.table = performance.now();
+    const name = S.name;
+    plotlyReady.then(() => {
+      if (S.name !== name) return;
+      renderPlots();
+      if (!S.ready) Object.assign(S, {ready: true, readyAt: performance.now()});  // the first full render
+    });
     return;
   }
   S.v = msg.v;
@@ -135,28 +164,93 @@ function receive(msg) {
   if (S.selected !== null && msg.trials.some((t) => t.id === S.selected)) scheduleTrial();
 }
 
+// The snapshot's trials come as columns (kernel/outputs/dashboard/columns.py says why and how).
+const FIELDS = ["id", "state", "budget", "metric", "duration", "agent", "attempts", "parent", "ablated", "kind", "seed",
+                "audit", "values", "compile_s", "started", "error"];
+
+function fromColumns(c) {
+  // Each column resolved to a plain array first, then one object literal per trial (one shape for
+  // V8): 100,000 trials in ~30 ms, where a getter per field and trial took 200.
+  const n = c.n;
+  const plain = (col) => (col.v ? col.v : col.i.map((k) => (k < 0 ? undefined : col.c[k])));
+  const f = {};
+  for (const name of FIELDS) f[name] = c.fields[name] ? plain(c.fields[name]) : null;
+  const v = (name, i) => (f[name] === null ? null : f[name][i]);
+  const params = Object.entries(c.params).map(([p, col]) => [p, plain(col), !col.v]);
+  const extra = c.names.filter((name) => !FIELDS.includes(name)).map((name) => [name, c.fields[name] ? plain(c.fields[name]) : []]);
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const ps = {};
+    for (const [p, values, coded] of params) {
+      const x = values[i];
+      if (x !== undefined && (x !== null || coded)) ps[p] = x;  // null: a choice that is null; undefined: absent
+    }
+    const t = {id: v("id", i), state: v("state", i), params: ps, budget: v("budget", i), metric: v("metric", i),
+               duration: v("duration", i), agent: v("agent", i), attempts: v("attempts", i), parent: v("parent", i),
+               ablated: v("ablated", i), kind: v("kind", i), seed: v("seed", i), audit: v("audit", i),
+               values: v("values", i), compile_s: v("compile_s", i), started: v("started", i), error: v("error", i)};
+    for (const [name, values] of extra) t[name] = values.length ? values[i] : null;
+    out[i] = t;
+  }
+  return out;
+}
+
 function paramNames() {
   const names = new Set();
   for (const t of S.trials.values()) for (const k of Object.keys(t.params)) names.add(k);
   return Array.from(names);
 }
 
-function ranked() {
+function better() {
   // The kernel's rule: finished trials of the largest budget any finished first (a trial trained
   // 3 of 9 epochs is not the best configuration while one trained 9 exists), then the metric.
   const s = sign();
   const budget = (t) => (t.budget === null ? -Infinity : t.budget);
-  return Array.from(S.trials.values()).filter((t) => t.metric !== null && (t.state === "finished" || t.state === "stopped"))
-    .sort((a, b) => (b.state === "finished") - (a.state === "finished") || budget(b) - budget(a) ||
-                    s * (b.metric - a.metric) || a.id - b.id);
+  return (a, b) => (b.state === "finished") - (a.state === "finished") || budget(b) - budget(a) ||
+                   s * (b.metric - a.metric) || a.id - b.id;
+}
+
+const rankable = (t) => t.metric !== null && (t.state === "finished" || t.state === "stopped");
+
+function ranked(k = Infinity, keep = rankable) {
+  // The best k by the kernel's rule, best first. A pass that keeps the k best so far, not a sort of
+  // every trial: the header and the curves ask on every update, and 100,000 trials take 100 ms to sort.
+  const cmp = better();
+  const key = `${k}|${keep === rankable ? "" : keep.key}`;
+  if (!S.rankedMemo || S.rankedMemo.v !== S.v) S.rankedMemo = {v: S.v, lists: new Map()};  // each update draws anew
+  if (S.rankedMemo.lists.has(key)) return S.rankedMemo.lists.get(key);
+  let top = [];
+  if (!Number.isFinite(k)) {
+    top = Array.from(S.trials.values()).filter((t) => rankable(t) && keep(t)).sort(cmp);
+  } else {
+    for (const t of S.trials.values()) {
+      if (!rankable(t) || !keep(t) || (top.length === k && cmp(t, top[k - 1]) >= 0)) continue;
+      let i = top.length;
+      while (i > 0 && cmp(t, top[i - 1]) < 0) i--;  // k is small: an insertion beats a heap
+      top.splice(i, 0, t);
+      if (top.length > k) top.pop();
+    }
+  }
+  S.rankedMemo.lists.set(key, top);
+  return top;
+}
+
+// A trial's place in a sample (a hash of its id): the smallest keys are a uniform sample, and the
+// same trials give the same sample at every redraw, so the lines do not jump between updates.
+const sampleKey = (id) => Math.imul(id + 1, 2654435761) >>> 0;
+
+function sampled(trials, n) {
+  if (trials.length <= n) return trials;
+  return trials.slice().sort((a, b) => sampleKey(a.id) - sampleKey(b.id)).slice(0, n);
 }
 
 // -- rendering -----------------------------------------------------------------------------
-function renderAll() {
-  renderHeader();
-  renderTable();
-  renderPlots();
-}
+// plotly.js (4.6 MB) loads beside the page, not before it: the snapshot arrives and the table is
+// drawn while the browser still compiles it; the plots follow once it is there.
+const plotlyReady = new Promise((resolve) => {
+  if (window.Plotly) resolve();
+  else document.getElementById("plotly-js").addEventListener("load", () => resolve());
+}).then(() => { S.marks.plotly = performance.now(); });
 
 function schedulePlots() {
   if (S.plotTimer) return;
@@ -165,8 +259,9 @@ function schedulePlots() {
 }
 
 function scheduleTable() {
+  // At most every 100 ms, and never more than a third of the time: a sort of 100,000 rows takes ~100 ms.
   if (S.tableTimer) return;
-  S.tableTimer = setTimeout(() => { S.tableTimer = null; renderTable(); }, 100);
+  S.tableTimer = setTimeout(() => { S.tableTimer = null; renderTable(); }, Math.max(100, 2 * (S.tableMs || 0)));
 }
 
 function scheduleTrial() {
@@ -207,7 +302,7 @@ function renderHeader() {
       (front.length > 3 ? " · …" : "") : "";
     return;
   }
-  const best = ranked()[0];
+  const best = ranked(1)[0];
   $("best").textContent = best ? `best: trial ${best.id}, ${metricName()} = ${fmt(best.metric)}` +
     (best.budget !== null ? ` at budget ${fmt(best.budget)}` : "") + (best.ablated ? ` (left out: ${best.ablated})` : "") + " · " +
     Object.entries(best.params).map(([k, v]) => `${k}=${fmt(v)}`).join(", ") : "";
@@ -235,7 +330,7 @@ const TERM = /^([\w.-]+)(>=|<=|!=|=|>|<)(.+)$/;
 
 function matcher(word) {
   const m = TERM.exec(word);
-  if (!m) return (t) => JSON.stringify([t.params, t.agent, t.error, t.ablated, t.state, t.id]).toLowerCase().includes(word);
+  if (!m) return (t) => rowText(t).includes(word);
   const [, key, op, raw] = m;
   const column = key === metricName().toLowerCase() ? "metric" : (key === "trial" ? "id" : key);
   const num = Number(raw);
@@ -247,6 +342,16 @@ function matcher(word) {
     return {">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b, "=": typeof a === "number" ? a === b : a.startsWith(b),
             "!=": typeof a === "number" ? a !== b : !a.startsWith(b)}[op];
   };
+}
+
+const texts = new WeakMap();  // a row's searchable text, made once per version of the trial
+function rowText(t) {
+  let text = texts.get(t);
+  if (text === undefined) {
+    text = JSON.stringify([t.params, t.agent, t.error, t.ablated, t.state, t.id]).toLowerCase();
+    texts.set(t, text);
+  }
+  return text;
 }
 
 function filtered() {
@@ -267,6 +372,7 @@ function filtered() {
 }
 
 function renderTable() {
+  const t0 = performance.now();
   const cols = columns();
   const head = el("tr");
   for (const [key, label] of cols) {
@@ -294,6 +400,8 @@ function renderTable() {
   }
   $("trials").tBodies[0].replaceChildren(body);
   $("rows-info").textContent = `${rows.length ? S.page * ROWS + 1 : 0}–${Math.min(rows.length, (S.page + 1) * ROWS)} of ${rows.length}`;
+  S.tableAt = performance.now();
+  S.tableMs = S.tableAt - t0;
 }
 
 // -- plots ---------------------------------------------------------------------------------
@@ -302,6 +410,7 @@ const LAYOUT = {margin: {l: 50, r: 10, t: 10, b: 40}, showlegend: false, hovermo
 const CONFIG = {displaylogo: false, responsive: true};
 
 function renderPlots() {
+  if (!window.Plotly) return;  // drawn once it loads (plotlyReady)
   S.lastPlot = performance.now();
   renderCurves();
   renderBest();
@@ -314,14 +423,14 @@ function renderPlots() {
 function drawnTrials() {
   if (S.trials.size <= CURVES_ALL) return Array.from(S.trials.keys());
   const ids = new Set(Array.from(S.trials.values()).filter((t) => t.state === "running").map((t) => t.id));
-  for (const t of ranked().slice(0, CURVES_BEST)) ids.add(t.id);
+  for (const t of ranked(CURVES_BEST)) ids.add(t.id);
   if (S.selected !== null) ids.add(S.selected);
   return Array.from(ids).filter((id) => S.curves.has(id));
 }
 
 function renderCurves() {
   const ids = drawnTrials().sort((a, b) => a - b);
-  const top = (ranked()[0] || {}).id;
+  const top = (ranked(1)[0] || {}).id;
   const traces = ids.map((id) => {
     const t = S.trials.get(id) || {state: "pending", params: {}};
     const c = S.curves.get(id) || [];
@@ -391,9 +500,15 @@ function budgetChoice() {
 
 function renderParams() {
   const budget = budgetChoice();
-  const best = ranked().filter((t) => budget === null || t.budget === budget).slice(0, PARCOORDS_MAX);
-  $("params-note").textContent = `Each line a trial (${best.length}${best.length === PARCOORDS_MAX ? ", the best" : ""}` +
-    `${budget === null ? "" : ` of budget ${fmt(budget)}`}), coloured by ${metricName()}.`;
+  const ofBudget = Object.assign((t) => budget === null || t.budget === budget, {key: `b${budget}`});
+  const all = ranked(Infinity, ofBudget);
+  const top = all.slice(0, PARCOORDS_BEST);
+  const best = all.length <= PARCOORDS_MAX ? all : top.concat(sampled(all.slice(PARCOORDS_BEST), PARCOORDS_MAX - PARCOORDS_BEST));
+  const of = budget === null ? "" : ` of budget ${fmt(budget)}`;
+  $("params-note").textContent = (all.length <= PARCOORDS_MAX ? `Each line a trial (${all.length}${of})` :
+    `Each line a trial: ${best.length.toLocaleString()} of the ${all.length.toLocaleString()}${of}, the best ` +
+    `${PARCOORDS_BEST} and ${(best.length - PARCOORDS_BEST).toLocaleString()} of the rest drawn at random`) +
+    `, coloured by ${metricName()}.`;
   if (!best.length) { Plotly.purge("parcoords"); return; }
   const dims = S.params.map((p) => {
     const vals = best.map((t) => t.params[p]);
@@ -435,7 +550,8 @@ async function renderImportance(budget) {
   }
   const rows = got.rows.slice().reverse();  // the most important at the top
   const out = got.rows.filter((x) => x.stands_out).map((x) => x.param);
-  $("importance-note").textContent = "Importance: how much the best 10% of the finished trials prefer certain " +
+  const of = got.sampled < got.of ? ` (from ${got.sampled.toLocaleString()} of the ${got.of.toLocaleString()}, drawn at random)` : "";
+  $("importance-note").textContent = `Importance: how much the best 10% of the finished trials${of} prefer certain ` +
     `values of each parameter (share, 90% interval); ${out.length ? out.join(", ") + " stand out (blue)" : "none stands out yet"}.`;
   Plotly.react("importance", [{type: "bar", orientation: "h", y: rows.map((x) => esc(x.param)), x: rows.map((x) => x.importance),
     marker: {color: rows.map((x) => (x.stands_out ? "#2e86c1" : "#aab7b8"))},
@@ -445,12 +561,13 @@ async function renderImportance(budget) {
 }
 
 function renderRungs() {
+  const withBudget = Array.from(S.trials.values()).filter((t) => t.metric !== null && t.budget !== null);
+  const shown = sampled(withBudget, RUNGS_MAX);
+  $("rungs-note").textContent = "Each trial's metric at the budget it ran with (ASHA's rungs)" + (shown.length < withBudget.length ?
+    `: ${shown.length.toLocaleString()} of ${withBudget.length.toLocaleString()} trials, drawn at random.` : ".");
   const byState = {};
-  for (const t of S.trials.values()) {
-    if (t.metric === null || t.budget === null) continue;
-    (byState[t.state] = byState[t.state] || []).push(t);
-  }
-  const n = Object.values(byState).reduce((a, b) => a + b.length, 0);
+  for (const t of shown) (byState[t.state] = byState[t.state] || []).push(t);
+  const n = shown.length;
   const traces = Object.entries(byState).map(([state, ts]) => ({
     type: n > 2000 ? "scattergl" : "scatter", mode: "markers", name: state, x: ts.map((t) => t.budget),
     y: ts.map((t) => t.metric), text: ts.map((t) => `trial ${t.id}`), marker: {color: COLORS[state], size: 6, opacity: 0.7}}));
@@ -532,6 +649,7 @@ function select(id) {
 
 async function showTrial(id, scroll) {
   if (id === null) return;
+  await plotlyReady;
   const r = await fetch(`/api/e/${encodeURIComponent(S.name)}/trial/${id}`);
   if (!r.ok || id !== S.selected) return;
   const t = await r.json();
@@ -565,9 +683,14 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const b of document.querySelectorAll("#tabs button")) b.onclick = () => showTab(b.dataset.tab);
   $("filter-state").onchange = () => { S.page = 0; renderTable(); };
   $("params-budget").onchange = () => renderParams();
-  $("filter-text").oninput = () => { S.page = 0; scheduleTable(); };
+  $("filter-text").oninput = () => {  // drawn 150 ms after the last key, whatever updates arrive meanwhile
+    S.page = 0;
+    clearTimeout(S.typingTimer);
+    S.typingTimer = setTimeout(renderTable, 150);
+  };
   $("prev").onclick = () => { S.page = Math.max(0, S.page - 1); renderTable(); };
   $("next").onclick = () => { S.page += 1; renderTable(); };
-  listExperiments();
   setInterval(listExperiments, 5000);
 });
+
+openExperiment(decodeURIComponent(location.hash.slice(1)) || null);
