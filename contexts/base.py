@@ -85,9 +85,10 @@ class Context(ABC):
             return self.study.missing(name)
         return None
 
-    def check_resume(self, saved: "Context") -> None:
+    def check_resume(self, saved: "Context") -> dict[str, list] | None:
         """Raise ConfigError (or a ValueError) if a study saved as ``saved`` cannot be resumed
-        with this context: a change its journal's replay could not honour."""
+        with this context: a change its journal's replay could not honour. Returns what it
+        changes that can be (``{setting: [before, now]}``: journaled, shown by status)."""
 
     def check_function(self, names: list[str]) -> None:
         """Raise ConfigError if the function, asking for ``names``, cannot run in this context:

@@ -20,7 +20,7 @@ from plugins.registry import PluginError, resolve
 from .audit import StopAudit
 from .base import ConfigError, Context, check_direction, check_int, check_pack
 from .runs import check_gang, run_spec
-from .searchspace import Searchspace, check_unchanged
+from .searchspace import Searchspace, check_edits
 
 
 class SearchController(Controller):
@@ -40,6 +40,7 @@ class SearchController(Controller):
     seed: int | None = None
     audit: StopAudit | None = None  # audit_stops: stopped trials run to the full budget at the end
     gang: int = 1  # agents per trial (a distributed trial)
+    space_edited: bool = False  # resumed with another search space: trials outside it are not learned from
     run: dict[str, Any] | None = None  # how agents run each trial (a strategy); None: in the agent
 
     def __init__(self, optimizer: Optimizer, stopper: EarlyStopper, *, metric: str, direction: str,
@@ -83,6 +84,15 @@ class SearchController(Controller):
                 self._parent_budget[trial_id] = self._budgets.get(decision.parent)
         return TrialSpec(decision.params, decision.budget, dict(decision.info), decision.parent, gang=self.gang,
                          run=self.run, traced=self.optimizer.space.traced(decision.params))  # not replace(): per trial
+
+    def replayed(self, trial_id: int, journaled: TrialSpec, proposed: TrialSpec | None) -> None:
+        """An edited study's resume: the optimizer holds what ran (Optimizer.replayed)."""
+        self.optimizer.replayed(trial_id, journaled, proposed)  # a Suggestion is a TrialSpec
+        if self.judges_metrics and journaled.budget is not None:
+            self._budgets[trial_id] = journaled.budget
+            self._parent_budget.pop(trial_id, None)
+            if journaled.parent is not None:
+                self._parent_budget[trial_id] = self._budgets.get(journaled.parent)
 
     @property
     def hears_metrics(self) -> bool:
@@ -154,7 +164,10 @@ class SearchController(Controller):
             return
         value = trial.metric if trial.metric is not None and not math.isnan(trial.metric) else None
         values = tuple(trial.values) if trial.values and all(math.isfinite(v) for v in trial.values) else None
-        obs = Observation(trial.id, trial.params, trial.budget, trial.state, value,
+        state = trial.state
+        if self.space_edited and not self.optimizer.space.contains(trial.params):
+            state, value, values = "excluded", None, None  # outside the narrowed space: in the results, not the model
+        obs = Observation(trial.id, trial.params, trial.budget, state, value,
                           tuple(trial.history), dict(trial.info), checkpointed=trial.checkpointed,
                           values=values if self.objectives else None)
         self.optimizer.observe(obs)
@@ -238,6 +251,21 @@ def _check_points(points: Any, space: Searchspace, owner: str) -> list[dict[str,
         if not space.contains(point):
             raise ConfigError(f"{owner}: points_to_evaluate[{i}] = {point} lies outside the search space {space!r}")
     return [dict(p) for p in points]
+
+
+def _budget_edits(was: Any, now: Any) -> dict[str, list]:
+    """A multi-fidelity scheduler's budgets on resume: ``max_budget`` may be raised; the rungs
+    below it (``min_budget``, ``reduction_factor``) stay, so every past trial keeps its rung."""
+    for name, attr in (("min_budget", "min_budget"), ("reduction_factor", "eta")):
+        before, after = getattr(was, attr, None), getattr(now, attr, None)
+        if before != after:
+            raise ConfigError(f"{type(now).__name__}: {name} was {before!r} and is {after!r} now; a resumed study "
+                              f"keeps its rungs (only max_budget may be raised): keep {name}={before!r}, or start "
+                              f"a new study (lagom() without resume=)")
+    if now.max_budget < was.max_budget:
+        raise ConfigError(f"{type(now).__name__}: max_budget={now.max_budget!r} is below the study's "
+                          f"{was.max_budget!r}; it may be raised on resume, not lowered")
+    return {"max_budget": [was.max_budget, now.max_budget]} if now.max_budget != was.max_budget else {}
 
 
 def _check_times(max_time: Any, trial_timeout: Any, owner: str) -> tuple[float | None, float | None]:
@@ -369,6 +397,7 @@ class HyperparameterSearch(Context):
         controller.audit = StopAudit(audit, self.seed, self.direction) if audit else None
         controller.gang, controller.run = self.__dict__.get("gang", 1), self.__dict__.get("run")
         controller.pack = self.__dict__.get("pack", 1)
+        controller.space_edited = self.__dict__.get("_space_edited", False)
         return controller
 
     def edit(self, num_trials: int | None = None, max_time: float | None = None) -> "HyperparameterSearch":
@@ -383,10 +412,20 @@ class HyperparameterSearch(Context):
         self._build()
         return self
 
-    def check_resume(self, saved: Any) -> None:
-        """The search space as it was (see searchspace.check_unchanged)."""
+    def check_resume(self, saved: Any) -> dict[str, list]:
+        """What this context changes of the study ``saved`` began as: its search space
+        (searchspace.check_edits) and the largest budget of ASHA or Hyperband (raised: new top
+        rungs open, and the finished trials of the old top rung may be promoted into them).
+        Raises what cannot be honoured. The search remembers whether its space changed: then a
+        past trial outside the new space stays in the results, out of the optimizer's model."""
+        edits: dict[str, list] = {}
         if isinstance(getattr(saved, "searchspace", None), Searchspace):
-            check_unchanged(saved.searchspace, self.searchspace)
+            edits.update(check_edits(saved.searchspace, self.searchspace))
+        self._space_edited = bool(edits)
+        was, now = getattr(saved, "optimizer", None), self.optimizer
+        if getattr(was, "max_budget", None) is not None and getattr(now, "max_budget", None) is not None:
+            edits.update(_budget_edits(was, now))
+        return edits
 
     def controller(self) -> Controller:
         """A fresh controller: each lagom() call with this context is a new experiment."""

@@ -387,10 +387,13 @@ class Searchspace:
         return f"Searchspace({inner}" + (f", priors={{{priors}}})" if priors else ")")
 
 
-def check_unchanged(before: "Searchspace", now: "Searchspace") -> None:
-    """A resumed study keeps its search space: its optimizer replays the journal's proposals
-    from it, and a changed space would make it hold configurations other than those that ran.
-    Raises SearchspaceError naming the first change and what to do."""
+def check_edits(before: "Searchspace", now: "Searchspace") -> dict[str, list[str]]:
+    """What a resumed study changes of its search space, ``{name: [before, now]}``, when the
+    change can be honoured: a range widened, narrowed or moved, a choice added or taken away.
+    Past trials keep their results; those outside the new space stay in them, out of the
+    optimizer's model (contexts/hpo.py). A change the past trials cannot be read under (a
+    parameter renamed, added, retyped, put on another scale or condition; other priors or
+    static parameters) raises SearchspaceError naming it and what to do."""
     fresh = "start a new study (lagom() without resume=)"
     gone = [n for n in before.names if n not in now]
     new = [n for n in now.names if n not in before]
@@ -401,16 +404,20 @@ def check_unchanged(before: "Searchspace", now: "Searchspace") -> None:
     if new:
         raise SearchspaceError(f"{new[0]!r} is new to the study's search space, and its past trials have no value "
                                f"for it; adding a parameter on resume is not supported: {fresh}")
+    edits = {}
     for name in before.names:
         was, is_ = before[name], now[name]
         if was.type != is_.type:
             raise SearchspaceError(f"{name!r} was {was.describe()} and is {is_.describe()} now: a parameter keeps "
                                    f"its type on resume; keep it as it was, or {fresh}")
+        if (was.log, was.when) != (is_.log, is_.when):
+            raise SearchspaceError(f"{name!r} was {was.describe()} and is {is_.describe()} now: a parameter keeps its "
+                                   f"scale and its condition on resume (its range or choices may change); keep "
+                                   f"them as they were, or {fresh}")
         if was.describe() != is_.describe():
-            raise SearchspaceError(f"{name!r} was {was.describe()} and is {is_.describe()} now: a resumed study "
-                                   f"keeps its search space (its optimizer replays past proposals from it); keep "
-                                   f"{name!r} as it was, or {fresh}")
+            edits[name] = [was.describe(), is_.describe()]
     for what in ("_static", "_priors"):
         if sorted(map(repr, getattr(before, what, {}).items())) != sorted(map(repr, getattr(now, what, {}).items())):
             raise SearchspaceError(f"the search space's {what[1:]} changed: a resumed study keeps them (its "
                                    f"optimizer replays past proposals with them); keep them as they were, or {fresh}")
+    return edits

@@ -106,5 +106,10 @@ class Controller(ABC):
     def on_end(self, trial: Any) -> None:
         """A trial ended (finished, stopped, failed or lost)."""
 
+    def replayed(self, trial_id: int, journaled: TrialSpec, proposed: "TrialSpec | None") -> None:
+        """On resume, ``next_trial(trial_id)`` answered ``proposed`` (None: WAIT or DONE) where
+        the journal says ``journaled`` ran: a study edited since (its space widened, its budget
+        raised). What ran is what counts: forget ``proposed`` and hold ``journaled`` instead."""
+
     def describe(self) -> dict[str, Any]:
         return {}

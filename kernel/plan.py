@@ -153,9 +153,9 @@ def _edits(where: Path, context: Any, events: list[dict]) -> dict[str, list]:
     except Exception:  # no saved context (or one that cannot load here): compare with the journal
         first = next((e for e in events if e["event"] == "experiment"), {})
         saved = SimpleNamespace(num_trials=first.get("controller", {}).get("num_trials"))
-    if hasattr(context, "check_resume"):
-        context.check_resume(saved)  # a change the replay could not honour fails here, before anything runs
     edits = {}
+    if hasattr(context, "check_resume"):  # a change the replay could not honour fails here, before anything runs
+        edits.update(context.check_resume(saved) or {})
     for name in ("num_trials", "max_time"):
         before, now = getattr(saved, name, None), getattr(context, name, None)
         if hasattr(saved, name) and before != now:

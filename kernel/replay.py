@@ -55,15 +55,21 @@ def _proposals(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 
 def _replay_proposal(kernel: "Kernel", proposed: dict[str, Any]) -> int:
     """Ask the controller for the journaled trial again; 1 if it now decides otherwise (the
-    journal is the truth: what was run is what runs), else 0."""
+    journal is the truth: what was run is what runs, and the controller is told so: a study
+    edited on resume, its space widened or its budget raised, decides otherwise by design)."""
     tid, book = proposed["id"], kernel.book
     if tid in book.trials:
         return 0
     decision = kernel.controller.next_trial(tid)
     known = isinstance(decision, TrialSpec)
-    mismatched = int(not known or decision.params != proposed["params"])
-    book.new(tid, TrialSpec(dict(proposed["params"]), proposed.get("budget"), info=dict(proposed.get("info") or {}),
-                            parent=proposed.get("parent"), run=decision.run if known else None,
+    journaled = TrialSpec(dict(proposed["params"]), proposed.get("budget"), info=dict(proposed.get("info") or {}),
+                          parent=proposed.get("parent"))
+    mismatched = int(not known or (decision.params, decision.budget, decision.parent)
+                     != (journaled.params, journaled.budget, journaled.parent))
+    if mismatched:
+        kernel.controller.replayed(tid, journaled, decision if known else None)
+    book.new(tid, TrialSpec(journaled.params, journaled.budget, info=journaled.info,
+                            parent=journaled.parent, run=decision.run if known else None,
                             extra=decision.extra if known else None,
                             gang=len(proposed.get("ranks") or []) or (decision.gang if known else 1),
                             traced=decision.traced if known else None))

@@ -36,7 +36,7 @@ def write_report(folder: str | Path) -> Path:
     matplotlib.use("Agg")
     folder = Path(folder)
     timeline = Timeline.read(folder)
-    report = _Report(folder, timeline.head, timeline.trials)
+    report = _Report(folder, {**timeline.head, "edits": timeline.status.get("edits") or {}}, timeline.trials)
     report.curves()
     report.series()
     if report.ended:
@@ -247,13 +247,14 @@ class _Report:
             heading = f"Trials: the {len(shown):,} best of {len(self.trials):,} (result.json has every one)"
         rows = "".join(_row(t) for t in sorted(shown, key=lambda t: t["id"]))
         what = "left out" if any(_left_out(t) for t in self.trials.values()) else "params"
+        edits = "".join(f"; edited on resume: {k} {a} -> {b}" for k, (a, b) in self.head.get("edits", {}).items())
         body = "".join(f'<figure><img src="{n}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}'
                        f'</figcaption></figure>' for n, c in self.images)
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{name}</title>"
                 "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}td,th{padding:2px 8px}"
                 "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style></head><body>"
                 f"<h1>{name}</h1>{self.best_line()}<p>{html.escape(self.head.get('context', ''))}: "
-                f"{html.escape(', '.join(f'{v} {k}' for k, v in sorted(counts.items())))}</p>{body}"
+                f"{html.escape(', '.join(f'{v} {k}' for k, v in sorted(counts.items())) + edits)}</p>{body}"
                 f"<h2>{html.escape(heading)}</h2><table><tr><th>id</th><th>state</th><th>budget</th><th>{metric}</th><th>compile s</th><th>{what}</th></tr>"
                 f"{rows}</table>"
                 # Lets a headless browser (and the tests) tell that every plot actually rendered.
@@ -261,7 +262,6 @@ class _Report:
                 "for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0){n++}}"
                 "document.body.setAttribute('data-images-loaded',n+'/'+i.length)})</script>"
                 "</body></html>")
-
 
     def front(self) -> None:
         """A search of several objectives: every finished trial in the plane of the first two,

@@ -180,6 +180,33 @@ class ASHA(Optimizer):
         info = {"rung": rung} if self.brackets == 1 else {"rung": rung, "bracket": bracket}
         return Suggestion(dict(params), self.budgets[rung], info=info, parent=parent)
 
+    def replayed(self, trial_id: int, journaled: Suggestion, proposed: Suggestion | None) -> None:
+        """Hold the journal's configuration, rung, bracket and parent for ``trial_id``: a resumed
+        study whose space was widened proposes other configurations, one whose ``max_budget``
+        was raised has more rungs (and Hyperband other brackets). A trial at a budget this
+        scheduler no longer has stays in the study's results, out of its rungs."""
+        if proposed is not None and trial_id in self._trials:  # forget what it proposed
+            rung, bracket = self._trials.pop(trial_id)[0], self._bracket.pop(trial_id, 0)
+            if proposed.parent is not None:
+                self._promoted[bracket][rung - 1].discard(proposed.parent)
+            else:
+                self._configs -= 1
+            self._running.discard(trial_id)
+        rung = journaled.info.get("rung")
+        if not isinstance(rung, int) or rung >= len(self.budgets) or self.budgets[rung] != journaled.budget:
+            rung = self.budgets.index(journaled.budget) if journaled.budget in self.budgets else None
+        if rung is None:
+            return
+        if journaled.parent is not None and journaled.parent in self._trials:
+            bracket = self._bracket[journaled.parent]
+            self._promoted[bracket][self._trials[journaled.parent][0]].add(journaled.parent)
+        else:
+            bracket = min(journaled.info.get("bracket", 0), self.brackets - 1, rung)
+            self._configs += 1
+        self._trials[trial_id] = (rung, dict(journaled.params))
+        self._bracket[trial_id] = bracket
+        self._running.add(trial_id)
+
     def observe(self, obs: Observation) -> None:
         self._running.discard(obs.trial_id)
         entry, value = self._trials.get(obs.trial_id), self.outcome(obs)

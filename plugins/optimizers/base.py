@@ -40,7 +40,7 @@ class Observation:
     trial_id: int
     params: dict[str, Any]
     budget: float | int | None
-    state: str  # "finished", "stopped", "failed", "lost"
+    state: str  # "finished", "stopped", "failed", "lost"; "excluded": outside a search space narrowed on resume
     value: float | None
     history: tuple[tuple[float, float], ...] = ()  # the (step, value) broadcasts
     info: dict[str, Any] = field(default_factory=dict)  # what the Suggestion carried
@@ -67,7 +67,8 @@ class Optimizer(ABC):
 
     - Required: :meth:`suggest`.
     - Hooks, optional: :meth:`setup` (validate the space; call super()), :meth:`report` (an
-      intermediate metric), :meth:`observe` (a trial ended), :meth:`summarize` (what the result
+      intermediate metric), :meth:`observe` (a trial ended), :meth:`replayed` (a resumed study
+      was edited: what ran differs from what it proposes now), :meth:`summarize` (what the result
       carries), :meth:`total_trials` (for progress displays), :meth:`enqueue` (points to try
       first), and ``propose`` to serve as a model inside ASHA (:class:`Proposer`).
     - Flags: ``adaptive`` (False: proposals ignore results, so short trials may be handed out
@@ -121,6 +122,13 @@ class Optimizer(ABC):
 
     def observe(self, obs: Observation) -> None:
         """A trial ended (optional)."""
+
+    def replayed(self, trial_id: int, journaled: Suggestion, proposed: Suggestion | None) -> None:
+        """On resume of an edited study (its space widened, a choice added, its budget raised),
+        :meth:`suggest` answered ``proposed`` for ``trial_id`` (None: WAIT or FINISHED) where the
+        journal says ``journaled`` ran. Optional: an optimizer that keeps what it proposed (a
+        rung, a grid position) forgets ``proposed`` and holds ``journaled``; one that learns only
+        from :meth:`observe` (whose params are always what ran) needs nothing."""
 
     def summarize(self, trials: list[Any]) -> tuple[dict[str, Any], list[str]]:
         """What the result carries beyond its trials (``result.<key>`` and result.json), and

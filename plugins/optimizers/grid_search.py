@@ -7,6 +7,10 @@ from typing import Any, Iterator
 from .base import FINISHED, Decision, Optimizer, Suggestion
 
 
+def _key(params: dict[str, Any]) -> str:
+    return repr(sorted(params.items()))
+
+
 class GridSearch(Optimizer):
     """Visits the grid in order. ``num_trials`` smaller than the grid runs that many of its
     points, drawn at random without repeats (in order, the first points would all share the
@@ -23,6 +27,8 @@ class GridSearch(Optimizer):
         self.budget = budget
         self._grid: Iterator[dict[str, Any]] | None = None
         self._issued = 0
+        self._ran: set[str] = set()  # points an edited study's journal says ran
+        self._back: list[dict[str, Any]] = []  # points proposed on its resume that did not run: still to visit
 
     def setup(self, space, *, num_trials, direction, seed) -> None:
         super().setup(space, num_trials=num_trials, direction=direction, seed=seed)
@@ -50,13 +56,28 @@ class GridSearch(Optimizer):
             drawn.append({name: point[name] for name, _ in axes})
         return drawn
 
+    def _next_point(self) -> dict[str, Any] | None:
+        while True:
+            params = self._back.pop(0) if self._back else next(self._grid, None)
+            if params is None or _key(params) not in self._ran:
+                return params
+
+    def replayed(self, trial_id: int, journaled: Suggestion, proposed: Suggestion | None) -> None:
+        """An edited study's resume (a value added to a choice: more points): the point the
+        journal says ran is not visited again; the one proposed in its place still is."""
+        self._ran.add(_key(journaled.params))
+        if proposed is not None:
+            self._back.append(dict(proposed.params))
+        else:
+            self._issued += 1
+
     def total_trials(self) -> int | None:
         return self.size if self.num_trials is None else min(self.size, self.num_trials)
 
     def suggest(self, trial_id: int) -> Decision:
         if self.num_trials is not None and self._issued >= self.num_trials:
             return FINISHED
-        params = self.sample() if getattr(self, "_queued", None) else next(self._grid, None)
+        params = self.sample() if getattr(self, "_queued", None) else self._next_point()
         if params is None:
             return FINISHED
         self._issued += 1

@@ -102,6 +102,12 @@ class PBT(Optimizer):
             return self._queue.pop(nearest)
         return FINISHED if all(m.done for m in self._members) else WAIT
 
+    def replayed(self, trial_id: int, journaled: Suggestion, proposed: Suggestion | None) -> None:
+        """A population's members and their lineage are what the journal replays; an edited
+        study would give them other configurations than they trained with."""
+        raise ValueError("a population-based training study cannot be resumed with its search space or budget "
+                         "changed: resume it as it was, or start a new study")
+
     def observe(self, obs: Observation) -> None:
         index = obs.info.get("member")
         if not isinstance(index, int) or not 0 <= index < len(self._members):

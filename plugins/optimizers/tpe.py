@@ -176,6 +176,13 @@ class TPE(Optimizer):
         self._running[trial_id] = params
         return Suggestion(params, self.budget)
 
+    def replayed(self, trial_id: int, journaled: Suggestion, proposed: Suggestion | None) -> None:
+        """An edited study's resume: the model learns from what ran (and ``proposed`` was counted
+        as issued; ``journaled`` takes its place)."""
+        if proposed is None:
+            self._issued += 1
+        self._running[trial_id] = dict(journaled.params)
+
     def observe(self, obs: Observation) -> None:
         params = self._running.pop(obs.trial_id, None)
         value = self.outcome(obs)  # several objectives: a vector (MOTPE's split below)

@@ -277,7 +277,9 @@ function renderHeader() {
   state.className = "badge " + String(o.state || "").replace(" ", "-");
   const c = S.head.controller || {};
   $("exp-what").textContent = [S.head.context, c.optimizer, c.early_stop && c.early_stop !== "NoStopping" ? c.early_stop : null,
-    S.head.metric || c.metric ? `${direction()} ${metricName()}` : null].filter(Boolean).join(" · ");
+    S.head.metric || c.metric ? `${direction()} ${metricName()}` : null,
+    ...Object.entries((S.status || {}).edits || {}).map(([k, [a, b]]) => `edited on resume: ${k} ${fmt(a)} → ${fmt(b)}`)]
+    .filter(Boolean).join(" · ");
   const counts = {};
   for (const t of S.trials.values()) counts[t.state] = (counts[t.state] || 0) + 1;
   const box = $("counts");
@@ -439,7 +441,7 @@ function renderCurves() {
             line: {color: id === top ? "#1a5276" : (COLORS[t.state] || "#888"), width: id === S.selected || id === top ? 3 : 1.3},
             hovertemplate: `trial ${id} (${t.state})<br>step %{x}<br>${esc(metricName())} %{y}<extra></extra>`};
   });
-  $("curves-note").textContent = S.trials.size > CURVES_ALL ? `(running and the best ${CURVES_BEST} of ${S.trials.size})` : "";
+  $("curves-note").textContent = S.trials.size > CURVES_ALL ? `(running and the best ${CURVES_BEST} of ${S.trials.size.toLocaleString()})` : "";
   Plotly.react("curves", traces, {...LAYOUT, xaxis: {title: {text: "step"}, zeroline: false}, yaxis: {title: {text: esc(metricName())}}}, CONFIG);
 }
 
