@@ -7,6 +7,7 @@ name or as an instance.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 from typing import Any
@@ -86,7 +87,9 @@ class SearchController(Controller):
                          run=self.run, traced=self.optimizer.space.traced(decision.params))  # not replace(): per trial
 
     def replayed(self, trial_id: int, journaled: TrialSpec, proposed: TrialSpec | None) -> None:
-        """An edited study's resume: the optimizer holds what ran (Optimizer.replayed)."""
+        """An edited study's resume: the optimizer holds what ran (Optimizer.replayed), read in
+        the new space (a parameter added with a default has it)."""
+        journaled = dataclasses.replace(journaled, params=self.optimizer.space.with_defaults(journaled.params))
         self.optimizer.replayed(trial_id, journaled, proposed)  # a Suggestion is a TrialSpec
         if self.judges_metrics and journaled.budget is not None:
             self._budgets[trial_id] = journaled.budget
@@ -164,10 +167,12 @@ class SearchController(Controller):
             return
         value = trial.metric if trial.metric is not None and not math.isnan(trial.metric) else None
         values = tuple(trial.values) if trial.values and all(math.isfinite(v) for v in trial.values) else None
-        state = trial.state
-        if self.space_edited and not self.optimizer.space.contains(trial.params):
-            state, value, values = "excluded", None, None  # outside the narrowed space: in the results, not the model
-        obs = Observation(trial.id, trial.params, trial.budget, state, value,
+        state, params = trial.state, trial.params
+        if self.space_edited:
+            params = self.optimizer.space.with_defaults(params)  # a parameter added since: its default
+            if not self.optimizer.space.contains(params):
+                state, value, values = "excluded", None, None  # outside the narrowed space: in the results, not the model
+        obs = Observation(trial.id, params, trial.budget, state, value,
                           tuple(trial.history), dict(trial.info), checkpointed=trial.checkpointed,
                           values=values if self.objectives else None)
         self.optimizer.observe(obs)

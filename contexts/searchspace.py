@@ -18,6 +18,9 @@ from plugins.optimizers import priors as _priors
 TYPES = ("DOUBLE", "INTEGER", "DISCRETE", "CATEGORICAL")
 
 
+_NO_DEFAULT = object()
+
+
 class SearchspaceError(ValueError):
     """A hyperparameter declared in a way that cannot be searched."""
 
@@ -29,6 +32,7 @@ class Param:
     values: tuple  # (low, high) for ranges; the choices otherwise
     log: bool = False
     when: tuple = ()  # ((parent, (allowed values...)), ...): sampled only when each parent has one
+    default: tuple = ()  # (value,): what trials that ran before it was added are read as (a resume)
 
     def active(self, params: dict[str, Any]) -> bool:
         """Whether this parameter takes part, given the parameters declared before it."""
@@ -257,9 +261,13 @@ class Searchspace:
         return [name for name in params if name in self._params
                 and not static.get(name, self._params[name].type != "DOUBLE")]
 
-    def add(self, name: str, spec: Sequence, when: dict[str, Any] | None = None) -> "Searchspace":
+    def add(self, name: str, spec: Sequence, when: dict[str, Any] | None = None,
+            default: Any = _NO_DEFAULT) -> "Searchspace":
         """Add a parameter; ``when={"optimizer": "sgd"}`` (or a list of values) makes it
-        conditional: sampled only when that earlier parameter has that value, absent otherwise."""
+        conditional: sampled only when that earlier parameter has that value, absent otherwise.
+        ``default``: the value trials that ran without it had, in effect; what lets a study
+        resumed with this parameter new read its past trials (they keep their results, and the
+        optimizer learns from them as if they had run with it)."""
         if name in self._params:
             raise SearchspaceError(f"hyperparameter {name!r} is already in the search space")
         if name == "budget":
@@ -270,6 +278,10 @@ class Searchspace:
         param = _param(name, spec)
         if when:
             param = dataclasses.replace(param, when=self._conditions(name, when))
+        if default is not _NO_DEFAULT:
+            if not param.contains(default):
+                raise SearchspaceError(f"hyperparameter {name!r}: default={default!r} is not in {param.describe()}")
+            param = dataclasses.replace(param, default=(default,))
         self._params[name] = param
         return self
 
@@ -347,6 +359,18 @@ class Searchspace:
         return sum(_priors.log_density(self._params[n], prior, params[n])
                    for n, prior in self.priors.items() if n in params)
 
+    def with_defaults(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` of a trial that ran before parameters with a default were added (a
+        resume), with those defaults where they take part."""
+        missing = [p for p in self._params.values() if p.default and p.name not in params]
+        if not missing:
+            return params
+        out = dict(params)
+        for p in self._params.values():  # in order: a condition may rest on an earlier default
+            if p.default and p.name not in out and p.active(out):
+                out[p.name] = p.default[0]
+        return out
+
     def contains(self, params: dict[str, Any]) -> bool:
         """True when ``params`` names exactly the parameters that take part (a conditional one
         only when its condition holds), each inside its range."""
@@ -401,10 +425,13 @@ def check_edits(before: "Searchspace", now: "Searchspace") -> dict[str, list[str
         also = f" (renamed to {new[0]!r}?)" if len(gone) == 1 and len(new) == 1 else ""
         raise SearchspaceError(f"the study's search space has {gone[0]!r} and the resuming one has not{also}: its "
                                f"past trials were drawn with it. Keep {gone[0]!r} as it was, or {fresh}")
-    if new:
-        raise SearchspaceError(f"{new[0]!r} is new to the study's search space, and its past trials have no value "
-                               f"for it; adding a parameter on resume is not supported: {fresh}")
     edits = {}
+    for name in new:
+        if not now[name].default:
+            raise SearchspaceError(f"{name!r} is new to the study's search space, and its past trials have no value "
+                                   f"for it: say which they ran with (space.add({name!r}, (...), default=value)), "
+                                   f"or {fresh}")
+        edits[name] = [None, f"{now[name].describe()} (past trials: {now[name].default[0]!r})"]
     for name in before.names:
         was, is_ = before[name], now[name]
         if was.type != is_.type:

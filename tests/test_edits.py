@@ -119,3 +119,21 @@ def test_asha_in_a_widened_space_promotes_what_ran_not_what_it_would_propose_now
     assert promoted  # trials of the first run, promoted after the resume (the new ones mostly score lower)
     assert all(t.params == again.trials[t.parent].params for t in promoted)  # the configuration that ran
     assert sum(t.parent is None for t in again.trials) == 18 and again.count("finished") == len(again.trials)
+
+
+@pytest.mark.slow
+def test_a_parameter_added_with_a_default_reads_past_trials_as_having_run_with_it(runs):
+    first = lagom(fns.rises_to_x, _search(("DOUBLE", [0.8, 1.0]), ASHA(3, 1, 9), n=9), path=runs, verbose=0)
+    context = _search(("DOUBLE", [0.0, 1.0]), ASHA(3, 1, 9), n=18)
+    context.searchspace.add("wd", ("DOUBLE", [0.0, 0.1]), default=0.0)
+    again = lagom(fns.rises_to_x, context, path=runs, resume=first.path, verbose=0)
+    assert [t.params for t in again.trials[:len(first.trials)]] == [t.params for t in first.trials]  # as they ran
+    late = [t for t in again.trials[len(first.trials):] if t.parent is not None and t.parent < len(first.trials)]
+    assert late and all(t.params == {**first.trials[t.parent].params, "wd": 0.0} for t in late)  # promoted with it
+    fresh = [t for t in again.trials[len(first.trials):] if t.parent is None]
+    assert len(fresh) == 9 and all(0.0 <= t.params["wd"] <= 0.1 for t in fresh)
+    assert _resumed(first.path)["edits"]["wd"] == [None, "DOUBLE[0.0, 0.1] (past trials: 0.0)"]
+    with pytest.raises(ValueError, match=r"'lr' is new .* default=value"):
+        lagom(fns.rises_to_x, _search(("DOUBLE", [0.0, 1.0]), ASHA(3, 1, 9), n=18, wd=("DOUBLE", [0.0, 0.1]),
+                                      lr=("DOUBLE", [0.1, 1.0])),
+              path=runs, resume=first.path, verbose=0)
