@@ -270,6 +270,11 @@ def _budget_edits(was: Any, now: Any) -> dict[str, list]:
     if now.max_budget < was.max_budget:
         raise ConfigError(f"{type(now).__name__}: max_budget={now.max_budget!r} is below the study's "
                           f"{was.max_budget!r}; it may be raised on resume, not lowered")
+    old, new = list(getattr(was, "budgets", [])), list(getattr(now, "budgets", []))
+    if new[:len(old)] != old:
+        raise ConfigError(f"{type(now).__name__}: the study's rungs {old} are not the first rungs of {new}: its top "
+                          f"rung's trials would have no rung to be promoted from; raise max_budget to a budget "
+                          f"{old[-1]!r} * {now.eta}**k (e.g. {old[-1] * now.eta!r}), or start a new study")
     return {"max_budget": [was.max_budget, now.max_budget]} if now.max_budget != was.max_budget else {}
 
 

@@ -97,13 +97,15 @@ def test_asha_with_a_raised_max_budget_promotes_finished_trials_into_the_new_run
     assert len(saved["trials"]) == len(again.trials)
 
 
-@pytest.mark.parametrize("optimizer, said", [
-    (ASHA(3, 1, 3), "may be raised on resume, not lowered"),
-    (ASHA(2, 1, 9), "keeps its rungs (only max_budget may be raised)"),
-], ids=["lowered", "other-rungs"])
-def test_a_budget_edit_that_would_move_past_trials_off_their_rungs_fails_before_anything_runs(runs, optimizer, said):
+@pytest.mark.parametrize("was, optimizer, said", [
+    (9, ASHA(3, 1, 3), "may be raised on resume, not lowered"),
+    (9, ASHA(2, 1, 9), "keeps its rungs (only max_budget may be raised)"),
+    (8, ASHA(3, 1, 27), "the study's rungs [1, 3, 8] are not the first rungs of [1, 3, 9, 27]"),
+], ids=["lowered", "other-rungs", "off-the-rungs"])
+def test_a_budget_edit_that_would_move_past_trials_off_their_rungs_fails_before_anything_runs(runs, was, optimizer,
+                                                                                             said):
     space = ("DOUBLE", [0.0, 1.0])
-    first = lagom(fns.rises_to_x, _search(space, ASHA(3, 1, 9), n=6), path=runs, verbose=0)
+    first = lagom(fns.rises_to_x, _search(space, ASHA(3, 1, was), n=6), path=runs, verbose=0)
     before = (first.path / "journal.jsonl").read_bytes()
     with pytest.raises(ValueError, match=re.escape(said)):
         lagom(fns.rises_to_x, _search(space, optimizer, n=6), path=runs, resume=first.path, verbose=0)
