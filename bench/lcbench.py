@@ -8,7 +8,11 @@ continues from its parent's checkpoint (the epochs done). Every method gets 2 pa
 and ``--budget`` seconds of wall clock from its first trial's start; its incumbent (the best
 validation accuracy reported so far, at any epoch) is read at 25%, 50% and 100% of that.
 
-    pip install -e ".[bench]"              # onnxruntime, optuna, ray[tune], hpbandster, ConfigSpace
+    pip install -e ".[bench]"              # onnxruntime, optuna, ray[tune], hpbandster, ConfigSpace,
+                                           # syne-tune, smac
+    python bench/lcbench.py --workers 8    # 8 parallel trials for every method
+    python bench/lcbench.py --methods lagom-hyperband-tpe lagom-rs top-k-1epoch syne-asha syne-bohb \
+        syne-asha-bore smac-hyperband      # the strongest peers and two baselines (bench/lcbench_peers.py)
     python bench/lcbench.py                # 8 tasks x 3 seeds x 9 methods x 12 s: about 50 minutes
     python bench/lcbench.py --tasks 2 --seeds 1 --methods lagom-asha-tpe optuna-tpe-sh
     python bench/lcbench.py --methods lagom-hyperband-tpe lagom-hyperband-tpe-goodprior \
@@ -50,6 +54,7 @@ TASKS = ["3945", "7593", "34539", "126025", "126029", "146212", "167104", "16714
          "168331", "168335", "168868", "168908", "168910", "189354", "189862", "189865", "189866",
          "189873", "189905", "189906", "189908", "189909", "126026"]
 EPOCHS = 52
+WORKERS = 2  # parallel trials of every method (--workers)
 FRACTIONS = (0.25, 0.5, 1.0)
 SPACE = {  # name: (low, high, log, integer), in the order the model reads them after the epoch
     "batch_size": (16, 512, True, True),
@@ -183,7 +188,7 @@ def run_lagom(method: str, code: int, scale: float, budget: float, seed: int) ->
     with tempfile.TemporaryDirectory() as tmp:
         priors = known_config(code, PRIORS[method]) if method in PRIORS else None
         result = lagom(fn, HyperparameterSearch(lagom_space(priors), optimizer, metric="acc", direction="max",
-                                                workers=2, es_policy=es, seed=seed, max_time=budget + 6),
+                                                workers=WORKERS, es_policy=es, seed=seed, max_time=budget + 6),
                        path=tmp, verbose=0)
     t0 = min(t.started for t in result.trials if t.started is not None)
     points = []
@@ -224,7 +229,7 @@ def run_optuna(method: str, code: int, scale: float, budget: float, seed: int) -
 
     curve(code, sample(__import__("random").Random(0)))  # the session, loaded before the clock starts
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
-    study.optimize(objective, n_jobs=2, timeout=budget)
+    study.optimize(objective, n_jobs=WORKERS, timeout=budget)
     return min(starts), points, len(starts)
 
 
@@ -235,7 +240,7 @@ def run_ray(method: str, code: int, scale: float, budget: float, seed: int) -> t
     from ray.tune.schedulers import ASHAScheduler, HyperBandForBOHB
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     report_fn = getattr(tune, "report", None)
     if report_fn is None:
         from ray.train import report as report_fn
@@ -267,7 +272,7 @@ def run_ray(method: str, code: int, scale: float, budget: float, seed: int) -> t
             tune.with_resources(trainable, {"cpu": 1}),
             param_space=param_space,
             tune_config=tune.TuneConfig(metric="acc", mode="max", scheduler=scheduler, search_alg=search_alg,
-                                        num_samples=-1, time_budget_s=budget + 8, max_concurrent_trials=2,
+                                        num_samples=-1, time_budget_s=budget + 8, max_concurrent_trials=WORKERS,
                                         reuse_actors=True),
             run_config=tune.RunConfig(storage_path=tmp, verbose=0),
         )
@@ -287,6 +292,10 @@ def run_ray(method: str, code: int, scale: float, budget: float, seed: int) -> t
 METHODS = ["lagom-asha", "lagom-asha-tpe", "lagom-hyperband-tpe", "lagom-rs-median",
            "optuna-tpe-sh", "optuna-rs-median", "optuna-rs", "ray-asha", "ray-bohb"]
 MORE = ["lagom-asha-mvtpe", "lagom-hyperband", "lagom-rs", *PRIORS]  # not in the default run
+try:  # Syne Tune, SMAC3 and the one-epoch baseline (bench/lcbench_peers.py)
+    from lcbench_peers import PEERS
+except ImportError:  # run as a module from elsewhere
+    PEERS = []
 
 
 def incumbents(t0: float, points: list, budget: float) -> list[float | None]:
@@ -299,6 +308,11 @@ def incumbents(t0: float, points: list, budget: float) -> list[float | None]:
 
 def run(method: str, code: int, scale: float, budget: float, seed: int) -> tuple[list[float | None], int]:
     """The incumbents at each fraction of the budget, and how many trials started within it."""
+    if method in PEERS:
+        from lcbench_peers import run_peer
+
+        t0, points, trials = run_peer(method, code, scale, budget, seed, WORKERS)
+        return incumbents(t0, points, budget), trials
     runner = run_lagom if method.startswith("lagom") else run_optuna if method.startswith("optuna") else run_ray
     t0, points, trials = runner(method, code, scale, budget, seed)
     return incumbents(t0, points, budget), trials
@@ -325,8 +339,11 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budget", type=float, default=12.0, help="seconds of wall clock per method and run")
     ap.add_argument("--full", type=float, default=0.5, help="seconds the median configuration's 52 epochs take")
-    ap.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS + MORE)
+    ap.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS + MORE + PEERS)
+    ap.add_argument("--workers", type=int, default=2, help="parallel trials of every method (default 2)")
     args = ap.parse_args(argv)
+    global WORKERS
+    WORKERS = args.workers
     tasks = args.task_ids or TASKS[:args.tasks]
     methods = list(args.methods)
     table: dict = {}
@@ -355,7 +372,7 @@ def main(argv=None):
     for m in sorted(methods, key=lambda m: ranks[m]["100%"]):
         print(f"  {m:22s} " + "  ".join(f"{v:5.2f}" for v in ranks[m].values()), file=sys.stderr)
     emit({"benchmark": "lcbench", "tasks": tasks, "seeds": args.seeds, "budget_s": args.budget,
-          "full_s": args.full, "workers": 2, "fractions": list(FRACTIONS), "methods": methods,
+          "full_s": args.full, "workers": WORKERS, "fractions": list(FRACTIONS), "methods": methods,
           "incumbent_val_accuracy": {t: {m: [None if v is None else round(v, 3) for v in vals]
                                          for m, vals in per.items()} for t, per in table.items()},
           "mean_rank": ranks,
