@@ -155,6 +155,15 @@ def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _browser(p):
+    """Headless Chromium with one page, and the page's script errors as they come."""
+    browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--enable-unsafe-swiftshader"])
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return browser, page, errors
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not _chromium(), reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_a_browser_sees_a_new_trial_and_a_new_point_appear_on_a_running_experiment(runs):
@@ -169,10 +178,7 @@ def test_a_browser_sees_a_new_trial_and_a_new_point_appear_on_a_running_experime
         run.folder(runs)
         proc, url = _serve(runs)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--enable-unsafe-swiftshader"])
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            browser, page, errors = _browser(p)
             page.goto(url)
             wait = lambda js: page.wait_for_function(js, timeout=30000)
             wait("window.lagomDash.S.ready && window.lagomDash.drawnPoints(0) === 1")
@@ -258,10 +264,7 @@ def test_a_browser_sees_every_objective_the_front_and_one_budget_at_a_time(runs)
     proc, url = _serve(runs)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--enable-unsafe-swiftshader"])
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            browser, page, errors = _browser(p)
             page.goto(url + "#" + front.path.name)
             page.wait_for_function("window.lagomDash.S.ready && window.lagomDash.S.name === " + json.dumps(front.path.name),
                                    timeout=30000)
@@ -291,10 +294,15 @@ def test_a_browser_sees_every_objective_the_front_and_one_budget_at_a_time(runs)
         proc.wait()
 
 
-def test_the_page_asks_which_hyperparameters_mattered_so_far(runs, finished):
+def _planted(runs, num_trials, **kw):
+    """A search of fns.planted: a and b matter, c weakly, d, e and kind not at all."""
     space = Searchspace(**{k: ("DOUBLE", [0.0, 1.0]) for k in "abcde"}, kind=("CATEGORICAL", ["x", "y", "z"]))
-    planted = lagom(fns.planted, HyperparameterSearch(space, "randomsearch", num_trials=300, metric="score",
-                                                      workers=2, seed=3), path=runs, verbose=0)
+    return lagom(fns.planted, HyperparameterSearch(space, "randomsearch", num_trials=num_trials, metric="score",
+                                                   workers=2, seed=3, **kw), path=runs, verbose=0)
+
+
+def test_the_page_asks_which_hyperparameters_mattered_so_far(runs, finished):
+    planted = _planted(runs, 300)
     proc, url = _serve(runs)
     try:
         status, body, _ = _get(url + "api/e/" + planted.path.name + "/importance")
@@ -366,9 +374,7 @@ def test_a_page_that_names_no_experiment_gets_the_newest(runs, finished):
 def test_the_page_s_importance_of_a_huge_search_is_drawn_from_a_sample_and_says_so(runs, monkeypatch):
     from kernel.outputs.dashboard import experiment
 
-    space = Searchspace(**{k: ("DOUBLE", [0.0, 1.0]) for k in "abcde"}, kind=("CATEGORICAL", ["x", "y", "z"]))
-    planted = lagom(fns.planted, HyperparameterSearch(space, "randomsearch", num_trials=400, metric="score",
-                                                      workers=2, seed=3, launcher="thread"), path=runs, verbose=0)
+    planted = _planted(runs, 400, launcher="thread")
     monkeypatch.setattr(experiment, "IMPORTANCE_SAMPLE", 300)
     x = Experiment(planted.path)
     x.update()
@@ -395,10 +401,7 @@ def test_a_large_experiment_s_page_has_every_trial_as_the_server_has_it_and_samp
     proc, url = _serve(big.path)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--enable-unsafe-swiftshader"])
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            browser, page, errors = _browser(p)
             page.goto(url)
             page.wait_for_function("window.lagomDash && window.lagomDash.S.ready", timeout=60000)
             shown = page.evaluate("Array.from(window.lagomDash.S.trials.values())")
