@@ -432,9 +432,12 @@ class HyperparameterSearch(Context):
         if isinstance(getattr(saved, "searchspace", None), Searchspace):
             edits.update(check_edits(saved.searchspace, self.searchspace))
         self._space_edited = bool(edits)
-        was, now = getattr(saved, "optimizer", None), self.optimizer
+        was, now = getattr(saved, "optimizer", None), resolve("lagom.optimizers", self._spec("optimizer", True), Optimizer)
         if getattr(was, "max_budget", None) is not None and getattr(now, "max_budget", None) is not None:
             edits.update(_budget_edits(was, now))
+        if edits and not now.editable:
+            raise ConfigError(f"{type(now).__name__} cannot resume an edited study ({', '.join(edits)} changed): "
+                              f"resume it as it was, or start a new study (lagom() without resume=)")
         return edits
 
     def controller(self) -> Controller:

@@ -362,8 +362,7 @@ class Searchspace:
     def with_defaults(self, params: dict[str, Any]) -> dict[str, Any]:
         """``params`` of a trial that ran before parameters with a default were added (a
         resume), with those defaults where they take part."""
-        missing = [p for p in self._params.values() if p.default and p.name not in params]
-        if not missing:
+        if not any(p.default and p.name not in params for p in self._params.values()):
             return params
         out = dict(params)
         for p in self._params.values():  # in order: a condition may rest on an earlier default

@@ -139,3 +139,15 @@ def test_a_parameter_added_with_a_default_reads_past_trials_as_having_run_with_i
         lagom(fns.rises_to_x, _search(("DOUBLE", [0.0, 1.0]), ASHA(3, 1, 9), n=18, wd=("DOUBLE", [0.0, 0.1]),
                                       lr=("DOUBLE", [0.1, 1.0])),
               path=runs, resume=first.path, verbose=0)
+
+
+def test_a_pbt_study_edited_on_resume_is_refused_before_anything_runs(runs):
+    import resume_victim
+
+    first = lagom(fns.pbt_toy, resume_victim.context("pbt"), path=runs, verbose=0)
+    before = (first.path / "journal.jsonl").read_bytes()
+    context = resume_victim.context("pbt")
+    context.searchspace = Searchspace(lr=("DOUBLE", [0.001, 0.6], "log"), sleep=("DISCRETE", [0.1]))
+    with pytest.raises(ValueError, match=r"PBT cannot resume an edited study \(lr changed\)"):
+        lagom(fns.pbt_toy, context, path=runs, resume=first.path, verbose=0)
+    assert (first.path / "journal.jsonl").read_bytes() == before

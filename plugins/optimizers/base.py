@@ -72,7 +72,8 @@ class Optimizer(ABC):
       carries), :meth:`total_trials` (for progress displays), :meth:`enqueue` (points to try
       first), and ``propose`` to serve as a model inside ASHA (:class:`Proposer`).
     - Flags: ``adaptive`` (False: proposals ignore results, so short trials may be handed out
-      ahead), ``needs_num_trials`` (never ends by itself).
+      ahead), ``needs_num_trials`` (never ends by itself), ``editable`` (False: a study cannot be
+      resumed with its space or budget changed).
     - Helpers for subclasses: :meth:`sample`, :meth:`outcome`, :meth:`best_first`,
       :meth:`better`, ``multi``, ``rng``, ``space``, ``direction``/``directions``.
     """
@@ -81,6 +82,7 @@ class Optimizer(ABC):
     num_trials: int | None = None
     needs_num_trials: bool = False  # never ends by itself: a search gives num_trials or max_time
     adaptive: bool = True  # proposals depend on results (False: short trials may be proposed ahead)
+    editable: bool = True  # a study may be resumed with its space or budget changed (replayed says what ran)
     direction: Direction = Direction.MAX
     directions: list[Direction] | None = None  # set before setup when the search has several objectives
     rng: random.Random

@@ -53,6 +53,8 @@ class PBT(Optimizer):
     are the donor's as they are, since its weights may depend on them (a layer's width).
     """
 
+    editable = False  # its members' lineage is what a resume replays: another space or budget breaks it
+
     def __init__(self, max_budget: float = 20, perturbation_interval: float = 2, *, population: int | None = None,
                  quantile: float = 0.25, resample_probability: float = 0.25,
                  factors: tuple[float, float] = (0.8, 1.2), max_failures: int = 3,
@@ -101,12 +103,6 @@ class PBT(Optimizer):
             nearest = min(range(len(self._queue)), key=lambda i: (self._queue[i].budget, self._queue[i].info["member"]))
             return self._queue.pop(nearest)
         return FINISHED if all(m.done for m in self._members) else WAIT
-
-    def replayed(self, trial_id: int, journaled: Suggestion, proposed: Suggestion | None) -> None:
-        """A population's members and their lineage are what the journal replays; an edited
-        study would give them other configurations than they trained with."""
-        raise ValueError("a population-based training study cannot be resumed with its search space or budget "
-                         "changed: resume it as it was, or start a new study")
 
     def observe(self, obs: Observation) -> None:
         index = obs.info.get("member")

@@ -188,23 +188,22 @@ class Dashboard:
     async def _plotly(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(plotly_js(), headers={"Cache-Control": "max-age=86400"})
 
-    def _newest(self) -> Watch:
-        """The experiment a page opens when it names none: the one the list shows first."""
+    def _newest_first(self) -> list[Watch]:
+        """Every experiment under the folder, read up to now, the newest first (the list's order)."""
         found = [w for w in map(self.folders.watch, self.folders.names()) if w is not None]
         for w in found:
             w.step()  # one that appeared since the last look has been read
+        return sorted(found, key=lambda w: -(w.experiment.started_at or 0))
+
+    def _newest(self) -> Watch:
+        """The experiment a page opens when it names none: the one the list shows first."""
+        found = self._newest_first()
         if not found:
             raise web.HTTPNotFound(text=f"no experiment under {self.folders.path} yet")
-        return max(found, key=lambda w: w.experiment.started_at or 0)
+        return found[0]
 
     async def _experiments(self, request: web.Request) -> web.Response:
-        found = []
-        for name in self.folders.names():
-            w = self.folders.watch(name)
-            if w is not None:
-                w.step()
-                found.append(w.experiment.overview())
-        found.sort(key=lambda o: -(o["started"] or 0))
+        found = [w.experiment.overview() for w in self._newest_first()]
         return web.Response(body=orjson.dumps({"root": str(self.folders.path), "experiments": found}),
                             content_type="application/json")
 

@@ -118,7 +118,7 @@ function receive(msg) {
       openExperiment(S.name);
       return;
     }
-    S.snapshotAt = S.marks.parsed = performance.now();
+    S.marks.parsed = performance.now();
     S.trials = new Map(fromColumns(msg.trials).map((t) => [t.id, t]));
     S.marks.decoded = performance.now();
     S.rankedMemo = null;
