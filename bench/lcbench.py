@@ -341,9 +341,14 @@ def main(argv=None):
     ap.add_argument("--full", type=float, default=0.5, help="seconds the median configuration's 52 epochs take")
     ap.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS + MORE + PEERS)
     ap.add_argument("--workers", type=int, default=2, help="parallel trials of every method (default 2)")
+    ap.add_argument("--dehb-python", help="the Python of an environment with dehb installed (bench/dehb_bridge.py)")
     args = ap.parse_args(argv)
     global WORKERS
     WORKERS = args.workers
+    if args.dehb_python:
+        import lcbench_peers
+
+        lcbench_peers.DEHB_PYTHON = args.dehb_python
     tasks = args.task_ids or TASKS[:args.tasks]
     methods = list(args.methods)
     table: dict = {}

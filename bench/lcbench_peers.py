@@ -6,19 +6,27 @@ et al. (2023): every configuration trained one epoch, the best k trained to the 
 
     pip install -e ".[bench]"     # syne-tune, smac (2.4 needs no pyrfr)
 
-DEHB's own package (dehb 0.1.2) requires numpy < 2, which JAX 0.10 does not run with: it cannot
-share an environment with lagom, so it is not run here.
+DEHB's own package (dehb 0.1.2) requires numpy < 2, which JAX 0.10 does not run with: it runs in
+an environment of its own, asked and told through a pipe (bench/dehb_bridge.py), whose Python
+``--dehb-python`` names:
+
+    python -m venv ~/dehb-env && ~/dehb-env/bin/pip install dehb==0.1.2
 """
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
 
 from lcbench import EPOCHS, SPACE, curve, sample, train_epochs
 
-PEERS = ["syne-asha", "syne-bohb", "syne-asha-bore", "smac-hyperband", "top-k-1epoch"]
+PEERS = ["syne-asha", "syne-bohb", "syne-asha-bore", "smac-hyperband", "dehb", "top-k-1epoch"]
+DEHB_PYTHON = os.environ.get("DEHB_PYTHON", "")  # the Python of DEHB's environment (--dehb-python)
 
 
 class _Stop(Exception):
@@ -124,6 +132,60 @@ def run_smac(method: str, code: int, scale: float, budget: float, seed: int, wor
     return min(starts), points, len(starts)
 
 
+def run_dehb(method: str, code: int, scale: float, budget: float, seed: int, workers: int = 2):
+    """DEHB (Awad et al. 2021) at its recommended settings (eta 3, fidelities 1.9 to 52 epochs),
+    asked and told through bench/dehb_bridge.py; a configuration asked for again at a larger
+    fidelity continues from the epochs it trained, as in run_smac."""
+    if not DEHB_PYTHON:
+        raise SystemExit("dehb runs in an environment of its own: give --dehb-python (see bench/dehb_bridge.py)")
+    setup = {"space": {name: list(spec) for name, spec in SPACE.items()}, "seed": seed, "min_fidelity": 1,
+             "max_fidelity": EPOCHS, "eta": 3}
+    bridge = subprocess.Popen([DEHB_PYTHON, os.path.join(os.path.dirname(__file__), "dehb_bridge.py"),
+                               json.dumps(setup)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(request: dict) -> dict:
+        bridge.stdin.write(json.dumps(request) + "\n")
+        bridge.stdin.flush()
+        return json.loads(bridge.stdout.readline())
+
+    lock, points, starts, trained = threading.Lock(), [], [], {}
+    curve(code, sample(__import__("random").Random(0)))
+    waiting = [ask({"op": "ask"})]  # DEHB imported and its first job drawn before the clock starts
+    deadline = time.time() + budget + 1
+
+    def one() -> None:
+        while time.time() < deadline:
+            with lock:
+                job = waiting.pop() if waiting else ask({"op": "ask"})
+                starts.append(time.time())
+            config = {k: (int(round(v)) if SPACE[k][3] else v) for k, v in job["config"].items()}
+            key = tuple(sorted(config.items()))
+            stop = max(1, int(round(job["fidelity"])))
+            start = min(trained.get(key, 0), stop)
+
+            def report(e: int, acc: float) -> None:
+                with lock:
+                    points.append((time.time(), acc))
+                if time.time() > deadline:
+                    raise _Stop
+
+            try:
+                acc = train_epochs(config, code, scale, start, stop, report) if stop > start else \
+                    curve(code, config)[1][stop - 1]
+            except _Stop:
+                return
+            with lock:
+                trained[key] = max(trained.get(key, 0), stop)
+                ask({"op": "tell", "id": job["id"], "fitness": -acc, "cost": float(stop - start)})
+
+    try:
+        _workers(workers, one)
+    finally:
+        bridge.stdin.close()
+        bridge.wait(timeout=30)
+    return min(starts), points, len(starts)
+
+
 def run_top_k(method: str, code: int, scale: float, budget: float, seed: int, workers: int = 2, k: int = 3):
     """Egele et al.'s baseline: random configurations trained one epoch each for the first half
     of the budget, then the best ``k`` of them trained to the end."""
@@ -170,5 +232,6 @@ def run_top_k(method: str, code: int, scale: float, budget: float, seed: int, wo
 
 
 def run_peer(method: str, code: int, scale: float, budget: float, seed: int, workers: int = 2):
-    runner = run_syne if method.startswith("syne") else run_smac if method.startswith("smac") else run_top_k
+    runner = (run_syne if method.startswith("syne") else run_smac if method.startswith("smac")
+              else run_dehb if method == "dehb" else run_top_k)
     return runner(method, code, scale, budget, seed, workers)
