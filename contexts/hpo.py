@@ -410,15 +410,31 @@ class HyperparameterSearch(Context):
         controller.space_edited = self.__dict__.get("_space_edited", False)
         return controller
 
-    def edit(self, num_trials: int | None = None, max_time: float | None = None) -> "HyperparameterSearch":
+    def edit(self, num_trials: int | None = None, max_time: float | None = None,
+             max_budget: float | None = None) -> "HyperparameterSearch":
         """Change the study before resuming it (``python -m kernel resume --num-trials``): more
-        trials, or another time budget for the resumed run; checked as at construction."""
+        trials, another time budget for the resumed run, or ASHA's or Hyperband's ``max_budget``
+        raised (the scheduler built again as it was, with that budget); checked as at
+        construction, and against the study when it resumes (``check_resume``)."""
         owner = "HyperparameterSearch.edit"
         if num_trials is not None:
             check_int("num_trials", num_trials, 1, owner)
             self.num_trials = num_trials
         if max_time is not None:
             self.max_time, self.trial_timeout = _check_times(max_time, self.trial_timeout, owner)
+        if max_budget is not None:
+            try:
+                optimizer = resolve("lagom.optimizers", self._spec("optimizer", True), Optimizer)
+            except PluginError as exc:
+                raise ConfigError(str(exc)) from None
+            if not callable(getattr(optimizer, "raised", None)):
+                raise ConfigError(f"{owner}(max_budget={max_budget!r}): {type(optimizer).__name__} has no budgets to "
+                                  f"raise; max_budget belongs to ASHA and Hyperband")
+            try:
+                self.optimizer = optimizer.raised(max_budget)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{owner}(max_budget={max_budget!r}): {exc}") from None
+            self._pristine["optimizer"] = copy.deepcopy(self.optimizer)
         self._build()
         return self
 

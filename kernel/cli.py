@@ -146,10 +146,12 @@ def resume(args) -> int:
     except Exception as exc:
         raise SystemExit(f"lagom: error: cannot load the saved function or context ({type(exc).__name__}: "
                          f"{exc}); resume it from Python with lagom(train, context, resume=...)") from None
-    changes = {k: v for k, v in (("num_trials", args.num_trials), ("max_time", args.max_time)) if v is not None}
+    changes = {k: v for k, v in (("num_trials", args.num_trials), ("max_time", args.max_time),
+                                 ("max_budget", args.max_budget)) if v is not None}
     if changes:
         if not hasattr(context, "edit"):
-            raise SystemExit(f"lagom: error: a {type(context).__name__} has no num_trials or max_time to change")
+            raise SystemExit(f"lagom: error: a {type(context).__name__} has no num_trials, max_time or max_budget "
+                             f"to change")
         context.edit(**changes)
     result = lagom(fn, context, resume=folder, path=folder.parent, verbose=args.verbose, **_listening(args, folder))
     return 0 if result is not None else 1
@@ -182,10 +184,17 @@ def dashboard(args) -> int:
                  exit_with_stdin=args.exit_with_stdin)
 
 
+def _budget(text: str) -> float | int:
+    """A budget as the function will see it: 27, not 27.0 (``range(budget)`` takes no float)."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def _resume_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder")
     p.add_argument("--num-trials", type=int, default=None, help="raise the search's num_trials")
     p.add_argument("--max-time", type=float, default=None, help="seconds the resumed search may run")
+    p.add_argument("--max-budget", type=_budget, default=None, help="raise ASHA's or Hyperband's max_budget")
     p.add_argument("--listen", default=None, metavar="URL", help="accept agents started by hand at URL (the "
                    "address the experiment listened on, for its agents to re-attach)")
     p.add_argument("--token-file", default=None, help="with --listen: the token the agents hold (default: the "

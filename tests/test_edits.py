@@ -97,6 +97,38 @@ def test_asha_with_a_raised_max_budget_promotes_finished_trials_into_the_new_run
     assert len(saved["trials"]) == len(again.trials)
 
 
+@pytest.mark.slow
+def test_max_budget_raised_from_the_shell_promotes_finished_trials_into_the_new_rung(runs):
+    space = ("DOUBLE", [0.0, 1.0])
+    first = lagom(fns.rises_to_x, _search(space, ASHA(3, 1, 9), n=27), path=runs, verbose=0)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-m", "kernel", "resume", str(first.path), "--max-budget", "27",
+                          "--verbose", "0"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert _resumed(first.path)["edits"] == {"max_budget": [9, 27]}
+    trials = json.loads((first.path / "result.json").read_text())["trials"]
+    before = {t.id: t for t in first.trials}
+    top = [t for t in trials if t["budget"] == 27]
+    assert top and all(before[t["parent"]].budget == 9 and t["params"] == before[t["parent"]].params for t in top)
+    assert type(top[0]["budget"]) is int  # 27, as the function's range(budget) needs: not 27.0
+    assert "edited on resume: max_budget 9 -> 27" in _status(first.path)
+    plain = lagom(fns.quadratic, _search(space, n=2), path=runs, verbose=0)
+    refused = subprocess.run([sys.executable, "-m", "kernel", "resume", str(plain.path), "--max-budget", "27"],
+                             capture_output=True, text=True, env=env)
+    assert refused.returncode != 0 and "RandomSearch has no budgets to raise" in refused.stderr
+
+
+def test_a_raised_scheduler_is_built_as_the_user_built_it():
+    from plugins.optimizers import Hyperband
+
+    raised = Hyperband(3, 1, 9, mode="conservative", random_fraction=0.5).raised(81)
+    assert (raised.max_budget, raised.mode, raised.random_fraction) == (81, "conservative", 0.5)
+    assert raised.brackets == len(raised.budgets) == 5  # the mode's brackets for the new ladder
+    assert ASHA(2, 1, 8, brackets=2).raised(32).budgets == [1, 2, 4, 8, 16, 32]
+    with pytest.raises(ValueError, match="max_budget belongs to ASHA and Hyperband"):
+        _search(("DOUBLE", [0.0, 1.0])).edit(max_budget=27)
+
+
 @pytest.mark.parametrize("was, optimizer, said", [
     (9, ASHA(3, 1, 3), "may be raised on resume, not lowered"),
     (9, ASHA(2, 1, 9), "keeps its rungs (only max_budget may be raised)"),

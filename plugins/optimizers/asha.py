@@ -20,6 +20,8 @@ over brackets by budget; ``random_fraction`` of them stay random, for exploratio
 """
 from __future__ import annotations
 
+import copy
+
 from typing import Any
 
 from .base import FINISHED, WAIT, Decision, Observation, Optimizer, Suggestion
@@ -83,6 +85,14 @@ class ASHA(Optimizer):
         self._running: set[int] = set()
         self._configs = 0
         self._reached_max = False
+        self._args = {"reduction_factor": reduction_factor, "min_budget": min_budget, "stop_at_max": stop_at_max,
+                      "brackets": brackets, "sampler": sampler, "random_fraction": random_fraction,
+                      "min_points": min_points}
+
+    def raised(self, max_budget: float) -> "ASHA":
+        """This scheduler as it was built, with a larger ``max_budget``: a study resumed from the
+        shell (``python -m kernel resume --max-budget``) builds it anew, as a user would in Python."""
+        return type(self)(**copy.deepcopy(self._args), max_budget=max_budget)
 
     @property
     def needs_num_trials(self) -> bool:
@@ -235,12 +245,14 @@ class Hyperband(ASHA):
         if mode not in self.MODES:
             raise ValueError(f"mode must be one of {', '.join(self.MODES)}, got {mode!r}")
         _check(reduction_factor, min_budget, max_budget)
+        given = brackets
         if brackets is None:
             rungs = len(rung_budgets(reduction_factor, min_budget, max_budget))
             brackets = {"aggressive": 1, "standard": (rungs + 1) // 2, "conservative": rungs}[mode]
         self.mode = mode
         super().__init__(reduction_factor, min_budget, max_budget, stop_at_max, brackets=brackets,
                          sampler=sampler, random_fraction=random_fraction, min_points=min_points)
+        self._args.update(brackets=given, mode=mode)  # brackets follow the mode, as when first built
 
 
 def _proposer(spec: Any, space: Any, direction: Any, seed: int | None, directions: Any = None) -> Any:
