@@ -148,3 +148,42 @@ def test_tpe_starts_from_the_priors_and_evidence_outvotes_a_misleading_one():
     assert early[1] < early[0] < early[2]  # a good prior helps early, a misleading one hurts
     late = [statistics.median(d[60:]) for d in (none, good, bad)]
     assert late[2] < 0.25 and late[2] < 2 * late[0] + 0.05  # ...until the results outvote it
+
+
+
+def _run_joint_tpe(priors, n=80, seed=0, beta=10.0):
+    """Multivariate TPE on a diagonal optimum (the best lr grows with the batch), priors on both;
+    ``beta=0``: the priors draw the startup but do not weigh the joint model's proposals."""
+    import math
+
+    from contexts import Searchspace
+    from plugins.optimizers import TPE
+    from plugins.optimizers.base import Observation
+
+    sp = Searchspace(lr=("DOUBLE", [1e-5, 1e-1], "log"), bs=("DISCRETE", [16, 32, 64, 128, 256]), priors=priors)
+    tpe = TPE(n_startup=5, multivariate=True, prior_beta=beta)
+    tpe.setup(sp, num_trials=n, direction="max", seed=seed)
+    distances = []
+    for i in range(n):
+        params = tpe.suggest(i).params
+        best_lr = -4 + math.log2(params["bs"] / 16) / 2  # bs 16: 1e-4 ... bs 256: 1e-2
+        distance = abs(math.log10(params["lr"]) - best_lr) + (params["bs"] != 64)
+        distances.append(distance)
+        tpe.observe(Observation(i, params, None, "finished", -distance))
+    return distances
+
+
+def test_multivariate_tpe_weighs_its_joint_proposals_by_the_priors():
+    import statistics
+
+    good, bad = {"lr": (10 ** -3, "high"), "bs": (64, "high")}, {"lr": (1e-5, "high"), "bs": (256, "high")}
+    runs = {(name, beta): [_run_joint_tpe(p, seed=s, beta=beta) for s in range(3)]
+            for name, p in (("none", None), ("good", good), ("bad", bad)) for beta in (10.0, 0.0)}
+
+    def median(key, a, b):
+        return statistics.mean(statistics.median(d[a:b]) for d in runs[key])
+
+    early = {key: median(key, 5, 25) for key in runs}  # the joint model's own proposals, after the startup
+    assert early["good", 10.0] < early["none", 10.0] < early["bad", 10.0]
+    assert early["good", 10.0] < early["good", 0.0] / 2  # the weight, not only the startup, brings them nearer
+    assert median(("bad", 10.0), 60, 80) < median(("bad", 0.0), 60, 80) + 0.3  # by 60 results it has faded

@@ -15,6 +15,9 @@ l(x)/g(x). That finds optima that lie along a diagonal (a learning rate that mus
 batch grows), which a product of per-parameter densities cannot see. Conditional parameters
 are then chosen one at a time, as in the univariate model.
 
+A user's priors (``Searchspace(priors=...)``) weigh each candidate's score by prior ** (beta /
+n) (πBO: n the results the model rests on), in the univariate model and the joint one alike.
+
 Asynchrony: trials still running count as if they had returned the worst value seen (a
 constant liar), so agents asking at the same time are pushed apart instead of all being sent
 to the same promising corner.
@@ -25,7 +28,7 @@ results it is handed (ASHA's ``sampler="tpe"`` hands it one rung's).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 from . import priors
 from .base import FINISHED, Decision, Observation, Optimizer, Suggestion
@@ -136,10 +139,13 @@ class _Joint:
         return top + math.log(sum(math.exp(t - top) for t in terms))
 
     @staticmethod
-    def best_of(params: list, good: list[dict], bad: list[dict], prior_weight: float, rng, n: int) -> dict:
+    def best_of(params: list, good: list[dict], bad: list[dict], prior_weight: float, rng, n: int,
+                belief: Callable[[list[float]], float] | None = None) -> dict:
+        """The candidate drawn from the good model that scores best; ``belief`` adds the user's
+        priors' log density, weighted as in the univariate model."""
         l, g = _Joint(params, good, prior_weight), _Joint(params, bad, prior_weight)
         candidates = [l.sample(rng) for _ in range(n)]
-        return l._decode(max(candidates, key=lambda x: l.log_pdf(x) - g.log_pdf(x)))
+        return l._decode(max(candidates, key=lambda x: l.log_pdf(x) - g.log_pdf(x) + (belief(x) if belief else 0.0)))
 
 
 class TPE(Optimizer):
@@ -211,7 +217,8 @@ class TPE(Optimizer):
         if self.multivariate:
             joint = [p for p in self.space if not p.when]
             if len(joint) > 1:
-                out.update(_Joint.best_of(joint, good, bad, self.prior_weight, self.rng, self.n_candidates))
+                out.update(_Joint.best_of(joint, good, bad, self.prior_weight, self.rng, self.n_candidates,
+                                          self._joint_belief(joint)))
         for p in self.space:  # in declaration order, so a conditional one sees its parents
             if p.name not in out and p.active(out):
                 out[p.name] = self._choose(p, [g[p.name] for g in good if p.name in g],
@@ -235,6 +242,20 @@ class TPE(Optimizer):
         results the model rests on: evidence outvotes a misleading prior), or (None, 0)."""
         prior = getattr(self.space, "priors", {}).get(param.name)
         return (prior, self.prior_beta / max(1, self._evidence)) if prior is not None else (None, 0.0)
+
+    def _joint_belief(self, params: list) -> Callable[[list[float]], float] | None:
+        """The priors over the jointly modelled parameters, as the joint model encodes a point (a
+        range on its unit scale, a choice by index): a sum of the weighted log densities, since
+        a user's priors are independent per parameter; None when none of them has one."""
+        held = [(i, p, *self._prior_of(p)) for i, p in enumerate(params)]
+        held = [(i, p, prior, w) for i, p, prior, w in held if prior is not None]
+        if not held:
+            return None
+
+        def belief(x: list[float]) -> float:
+            return sum(w * (priors.unit_log_density(p, prior, x[i]) if p.is_range
+                            else priors.log_density(p, prior, p.values[int(x[i])])) for i, p, prior, w in held)
+        return belief
 
     def _choose_choice(self, param, good: list, bad: list) -> Any:
         values = list(param.values)
