@@ -1,7 +1,9 @@
 """What the kernel's policies decide, for the driver to carry out.
 
 The scheduler, the gang rules, the deadlines and the rules for trials handed out ahead hold
-state and decide; only the driver sends messages and arms timers. A policy returns these
+state and decide; only the driver sends messages, writes the journal and arms timers (the
+trial book and the handlers say what the journal records through a :class:`Journal`, whose
+records are decisions like any other). A policy returns these
 values (the deadlines, gang.py, ahead.py, endings.py), or hands them to the one callable it
 was given (the scheduler: ``act``, which the driver carries out at once, so the order of what
 happens is the order of the decisions). None of them holds the kernel. (Slotted, not
@@ -10,7 +12,7 @@ frozen: a frozen dataclass costs a microsecond more to make, and some are made p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .trials import TrialState
 
@@ -134,3 +136,26 @@ class AbortRanks:
     attempt: "Attempt"
     ranks: tuple[int, ...]
     reason: str
+
+
+@dataclass(slots=True)
+class Record:
+    """Write one journal event (kernel/records.py declares each): carried out at once, so the
+    journal's order is the order of the decisions (a trial's start before the trial is sent)."""
+
+    event: str
+    fields: dict[str, Any]
+    durable: bool = False  # fsynced soon: a trial's end
+
+
+class Journal:
+    """The journal as the trial book and the handlers see it (a records.Writer): what they
+    record becomes a :class:`Record` for ``act``, so only the driver writes the folder."""
+
+    __slots__ = ("act",)
+
+    def __init__(self, act: Callable[[Any], Any]):
+        self.act = act
+
+    def record(self, event: str, durable: bool = False, **fields: Any) -> None:
+        self.act(Record(event, fields, durable))

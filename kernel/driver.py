@@ -2,11 +2,11 @@
 
 Everything that happens is a message from an agent, a launcher's notice that an agent process
 ended, or a timer. The loop decodes each message (the codec drops and counts anything invalid)
-and hands it to its handler (handlers.py); what must go out or be armed comes back as a
-decision (decisions.py) to :meth:`Kernel.act`: this module alone sends and arms timers, while
-the handlers, scheduler, ahead.py, gang rules, deadlines and endings.py decide. Handlers run to
-completion on the loop (no locks; other threads use ``call_soon_threadsafe``). No optimizer and
-no JAX here: the :class:`Controller` says what to run; observers see a :class:`KernelView`.
+and hands it to its handler (handlers.py); what must go out, be journaled or be armed comes
+back as a decision (decisions.py) to :meth:`Kernel.act`: this module alone sends, writes the
+journal and arms timers; the handlers, trial book, scheduler, ahead.py, gang rules, deadlines and
+endings.py decide. Handlers run to completion on the loop (no locks; other threads use
+``call_soon_threadsafe``). No optimizer, no JAX: the :class:`Controller` says what to run.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from transports.codec import PART_SIZE, Codec
 from . import gang, records
 from .controller import Controller, ExperimentError, Interrupted
 from .deadlines import Deadlines
-from .decisions import (Abort, AbortRanks, Arm, CheckDone, EndAs, Lease, LookAgain, RanksAnswered, Send, Start,
-                        Stop, TakeBack, TimeUp, Welcome)
+from .decisions import (Abort, AbortRanks, Arm, CheckDone, EndAs, Journal, Lease, LookAgain, RanksAnswered, Record,
+                        Send, Start, Stop, TakeBack, TimeUp, Welcome)
 from .handlers import Handlers
 from .intake import Intake
 from .journal import ExperimentFolder
@@ -53,7 +53,8 @@ class Kernel:
         self.deadlines = deadlines or Deadlines()
         self.loop = asyncio.get_running_loop()
         self.agents = AgentRegistry()
-        self.book = TrialBook(folder, controller)
+        self.journal = Journal(self.act)  # the journal as the book and the handlers write it: through act
+        self.book = TrialBook(folder, controller, self.journal)
         self.scheduler = Scheduler(self.book, controller, self.agents, self.act, lambda: self.ended,
                                    lambda: self.view.total_trials, max_retries)
         self._acts = self._acting()
@@ -65,7 +66,7 @@ class Kernel:
         self.handlers = Handlers(agents=self.agents, book=self.book, scheduler=self.scheduler, controller=controller,
                                  intake=Intake(controller, self.view, self.observers), gc=GcPolicy(),
                                  deadlines=self.deadlines, folder=folder, function=function, fail_fast=fail_fast,
-                                 codec=codec, act=self.act, ended=lambda: self.ended)
+                                 codec=codec, act=self.act, ended=lambda: self.ended, journal=self.journal)
         self.rejected = self.handlers.rejected
         self.dispatch_latencies = self.handlers.dispatch_latencies  # a result's arrival -> the next trial starting there
         self.resumed: dict | None = None  # what a journal replay restored (replay.py)
@@ -275,14 +276,11 @@ class Kernel:
                 RanksAnswered: lambda d: self.ranks_answered(d.attempt, d.abort),
                 CheckDone: lambda d: self.check_done(), Stop: self._stop, Arm: self._arm,
                 Send: self._send, Welcome: lambda d: self.send(d.agent, self._welcome),
-                Abort: lambda d: self.abort(d.message)}
+                Abort: lambda d: self.abort(d.message), Record: lambda d: self.folder.record(d.event, d.durable, **d.fields)}
 
     def _send(self, d: Send) -> None:
         frames = self.codec.encode(d.msg_type, **d.fields)
-        if d.agent is not None:
-            self.send(d.agent, frames)
-        else:
-            self.listener.send(d.peer, frames)
+        self.send(d.agent, frames) if d.agent is not None else self.listener.send(d.peer, frames)
 
     def _stop(self, d: Stop) -> None:
         if d.overtime is not None:  # it ran past its time limit: said in the journal, and in its end

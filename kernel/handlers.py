@@ -2,9 +2,10 @@
 
 One handler per message type (the driver routes each decoded message here by its type), and
 the transitions they share: a trial settled from its ranks' finals, an attempt ended, an agent
-gone. They update the agents, the trial book (which journals trial records) and the
-scheduler, and hand whatever must go out or be armed to ``act`` as a decision (decisions.py):
-the driver sends and arms timers, at once, in the order decided. They hold no kernel.
+gone. They update the agents, the trial book and the scheduler, and hand whatever must go out,
+be armed or be journaled to ``act`` as a decision (decisions.py; a journal record through
+``journal``): the driver sends, writes and arms timers, at once, in the order decided. They
+hold no kernel.
 """
 from __future__ import annotations
 
@@ -36,9 +37,10 @@ class Handlers:
     def __init__(self, *, agents: "AgentRegistry", book: "TrialBook", scheduler: "Scheduler",
                  controller: "Controller", intake: "Intake", gc: "GcPolicy", deadlines: "Deadlines",
                  folder: "ExperimentFolder", function: bytes, fail_fast: int | None, codec: "Codec",
-                 act: Callable[[Any], Any], ended: Callable[[], bool]):
+                 act: Callable[[Any], Any], ended: Callable[[], bool], journal: "records.Writer"):
         self.agents, self.book, self.scheduler, self.controller = agents, book, scheduler, controller
         self.intake, self.gc, self.deadlines, self.folder = intake, gc, deadlines, folder
+        self.journal = journal  # what the journal records, carried out by the driver (decisions.Journal)
         self.function, self.fail_fast, self.codec, self.act, self._ended = function, fail_fast, codec, act, ended
         self._told_version: set[bytes] = set()  # peers told they speak another protocol
         self.rejected: collections.Counter[str] = collections.Counter()
@@ -53,10 +55,10 @@ class Handlers:
         """The experiment starts (or a resumed one carries on): said first in the journal."""
         if resumed is None:
             c = self.controller
-            records.experiment(self.folder, experiment, context, c.metric, str(c.direction), c.describe(),
+            records.experiment(self.journal, experiment, context, c.metric, str(c.direction), c.describe(),
                                c.objectives, c.directions)
         else:
-            records.resumed(self.folder, **resumed)
+            records.resumed(self.journal, **resumed)
         self.gc.serving()
 
     # -- messages ---------------------------------------------------------------------------
@@ -87,7 +89,7 @@ class Handlers:
             self.scheduler.forget(agent)
             self.scheduler.interrupted(agent, "its agent restarted")
         agent = self.agents.add(peer, msg)
-        records.agent(self.folder, agent.id, agent.host, agent.pid, agent.devices)
+        records.agent(self.journal, agent.id, agent.host, agent.pid, agent.devices)
         self.act(Welcome(agent))
 
     def on_ready(self, agent: AgentInfo, peer: bytes, msg: dict) -> None:
@@ -96,7 +98,7 @@ class Handlers:
             self.scheduler.assign(agent)
             return
         agent.state, agent.error = AgentState.BROKEN, msg["error"]
-        records.agent_broken(self.folder, agent.id, msg["error"])
+        records.agent_broken(self.journal, agent.id, msg["error"])
         self.act(Send(peer, "shutdown", {"reason": "cannot run the training function"}, agent))
         if not self.agents.alive() and self.agents.none_to_come():
             self.act(Abort(f"agent {agent.id} on {agent.host}: {msg['error']}"))
@@ -254,7 +256,7 @@ class Handlers:
         culprit = getattr(death, "trial", None)  # the trial its process died running, when its launcher knows
         known = culprit is not None and agent.attempt is not None and agent.attempt.trial.id == culprit
         held = self.scheduler.forget(agent, suspect=not known)
-        records.agent_gone(self.folder, agent.id, why)
+        records.agent_gone(self.journal, agent.id, why)
         self.scheduler.interrupted(agent, f"agent {agent.id} {why}", death, unsure=held > 0 and not known)
         self._unless_agents_left()
 
@@ -264,7 +266,7 @@ class Handlers:
         agent = attempt.lead
         agent.state = AgentState.GONE
         self.scheduler.forget(agent, suspect=False)
-        records.killed(self.folder, attempt.trial.id, agent.id)
+        records.killed(self.journal, attempt.trial.id, agent.id)
         self.end_attempt(attempt, state, ended=time.time(), **fields)
         others, agent.lanes = [a for a in agent.lanes.values() if a is not attempt], {}
         for lane in others:  # the pack's process restarts: lanes past their limit too end alike, the rest run again
@@ -308,13 +310,13 @@ class Handlers:
             trial.state, trial.error = TrialState.INTERRUPTED, "the experiment ended while it ran"
             self.folder.close_log(trial.id)
         if cut:
-            records.interrupted(self.folder, (t.id for t in cut))
+            records.interrupted(self.journal, (t.id for t in cut))
         self.gc.done()
 
     def time_up(self, max_time: float | None = None) -> None:
         """The time budget is spent: start nothing more, stop what runs (it ends "stopped"),
         and take back what was handed out ahead (never started, it is not a trial of this run)."""
-        records.time_up(self.folder, max_time)
+        records.time_up(self.journal, max_time)
         self.scheduler.drain(time_up=True)
         self.scheduler.withdraw_spare()
         for agent in self.agents.alive():

@@ -8,8 +8,10 @@ agents run it, whether a stop was sent, the ranks' finals, its timers) lives on 
 :class:`Attempt`, never in ``trial.info``, which belongs to the optimizer alone.
 
 :class:`TrialBook` owns the trials, their counts and the best one. Every ending goes through
-:meth:`TrialBook.end`, which updates counts and the best, closes the trial's log, journals it,
-tells the controller and then the observers, in that order, whatever ended the trial.
+:meth:`TrialBook.end`, which updates counts and the best, closes the trial's log, records it
+in the journal, tells the controller and then the observers, in that order, whatever ended the
+trial. The book decides what the journal says of its trials; the driver writes it (the book's
+``journal`` turns each record into a decision for the driver to carry out at once).
 """
 from __future__ import annotations
 
@@ -68,8 +70,9 @@ class Attempt:
 class TrialBook:
     """Every trial of one experiment, its counts, the best one, and how each one ends."""
 
-    def __init__(self, folder: "ExperimentFolder", controller: "Controller"):
-        self.folder = folder
+    def __init__(self, folder: "ExperimentFolder", controller: "Controller", journal: "records.Writer"):
+        self.folder = folder  # the trials' logs and checkpoints; the journal is written by the driver
+        self.journal = journal
         self.controller = controller
         self.trials: dict[int, Trial] = {}
         self.counts: collections.Counter[str] = collections.Counter()
@@ -92,7 +95,7 @@ class TrialBook:
         if attempt.distributed:
             trial.ranks = [a.id for a in attempt.agents]
         self.counts["running"] += 1
-        records.start(self.folder, trial, attempt.pack)
+        records.start(self.journal, trial, attempt.pack)
         for ob in self.observers:
             ob.trial_started(self.view, trial)
 
@@ -102,18 +105,18 @@ class TrialBook:
         trial.state, trial.agent = TrialState.PENDING, None
         trial.history.clear()
         trial.interruptions.append(why)
-        records.requeue(self.folder, trial.id, why)
+        records.requeue(self.journal, trial.id, why)
 
     def leased(self, attempt: Attempt) -> None:
         """A trial handed to a busy agent ahead: journaled now, in the order the controller
         proposed it (a replay asks it again in that order); it is pending until it starts."""
         trial = attempt.trial
-        records.lease(self.folder, trial, attempt.lead.id)
+        records.lease(self.journal, trial, attempt.lead.id)
 
     def proposed(self, trial: Trial) -> None:
         """A trial proposed while a pack of another shape filled: journaled in the order the
         controller proposed it; pending until a pack of its own takes it."""
-        records.proposed(self.folder, trial)
+        records.proposed(self.journal, trial)
 
     def unleased(self, trial: Trial) -> None:
         """A trial handed out ahead came back unstarted: it waits to run elsewhere (no attempt
@@ -123,13 +126,13 @@ class TrialBook:
             self.counts["running"] -= 1
             trial.attempts -= 1
         trial.state, trial.agent = TrialState.PENDING, None
-        records.requeue(self.folder, trial.id, "handed back unstarted")
+        records.requeue(self.journal, trial.id, "handed back unstarted")
 
     def withdraw(self, trial: Trial) -> None:
         """A trial handed out ahead that had not started when the run ended (the time was up, or
         the experiment stopped): not a trial of this run; a resume runs it."""
         del self.trials[trial.id]
-        records.withdrawn(self.folder, trial.id)
+        records.withdrawn(self.journal, trial.id)
 
     def end(self, trial: Trial, state: TrialState, **fields: Any) -> None:
         """The one way a trial ends: its fields, counts, best, log, journal, controller, observers."""
@@ -145,7 +148,7 @@ class TrialBook:
             and self.folder.has_checkpoint(trial.id)
         self._count(trial)
         self.folder.close_log(trial.id)
-        records.end(self.folder, trial)
+        records.end(self.journal, trial)
         self.controller.on_end(trial)
         for ob in self.observers:
             ob.trial_ended(self.view, trial)

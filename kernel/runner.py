@@ -208,7 +208,7 @@ async def _close(kernel: Kernel, plan: Plan, result: Result) -> OSError | None:
     await asyncio.to_thread(plan.launch.stop)
     result.errors.update(plan.launch.errors)
     kernel.listener.close()
-    records.closed(kernel.folder, {k: v for k, v in kernel.book.counts.items() if k != "running"})
+    records.closed(kernel.journal, {k: v for k, v in kernel.book.counts.items() if k != "running"})
     kernel.folder.close()
     return unsaved if kernel.folder.failed is None else None
 

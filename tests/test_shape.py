@@ -56,3 +56,23 @@ def test_the_kernel_imports_no_context():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
             found += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "contexts"]
     assert not found, "the kernel imports contexts:\n" + "\n".join(found)
+
+
+def test_only_the_driver_writes_the_journal():
+    """The trial book and the handlers say what the journal records through a decisions.Journal
+    (each record a Record decision for Kernel.act); no module of the kernel but driver.py hands a
+    records.py function the folder itself, or calls a writer's ``record``."""
+    found = []
+    writers = {"kernel/records.py", "kernel/decisions.py", "kernel/driver.py"}  # declares / carries out
+    for path in sorted((ROOT / "kernel").rglob("*.py")):
+        name = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            if node.func.attr == "record" and name not in writers:
+                found.append(f"{name}:{node.lineno} calls .record")
+            first = node.args[0] if node.args else None
+            held = getattr(first, "attr", getattr(first, "id", None))
+            if getattr(node.func.value, "id", None) == "records" and held == "folder" and name != "kernel/driver.py":
+                found.append(f"{name}:{node.lineno} writes records.{node.func.attr} to the folder")
+    assert not found, "journal writes outside the driver:\n" + "\n".join(found)
