@@ -18,7 +18,6 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from datetime import datetime
@@ -39,6 +38,27 @@ def _workers(n: int, body) -> None:
         t.start()
     for t in threads:
         t.join()
+
+
+def _continue(config: dict, stop: int, code: int, scale: float, trained: dict, lock, points: list,
+              deadline: float) -> tuple[float, int]:
+    """Train ``config`` to ``stop`` epochs from those it trained before (a configuration asked
+    for again at a larger budget continues, as lagom's ASHA continues its checkpoint): its
+    accuracy then and the epoch it started from; raises _Stop at the deadline."""
+    key = tuple(sorted(config.items()))
+    with lock:
+        start = min(trained.get(key, 0), stop)
+
+    def report(e: int, acc: float) -> None:
+        with lock:
+            points.append((time.time(), acc))
+        if time.time() > deadline:
+            raise _Stop
+
+    acc = train_epochs(config, code, scale, start, stop, report) if stop > start else curve(code, config)[1][stop - 1]
+    with lock:
+        trained[key] = max(trained.get(key, 0), stop)
+    return acc, start
 
 
 def run_syne(method: str, code: int, scale: float, budget: float, seed: int, workers: int = 2):
@@ -85,7 +105,7 @@ def run_syne(method: str, code: int, scale: float, budget: float, seed: int, wor
 
 def run_smac(method: str, code: int, scale: float, budget: float, seed: int, workers: int = 2):
     """SMAC3's HyperbandFacade through ask/tell; a configuration asked for again at a larger
-    budget continues from the epochs it trained (as lagom's ASHA continues its checkpoint)."""
+    budget continues from the epochs it trained (``_continue``)."""
     import tempfile
 
     import ConfigSpace as CS
@@ -108,24 +128,12 @@ def run_smac(method: str, code: int, scale: float, budget: float, seed: int, wor
                 with lock:
                     info = smac.ask()
                     starts.append(time.time())
-                config = dict(info.config)
-                key = tuple(sorted(config.items()))
-                stop = int(round(info.budget))
-                start = min(trained.get(key, 0), stop)
-
-                def report(e: int, acc: float) -> None:
-                    with lock:
-                        points.append((time.time(), acc))
-                    if time.time() > deadline:
-                        raise _Stop
-
                 try:
-                    acc = train_epochs(config, code, scale, start, stop, report) if stop > start else \
-                        curve(code, config)[1][stop - 1]
+                    acc, _ = _continue(dict(info.config), int(round(info.budget)), code, scale, trained, lock, points,
+                                       deadline)
                 except _Stop:
                     return
                 with lock:
-                    trained[key] = max(trained.get(key, 0), stop)
                     smac.tell(info, TrialValue(cost=-acc))
 
         _workers(workers, one)
@@ -135,7 +143,7 @@ def run_smac(method: str, code: int, scale: float, budget: float, seed: int, wor
 def run_dehb(method: str, code: int, scale: float, budget: float, seed: int, workers: int = 2):
     """DEHB (Awad et al. 2021) at its recommended settings (eta 3, fidelities 1.9 to 52 epochs),
     asked and told through bench/dehb_bridge.py; a configuration asked for again at a larger
-    fidelity continues from the epochs it trained, as in run_smac."""
+    fidelity continues from the epochs it trained (``_continue``)."""
     if not DEHB_PYTHON:
         raise SystemExit("dehb runs in an environment of its own: give --dehb-python (see bench/dehb_bridge.py)")
     setup = {"space": {name: list(spec) for name, spec in SPACE.items()}, "seed": seed, "min_fidelity": 1,
@@ -159,23 +167,12 @@ def run_dehb(method: str, code: int, scale: float, budget: float, seed: int, wor
                 job = waiting.pop() if waiting else ask({"op": "ask"})
                 starts.append(time.time())
             config = {k: (int(round(v)) if SPACE[k][3] else v) for k, v in job["config"].items()}
-            key = tuple(sorted(config.items()))
             stop = max(1, int(round(job["fidelity"])))
-            start = min(trained.get(key, 0), stop)
-
-            def report(e: int, acc: float) -> None:
-                with lock:
-                    points.append((time.time(), acc))
-                if time.time() > deadline:
-                    raise _Stop
-
             try:
-                acc = train_epochs(config, code, scale, start, stop, report) if stop > start else \
-                    curve(code, config)[1][stop - 1]
+                acc, start = _continue(config, stop, code, scale, trained, lock, points, deadline)
             except _Stop:
                 return
             with lock:
-                trained[key] = max(trained.get(key, 0), stop)
                 ask({"op": "tell", "id": job["id"], "fitness": -acc, "cost": float(stop - start)})
 
     try:
