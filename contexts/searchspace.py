@@ -256,10 +256,14 @@ class Searchspace:
         return choices
 
     def traced(self, params: dict[str, Any]) -> list[str]:
-        """The parameters of ``params`` a compiled step takes as traced arguments."""
-        static = getattr(self, "_static", {})  # a space pickled before static= existed
-        return [name for name in params if name in self._params
-                and not static.get(name, self._params[name].type != "DOUBLE")]
+        """The parameters of ``params`` a compiled step takes as traced arguments (asked per
+        trial: the names are worked out once, and again only after ``add``)."""
+        names = self.__dict__.get("_traced_names")
+        if names is None:
+            static = getattr(self, "_static", {})  # a space pickled before static= existed
+            names = self._traced_names = frozenset(
+                name for name, p in self._params.items() if not static.get(name, p.type != "DOUBLE"))
+        return [name for name in params if name in names]
 
     def add(self, name: str, spec: Sequence, when: dict[str, Any] | None = None,
             default: Any = _NO_DEFAULT) -> "Searchspace":
@@ -276,6 +280,7 @@ class Searchspace:
             raise SearchspaceError(f"{name!r} is reserved: Searchspace(static=[...]) names the parameters a "
                                    f"compiled step takes as plain values, Searchspace(priors={{...}}) what you believe")
         param = _param(name, spec)
+        self.__dict__.pop("_traced_names", None)
         if when:
             param = dataclasses.replace(param, when=self._conditions(name, when))
         if default is not _NO_DEFAULT:

@@ -21,8 +21,8 @@ from transports.codec import PART_SIZE, Codec
 from . import gang, records
 from .controller import Controller, ExperimentError, Interrupted
 from .deadlines import Deadlines
-from .decisions import (Abort, AbortRanks, Arm, CheckDone, EndAs, Journal, Lease, LookAgain, RanksAnswered, Record,
-                        Send, Start, Stop, TakeBack, TimeUp, Welcome)
+from .decisions import (Abort, AbortRanks, Arm, CheckDone, EndAs, Journal, Lease, LookAgain, RanksAnswered, Send,
+                        Start, Stop, TakeBack, TimeUp, Welcome)
 from .handlers import Handlers
 from .intake import Intake
 from .journal import ExperimentFolder
@@ -53,7 +53,7 @@ class Kernel:
         self.deadlines = deadlines or Deadlines()
         self.loop = asyncio.get_running_loop()
         self.agents = AgentRegistry()
-        self.journal = Journal(self.act)  # the journal as the book and the handlers write it: through act
+        self.journal = Journal(self.write)  # what the book and the handlers record reaches the folder here
         self.book = TrialBook(folder, controller, self.journal)
         self.scheduler = Scheduler(self.book, controller, self.agents, self.act, lambda: self.ended,
                                    lambda: self.view.total_trials, max_retries)
@@ -150,10 +150,7 @@ class Kernel:
         """Decide the experiment's outcome: done, or ``error`` for ``run`` to raise."""
         if self._outcome is None or self._outcome.done():
             return
-        if error is None:
-            self._outcome.set_result(None)
-        else:
-            self._outcome.set_exception(error)
+        self._outcome.set_result(None) if error is None else self._outcome.set_exception(error)
 
     def abort(self, message: str) -> None:
         """End the experiment with an error the user sees; what was done stays in the folder."""
@@ -265,6 +262,10 @@ class Kernel:
                 self.listener.send(agent.peer, frames)
         self._arm(self.deadlines.stop_sent(attempt))
 
+    def write(self, event: str, durable: bool, fields: dict[str, Any]) -> None:
+        """Journal one event: the book's and the handlers' records come here (decisions.Journal)."""
+        self.folder.write(event, durable, fields)
+
     def act(self, decision: Any) -> None:
         """Carry out, at once, what a policy decided (decisions.py): the scheduler's way to act."""
         self._acts[type(decision)](decision)
@@ -276,7 +277,7 @@ class Kernel:
                 RanksAnswered: lambda d: self.ranks_answered(d.attempt, d.abort),
                 CheckDone: lambda d: self.check_done(), Stop: self._stop, Arm: self._arm,
                 Send: self._send, Welcome: lambda d: self.send(d.agent, self._welcome),
-                Abort: lambda d: self.abort(d.message), Record: lambda d: self.folder.record(d.event, d.durable, **d.fields)}
+                Abort: lambda d: self.abort(d.message)}
 
     def _send(self, d: Send) -> None:
         frames = self.codec.encode(d.msg_type, **d.fields)

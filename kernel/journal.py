@@ -177,6 +177,10 @@ class ExperimentFolder:
 
     def record(self, event: str, durable: bool = False, **fields: Any) -> None:
         """Append one event; ``durable``: fsync it soon (a trial's end, the experiment's close)."""
+        self.write(event, durable, fields)
+
+    def write(self, event: str, durable: bool, fields: dict[str, Any]) -> None:
+        """``record`` with its fields in a dict, as the driver writes them (Kernel.write)."""
         if self.failed is not None:
             return
         line = fastjson.line({"event": event, "time": time.time(), **fields})

@@ -60,10 +60,10 @@ def test_the_kernel_imports_no_context():
 
 def test_only_the_driver_writes_the_journal():
     """The trial book and the handlers say what the journal records through a decisions.Journal
-    (each record a Record decision for Kernel.act); no module of the kernel but driver.py hands a
+    (each record handed to Kernel.write); no module of the kernel but driver.py hands a
     records.py function the folder itself, or calls a writer's ``record``."""
     found = []
-    writers = {"kernel/records.py", "kernel/decisions.py", "kernel/driver.py"}  # declares / carries out
+    writers = {"kernel/records.py", "kernel/driver.py"}  # declares the events / writes them
     for path in sorted((ROOT / "kernel").rglob("*.py")):
         name = str(path.relative_to(ROOT))
         for node in ast.walk(ast.parse(path.read_text())):
