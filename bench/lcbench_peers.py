@@ -151,20 +151,20 @@ def run_dehb(method: str, code: int, scale: float, budget: float, seed: int, wor
     bridge = subprocess.Popen([DEHB_PYTHON, os.path.join(os.path.dirname(__file__), "dehb_bridge.py"),
                                json.dumps(setup)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
-    def ask(request: dict) -> dict:
+    def call(request: dict) -> dict:
         bridge.stdin.write(json.dumps(request) + "\n")
         bridge.stdin.flush()
         return json.loads(bridge.stdout.readline())
 
     lock, points, starts, trained = threading.Lock(), [], [], {}
     curve(code, sample(__import__("random").Random(0)))
-    waiting = [ask({"op": "ask"})]  # DEHB imported and its first job drawn before the clock starts
+    waiting = [call({"op": "ask"})]  # DEHB imported and its first job drawn before the clock starts
     deadline = time.time() + budget + 1
 
     def one() -> None:
         while time.time() < deadline:
             with lock:
-                job = waiting.pop() if waiting else ask({"op": "ask"})
+                job = waiting.pop() if waiting else call({"op": "ask"})
                 starts.append(time.time())
             config = {k: (int(round(v)) if SPACE[k][3] else v) for k, v in job["config"].items()}
             stop = max(1, int(round(job["fidelity"])))
@@ -173,7 +173,7 @@ def run_dehb(method: str, code: int, scale: float, budget: float, seed: int, wor
             except _Stop:
                 return
             with lock:
-                ask({"op": "tell", "id": job["id"], "fitness": -acc, "cost": float(stop - start)})
+                call({"op": "tell", "id": job["id"], "fitness": -acc, "cost": float(stop - start)})
 
     try:
         _workers(workers, one)

@@ -377,6 +377,13 @@ class HyperparameterSearch(Context):
             return copy.deepcopy(self._pristine[name])
         return getattr(self, name)
 
+    def _fresh_optimizer(self) -> Optimizer:
+        """The optimizer as this context was built, unused (to compare or rebuild, not to run)."""
+        try:
+            return resolve("lagom.optimizers", self._spec("optimizer", True), Optimizer)
+        except PluginError as exc:
+            raise ConfigError(str(exc)) from None
+
     def _build(self, fresh: bool = True) -> SearchController:
         try:
             optimizer = resolve("lagom.optimizers", self._spec("optimizer", fresh), Optimizer)
@@ -423,10 +430,7 @@ class HyperparameterSearch(Context):
         if max_time is not None:
             self.max_time, self.trial_timeout = _check_times(max_time, self.trial_timeout, owner)
         if max_budget is not None:
-            try:
-                optimizer = resolve("lagom.optimizers", self._spec("optimizer", True), Optimizer)
-            except PluginError as exc:
-                raise ConfigError(str(exc)) from None
+            optimizer = self._fresh_optimizer()
             if not callable(getattr(optimizer, "raised", None)):
                 raise ConfigError(f"{owner}(max_budget={max_budget!r}): {type(optimizer).__name__} has no budgets to "
                                   f"raise; max_budget belongs to ASHA and Hyperband")
@@ -448,7 +452,7 @@ class HyperparameterSearch(Context):
         if isinstance(getattr(saved, "searchspace", None), Searchspace):
             edits.update(check_edits(saved.searchspace, self.searchspace))
         self._space_edited = bool(edits)
-        was, now = getattr(saved, "optimizer", None), resolve("lagom.optimizers", self._spec("optimizer", True), Optimizer)
+        was, now = getattr(saved, "optimizer", None), self._fresh_optimizer()
         if getattr(was, "max_budget", None) is not None and getattr(now, "max_budget", None) is not None:
             edits.update(_budget_edits(was, now))
         if edits and not now.editable:

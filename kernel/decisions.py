@@ -138,7 +138,6 @@ class AbortRanks:
     reason: str
 
 
-
 class Journal:
     """The journal as the trial book and the handlers see it (a records.Writer): each record
     they make goes at once to the driver's ``write`` (Kernel.write), the one place the journal

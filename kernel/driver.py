@@ -2,11 +2,11 @@
 
 Everything that happens is a message from an agent, a launcher's notice that an agent process
 ended, or a timer. The loop decodes each message (the codec drops and counts anything invalid)
-and hands it to its handler (handlers.py); what must go out, be journaled or be armed comes
-back as a decision (decisions.py) to :meth:`Kernel.act`: this module alone sends, writes the
-journal and arms timers; the handlers, trial book, scheduler, ahead.py, gang rules, deadlines and
-endings.py decide. Handlers run to completion on the loop (no locks; other threads use
-``call_soon_threadsafe``). No optimizer, no JAX: the :class:`Controller` says what to run.
+and hands it to its handler (handlers.py); what must go out or be armed comes back as a
+decision (decisions.py) to :meth:`Kernel.act`, what the journal records to :meth:`Kernel.write`:
+this module alone sends, writes the journal and arms timers; the handlers, trial book,
+scheduler, ahead.py, gang rules, deadlines and endings.py decide. Handlers run to completion
+on the loop (no locks; other threads use ``call_soon_threadsafe``). No optimizer, no JAX.
 """
 from __future__ import annotations
 

@@ -2,10 +2,10 @@
 
 One handler per message type (the driver routes each decoded message here by its type), and
 the transitions they share: a trial settled from its ranks' finals, an attempt ended, an agent
-gone. They update the agents, the trial book and the scheduler, and hand whatever must go out,
-be armed or be journaled to ``act`` as a decision (decisions.py; a journal record through
-``journal``): the driver sends, writes and arms timers, at once, in the order decided. They
-hold no kernel.
+gone. They update the agents, the trial book and the scheduler, hand whatever must go out or
+be armed to ``act`` as a decision (decisions.py) and what the journal records to ``journal``
+(decisions.Journal): the driver sends, writes and arms timers, at once, in the order decided.
+They hold no kernel.
 """
 from __future__ import annotations
 

@@ -21,7 +21,6 @@ over brackets by budget; ``random_fraction`` of them stay random, for exploratio
 from __future__ import annotations
 
 import copy
-
 from typing import Any
 
 from .base import FINISHED, WAIT, Decision, Observation, Optimizer, Suggestion
