@@ -14,9 +14,12 @@ from typing import Any, Union
 from .direction import Direction
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TrialSpec:
-    """A trial to run, as the controller decides it."""
+    """A trial to run, as the controller decides it (an optimizer's Suggestion too). Slotted,
+    not frozen: two are made per trial (the optimizer's, the controller's), and a frozen
+    dataclass took 0.9 us to make against 0.25 us, 3% of the kernel's time per trivial trial.
+    Nothing changes one once made: the trial book copies what it keeps."""
 
     params: dict[str, Any]
     budget: float | int | None = None

@@ -3,7 +3,7 @@
 The scheduler, the gang rules, the deadlines and the rules for trials handed out ahead hold
 state and decide; only the driver sends messages, writes the journal and arms timers (the
 trial book and the handlers say what the journal records through a :class:`Journal`, which
-hands each record to the driver's ``write``). A policy returns these
+the driver makes with the folder's writer). A policy returns these
 values (the deadlines, gang.py, ahead.py, endings.py), or hands them to the one callable it
 was given (the scheduler: ``act``, which the driver carries out at once, so the order of what
 happens is the order of the decisions). None of them holds the kernel. (Slotted, not
@@ -140,15 +140,13 @@ class AbortRanks:
 
 class Journal:
     """The journal as the trial book and the handlers see it (a records.Writer): each record
-    they make goes at once to the driver's ``write`` (Kernel.write), the one place the journal
-    is written, so its order is the order of their decisions (a trial's start before the trial
-    is sent). They hold no writer of the folder. A record is not a decision object: three per
-    trial, making and dispatching one was 2% of the kernel's time per trivial trial."""
+    they make goes at once to the writer the driver gave it (the folder's ``write``), so the
+    journal's order is the order of their decisions (a trial's start before the trial is
+    sent). They hold nothing else of the folder's writing. A record is not a decision object:
+    three per trial, making and dispatching one was 2% of the kernel's time per trivial trial,
+    and a driver method between the two was one call too many as well."""
 
     __slots__ = ("write",)
 
     def __init__(self, write: Callable[[str, bool, dict[str, Any]], None]):
         self.write = write
-
-    def record(self, event: str, durable: bool = False, **fields: Any) -> None:
-        self.write(event, durable, fields)

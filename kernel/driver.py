@@ -3,8 +3,8 @@
 Everything that happens is a message from an agent, a launcher's notice that an agent process
 ended, or a timer. The loop decodes each message (the codec drops and counts anything invalid)
 and hands it to its handler (handlers.py); what must go out or be armed comes back as a
-decision (decisions.py) to :meth:`Kernel.act`, what the journal records to :meth:`Kernel.write`:
-this module alone sends, writes the journal and arms timers; the handlers, trial book,
+decision (decisions.py) to :meth:`Kernel.act`, what the journal records to the folder's writer,
+which this module alone holds and hands them as a ``decisions.Journal``: this module alone sends, writes the journal and arms timers; the handlers, trial book,
 scheduler, ahead.py, gang rules, deadlines and endings.py decide. Handlers run to completion
 on the loop (no locks; other threads use ``call_soon_threadsafe``). No optimizer, no JAX.
 """
@@ -53,7 +53,7 @@ class Kernel:
         self.deadlines = deadlines or Deadlines()
         self.loop = asyncio.get_running_loop()
         self.agents = AgentRegistry()
-        self.journal = Journal(self.write)  # what the book and the handlers record reaches the folder here
+        self.journal = Journal(folder.write)  # what the book and the handlers record: to the folder, at once
         self.book = TrialBook(folder, controller, self.journal)
         self.scheduler = Scheduler(self.book, controller, self.agents, self.act, lambda: self.ended,
                                    lambda: self.view.total_trials, max_retries)
@@ -261,10 +261,6 @@ class Kernel:
             for agent in attempt.agents:
                 self.listener.send(agent.peer, frames)
         self._arm(self.deadlines.stop_sent(attempt))
-
-    def write(self, event: str, durable: bool, fields: dict[str, Any]) -> None:
-        """Journal one event: the book's and the handlers' records come here (decisions.Journal)."""
-        self.folder.write(event, durable, fields)
 
     def act(self, decision: Any) -> None:
         """Carry out, at once, what a policy decided (decisions.py): the scheduler's way to act."""

@@ -180,7 +180,7 @@ class ExperimentFolder:
         self.write(event, durable, fields)
 
     def write(self, event: str, durable: bool, fields: dict[str, Any]) -> None:
-        """``record`` with its fields in a dict, as the driver writes them (Kernel.write)."""
+        """``record`` with its fields in a dict (the driver's decisions.Journal writes so)."""
         if self.failed is not None:
             return
         line = fastjson.line({"event": event, "time": time.time(), **fields})

@@ -61,7 +61,11 @@ EVENTS: dict[str, tuple[str, ...]] = {
 
 
 class Writer(Protocol):
-    def record(self, event: str, durable: bool = False, **fields: Any) -> None: ...
+    """Where the functions below write: the folder (ExperimentFolder.write), or what the driver
+    hands the trial book and the handlers (decisions.Journal). Fields come as one dict: three
+    records a trial, and each layer of keyword packing was a cost on the kernel's path."""
+
+    def write(self, event: str, durable: bool, fields: dict[str, Any]) -> None: ...
 
 
 # -- the experiment ---------------------------------------------------------------------------
@@ -69,79 +73,81 @@ def experiment(folder: Writer, id: str, context: str, metric: Any, direction: st
                objectives: list[str] | None = None, directions: list[Any] | None = None) -> None:
     """A search of several objectives names them all (``objectives``, ``directions``)."""
     several = {"objectives": list(objectives), "directions": [str(d) for d in directions]} if objectives else {}
-    folder.record("experiment", id=id, context=context, metric=metric, direction=direction,
-                  controller=controller, **several)
+    folder.write("experiment", False, {"id": id, "context": context, "metric": metric, "direction": direction,
+                                       "controller": controller, **several})
 
 
 def resumed(folder: Writer, ended: int, requeued: int, replay_mismatches: int, edits: dict | None = None) -> None:
-    folder.record("resumed", ended=ended, requeued=requeued, replay_mismatches=replay_mismatches, edits=edits or {})
+    folder.write("resumed", False, {"ended": ended, "requeued": requeued, "replay_mismatches": replay_mismatches,
+                                    "edits": edits or {}})
 
 
 def time_up(folder: Writer, max_time: float) -> None:
-    folder.record("time-up", max_time=max_time)
+    folder.write("time-up", False, {"max_time": max_time})
 
 
 def interrupt(folder: Writer, reason: str) -> None:
-    folder.record("interrupt", reason=reason)
+    folder.write("interrupt", False, {"reason": reason})
 
 
 def aborted(folder: Writer, reason: str) -> None:
-    folder.record("aborted", reason=reason)
+    folder.write("aborted", False, {"reason": reason})
 
 
 def interrupted(folder: Writer, trials: Iterable[int]) -> None:
-    folder.record("interrupted", trials=list(trials))
+    folder.write("interrupted", False, {"trials": list(trials)})
 
 
 def closed(folder: Writer, counts: dict[str, int]) -> None:
-    folder.record("closed", True, counts=counts)
+    folder.write("closed", True, {"counts": counts})
 
 
 # -- trials -----------------------------------------------------------------------------------
 def lease(folder: Writer, trial: "Trial", agent: str) -> None:
-    folder.record("lease", trial=trial.id, params=trial.params, budget=trial.budget, info=trial.info,
-           parent=trial.parent, agent=agent)
+    folder.write("lease", False, {"trial": trial.id, "params": trial.params, "budget": trial.budget,
+                                  "info": trial.info, "parent": trial.parent, "agent": agent})
 
 
 def proposed(folder: Writer, trial: "Trial") -> None:
     """Proposed before it can run (it waits for a pack of its shape): a lease to no agent."""
-    folder.record("lease", trial=trial.id, params=trial.params, budget=trial.budget, info=trial.info,
-                  parent=trial.parent, agent=None)
+    folder.write("lease", False, {"trial": trial.id, "params": trial.params, "budget": trial.budget,
+                                  "info": trial.info, "parent": trial.parent, "agent": None})
 
 
 def start(folder: Writer, trial: "Trial", pack: list[int] | None = None) -> None:
-    folder.record("start", trial=trial.id, params=trial.params, budget=trial.budget, agent=trial.agent,
-                  attempt=trial.attempts, info=trial.info, parent=trial.parent, ranks=trial.ranks, pack=pack)
+    folder.write("start", False, {"trial": trial.id, "params": trial.params, "budget": trial.budget,
+                                  "agent": trial.agent, "attempt": trial.attempts, "info": trial.info,
+                                  "parent": trial.parent, "ranks": trial.ranks, "pack": pack})
 
 
 def requeue(folder: Writer, trial: int, reason: str) -> None:
-    folder.record("requeue", trial=trial, reason=reason)
+    folder.write("requeue", False, {"trial": trial, "reason": reason})
 
 
 def withdrawn(folder: Writer, trial: int) -> None:
-    folder.record("withdrawn", trial=trial)
+    folder.write("withdrawn", False, {"trial": trial})
 
 
 def overtime(folder: Writer, trial: int, limit: float) -> None:
-    folder.record("overtime", trial=trial, limit=limit)
+    folder.write("overtime", False, {"trial": trial, "limit": limit})
 
 
 def killed(folder: Writer, trial: int, agent: str) -> None:
-    folder.record("killed", trial=trial, agent=agent)
+    folder.write("killed", False, {"trial": trial, "agent": agent})
 
 
 def end(folder: Writer, trial: "Trial") -> None:
-    folder.record("end", True, trial=trial.to_dict())
+    folder.write("end", True, {"trial": trial.to_dict()})
 
 
 # -- agents -----------------------------------------------------------------------------------
 def agent(folder: Writer, id: str, host: str, pid: int, devices: Any) -> None:
-    folder.record("agent", id=id, host=host, pid=pid, devices=devices)
+    folder.write("agent", False, {"id": id, "host": host, "pid": pid, "devices": devices})
 
 
 def agent_broken(folder: Writer, id: str, error: str) -> None:
-    folder.record("agent-broken", id=id, error=error)
+    folder.write("agent-broken", False, {"id": id, "error": error})
 
 
 def agent_gone(folder: Writer, id: str, reason: str) -> None:
-    folder.record("agent-gone", id=id, reason=reason)
+    folder.write("agent-gone", False, {"id": id, "reason": reason})

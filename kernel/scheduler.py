@@ -112,7 +112,7 @@ class Scheduler:
 
     def _ask(self, agent: AgentInfo) -> Trial | None:
         """The next trial for ``agent``, or None (the agent is parked, or there is no more)."""
-        decision = self._draw(agent)
+        decision = self._draw(agent, affinity.applies(self.controller, agent))
         if decision is WAIT:
             agent.state = AgentState.WAITING
             self.waiting[agent.peer] = agent
@@ -125,10 +125,10 @@ class Scheduler:
             return None
         return decision
 
-    def _draw(self, agent: AgentInfo) -> Trial | Any:
+    def _draw(self, agent: AgentInfo, steer: bool) -> Trial | Any:
         """What waits for a pack or an agent, else a new proposal (or WAIT, or DONE); steered
-        by shape where affinity.py applies: one ``agent`` met, among up to LOOKAHEAD."""
-        if not affinity.applies(self.controller, agent):
+        by shape when ``steer`` (affinity.applies): one ``agent`` met, among up to LOOKAHEAD."""
+        if not steer:
             return self.spare.popleft() if self.spare else self._propose()
         found, decision = affinity.take_own(self.spare, agent.shapes), DONE
         for _ in range(affinity.LOOKAHEAD if found is None else 0):
@@ -170,15 +170,16 @@ class Scheduler:
     def _lease(self, agent: AgentInfo) -> None:
         trials: list[Trial] = []
         want = self.lease_depth(agent) - len(agent.queued)
+        steer = affinity.applies(self.controller, agent)
         while len(trials) < want:
-            trial = self.retry.popleft() if self.retry else self._draw(agent)
+            trial = self.retry.popleft() if self.retry else self._draw(agent, steer)
             if not isinstance(trial, Trial):
                 break
             if trial.gang > 1 or trial.run is not None or trial.suspect:  # gathered, in a process of its own, or alone
                 self.retry.appendleft(trial)
                 break
             trials.append(trial)
-            if affinity.applies(self.controller, agent):
+            if steer:
                 affinity.met(agent, trial)
         if trials:
             self.act(Lease(agent, trials))

@@ -17,7 +17,7 @@ class Capture:
     def __init__(self):
         self.events = []
 
-    def record(self, event, durable=False, **fields):
+    def write(self, event, durable, fields):
         self.events.append((event, tuple(fields)))
 
 
