@@ -83,8 +83,10 @@ class SearchController(Controller):
             self._budgets[trial_id] = decision.budget
             if decision.parent is not None:
                 self._parent_budget[trial_id] = self._budgets.get(decision.parent)
-        return TrialSpec(decision.params, decision.budget, dict(decision.info), decision.parent, gang=self.gang,
-                         run=self.run, traced=self.optimizer.space.traced(decision.params))  # not replace(): per trial
+        # The optimizer's own spec, completed (not a copy: this runs per trial; the book copies
+        # what it keeps, and these fields are the same whenever a spec is handed back twice)
+        decision.gang, decision.run, decision.traced = self.gang, self.run, self.optimizer.space.traced(decision.params)
+        return decision
 
     def replayed(self, trial_id: int, journaled: TrialSpec, proposed: TrialSpec | None) -> None:
         """An edited study's resume: the optimizer holds what ran (Optimizer.replayed), read in

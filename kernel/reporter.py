@@ -98,8 +98,7 @@ class Reporter:
         """Send the trial's metric now (``broadcast(0.93)``), or several named values
         (``broadcast(accuracy=0.93, loss=0.21)``: the one the search optimizes is judged, all are
         kept); raises EarlyStop if the kernel said stop."""
-        step = self._next_step(metric, named, step)
-        value, values = self._values(metric, named)
+        step, value, values = self._checked(metric, named, step)
         if value is not None:
             self.last = (step, value)
         if value is not None or values:
@@ -107,9 +106,12 @@ class Reporter:
         if self.should_stop():
             raise EarlyStop(f"trial {self.trial_id} stopped by the kernel at step {step}")
 
-    def _next_step(self, metric: Any, named: dict[str, Any], step: int | float | None) -> int | float:
-        """This broadcast's step (the last one's plus one when not given), once the call is
-        checked: from the trial's thread, with a value, and a finite step."""
+    def _checked(self, metric: Any, named: dict[str, Any],
+                 step: int | float | None) -> tuple[int | float, float | None, dict[str, float]]:
+        """The broadcast, checked (from the trial's thread, with a value, a finite step): its
+        step (the last one's plus one when not given), the search's metric (None: not a value,
+        a NaN included: the trial's end says whether it diverged), and the named values that
+        are numbers. One helper, not two: it runs at every broadcast."""
         if threading.get_ident() != self._owner:
             raise RuntimeError("reporter.broadcast must be called from the thread running the trial")
         if metric is None and not named:
@@ -120,16 +122,11 @@ class Reporter:
         elif not isinstance(step, (int, float)) or isinstance(step, bool) or not math.isfinite(step):
             raise TypeError(f"reporter.broadcast(step=...) needs a finite number, got {step!r}")
         self._step = step
-        return step
-
-    def _values(self, metric: Any, named: dict[str, Any]) -> tuple[float | None, dict[str, float]]:
-        """The search's metric (None: not a value, a NaN included: the trial's end says whether
-        it diverged) and the named values that are numbers."""
         values = {name: x for name, v in named.items() if not math.isnan(x := _number(name, v))} if named else {}
         if metric is None:
-            return values.get(self.metric), values
+            return step, values.get(self.metric), values
         value = _number("metric", metric)
-        return (None if math.isnan(value) else value), values
+        return step, (None if math.isnan(value) else value), values
 
     @property
     def was_stopped(self) -> bool:

@@ -146,13 +146,12 @@ class LaneReporter(Reporter):
         return list(self._parents)
 
     def broadcast(self, metric: Any = None, step: int | float | None = None, **named: Any) -> None:
-        step = self._next_step(metric, named, step)
         k, points = self.strategy.lanes, []
         for lane, tid in enumerate(self.ids):
             if lane in self.stopped:
                 continue
-            value, values = self._values(None if metric is None else lane_value(metric, lane, k, "metric"),
-                                         {n: lane_value(v, lane, k, n) for n, v in named.items()})
+            step, value, values = self._checked(None if metric is None else lane_value(metric, lane, k, "metric"),
+                                                {n: lane_value(v, lane, k, n) for n, v in named.items()}, step)
             if value is not None:
                 self.lasts[lane] = (step, value)
             if value is not None or values:
