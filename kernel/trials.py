@@ -67,7 +67,7 @@ def best_trial(trials: Iterable["Trial"], direction: str) -> "Trial | None":
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class Trial:
     """One run of the training function: what it was given, what it did, how it ended."""
 
