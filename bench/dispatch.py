@@ -10,6 +10,7 @@ run it at 1,000 and at 20,000 and compare ``trials_per_s``.
     python bench/dispatch.py --trials 20000
     python bench/dispatch.py --trials 2000 --vs-optuna   # Optuna in one process, same work, same run
     python bench/dispatch.py --trials 2000 --no-lease
+    python bench/dispatch.py --trials 20000 --cpu       # CPU per trial, kernel and agents
 
 Each search runs ``--repeat`` times (3), interleaved with Optuna's runs when asked: a run of
 2,000 trivial trials lasts a tenth of a second, and one slow spell of a shared machine moves
@@ -25,7 +26,9 @@ broadcast, waiting for the kernel's verdict on each (judged: that second experim
 rule) or not (unjudged: the first, without one). With ``--vs-optuna``: optuna_trials_per_s
 (random sampling of one float, 10 reports, no pruning, in this process, in-memory storage)
 (the median of its runs, each in optuna_trials_per_s_runs), vs_optuna, the ratio of the two
-medians, and vs_optuna_pairs, each run's ratio to the Optuna run after it.
+medians, and vs_optuna_pairs, each run's ratio to the Optuna run after it. With ``--cpu``:
+cpu_us_per_trial, the CPU microseconds per trial of the kernel's process and of the agents
+together (median run), the steadier figure when comparing two versions of the kernel.
 """
 from __future__ import annotations
 
@@ -92,15 +95,56 @@ class Grab(Observer):
         self.view = view
 
 
+def _descendants_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each process below this one (the zygote, the agents), from
+    /proc: the agents are not this process's children, so its rusage cannot count them."""
+    tick, table = os.sysconf("SC_CLK_TCK"), {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        table[int(pid)] = (int(stat[1]), (int(stat[11]) + int(stat[12])) / tick)
+    found, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, (parent, _) in table.items() if parent in frontier} - found
+        found |= frontier
+    return {pid: table[pid][1] for pid in found}
+
+
+class CpuClock(Observer):
+    """With ``--cpu``: the CPU the kernel's process and the agents spend from the first trial's
+    start to the last one's end. Steadier than a rate on a shared machine: a slow spell of the
+    machine delays work without adding to it. (Its trial_ended hook costs each trial a call.)"""
+
+    def __init__(self, trials: int):
+        self.trials, self.ended, self.first, self.last = trials, 0, None, None
+
+    def trial_started(self, view, trial):
+        if self.first is None:
+            self.first = (time.process_time(), _descendants_cpu())
+
+    def trial_ended(self, view, trial):
+        self.ended += 1
+        if self.ended == self.trials:
+            self.last = (time.process_time(), _descendants_cpu())
+
+    def per_trial_us(self) -> dict[str, float]:
+        (k0, a0), (k1, a1) = self.first, self.last
+        agents = sum(a1.get(pid, cpu) - cpu for pid, cpu in a0.items())
+        return {"kernel": (k1 - k0) / self.trials * 1e6, "agents": agents / self.trials * 1e6}
+
+
 def _search(space: Searchspace, args: argparse.Namespace) -> dict:
     """One search of ``args.trials`` trivial trials: its rate over the span from the first
     trial's start to the last one's end, and what else one run tells."""
-    grab = Grab()
+    grab, clock = Grab(), CpuClock(args.trials) if args.cpu else None
     with tempfile.TemporaryDirectory() as root:
         t0 = time.time()
         result = lagom(trivial, HyperparameterSearch(space, "randomsearch", num_trials=args.trials,
                                                      metric="value", workers=args.workers, seed=0),
-                       listen=args.url, path=root, verbose=0, observers=[grab], insecure=args.insecure)
+                       listen=args.url, path=root, verbose=0, observers=[grab] + ([clock] if clock else []),
+                       insecure=args.insecure)
         wall = time.time() - t0
     trials = result.trials
     assert all(t.state == "finished" for t in trials), "every trial must finish"
@@ -112,7 +156,7 @@ def _search(space: Searchspace, args: argparse.Namespace) -> dict:
             "metrics_per_s": sum(len(t.history) for t in trials) / span,
             "latencies": [x * 1000 for x in grab.view.dispatch_latencies],
             "unjudged": [(t.ended - t.started) * 1000 / len(t.history) for t in trials if t.history],
-            "startup_s": first_start - t0, "wall_s": wall}
+            "startup_s": first_start - t0, "wall_s": wall, "cpu_us": clock.per_trial_us() if clock else None}
 
 
 def main() -> None:
@@ -127,6 +171,8 @@ def main() -> None:
                     help="searches (and Optuna runs, interleaved); the figures are the median run's")
     ap.add_argument("--vs-optuna", action="store_true",
                     help="also run the same work through Optuna in this process, and give the ratio")
+    ap.add_argument("--cpu", action="store_true",
+                    help="also give the CPU per trial of the kernel's process and of the agents (Linux: /proc)")
     ap.add_argument("--sync-every", type=float, default=None,
                     help="seconds between journal fsyncs (default the kernel's; 0: one per trial end; "
                          "-1: none, as before the journal was made durable)")
@@ -189,6 +235,8 @@ def main() -> None:
             "optuna_trials_per_s_runs": [round(r, 1) for r in optuna_runs],
             "vs_optuna": round(statistics.median(rates) / optuna_per_s, 3),
             "vs_optuna_pairs": [round(a / b, 3) for a, b in zip(rates, optuna_runs)]} if optuna_per_s else {}),
+        **({"cpu_us_per_trial": {who: round(statistics.median(r["cpu_us"][who] for r in runs), 1)
+                                 for who in ("kernel", "agents")}} if args.cpu else {}),
         "broadcast_ms": {"judged_p50": round(percentile(judged, 50), 3), "judged_p99": round(percentile(judged, 99), 3),
                          "unjudged_p50": round(percentile(unjudged, 50), 3)},
     })

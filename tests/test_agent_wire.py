@@ -53,9 +53,9 @@ def test_a_burst_of_broadcasts_travels_as_one_message_before_the_final():
     box = outbox()
     with box.lock:
         box.running(5)
-    box.point([0, 1.0])  # the first after a quiet spell goes at once
-    box.point([1, 2.0])
-    box.point([2, 3.0])  # within COALESCE_S: they wait
+    box.point(0, 1.0)  # the first after a quiet spell goes at once
+    box.point(1, 2.0)
+    box.point(2, 3.0)  # within COALESCE_S: they wait
     assert len(box.conn.sent) == 1
     with box.lock:
         box.post("log", {"trial": 5, "lines": ["x"]})
@@ -69,8 +69,8 @@ def test_the_final_takes_unsent_points_and_a_stale_burst_is_sent_by_the_heartbea
     box = outbox()
     with box.lock:
         box.running(1)
-    box.point([0, 1.0])
-    box.point([1, 2.0])
+    box.point(0, 1.0)
+    box.point(1, 2.0)
     with box.lock:
         final = {"trial": 1}
         box.final(final)

@@ -79,12 +79,13 @@ class Outbox:
             self.post(msg_type, fields)
             self.flush()
 
-    def point(self, point: list) -> None:
+    def point(self, step: float, value: float | None, named: dict[str, float] | None = None) -> None:
         """A broadcast of the running trial: the first after a quiet spell goes at once, the
-        rest wait until COALESCE_S has passed since the first unsent one."""
+        rest wait until COALESCE_S has passed since the first unsent one. (A trial's channel
+        hands its broadcasts here directly: SocketChannel.send_metric is this method then.)"""
         now = time.monotonic()
         with self.lock:
-            self._points.append(point)
+            self._points.append([step, value, named] if named else [step, value])
             since = self.unsent_since
             if since is None:
                 self.unsent_since = since = now
