@@ -337,12 +337,19 @@ def main(argv=None):
     ap.add_argument("--tasks", type=int, default=8, help="how many tasks, from the first (default 8)")
     ap.add_argument("--task-ids", nargs="*", help="OpenML task ids instead of the first --tasks")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST .. FIRST+SEEDS-1 (a second run: 3)")
+    ap.add_argument("--combine", nargs="+", metavar="JSON",
+                    help="only rank again: the per-task incumbents of earlier runs' last lines (same tasks "
+                         "and methods), averaged with equal weight per run, as one table")
     ap.add_argument("--budget", type=float, default=12.0, help="seconds of wall clock per method and run")
     ap.add_argument("--full", type=float, default=0.5, help="seconds the median configuration's 52 epochs take")
     ap.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS + MORE + PEERS)
     ap.add_argument("--workers", type=int, default=2, help="parallel trials of every method (default 2)")
     ap.add_argument("--dehb-python", help="the Python of an environment with dehb installed (bench/dehb_bridge.py)")
     args = ap.parse_args(argv)
+    if args.combine:
+        combine(args.combine)
+        return
     global WORKERS
     WORKERS = args.workers
     if args.dehb_python:
@@ -358,7 +365,7 @@ def main(argv=None):
         code = task_code(task)
         scale = scale_for(code, args.full)
         runs, counts = {m: [] for m in methods}, {m: [] for m in methods}
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             order = methods[seed % len(methods):] + methods[:seed % len(methods)]  # no method always first
             for m in order:
                 values, trials = run(m, code, scale, args.budget, seed)
@@ -383,6 +390,25 @@ def main(argv=None):
           "mean_rank": ranks,
           "trials_mean": {m: round(statistics.mean(c[m] for c in trial_counts.values()), 1) for m in methods},
           "wall_s": round(time.time() - started, 1)})
+
+
+def combine(paths: list[str]) -> None:
+    """Mean ranks of several runs taken as one (runs of 3 seeds each: their mean is the mean of
+    every seed): prints them, and the combined figures as one JSON line."""
+    runs = [json.loads(open(p).read().strip().splitlines()[-1]) for p in paths]
+    methods, tasks = runs[0]["methods"], runs[0]["tasks"]
+    table = {}
+    for t in tasks:
+        table[t] = {}
+        for m in methods:
+            per_run = [r["incumbent_val_accuracy"][str(t)][m] for r in runs]
+            table[t][m] = [statistics.mean(v[i] for v in per_run if v[i] is not None)
+                           if any(v[i] is not None for v in per_run) else None for i in range(len(FRACTIONS))]
+    ranks = mean_ranks(table, methods)
+    for m in sorted(methods, key=lambda m: ranks[m]["25%"]):
+        print(f"  {m:22s} " + "  ".join(f"{v:5.2f}" for v in ranks[m].values()), file=sys.stderr)
+    emit({"benchmark": "lcbench-combined", "runs": paths, "tasks": tasks, "methods": methods,
+          "seeds": sum(r["seeds"] for r in runs), "workers": runs[0]["workers"], "mean_rank": ranks})
 
 
 if __name__ == "__main__":
