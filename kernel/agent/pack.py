@@ -159,7 +159,8 @@ class LaneReporter(Reporter):
         for tid in self.channel.send_lanes(points):
             self.stop_lane(self.ids.index(tid))
         if self.should_stop():
-            raise EarlyStop(f"every trial of the pack {self.ids} was stopped by the kernel at step {step}")
+            raise EarlyStop(f"every trial of the pack {self.ids} was stopped by the kernel at step "
+                            f"{self._step if step is None else step}")  # None: every lane had stopped
 
     def stop_lane(self, lane: int) -> None:
         if lane not in self.stopped:
