@@ -26,7 +26,8 @@ Suggestion = TrialSpec
 """One configuration to run: the kernel's own :class:`~kernel.controller.TrialSpec`, of which an
 optimizer fills ``params``, ``budget`` (it reaches the function as ``hparams['budget']``),
 ``info`` (shown in the result, e.g. a rung) and ``parent`` (a trial this one continues: its
-checkpoint is handed over); the context adds how it runs."""
+checkpoint is handed over); the context completes it with how it runs (sets its ``gang``,
+``run`` and ``traced``: it makes no copy, as this happens per trial)."""
 
 FINISHED = DONE  # the search is over; running trials still finish (WAIT: nothing to run now,
 #                 asked again when a trial ends); both are the kernel's own signals
