@@ -189,7 +189,8 @@ def run_lagom(method: str, code: int, scale: float, budget: float, seed: int) ->
         priors = known_config(code, PRIORS[method]) if method in PRIORS else None
         result = lagom(fn, HyperparameterSearch(lagom_space(priors), optimizer, metric="acc", direction="max",
                                                 workers=WORKERS, es_policy=es, seed=seed, max_time=budget + 6),
-                       path=tmp, verbose=0)
+                       path=tmp, verbose=0, report=False)  # a report drawn after lagom() returns
+        # would write into the folder while it is removed
     t0 = min(t.started for t in result.trials if t.started is not None)
     points = []
     for t in result.trials:
