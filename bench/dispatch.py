@@ -137,13 +137,14 @@ class CpuClock(Observer):
 
 def _search(space: Searchspace, args: argparse.Namespace) -> dict:
     """One search of ``args.trials`` trivial trials: its rate over the span from the first
-    trial's start to the last one's end, and what else one run tells."""
+    trial's start to the last one's end, and what else one run tells. (No report.html: its
+    process would draw it while the next run goes, and into a folder being removed.)"""
     grab, clock = Grab(), CpuClock(args.trials) if args.cpu else None
     with tempfile.TemporaryDirectory() as root:
         t0 = time.time()
         result = lagom(trivial, HyperparameterSearch(space, "randomsearch", num_trials=args.trials,
                                                      metric="value", workers=args.workers, seed=0),
-                       listen=args.url, path=root, verbose=0, observers=[grab] + ([clock] if clock else []),
+                       listen=args.url, path=root, verbose=0, report=False, observers=[grab] + ([clock] if clock else []),
                        insecure=args.insecure)
         wall = time.time() - t0
     trials = result.trials
@@ -205,7 +206,7 @@ def main() -> None:
         stopped = lagom(continuous, HyperparameterSearch(space, "randomsearch", num_trials=args.stop_trials,
                                                          metric="value", workers=args.workers, seed=0,
                                                          es_policy=StopAt(), es_min=0),
-                        listen=args.url, path=root, verbose=0, insecure=args.insecure)
+                        listen=args.url, path=root, verbose=0, report=False, insecure=args.insecure)
     assert all(t.state == "stopped" for t in stopped.trials), "every trial must be stopped"
     stop_ms = [(t.ended - t.stop_requested) * 1000 for t in stopped.trials]
     # what one broadcast costs the function: a trial's run time over its broadcasts, waiting for
