@@ -144,8 +144,8 @@ def _search(space: Searchspace, args: argparse.Namespace) -> dict:
         t0 = time.time()
         result = lagom(trivial, HyperparameterSearch(space, "randomsearch", num_trials=args.trials,
                                                      metric="value", workers=args.workers, seed=0),
-                       listen=args.url, path=root, verbose=0, report=False, observers=[grab] + ([clock] if clock else []),
-                       insecure=args.insecure)
+                       listen=args.url, path=root, verbose=0, report=False, insecure=args.insecure,
+                       observers=[grab] + ([clock] if clock else []))
         wall = time.time() - t0
     trials = result.trials
     assert all(t.state == "finished" for t in trials), "every trial must finish"
