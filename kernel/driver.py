@@ -4,8 +4,9 @@ Everything that happens is a message from an agent, a launcher's notice that an 
 ended, or a timer. The loop decodes each message (the codec drops and counts anything invalid)
 and hands it to its handler (handlers.py); what must go out or be armed comes back as a
 decision (decisions.py) to :meth:`Kernel.act`, what the journal records to the folder's writer,
-which this module alone holds and hands them as a ``decisions.Journal``: this module alone sends, writes the journal and arms timers; the handlers, trial book,
-scheduler, ahead.py, gang rules, deadlines and endings.py decide. Handlers run to completion
+which this module alone holds and hands them as a ``decisions.Journal``. This module alone
+sends, writes the journal and arms timers; the handlers, trial book, scheduler, ahead.py, gang
+rules, deadlines and endings.py decide. Handlers run to completion
 on the loop (no locks; other threads use ``call_soon_threadsafe``). No optimizer, no JAX.
 """
 from __future__ import annotations
