@@ -340,8 +340,8 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST .. FIRST+SEEDS-1 (a second run: 3)")
     ap.add_argument("--combine", nargs="+", metavar="JSON",
-                    help="only rank again: the per-task incumbents of earlier runs' last lines (same tasks "
-                         "and methods), averaged with equal weight per run, as one table")
+                    help="only rank again: the per-task incumbents of earlier runs' last lines (same tasks; "
+                         "the methods they share), averaged with equal weight per run, as one table")
     ap.add_argument("--budget", type=float, default=12.0, help="seconds of wall clock per method and run")
     ap.add_argument("--full", type=float, default=0.5, help="seconds the median configuration's 52 epochs take")
     ap.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS + MORE + PEERS)
@@ -395,9 +395,10 @@ def main(argv=None):
 
 def combine(paths: list[str]) -> None:
     """Mean ranks of several runs taken as one (runs of 3 seeds each: their mean is the mean of
-    every seed): prints them, and the combined figures as one JSON line."""
+    every seed), among the methods every run has: prints them, and the figures as one JSON line."""
     runs = [json.loads(open(p).read().strip().splitlines()[-1]) for p in paths]
-    methods, tasks = runs[0]["methods"], runs[0]["tasks"]
+    tasks = runs[0]["tasks"]
+    methods = [m for m in runs[0]["methods"] if all(m in r["methods"] for r in runs)]  # those every run has
     table = {}
     for t in tasks:
         table[t] = {}
