@@ -6,8 +6,9 @@ and hands it to its handler (handlers.py); what must go out or be armed comes ba
 decision (decisions.py) to :meth:`Kernel.act`, what the journal records to the folder's writer,
 which this module alone holds and hands them as a ``decisions.Journal``. This module alone
 sends, writes the journal and arms timers; the handlers, trial book, scheduler, ahead.py, gang
-rules, deadlines and endings.py decide. Handlers run to completion
-on the loop (no locks; other threads use ``call_soon_threadsafe``). No optimizer, no JAX.
+rules, deadlines and endings.py decide. Handlers run to completion on the loop (no locks;
+other threads use ``call_soon_threadsafe``). No optimizer, no JAX: the :class:`Controller` says
+what to run.
 """
 from __future__ import annotations
 

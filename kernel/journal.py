@@ -175,12 +175,9 @@ class ExperimentFolder:
         handle.flush()
         return handle
 
-    def record(self, event: str, durable: bool = False, **fields: Any) -> None:
-        """Append one event; ``durable``: fsync it soon (a trial's end, the experiment's close)."""
-        self.write(event, durable, fields)
-
     def write(self, event: str, durable: bool, fields: dict[str, Any]) -> None:
-        """``record`` with its fields in a dict (the driver's decisions.Journal writes so)."""
+        """Append one event (records.py's functions write each); ``durable``: fsync it soon (a
+        trial's end, the experiment's close)."""
         if self.failed is not None:
             return
         line = fastjson.line({"event": event, "time": time.time(), **fields})

@@ -11,7 +11,7 @@ agents run it, whether a stop was sent, the ranks' finals, its timers) lives on 
 :meth:`TrialBook.end`, which updates counts and the best, closes the trial's log, records it
 in the journal, tells the controller and then the observers, in that order, whatever ended the
 trial. The book decides what the journal says of its trials; the driver writes it (the book's
-``journal`` hands each record to the driver's ``write`` at once).
+``journal``, made by the driver, hands each record to the folder's writer at once).
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ def test_what_json_cannot_hold_is_its_str_and_old_nan_lines_still_read():
 
 def test_the_journal_round_trips_and_skips_a_cut_off_line(tmp_path):
     folder = ExperimentFolder(tmp_path / "exp")
-    folder.record("start", trial=1, params={"lr": 0.1}, big=2 ** 80)
+    folder.write("start", False, {"trial": 1, "params": {"lr": 0.1}, "big": 2 ** 80})
     folder.close()
     with open(tmp_path / "exp" / "journal.jsonl", "ab") as f:
         f.write(b'{"event": "end", "tri')  # a kernel killed mid-write

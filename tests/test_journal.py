@@ -20,10 +20,10 @@ def test_trial_ends_are_fsynced_on_another_thread_and_close_leaves_nothing_unsyn
 
     monkeypatch.setattr(journal.os, "fsync", fsync)
     folder = ExperimentFolder(tmp_path / "exp", sync_every=0.0)
-    folder.record("end", durable=True, trial={"id": 0})
+    folder.write("end", True, {"trial": {"id": 0}})
     assert synced.wait(5), "a trial's end was never fsynced"
     assert calls[0] != threading.current_thread().name  # the caller (the kernel's loop) did not wait for it
-    folder.record("end", durable=True, trial={"id": 1})
+    folder.write("end", True, {"trial": {"id": 1}})
     folder.close()
     assert calls[-1] == threading.current_thread().name  # the last one before close returns, here
     events, bad = read_journal(tmp_path / "exp")
@@ -41,13 +41,13 @@ def test_an_fsync_that_fails_breaks_the_folder_once_and_later_records_are_skippe
     told = []
     folder = ExperimentFolder(tmp_path / "exp", sync_every=0.0)
     folder.on_error = told.append
-    folder.record("end", durable=True, trial={"id": 0})
+    folder.write("end", True, {"trial": {"id": 0}})
     assert failed.wait(5)
     folder._syncer.stop()  # the thread has recorded the error
     folder.sync()
     assert folder.failed is not None and len(told) == 1
     assert "Input/output error" in folder.describe_failure() and "resume" in folder.describe_failure()
-    folder.record("end", durable=True, trial={"id": 1})  # skipped: the folder is broken
+    folder.write("end", True, {"trial": {"id": 1}})  # skipped: the folder is broken
     folder.close()
     assert len(told) == 1
     events, _ = read_journal(tmp_path / "exp")
@@ -56,10 +56,10 @@ def test_an_fsync_that_fails_breaks_the_folder_once_and_later_records_are_skippe
 
 def test_a_reader_passes_over_the_events_it_skips_however_they_were_written(tmp_path):
     folder = ExperimentFolder(tmp_path / "exp")
-    folder.record("lease", trial=0, params={"x": 1})
-    folder.record("lease", trial=1, params={"x": 2 ** 80})  # beyond orjson: written by json, spaced
-    folder.record("start", trial=0, params={"x": 1})
-    folder.record("end", durable=True, trial={"id": 0})
+    folder.write("lease", False, {"trial": 0, "params": {"x": 1}})
+    folder.write("lease", False, {"trial": 1, "params": {"x": 2 ** 80}})  # beyond orjson: written by json, spaced
+    folder.write("start", False, {"trial": 0, "params": {"x": 1}})
+    folder.write("end", True, {"trial": {"id": 0}})
     folder.close()
     assert [e["event"] for e in journal.iter_journal(tmp_path / "exp", skip=("lease",))] == ["start", "end"]
     assert [e["event"] for e in journal.iter_journal(tmp_path / "exp")] == ["lease", "lease", "start", "end"]
