@@ -67,21 +67,26 @@ SPACE = {  # name: (low, high, log, integer), in the order the model reads them 
 }
 
 
-def curve(task_code: int, config: dict, model_dir: str = MODEL_DIR) -> tuple[list[float], list[float]]:
-    """Cumulative training time and validation accuracy (%) after each of the 52 epochs."""
-    import numpy as np
-
+def surrogate(model_dir: str = MODEL_DIR):
+    """The surrogate's ONNX session, loaded once per process (never shipped with a function)."""
     import types
 
     cache = sys.modules.setdefault("_lcbench_session", types.ModuleType("_lcbench_session")).__dict__
-    session = cache.get("session")  # per process, loaded once (never shipped with the function)
-    if session is None:
+    if cache.get("session") is None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
-        session = cache["session"] = ort.InferenceSession(os.path.join(model_dir, "model.onnx"), options,
-                                                           providers=["CPUExecutionProvider"])
+        cache["session"] = ort.InferenceSession(os.path.join(model_dir, "model.onnx"), options,
+                                                providers=["CPUExecutionProvider"])
+    return cache["session"]
+
+
+def curve(task_code: int, config: dict, model_dir: str = MODEL_DIR) -> tuple[list[float], list[float]]:
+    """Cumulative training time and validation accuracy (%) after each of the 52 epochs."""
+    import numpy as np
+
+    session = surrogate(model_dir)
     row = [float(config[name]) for name in SPACE]
     x = np.array([[e + 1.0, *row] for e in range(EPOCHS)], dtype=np.float32)
     out = session.run(None, {"x_cat": np.full((EPOCHS, 1), task_code, np.int32), "x_cont": x})[0]
@@ -123,9 +128,23 @@ def train_epochs(config: dict, code: int, scale: float, start: int, stop: int, r
 
 
 # -- lagom ------------------------------------------------------------------------------------
-def lagom_trial(code: int, scale: float):
-    """The training function for one task: continues from the parent's epochs when promoted."""
-    return lambda hparams, reporter: _lagom_trial(hparams, reporter, code, scale)
+class lagom_trial:
+    """The training function for one task: continues from the parent's epochs when promoted.
+
+    An agent loads the surrogate as it unpickles the function, before its first trial, as every
+    peer's workers (threads of this process) have it before theirs: otherwise lagom's first
+    trials would time importing onnxruntime and loading the model (0.1-0.2 s per agent, a
+    twentieth of the first quarter's 3 s at 2 workers), which the peers never pay."""
+
+    def __init__(self, code: int, scale: float):
+        self.code, self.scale = code, scale
+
+    def __call__(self, hparams, reporter):
+        return _lagom_trial(hparams, reporter, self.code, self.scale)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        surrogate()
 
 
 def _lagom_trial(hparams, reporter, code, scale):
