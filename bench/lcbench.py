@@ -392,7 +392,7 @@ def main(argv=None):
                 runs[m].append(values)
                 counts[m].append(trials)
         trial_counts[task] = {m: statistics.mean(c) for m, c in counts.items()}
-        table[task] = {m: _mean_by_fraction(runs[m]) for m in methods}
+        table[task] = {m: mean_by_fraction(runs[m]) for m in methods}
         print(f"task {task} (scale 1/{scale:.0f}):", file=sys.stderr)
         for m in methods:
             print(f"  {m:22s} " + "  ".join("   -  " if v is None else f"{v:6.2f}" for v in table[task][m])
@@ -410,7 +410,7 @@ def main(argv=None):
           "wall_s": round(time.time() - started, 1)})
 
 
-def _mean_by_fraction(rows: list[list[float | None]]) -> list[float | None]:
+def mean_by_fraction(rows: list[list[float | None]]) -> list[float | None]:
     """Per fraction of the budget, the mean of the rows' incumbents that exist (None: none)."""
     return [statistics.mean(r[i] for r in rows if r[i] is not None) if any(r[i] is not None for r in rows) else None
             for i in range(len(FRACTIONS))]
@@ -426,7 +426,7 @@ def combine(paths: list[str]) -> None:
     for t in tasks:
         table[t] = {}
         for m in methods:
-            table[t][m] = _mean_by_fraction([r["incumbent_val_accuracy"][str(t)][m] for r in runs])
+            table[t][m] = mean_by_fraction([r["incumbent_val_accuracy"][str(t)][m] for r in runs])
     ranks = mean_ranks(table, methods)
     for m in sorted(methods, key=lambda m: ranks[m]["25%"]):
         print(f"  {m:22s} " + "  ".join(f"{v:5.2f}" for v in ranks[m].values()), file=sys.stderr)
