@@ -56,6 +56,48 @@ def test_report_writes_html_with_its_images(finished):
     assert out.returncode == 0 and out.stdout.strip().endswith("report.html")
 
 
+def _files(folder):
+    return {(p.name, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()}
+
+
+def test_the_report_is_drawn_aside_and_moved_in_at_the_end(finished, monkeypatch):
+    """A folder removed while its report is drawn (a TemporaryDirectory around lagom()) must not
+    see files appear in it meanwhile: rmtree would fail with "Directory not empty"."""
+    pytest.importorskip("matplotlib")
+    from kernel.outputs import report
+
+    before, during, save = _files(finished.path), [], report._Report.save
+
+    def watched(self, fig, name, caption):
+        save(self, fig, name, caption)
+        during.append(_files(finished.path))
+
+    monkeypatch.setattr(report._Report, "save", watched)
+    html = write_report(finished.path)
+    assert during and all(seen == before for seen in during)  # nothing new, nothing rewritten
+    images = [part.split('"')[0] for part in html.read_text().split('<img src="')[1:]]
+    assert len(images) == len(during) and all((finished.path / n).exists() for n in images)
+    assert not list(finished.path.glob("*.part"))
+
+
+def test_a_folder_removed_while_its_report_is_drawn_stays_removed(finished, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import shutil
+
+    from kernel.outputs import report
+
+    save = report._Report.save
+
+    def removing(self, fig, name, caption):
+        save(self, fig, name, caption)
+        shutil.rmtree(finished.path, ignore_errors=True)
+
+    monkeypatch.setattr(report._Report, "save", removing)
+    with pytest.raises(FileNotFoundError, match="removed while its report was drawn"):
+        write_report(finished.path)
+    assert not finished.path.exists()
+
+
 def test_wrong_paths_and_arguments_give_one_line(tmp_path):
     for args in (("status", str(tmp_path / "nope")), ("report", str(tmp_path)), ("resume", str(tmp_path))):
         out = cli(*args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import html
-import os
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +18,7 @@ from ..direction import Direction
 from ..pareto import front_of_records
 from ..timeline import Timeline, lineages
 from ..trials import rank_key
+from .publish import PAGE, publish
 
 CURVES = 2000
 """At most this many learning curves are drawn: the best tenth and an even sample of the rest
@@ -30,30 +31,29 @@ COLORS = {"finished": "#2e86c1", "stopped": "#e67e22", "failed": "#95a5a6", "los
 
 
 def write_report(folder: str | Path) -> Path:
-    """Write report.html (and its PNGs) into ``folder``; returns the HTML's path."""
+    """Write report.html and its PNGs into ``folder``: its path (FileNotFoundError if ``folder`` went)."""
     import matplotlib
 
     matplotlib.use("Agg")
     folder = Path(folder)
     timeline = Timeline.read(folder)
-    report = _Report(folder, {**timeline.head, "edits": timeline.status.get("edits") or {}}, timeline.trials)
-    report.curves()
-    report.series()
-    if report.ended:
-        report.best_so_far()
-        report.parameters()
-        report.importance()
-        report.budgets()
-        report.lineages()
-        if timeline.head.get("objectives"):
-            report.front()
-    if (folder / "ablation.png").exists():
-        report.images.append(("ablation.png", "Ablation: effect of leaving each component out"))
-    out = folder / "report.html"
-    partial = out.with_suffix(".html.part")
-    partial.write_text(report.page(), encoding="utf-8")
-    os.replace(partial, out)  # whole or not at all, for a reader that waits for it
-    return out
+    with tempfile.TemporaryDirectory(prefix="lagom-report-") as staging:  # moved in at the end (publish.py)
+        report = _Report(folder, Path(staging), {**timeline.head, "edits": timeline.status.get("edits") or {}},
+                         timeline.trials)
+        report.curves()
+        report.series()
+        if report.ended:
+            report.best_so_far()
+            report.parameters()
+            report.importance()
+            report.budgets()
+            report.lineages()
+            if timeline.head.get("objectives"):
+                report.front()
+        if (folder / "ablation.png").exists():
+            report.images.append(("ablation.png", "Ablation: effect of leaving each component out"))
+        (Path(staging) / PAGE).write_text(report.page(), encoding="utf-8")
+        return publish(Path(staging), folder)
 
 
 def _ranked_as(t: dict[str, Any]) -> SimpleNamespace:
@@ -66,10 +66,10 @@ def _ranked_as(t: dict[str, Any]) -> SimpleNamespace:
 class _Report:
     """The plots of one experiment, each saved as a PNG beside report.html."""
 
-    def __init__(self, folder: Path, head: dict[str, Any], trials: dict[int, dict[str, Any]]):
+    def __init__(self, folder: Path, staging: Path, head: dict[str, Any], trials: dict[int, dict[str, Any]]):
         import matplotlib.pyplot as plt
 
-        self.plt, self.folder, self.head, self.trials = plt, folder, head, trials
+        self.plt, self.folder, self.staging, self.head, self.trials = plt, folder, staging, head, trials
         controller = head.get("controller", {})
         self.direction = Direction.of(head.get("direction") or controller.get("direction") or "max")
         self.metric = head.get("metric") or controller.get("metric") or "metric"
@@ -100,7 +100,7 @@ class _Report:
 
     def save(self, fig, name: str, caption: str) -> None:
         fig.tight_layout()
-        fig.savefig(self.folder / name, dpi=100)
+        fig.savefig(self.staging / name, dpi=100)
         self.plt.close(fig)
         self.images.append((name, caption))
 
