@@ -231,9 +231,8 @@ def lagom(train_fn: Callable, context: Any = None, **options: Any) -> Result:
       then need ``--insecure`` too. A warning is printed when such an address is not loopback.
     - ``tensorboard=True``: event files in ``<folder>/tensorboard`` (every broadcast, and each
       trial's parameters for the HParams plugin); needs tensorboardX (the ``report`` extra).
-    - ``report=False``: no report.html (``python -m kernel report`` makes one later); else a
-      process of its own draws it within a second or two of ``lagom()`` returning, aside, and
-      moves it in whole at the end: the folder may be removed meanwhile.
+    - ``report=False``: no report.html (``python -m kernel report`` makes one later); else a process
+      draws it aside within a second or two of ``lagom()`` returning and moves it in (or not) at the end.
     - ``agent_timeout``: seconds of silence after which an agent is declared lost and its trial
       runs again elsewhere (agents beat every ``heartbeat`` seconds, also while training).
     - ``stop_grace``: seconds a trial has to end after it was told to stop; then it is ended by
