@@ -282,12 +282,12 @@ def test_local_agents_are_forked_from_the_zygote_and_survive_its_kill(runs):
     mid-search ends its agents, fresh ones come from a new zygote, and no trial is lost."""
     from plugins.launchers.local import _Zygote
 
-    launcher, seen = LocalLauncher(), {}
+    launcher, seen = LocalLauncher(from_driver=False), {}  # a fork of the driver: tests/test_forked_agents.py
 
     class KillZygote(Observer):
         def trial_started(self, view, trial):
             if trial.id == 4 and not seen:  # each agent has finished a trial by then
-                zygote = _Zygote.get().proc.pid
+                zygote = _Zygote.get().pid
                 seen["parents"] = {_parent(pid) for pid in launcher.pids().values()}
                 seen["zygote"] = zygote
                 os.kill(zygote, signal.SIGKILL)
@@ -298,7 +298,7 @@ def test_local_agents_are_forked_from_the_zygote_and_survive_its_kill(runs):
     assert seen["parents"] == {seen["zygote"]}  # both agents were forked by the zygote
     assert result.count("finished") == 8, [(t.id, t.state, t.error, t.interruptions) for t in result.trials]
     assert any(t.attempts == 2 for t in result.trials)  # the trials cut by the kill ran again
-    assert _Zygote.get().proc.pid != seen["zygote"]
+    assert _Zygote.get().pid != seen["zygote"]
     assert len({t.result["pid"] for t in result.trials}) >= 3  # replacements did the rest
 
 

@@ -4,6 +4,8 @@ many programs were compiled and how many of those came from the persistent cache
 JAX reports each step through ``jax.monitoring``. The listeners are registered the moment JAX
 is imported in this process (by a training function: an import hook waits for it), never
 before: an agent whose function never imports JAX imports none, and neither does the kernel.
+An agent forked from a driver that imported JAX has it loaded from the start: a trial reports
+figures once a function has run JAX in its thread, not because JAX is there.
 Counts are kept per thread, since agents in threads of one process (the thread launcher, a
 single run) each compile in their own.
 """
@@ -25,6 +27,7 @@ CACHE_ENV = "LAGOM_COMPILE_CACHE"  # the folder lagom(compile_cache=...) names, 
 
 
 class _Counts(threading.local):
+    heard = False  # JAX reported work in this thread: a function of its ran here
     seconds = 0.0
     programs = 0  # compiled or loaded
     cached = 0  # of which loaded from the persistent cache
@@ -36,6 +39,7 @@ _listening = False
 
 def _on_duration(event: str, duration: float, **_: Any) -> None:
     if event in _TIMED:
+        _counts.heard = True
         _counts.seconds += duration
         if event == COMPILE:
             _counts.programs += 1
@@ -96,8 +100,8 @@ def reading() -> tuple[float, int, int]:
 
 def since(before: tuple[float, int, int]) -> list | None:
     """What compiled since ``before``: [seconds, programs compiled, programs loaded from the
-    persistent cache], or None when JAX never came into this process."""
-    if not _listening:
+    persistent cache], or None while no function has run JAX in this thread."""
+    if not _counts.heard:  # JAX loaded (a driver's modules, forked) is not JAX used
         return None
     seconds, programs, cached = reading()
     loaded = cached - before[2]
@@ -116,3 +120,10 @@ def use_persistent_cache() -> None:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "lagom", "jax"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    jax = sys.modules.get("jax")
+    if jax is not None:  # imported before (an agent forked from the driver): JAX read its variables then
+        jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                          float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes",
+                          int(os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]))

@@ -13,12 +13,18 @@ the OOM killer) is replaced at once by a fresh one (``<id>+1``, up to ``max_rest
 slot), so one bad trial never takes the search's agents with it; the kernel is told how it died,
 with the last lines of its output.
 
-Agents are forked from a warm process (plugins/launchers/zygote.py, which has imported the
-agent's modules and nothing else: no JAX, no thread, no ZeroMQ context), so 32 agents start in a
-fraction of a second instead of 32 interpreters importing the same modules on 2 cores. Each
-fork sets its own environment, working directory, ``sys.path`` and log before the agent runs,
-so it is the agent a fresh ``python -m kernel.agent`` would be (and a restarted one is exactly
-that). ``LocalLauncher(python=...)`` (another interpreter) starts fresh processes instead.
+Agents are forked from a warm process (plugins/launchers/zygote.py), so 32 agents start in a
+fraction of a second instead of 32 interpreters importing the same modules on 2 cores. Where it
+is safe (plugins/launchers/forking.py: a script on Linux whose JAX has not started), that
+process is a fork of the driver's own, made for the experiment: its agents start with every
+module the driver imported (JAX, optax, the user's own), so a function's ~2 s of imports are
+paid once, by the user's script, not again by each agent. Elsewhere it is the clean zygote, one
+per process, which has imported the agent's modules and nothing else (no JAX, no thread, no
+ZeroMQ context). Each fork sets its own environment, working directory, ``sys.path`` and log
+before the agent runs, so it is the agent a fresh ``python -m kernel.agent`` would be, with the
+driver's modules loaded (a restarted one comes from the same zygote).
+``LocalLauncher(from_driver=False)`` or ``LAGOM_FORK_DRIVER=0`` keeps to the clean zygote;
+``LocalLauncher(python=...)`` (another interpreter) starts fresh processes.
 """
 from __future__ import annotations
 
@@ -32,13 +38,17 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from kernel.agent.blackbox import ENV as BOX_ENV
 from kernel.agent.blackbox import last_trial
 from kernel.agent.cli import TOKEN_ENV
 from kernel.shipping import import_path
 
+from . import forking
 from .base import Exit, Launcher, OnExit
+
+FORK_ENV = "LAGOM_FORK_DRIVER"  # 0: this process's agents never come from a fork of it
 
 
 def host_gpus() -> list[str]:
@@ -77,8 +87,9 @@ def _tail(path: Path, lines: int = 60, limit: int = 16384) -> str:
 
 
 class _Zygote:
-    """This process's zygote (plugins/launchers/zygote.py) and the agents it forked: one for all
-    experiments of the process, started with the first agent."""
+    """A zygote (plugins/launchers/zygote.py) and the agents it forked: the clean one, one for
+    all experiments of the process, started with the first agent; or one forked from this
+    process (plugins/launchers/forking.py) for one experiment's agents."""
 
     _current: "_Zygote | None" = None
     _lock = threading.Lock()
@@ -87,36 +98,50 @@ class _Zygote:
     def get(cls) -> "_Zygote":
         with cls._lock:
             if cls._current is None or cls._current.dead:
-                cls._current = cls()
+                env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+                env["PYTHONPATH"] = os.pathsep.join(import_path())
+                # A session of its own: Ctrl-C in a terminal, or a notebook's interrupt (sent to the
+                # whole process group), is for the driver, which ends the trials and the agents itself.
+                proc = subprocess.Popen([sys.executable, "-m", "plugins.launchers.zygote"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, env=env, cwd=os.getcwd(), start_new_session=True)
+                cls._current = cls(proc.pid, proc.stdin, proc.stdout, proc.wait)
             return cls._current
 
-    def __init__(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
-        env["PYTHONPATH"] = os.pathsep.join(import_path())
-        # A session of its own: Ctrl-C in a terminal, or a notebook's interrupt (sent to the
-        # whole process group), is for the driver, which ends the trials and the agents itself.
-        self.proc = subprocess.Popen([sys.executable, "-m", "plugins.launchers.zygote"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, cwd=os.getcwd(), start_new_session=True)
-        if not json.loads(self.proc.stdout.readline() or b"{}").get("ready"):
-            self.proc.kill()
+    @classmethod
+    def from_driver(cls) -> "_Zygote":
+        pid, requests, replies = forking.fork_zygote()
+        return cls(pid, os.fdopen(requests, "wb"), os.fdopen(replies, "rb"), lambda: os.waitpid(pid, 0))
+
+    def __init__(self, pid: int, requests, replies, reap: Callable[[], object]) -> None:
+        self.pid, self.requests, self.replies, self._reap = pid, requests, replies, reap
+        if not json.loads(self.replies.readline() or b"{}").get("ready"):
+            _signal(pid, signal.SIGKILL)
+            reap()
             raise OSError("the agents' zygote did not start")
         self.dead = False
         self._replies: queue.Queue[_Forked | None] = queue.Queue()
         self._ended: dict[int, tuple[threading.Event, list]] = {}
         self._request_lock = threading.Lock()
-        threading.Thread(target=self._read, name="lagom-zygote", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name="lagom-zygote", daemon=True)
+        self._reader.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """No more agents: the zygote ends those still alive, and leaves."""
+        with self._request_lock:
+            self.requests.close()
+        self._reader.join(timeout)
 
     def fork(self, request: dict) -> "_Forked":
         with self._request_lock:
-            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
-            self.proc.stdin.flush()
+            self.requests.write(json.dumps(request).encode() + b"\n")
+            self.requests.flush()
             forked = self._replies.get(timeout=30)
         if forked is None:
             raise OSError("the agents' zygote is gone")
         return forked
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
+        for line in self.replies:
             msg = json.loads(line)
             if "pid" in msg:  # handed over whole: its exit may be read before fork() looks
                 self._ended[msg["pid"]] = (threading.Event(), [None])
@@ -132,6 +157,7 @@ class _Zygote:
             _signal(pid, signal.SIGKILL)
             code[0] = -signal.SIGKILL
             event.set()
+        self._reap()
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -166,9 +192,13 @@ class _Forked:
 
 
 class LocalLauncher(Launcher):
-    def __init__(self, python: str | None = None, env: dict[str, str] | None = None, max_restarts: int = 5):
+    def __init__(self, python: str | None = None, env: dict[str, str] | None = None, max_restarts: int = 5,
+                 from_driver: bool | None = None):
         self.python = python or sys.executable
         self._fork = python is None and hasattr(os, "fork")
+        self.from_driver = from_driver if from_driver is not None else os.environ.get(FORK_ENV, "1") != "0"
+        self.not_from_driver: str | None = None  # why this experiment's agents were not forked from the driver
+        self._zygote: _Zygote | None = None
         self.env = dict(env or {})
         self.max_restarts = max_restarts
         self._procs: dict[str, subprocess.Popen | _Forked] = {}
@@ -189,6 +219,7 @@ class LocalLauncher(Launcher):
         ids = [f"local-{i}-{uuid.uuid4().hex[:6]}" for i in range(count)]
         gpus = [{**own, **self.env} for own in gpu_environments(host_gpus(), count)]  # env= still wins
         self._slot_env = dict(zip(ids, gpus))
+        self._zygote = self._from_driver(env, gpus) if self._fork else None
         for agent_id in ids:
             self._spawn(agent_id, agent_id, 0)
         return ids
@@ -210,11 +241,27 @@ class LocalLauncher(Launcher):
         threading.Thread(target=self._watch, args=(agent_id, proc, log_path, slot, restarts),
                          name=f"lagom-watch-{agent_id}", daemon=True).start()
 
-    def _forked(self, agent_id: str, env: dict[str, str], log_path: Path) -> _Forked | None:
-        """An agent forked by the zygote, or None where it cannot start (then a fresh process)."""
-        path = [p for p in env["PYTHONPATH"].split(os.pathsep) if p]  # sys.path as a fresh agent's would be
+    def _from_driver(self, env: dict[str, str], slots: list[dict[str, str]]) -> "_Zygote | None":
+        """A zygote forked from this process for this experiment's agents, where that is safe
+        (plugins/launchers/forking.py): they start with the driver's modules imported."""
+        if not self.from_driver:
+            self.not_from_driver = f"LocalLauncher(from_driver=False), or {FORK_ENV}=0"
+            return None
+        self.not_from_driver = forking.unsafe({**env, **{k: v for slot in slots for k, v in slot.items()}})
+        if self.not_from_driver:
+            return None
         try:
-            return _Zygote.get().fork({"argv": [*self._command[3:], "--id", agent_id], "env": env,
+            return _Zygote.from_driver()
+        except OSError as exc:
+            self.not_from_driver = str(exc)
+            return None
+
+    def _forked(self, agent_id: str, env: dict[str, str], log_path: Path) -> _Forked | None:
+        """An agent forked by a zygote, or None where it cannot start (then a fresh process)."""
+        path = [p for p in env["PYTHONPATH"].split(os.pathsep) if p]  # sys.path as a fresh agent's would be
+        zygote = self._zygote if self._zygote is not None and not self._zygote.dead else _Zygote.get()
+        try:
+            return zygote.fork({"argv": [*self._command[3:], "--id", agent_id], "env": env,
                                        "cwd": os.getcwd(), "path": path, "log": str(log_path.absolute())})
         except (OSError, ValueError, queue.Empty):
             self._fork = False
@@ -256,3 +303,5 @@ class LocalLauncher(Launcher):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self._zygote is not None:
+            self._zygote.close()

@@ -18,6 +18,7 @@ out their ``--patience`` for a kernel that is gone (a resume starts agents of it
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import selectors
@@ -28,6 +29,9 @@ import cloudpickle  # noqa: F401  (warm: every agent unpickles the function with
 
 from kernel.agent import cli, inprocess
 
+from . import forking
+
+_inherited: list = []
 inprocess.single_strategy()  # warm: found once here, not by every agent (it reads every package's entry points)
 
 
@@ -46,12 +50,15 @@ def _become_agent(request: dict, keep: list[int]) -> int:
     os.dup2(log, 2)
     os.close(log)
     os.close(null)
-    for stream in (sys.stdout, sys.stderr):
-        stream.reconfigure(line_buffering=True, write_through=True)
+    _fresh_streams()
     os.environ.clear()
     os.environ.update(request["env"])
     sys.path[:] = request["path"]
     sys.argv = [sys.executable, "-m", "kernel.agent", *request["argv"]]
+    forking.name("lagom-agent")
+    numpy = sys.modules.get("numpy")  # forked from the driver: its generator's state, in every agent
+    if numpy is not None:
+        numpy.random.seed()
     try:
         code = cli.main(request["argv"])
     except SystemExit as exc:  # as the interpreter would end: a message is printed, and exits 1
@@ -69,6 +76,18 @@ def _become_agent(request: dict, keep: list[int]) -> int:
         except (OSError, ValueError):
             pass
     return int(code or 0)
+
+
+def _fresh_streams() -> None:
+    """``sys.stdin``, ``stdout`` and ``stderr`` on fds 0-2, as an interpreter started with
+    PYTHONUNBUFFERED has them; the old ones (a driver's may be a test runner's or a notebook's)
+    are kept, never finalized, since their files are not this process's to close."""
+    _inherited.extend((sys.stdin, sys.stdout, sys.stderr))
+    sys.stdin = open(0, encoding="utf-8", closefd=False)
+    for name, fd, errors in (("stdout", 1, "strict"), ("stderr", 2, "backslashreplace")):
+        raw = io.BufferedWriter(io.FileIO(fd, "w", closefd=False))
+        setattr(sys, name, io.TextIOWrapper(raw, encoding="utf-8", errors=errors, line_buffering=True,
+                                            write_through=True))
 
 
 def _reply(obj: dict) -> None:
