@@ -4,6 +4,7 @@ arguments, in one run.
 
     python bench/compile.py                 # both, cold and warm caches
     python bench/compile.py --no-main       # the README's search only
+    python bench/compile.py --fresh-agents  # agents that import the function's modules themselves
 
 The README's search (random over ``lr`` and 3 widths, 20 trials, 2 agents, seed 0) runs per
 variant: *before*, the README's ``train`` as it was (a jitted step nested in the function and
@@ -20,7 +21,10 @@ as JAX reports it to the agents), programs compiled and loaded per trial, ``lago
 clock, trials per minute, the best accuracy; and how soon a trial whose shape was compiled
 before has its parameters made and its first step done: by another agent of the host (the
 programs in the cache), by the same agent (its functions already compiled), and in an agent's
-first trial (JAX starting too). The main job (``examples/digits_hpo.py``: ASHA over lr, width,
+first trial (JAX starting too). Local agents are forked from this process, which has
+imported JAX, optax and scikit-learn (the README's first block does), as a user's script has;
+``--fresh-agents`` starts them from the clean zygote instead, each importing them itself, as
+every agent did before agents were forked from the driver. The main job (``examples/digits_hpo.py``: ASHA over lr, width,
 depth and activation) runs cold and warm, with how many of its trials met a shape for the
 first time.
 """
@@ -191,11 +195,15 @@ def main() -> None:
     ap.add_argument("--no-main", action="store_true", help="skip the main job (examples/digits_hpo.py)")
     ap.add_argument("--long", type=int, default=100, metavar="EPOCHS",
                     help="epochs per trial of the long search, on the warm cache (default 100)")
+    ap.add_argument("--fresh-agents", action="store_true",
+                    help="agents from the clean zygote, importing JAX and the rest themselves (not forked from this process)")
     args = ap.parse_args()
+    if args.fresh_agents:
+        os.environ["LAGOM_FORK_DRIVER"] = "0"
+    out: dict = {"bench": "compile", "fresh_agents": args.fresh_agents}
     root = tempfile.mkdtemp(prefix="lagom-compile-")
     runs = os.path.join(root, "runs")
     after = readme_after()
-    out: dict = {"bench": "compile"}
     for name, fn in (("before", readme_before), ("after", after["train"])):
         cache = os.path.join(root, f"cache-{name}")
         # warm: the cache of the cold run, and a new seed (other learning rates, the same widths)

@@ -23,11 +23,15 @@ from __future__ import annotations
 import argparse
 import os
 
+import jax
+import numpy as np
+import optax
+from flax import nnx, serialization
+from sklearn.datasets import load_digits
+
 
 def load_digits_split(seed: int = 0):
     """Digits (1797 images of 8x8) scaled to [0, 1], split 80/20 with a fixed seed."""
-    import numpy as np
-    from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)
@@ -38,9 +42,6 @@ def load_digits_split(seed: int = 0):
 
 
 def save_checkpoint(folder, tree, epoch):
-    import jax
-    import numpy as np
-    from flax import serialization
 
     leaves = {str(i): np.asarray(x) for i, x in enumerate(jax.tree_util.tree_leaves(tree))}
     with open(os.path.join(folder, "state.msgpack"), "wb") as f:
@@ -49,8 +50,6 @@ def save_checkpoint(folder, tree, epoch):
 
 def load_checkpoint(folder, like):
     """The pytree saved in ``folder``, shaped like ``like`` (same model config), and its epoch."""
-    import jax
-    from flax import serialization
 
     with open(os.path.join(folder, "state.msgpack"), "rb") as f:
         saved = serialization.msgpack_restore(f.read())
@@ -62,8 +61,6 @@ def load_checkpoint(folder, like):
 def build(hparams):
     """The model and optimizer of a configuration: (graphdef, params, optax transformation).
     Adam's state does not depend on the learning rate, which the step takes from ``hparams``."""
-    import optax
-    from flax import nnx
 
     width, depth = int(hparams.get("width", 64)), int(hparams.get("depth", 2))
     act = {"relu": nnx.relu, "tanh": nnx.tanh, "gelu": nnx.gelu}[hparams.get("act", "relu")]
@@ -86,7 +83,6 @@ def build(hparams):
 def load_best(result):
     """The best trial's trained weights, from the checkpoint it saved (``result.best.checkpoint_dir``),
     and their accuracy on the validation split: the model to keep after a search."""
-    from flax import nnx
 
     best = result.best
     graphdef, params, tx = build(best.params)
@@ -99,10 +95,6 @@ def load_best(result):
 def train(hparams, reporter, strategy):
     """The one training function: a trial of a search (strategy: one device), or a data-parallel
     run over many devices and hosts (strategy: pmap, multihost), unchanged."""
-    import jax
-    import numpy as np
-    import optax
-    from flax import nnx
 
     (x_train, y_train), (x_val, y_val) = load_digits_split()
     epochs, batch = int(hparams.get("budget", 8)), 64  # ASHA's budget is a number of epochs
