@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 from kernel.agent.blackbox import ENV as BOX_ENV
 from kernel.agent.cli import RESTARTS_ENV, TOKEN_ENV
@@ -73,7 +74,9 @@ def fork_zygote() -> tuple[int, int, int]:
     """Fork the zygote; returns (its pid, the fd to write requests to, the fd to read replies from)."""
     to_child, from_parent = os.pipe()[::-1]  # (write end, read end)
     from_child, to_parent = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():  # Python 3.12+ warns of any fork beside threads: weighed above
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:
         code = 1
         try:
