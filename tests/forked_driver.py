@@ -112,6 +112,21 @@ def kill(runs: str) -> dict:
             "trials": [[t.state, t.attempts, t.result and t.result["pid"]] for t in result.trials]}
 
 
+def hung(runs: str) -> dict:
+    """A fork of the driver that hangs before it is ready (as one would on a lock a thread held
+    at the fork): given up after READY_S, the agents come from the clean zygote."""
+    import plugins.launchers.forking as forking
+    import plugins.launchers.local as local
+
+    local.READY_S = 1.0
+    forking._become_zygote = lambda requests, replies: time.sleep(3600)
+    launcher = LocalLauncher()
+    began = time.monotonic()
+    result = lagom(draws, search(2), launcher=launcher, path=runs, verbose=0, report=False)
+    return {"why_not": launcher.not_from_driver, "states": [t.state for t in result.trials],
+            "seconds": time.monotonic() - began}
+
+
 def adds(hparams, reporter):
     import jax.numpy as jnp
 

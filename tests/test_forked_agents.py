@@ -54,6 +54,12 @@ def test_where_a_fork_is_not_safe_agents_come_from_the_clean_zygote(runs):
     assert "SOME_SETTING" in seen["env"] and [r["marker"] for r in seen["env_results"]] == ["m", "m"]
 
 
+def test_a_fork_of_the_driver_that_hangs_is_given_up_and_the_search_runs(runs):
+    seen = _script("hung", runs)
+    assert seen["why_not"] == "the agents' zygote did not start in 1 s"
+    assert seen["states"] == ["finished", "finished"] and seen["seconds"] < 30
+
+
 def test_a_zygote_forked_from_the_driver_killed_mid_search_loses_no_trial(runs):
     """kill -9 of the fork ends its agents; fresh ones come from the clean zygote and no trial
     is lost."""

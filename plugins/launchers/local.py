@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -49,6 +50,7 @@ from . import forking
 from .base import Exit, Launcher, OnExit
 
 FORK_ENV = "LAGOM_FORK_DRIVER"  # 0: this process's agents never come from a fork of it
+READY_S = 30.0  # a zygote says it is ready within this, or agents start without it
 
 
 def host_gpus() -> list[str]:
@@ -114,10 +116,11 @@ class _Zygote:
 
     def __init__(self, pid: int, requests, replies, reap: Callable[[], object]) -> None:
         self.pid, self.requests, self.replies, self._reap = pid, requests, replies, reap
-        if not json.loads(self.replies.readline() or b"{}").get("ready"):
+        answered, _, _ = select.select([replies], [], [], READY_S)  # a fork that hangs is given up, not waited on
+        if not answered or not json.loads(self.replies.readline() or b"{}").get("ready"):
             _signal(pid, signal.SIGKILL)
             reap()
-            raise OSError("the agents' zygote did not start")
+            raise OSError(f"the agents' zygote did not start{'' if answered else f' in {READY_S:.0f} s'}")
         self.dead = False
         self._replies: queue.Queue[_Forked | None] = queue.Queue()
         self._ended: dict[int, tuple[threading.Event, list]] = {}
@@ -262,7 +265,7 @@ class LocalLauncher(Launcher):
         zygote = self._zygote if self._zygote is not None and not self._zygote.dead else _Zygote.get()
         try:
             return zygote.fork({"argv": [*self._command[3:], "--id", agent_id], "env": env,
-                                       "cwd": os.getcwd(), "path": path, "log": str(log_path.absolute())})
+                                "cwd": os.getcwd(), "path": path, "log": str(log_path.absolute())})
         except (OSError, ValueError, queue.Empty):
             self._fork = False
             return None

@@ -6,7 +6,9 @@ last one asks for a trial. The zygote imports those modules once (and looks up t
 strategy among the installed packages' entry points), and nothing else (no JAX, no
 thread, no ZeroMQ context, so a fork is safe), then forks one agent per request in a few
 milliseconds. Unlike multiprocessing's forkserver it never runs the user's script again: a
-script without ``if __name__ == "__main__":`` works as it does with fresh processes.
+script without ``if __name__ == "__main__":`` works as it does with fresh processes. Where
+it is safe, an experiment's agents come instead from a fork of the driver's own process that
+runs this same loop (plugins/launchers/forking.py): they start with the driver's modules.
 
 Protocol, JSON lines. Launcher -> zygote on stdin: ``{"argv", "env", "cwd", "path", "log"}``
 (an agent's command-line arguments, environment, working directory, ``sys.path`` and log file).
