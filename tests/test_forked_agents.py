@@ -95,3 +95,26 @@ def test_a_driver_whose_jax_has_started_is_not_forked(tmp_path):
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "JAX's backend has started in this process [3.0, 6.0]"
+
+
+@pytest.mark.slow
+def test_a_distributed_run_from_a_script_without_a_main_guard_runs_the_script_once(tmp_path):
+    """A distributed run happens in a child its agent spawns (multiprocessing imports
+    ``__main__`` again there): an agent forked from the script must not hand it the script."""
+    script = tmp_path / "search.py"
+    script.write_text("\n".join([
+        "from contexts import Distributed",
+        "from kernel import lagom",
+        "print('script ran', flush=True)",
+        "def train(hparams, reporter, strategy):",
+        "    import jax",
+        "    return {'devices': float(jax.device_count())}",
+        "r = lagom(train, Distributed('pmap', cpu_devices=2), verbose=0, report=False)",
+        "print('finished', r.count('finished'), r.trials[0].result['devices'])",
+    ]) + "\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("script ran") == 1 and "finished 1 2.0" in out.stdout
+    logs = list((tmp_path / "lagom-runs").glob("*/agents/*.log"))
+    assert logs and not any("script ran" in p.read_text() for p in logs)

@@ -58,6 +58,7 @@ def _become_agent(request: dict, keep: list[int]) -> int:
     sys.path[:] = request["path"]
     sys.argv = [sys.executable, "-m", "kernel.agent", *request["argv"]]
     forking.name("lagom-agent")
+    _main_is_this_module()
     numpy = sys.modules.get("numpy")  # forked from the driver: its generator's state, in every agent
     if numpy is not None:
         numpy.random.seed()
@@ -78,6 +79,17 @@ def _become_agent(request: dict, keep: list[int]) -> int:
         except (OSError, ValueError):
             pass
     return int(code or 0)
+
+
+def _main_is_this_module() -> None:
+    """``__main__`` is this module, as in the clean zygote's agents, never the user's script
+    that a fork of the driver has there: multiprocessing's spawn (a distributed run's child,
+    or the user's own) starts a child by importing ``__main__`` again, and a script without
+    ``if __name__ == "__main__":`` would run its search once more in it."""
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) != __name__ and __name__ != "__main__":
+        _inherited.append(main)
+        sys.modules["__main__"] = sys.modules[__name__]
 
 
 def _fresh_streams() -> None:
