@@ -50,8 +50,8 @@ def unsafe(env: dict[str, str]) -> str | None:
     started = _runtime_started()
     if started:
         return f"{started} has started in this process"
-    ours = LATE | {k for k in env if k.startswith("LAGOM_")} | {k for k in os.environ if k.startswith("LAGOM_")}
-    differ = sorted(k for k in env.keys() | os.environ.keys() if k not in ours and env.get(k) != os.environ.get(k))
+    differ = sorted(k for k in env.keys() | os.environ.keys()
+                    if k not in LATE and not k.startswith("LAGOM_") and env.get(k) != os.environ.get(k))
     if differ:
         return f"the agents' environment differs in {', '.join(differ[:3])}"
     return None

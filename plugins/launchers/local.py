@@ -222,7 +222,7 @@ class LocalLauncher(Launcher):
         ids = [f"local-{i}-{uuid.uuid4().hex[:6]}" for i in range(count)]
         gpus = [{**own, **self.env} for own in gpu_environments(host_gpus(), count)]  # env= still wins
         self._slot_env = dict(zip(ids, gpus))
-        self._zygote = self._from_driver(env, gpus) if self._fork else None
+        self._zygote = self._from_driver(env, gpus)
         for agent_id in ids:
             self._spawn(agent_id, agent_id, 0)
         return ids
@@ -247,8 +247,9 @@ class LocalLauncher(Launcher):
     def _from_driver(self, env: dict[str, str], slots: list[dict[str, str]]) -> "_Zygote | None":
         """A zygote forked from this process for this experiment's agents, where that is safe
         (plugins/launchers/forking.py): they start with the driver's modules imported."""
-        if not self.from_driver:
-            self.not_from_driver = f"LocalLauncher(from_driver=False), or {FORK_ENV}=0"
+        if not self._fork or not self.from_driver:
+            self.not_from_driver = ("fresh interpreters: LocalLauncher(python=...), or no fork here" if not self._fork
+                                    else f"LocalLauncher(from_driver=False), or {FORK_ENV}=0")
             return None
         self.not_from_driver = forking.unsafe({**env, **{k: v for slot in slots for k, v in slot.items()}})
         if self.not_from_driver:

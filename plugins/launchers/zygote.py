@@ -86,9 +86,8 @@ def _main_is_this_module() -> None:
     that a fork of the driver has there: multiprocessing's spawn (a distributed run's child,
     or the user's own) starts a child by importing ``__main__`` again, and a script without
     ``if __name__ == "__main__":`` would run its search once more in it."""
-    main = sys.modules.get("__main__")
-    if getattr(getattr(main, "__spec__", None), "name", None) != __name__ and __name__ != "__main__":
-        _inherited.append(main)
+    if __name__ != "__main__":  # imported by a fork of the driver, not run as the clean zygote
+        _inherited.append(sys.modules["__main__"])
         sys.modules["__main__"] = sys.modules[__name__]
 
 
