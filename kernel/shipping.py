@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import linecache
 import os
+import pickletools
 import sys
 import types
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import cloudpickle
@@ -141,3 +143,46 @@ def import_path() -> list[str]:
     """Where this interpreter imports from, and the working directory: what a process started
     from here (an agent, the report's) needs to import the modules the driver can."""
     return list(dict.fromkeys([p for p in sys.path if p] + [os.getcwd()]))
+
+
+PRELOAD_SCAN = 8 << 20  # a function pickled larger than this is not read for the libraries it names
+_NOT_PRELOADED = frozenset({"tensorflow"})  # its import starts a runtime: a process that has it is not forked
+
+
+def libraries(payload: bytes) -> list[str]:
+    """The installed libraries (top-level packages in a site-packages folder) that unpickling
+    ``payload`` imports, as far as this process has them loaded: what an agent's first trial
+    would otherwise spend its first seconds importing, so a launcher may load them into the
+    process its agents are forked from (plugins/launchers/local.py). A module of the user's that
+    the pickle names (a function defined in one travels by reference) counts for the libraries
+    it imported; the module itself, which may change between experiments, is not among them,
+    nor is the standard library."""
+    if len(payload) > PRELOAD_SCAN:
+        return []
+    named: set[str] = set()
+    try:
+        for _, arg, _ in pickletools.genops(payload):  # a module's name, or a global's ("sklearn.datasets._base")
+            if isinstance(arg, str) and len(arg) < 200:
+                named.update((arg, arg.split(".", 1)[0]))
+    except Exception:  # not a pickle this scan can read: nothing to preload
+        return []
+    found = {n.split(".", 1)[0] for n in named if _installed(n.split(".", 1)[0])}
+    for name in named - found:
+        module = sys.modules.get(name)
+        if isinstance(module, types.ModuleType) and not _installed(name) and name not in sys.stdlib_module_names:
+            found.update(top for value in list(vars(module).values()) if _installed(top := _top(value)))
+    return sorted(found)
+
+
+def _top(value: Any) -> str:
+    """The top-level package a module, function or class belongs to ('' for anything else)."""
+    name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+    return name.split(".", 1)[0] if isinstance(name, str) else ""
+
+
+def _installed(name: str) -> bool:
+    module = sys.modules.get(name)
+    if module is None or name in sys.stdlib_module_names or name in _NOT_PRELOADED or name == "__main__":
+        return False
+    where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), None)
+    return isinstance(where, str) and bool({"site-packages", "dist-packages"} & set(Path(where).parts))

@@ -37,6 +37,7 @@ from kernel.agent.cli import RESTARTS_ENV, TOKEN_ENV
 # Read when an agent starts, not when a library is imported: they may differ from the driver's.
 LATE = frozenset({TOKEN_ENV, BOX_ENV, RESTARTS_ENV, "PYTHONPATH", "PYTHONUNBUFFERED", "CUDA_VISIBLE_DEVICES",
                   "XLA_PYTHON_CLIENT_PREALLOCATE"})
+PER_AGENT = frozenset({TOKEN_ENV, BOX_ENV, RESTARTS_ENV})  # set for each agent alone: never a zygote's
 FRESH_GC = gc.get_threshold()  # the process's, before a kernel raises them while it serves
 _pinned: list = []  # what the child must never finalize (a ZeroMQ context's destroy would hang it)
 
@@ -47,17 +48,21 @@ def unsafe(env: dict[str, str]) -> str | None:
         return "only on Linux"
     if threading.current_thread() is not threading.main_thread():
         return "lagom() runs in a thread of its own (a notebook's loop runs in the main one)"
-    started = _runtime_started()
+    started = runtime_started()
     if started:
         return f"{started} has started in this process"
-    differ = sorted(k for k in env.keys() | os.environ.keys()
-                    if k not in LATE and not k.startswith("LAGOM_") and env.get(k) != os.environ.get(k))
+    differ = sorted({k for k, _ in early(env) ^ early(os.environ)})
     if differ:
         return f"the agents' environment differs in {', '.join(differ[:3])}"
     return None
 
 
-def _runtime_started() -> str | None:
+def early(env) -> frozenset:
+    """What of an environment a library may read as it is imported: all but LATE and lagom's own."""
+    return frozenset((k, v) for k, v in env.items() if k not in LATE and not k.startswith("LAGOM_"))
+
+
+def runtime_started() -> str | None:
     """A library whose runtime started threads of its own (never imported here to ask)."""
     bridge = sys.modules.get("jax._src.xla_bridge")
     if bridge is not None and bridge.backends_are_initialized():

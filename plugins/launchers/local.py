@@ -18,9 +18,14 @@ fraction of a second instead of 32 interpreters importing the same modules on 2 
 is safe (plugins/launchers/forking.py: a script on Linux whose JAX has not started), that
 process is a fork of the driver's own, made for the experiment: its agents start with every
 module the driver imported (JAX, optax, the user's own), so a function's ~2 s of imports are
-paid once, by the user's script, not again by each agent. Elsewhere it is the clean zygote, one
-per process, which has imported the agent's modules and nothing else (no JAX, no thread, no
-ZeroMQ context). Each fork sets its own environment, working directory, ``sys.path`` and log
+paid once, by the user's script, not again by each agent. Elsewhere (the driver's JAX has
+started, as after a try of the function in the script; ``lagom()`` runs in a notebook) it is
+the clean zygote, one per process and environment, started with the agent's modules and no
+thread or ZeroMQ context; before it forks an experiment's agents it imports the installed
+libraries the function imports (kernel/shipping.py's ``libraries``: JAX, optax, scikit-learn;
+never the user's own modules, which may change between experiments), so they are paid once per
+process, and a notebook's second search starts as fast as a script's. ``preload_libraries=False``
+or ``LAGOM_PRELOAD=0`` leaves them to each agent. Each fork sets its own environment, working directory, ``sys.path`` and log
 before the agent runs, so it is the agent a fresh ``python -m kernel.agent`` would be, with the
 driver's modules loaded (a restarted one comes from the same zygote).
 ``LocalLauncher(from_driver=False)`` or ``LAGOM_FORK_DRIVER=0`` keeps to the clean zygote;
@@ -50,7 +55,9 @@ from . import forking
 from .base import Exit, Launcher, OnExit
 
 FORK_ENV = "LAGOM_FORK_DRIVER"  # 0: this process's agents never come from a fork of it
+PRELOAD_ENV = "LAGOM_PRELOAD"  # 0: the clean zygote loads no library of the function's ahead of its agents
 READY_S = 30.0  # a zygote says it is ready within this, or agents start without it
+PRELOAD_S = 120.0  # a zygote's imports for an experiment's agents end within this, or it is retired
 
 
 def host_gpus() -> list[str]:
@@ -89,25 +96,33 @@ def _tail(path: Path, lines: int = 60, limit: int = 16384) -> str:
 
 
 class _Zygote:
-    """A zygote (plugins/launchers/zygote.py) and the agents it forked: the clean one, one for
-    all experiments of the process, started with the first agent; or one forked from this
-    process (plugins/launchers/forking.py) for one experiment's agents."""
+    """A zygote (plugins/launchers/zygote.py) and the agents it forked: a clean one, shared by
+    all experiments of the process whose agents have one environment (it is started in it,
+    and the libraries it loads for them read it as they import), started with the first agent;
+    or one forked from this process (plugins/launchers/forking.py) for one experiment's agents."""
 
-    _current: "_Zygote | None" = None
+    _clean: "dict[frozenset, _Zygote]" = {}
     _lock = threading.Lock()
+    never: set[str] = set()  # libraries whose import made a zygote unsafe to fork: not loaded again
 
     @classmethod
-    def get(cls) -> "_Zygote":
+    def get(cls, env: dict[str, str] | None = None) -> "_Zygote":
+        """The clean zygote for agents that run with ``env`` (this process's own by default)."""
+        env = {k: v for k, v in (os.environ if env is None else env).items() if k not in forking.PER_AGENT}
+        key = forking.early(env)
         with cls._lock:
-            if cls._current is None or cls._current.dead:
-                env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+            zygote = cls._clean.get(key)
+            if zygote is None or zygote.dead or zygote.retired:
+                for other in [z for z in cls._clean.values() if not z._ended]:  # idle, of another environment
+                    other.close()
                 env["PYTHONPATH"] = os.pathsep.join(import_path())
                 # A session of its own: Ctrl-C in a terminal, or a notebook's interrupt (sent to the
                 # whole process group), is for the driver, which ends the trials and the agents itself.
                 proc = subprocess.Popen([sys.executable, "-m", "plugins.launchers.zygote"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env, cwd=os.getcwd(), start_new_session=True)
-                cls._current = cls(proc.pid, proc.stdin, proc.stdout, proc.wait)
-            return cls._current
+                cls._clean = {k: z for k, z in cls._clean.items() if z._ended and not z.dead}
+                zygote = cls._clean[key] = cls(proc.pid, proc.stdin, proc.stdout, proc.wait)
+            return zygote
 
     @classmethod
     def from_driver(cls) -> "_Zygote":
@@ -121,8 +136,10 @@ class _Zygote:
             _signal(pid, signal.SIGKILL)
             reap()
             raise OSError(f"the agents' zygote did not start{'' if answered else f' in {READY_S:.0f} s'}")
-        self.dead = False
-        self._replies: queue.Queue[_Forked | None] = queue.Queue()
+        self.dead = self.retired = False
+        self.loaded: set[str] = set()  # the libraries it has imported for its agents
+        self._replies: queue.Queue[_Forked | str | None] = queue.Queue()
+        self._preloads: queue.Queue[dict] = queue.Queue()
         self._ended: dict[int, tuple[threading.Event, list]] = {}
         self._request_lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, name="lagom-zygote", daemon=True)
@@ -136,17 +153,44 @@ class _Zygote:
 
     def fork(self, request: dict) -> "_Forked":
         with self._request_lock:
-            self.requests.write(json.dumps(request).encode() + b"\n")
-            self.requests.flush()
+            self._send(request)
             forked = self._replies.get(timeout=30)
         if forked is None:
             raise OSError("the agents' zygote is gone")
+        if isinstance(forked, str):
+            raise OSError(forked)
         return forked
+
+    def preload(self, names: list[str], timeout: float = PRELOAD_S) -> None:
+        """Have the zygote import ``names`` (what the function will import) for every agent it
+        forks from now on. One that leaves the zygote unsafe to fork, or an import that does not
+        end, retires it: the next ``get`` starts another, which never loads those again."""
+        names = [n for n in names if n not in self.loaded and n not in _Zygote.never]
+        if not names:
+            return
+        with self._request_lock:
+            self._send({"preload": names})
+            try:
+                answer = self._preloads.get(timeout=timeout)
+            except queue.Empty:
+                answer = {"unsafe": f"its imports did not end in {timeout:.0f} s"}
+        self.loaded.update(answer.get("preloaded", ()))
+        if answer.get("unsafe"):
+            self.retired = True
+            _Zygote.never.update(names)
+
+    def _send(self, request: dict) -> None:
+        self.requests.write(json.dumps(request).encode() + b"\n")
+        self.requests.flush()
 
     def _read(self) -> None:
         for line in self.replies:
             msg = json.loads(line)
-            if "pid" in msg:  # handed over whole: its exit may be read before fork() looks
+            if "preloaded" in msg:
+                self._preloads.put(msg)
+            elif msg.get("pid", 0) is None:  # refused: the zygote may no longer fork
+                self._replies.put(msg.get("error", "the agents' zygote refused to fork"))
+            elif "pid" in msg:  # handed over whole: its exit may be read before fork() looks
                 self._ended[msg["pid"]] = (threading.Event(), [None])
                 self._replies.put(_Forked(msg["pid"], *self._ended[msg["pid"]]))
             elif "exit" in msg:
@@ -196,12 +240,15 @@ class _Forked:
 
 class LocalLauncher(Launcher):
     def __init__(self, python: str | None = None, env: dict[str, str] | None = None, max_restarts: int = 5,
-                 from_driver: bool | None = None):
+                 from_driver: bool | None = None, preload_libraries: bool | None = None):
         self.python = python or sys.executable
         self._fork = python is None and hasattr(os, "fork")
         self.from_driver = from_driver if from_driver is not None else os.environ.get(FORK_ENV, "1") != "0"
         self.not_from_driver: str | None = None  # why this experiment's agents were not forked from the driver
         self._zygote: _Zygote | None = None
+        self._libraries: list[str] = []
+        self._load_libraries = preload_libraries if preload_libraries is not None else os.environ.get(PRELOAD_ENV, "1") != "0"
+        self.not_preloaded: str | None = None  # why the clean zygote could not load the function's libraries
         self.env = dict(env or {})
         self.max_restarts = max_restarts
         self._procs: dict[str, subprocess.Popen | _Forked] = {}
@@ -223,6 +270,8 @@ class LocalLauncher(Launcher):
         gpus = [{**own, **self.env} for own in gpu_environments(host_gpus(), count)]  # env= still wins
         self._slot_env = dict(zip(ids, gpus))
         self._zygote = self._from_driver(env, gpus)
+        if self._zygote is None and self._fork and self._libraries:
+            self._preload(env)
         for agent_id in ids:
             self._spawn(agent_id, agent_id, 0)
         return ids
@@ -260,10 +309,22 @@ class LocalLauncher(Launcher):
             self.not_from_driver = str(exc)
             return None
 
+    def preload(self, libraries: list[str]) -> None:
+        """The installed libraries the function imports (kernel/shipping.py): agents forked from
+        the clean zygote find them imported there, once for all of them and for later experiments
+        of this process, instead of importing them each (a fork of the driver has them already)."""
+        self._libraries = list(libraries) if self._load_libraries else []
+
+    def _preload(self, env: dict[str, str]) -> None:
+        try:
+            _Zygote.get(env).preload(self._libraries)  # one it leaves unsafe is retired: _forked gets another
+        except (OSError, ValueError) as exc:
+            self.not_preloaded = str(exc)
+
     def _forked(self, agent_id: str, env: dict[str, str], log_path: Path) -> _Forked | None:
         """An agent forked by a zygote, or None where it cannot start (then a fresh process)."""
         path = [p for p in env["PYTHONPATH"].split(os.pathsep) if p]  # sys.path as a fresh agent's would be
-        zygote = self._zygote if self._zygote is not None and not self._zygote.dead else _Zygote.get()
+        zygote = self._zygote if self._zygote is not None and not self._zygote.dead else _Zygote.get(env)
         try:
             return zygote.fork({"argv": [*self._command[3:], "--id", agent_id], "env": env,
                                 "cwd": os.getcwd(), "path": path, "log": str(log_path.absolute())})

@@ -3,29 +3,36 @@
 Starting an agent as a fresh interpreter costs ~0.15 s of CPU (the interpreter, then zmq,
 msgpack, cloudpickle and the kernel's modules); 32 of them on 2 cores take 2.5 s before the
 last one asks for a trial. The zygote imports those modules once (and looks up the in-process
-strategy among the installed packages' entry points), and nothing else (no JAX, no
-thread, no ZeroMQ context, so a fork is safe), then forks one agent per request in a few
-milliseconds. Unlike multiprocessing's forkserver it never runs the user's script again: a
-script without ``if __name__ == "__main__":`` works as it does with fresh processes. Where
-it is safe, an experiment's agents come instead from a fork of the driver's own process that
-runs this same loop (plugins/launchers/forking.py): they start with the driver's modules.
+strategy among the installed packages' entry points), then forks one agent per request in a few
+milliseconds. It starts no thread and no ZeroMQ context, so a fork is safe. Before an
+experiment's agents it imports the installed libraries their function imports (JAX, optax...;
+the launcher names them): an import that starts a runtime (JAX's backend) would make every
+later fork unsafe, so a zygote that finds one started forks nothing more. Unlike
+multiprocessing's forkserver it never runs the user's script again: a script without
+``if __name__ == "__main__":`` works as it does with fresh processes. Where it is safe, an
+experiment's agents come instead from a fork of the driver's own process that runs this same
+loop (plugins/launchers/forking.py): they start with the driver's modules.
 
 Protocol, JSON lines. Launcher -> zygote on stdin: ``{"argv", "env", "cwd", "path", "log"}``
-(an agent's command-line arguments, environment, working directory, ``sys.path`` and log file).
-Zygote -> launcher on stdout: ``{"pid": N}`` for each request, in order, and ``{"exit": N,
-"code": C}`` when that agent ends (C as ``Popen.returncode``: negative for a signal). The
-zygote leaves when its stdin closes: the launcher's process ended, killed or not, and with it
+(an agent's command-line arguments, environment, working directory, ``sys.path`` and log file),
+or ``{"preload": [names]}``. Zygote -> launcher on stdout: ``{"pid": N}`` for each agent
+requested, in order (``{"pid": null, "error": E}`` once it may fork no more), ``{"preloaded":
+[names], "failed": [names], "seconds": S, "unsafe": why or null}`` for each preload, and
+``{"exit": N, "code": C}`` when an agent ends (C as ``Popen.returncode``: negative for a
+signal). The zygote leaves when its stdin closes: the launcher's process ended, killed or not, and with it
 the kernel its agents served, so it ends them first (SIGTERM) rather than leave them waiting
 out their ``--patience`` for a kernel that is gone (a resume starts agents of its own).
 """
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
 import selectors
 import signal
 import sys
+import time
 
 import cloudpickle  # noqa: F401  (warm: every agent unpickles the function with it)
 
@@ -34,6 +41,41 @@ from kernel.agent import cli, inprocess
 from . import forking
 
 _inherited: list = []
+_unsafe: str | None = None  # why this zygote forks no more: a library it loaded started a runtime
+
+
+def _preload(names: list[str]) -> dict:
+    """Import the libraries an experiment's function imports (kernel/shipping.py's
+    ``libraries``), once, so every agent forked from here has them. Their output goes nowhere
+    (stdout is the launcher's reply pipe); one that fails to import is left to the agent, whose
+    trial then says why. One that started a runtime (JAX's backend, CUDA) makes a later fork
+    unsafe: then this zygote forks nothing more and says so, and the launcher starts another."""
+    global _unsafe
+    start, loaded, failed = time.perf_counter(), [], []
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    try:
+        for name in names:
+            try:
+                importlib.import_module(name)
+                loaded.append(name)
+            except BaseException:  # noqa: BLE001 (an import may even sys.exit: the agent's to report)
+                failed.append(name)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        for fd, old in zip((1, 2), saved):
+            os.dup2(old, fd)
+            os.close(old)
+        os.close(null)
+    _unsafe = _unsafe or forking.runtime_started()
+    return {"preloaded": loaded, "failed": failed, "seconds": round(time.perf_counter() - start, 3),
+            "unsafe": _unsafe}
 inprocess.single_strategy()  # warm: found once here, not by every agent (it reads every package's entry points)
 
 
@@ -144,9 +186,15 @@ def main() -> None:
             pending += data
             while b"\n" in pending:
                 raw, pending = pending.split(b"\n", 1)
-                pid = _fork_agent(raw, [wake_r, wake_w, selector.fileno()])
-                children.add(pid)
-                _reply({"pid": pid})
+                request = json.loads(raw)
+                if "preload" in request:
+                    _reply(_preload(request["preload"]))
+                elif _unsafe:
+                    _reply({"pid": None, "error": f"this zygote may no longer fork: {_unsafe}"})
+                else:
+                    pid = _fork_agent(request, [wake_r, wake_w, selector.fileno()])
+                    children.add(pid)
+                    _reply({"pid": pid})
         _reap(children)
 
 
@@ -158,13 +206,13 @@ def _end_children(children: set[int]) -> None:
             pass
 
 
-def _fork_agent(raw: bytes, inherited: list[int]) -> int:
-    """A child that becomes the agent ``raw`` describes (closing ``inherited``); its pid here."""
+def _fork_agent(request: dict, inherited: list[int]) -> int:
+    """A child that becomes the agent ``request`` describes (closing ``inherited``); its pid here."""
     pid = os.fork()
     if pid == 0:
         code = 1
         try:  # the child never returns into the zygote's loop, whatever happens
-            code = _become_agent(json.loads(raw), inherited)
+            code = _become_agent(request, inherited)
         finally:
             os._exit(code)
     return pid

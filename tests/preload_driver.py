@@ -1,0 +1,70 @@
+"""A user's script for tests/test_preload.py: ``python preload_driver.py SCENARIO RUNS`` prints
+what it saw as JSON on its last line. Its agents come from the clean zygote (the test sets
+LAGOM_FORK_DRIVER=0), which loads the libraries the function imports before it forks them. The
+libraries are packages in a site-packages folder made for the test: one records the
+environment and the process it was imported in, one starts JAX's backend as it is imported."""
+import json
+import os
+import sys
+from pathlib import Path
+
+from contexts import HyperparameterSearch, Searchspace
+from kernel import lagom, shipping
+from plugins.launchers.local import LocalLauncher, _Zygote
+
+LIBRARIES = {
+    "envprobe": "import os\nSETTING = os.environ.get('PROBE_SETTING')\nPID = os.getpid()\n",
+    "startsruntime": "import os, jax\njax.devices()\nPID = os.getpid()\n",
+}
+USER = {  # the user's own modules, beside the script: never loaded ahead
+    "probe_user": "import os, envprobe\n\ndef train(hparams):\n"
+                  "    return {'score': float(hparams['n']), 'setting': envprobe.SETTING,\n"
+                  "            'imported_by': envprobe.PID, 'agent': os.getpid(), 'zygote': os.getppid()}\n",
+    "runtime_user": "import os, startsruntime\n\ndef train(hparams):\n"
+                    "    return {'score': float(hparams['n']), 'imported_by': startsruntime.PID, 'agent': os.getpid()}\n",
+}
+
+
+def install(runs: str) -> None:
+    site, user = Path(runs, "lib", "site-packages"), Path(runs, "user")
+    for name, text in LIBRARIES.items():
+        (site / name).mkdir(parents=True)
+        (site / name / "__init__.py").write_text(text)
+    user.mkdir()
+    for name, text in USER.items():
+        (user / f"{name}.py").write_text(text)
+    sys.path[:0] = [str(site), str(user)]
+
+
+def search():
+    return HyperparameterSearch(Searchspace(n=("DISCRETE", [0, 1])), "gridsearch", metric="score", workers=2)
+
+
+def run(fn) -> list[dict]:
+    result = lagom(fn, search(), launcher=LocalLauncher(), path=RUNS, verbose=0, report=False)
+    return [{"state": t.state, **(t.result or {})} for t in result.trials]
+
+
+def environments(runs: str) -> dict:
+    """Two experiments, the environment changed between them."""
+    import probe_user
+
+    os.environ["PROBE_SETTING"] = "1"
+    first = run(probe_user.train)
+    os.environ["PROBE_SETTING"] = "2"
+    second = run(probe_user.train)
+    return {"libraries": shipping.libraries(shipping.pack(probe_user.train)), "first": first, "second": second}
+
+
+def runtime(runs: str) -> dict:
+    """A library that starts JAX's backend as it is imported."""
+    import runtime_user
+
+    return {"libraries": shipping.libraries(shipping.pack(runtime_user.train)), "trials": run(runtime_user.train),
+            "never": sorted(_Zygote.never)}
+
+
+if __name__ == "__main__":
+    RUNS = sys.argv[2]
+    install(RUNS)
+    print(json.dumps(globals()[sys.argv[1]](RUNS)))

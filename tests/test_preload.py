@@ -1,0 +1,40 @@
+"""The clean zygote loads the libraries a training function imports before it forks agents
+(kernel/shipping.py's ``libraries``, plugins/launchers/local.py): once per process and
+environment, not once per agent and experiment. Each case runs in a script of its own
+(tests/preload_driver.py), since it changes ``sys.path`` and the environment."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def _script(scenario: str, runs: Path) -> dict:
+    runs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "LAGOM_FORK_DRIVER": "0"}
+    env.pop("PROBE_SETTING", None)
+    out = subprocess.run([sys.executable, str(HERE / "preload_driver.py"), scenario, str(runs)], capture_output=True,
+                         text=True, timeout=150, env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_agents_find_the_functions_libraries_imported_in_the_environment_they_run_in(runs):
+    seen = _script("environments", runs)
+    assert seen["libraries"] == ["envprobe"]  # not the user's module that holds the function, nor os
+    for trials, setting in ((seen["first"], "1"), (seen["second"], "2")):
+        assert [t["state"] for t in trials] == ["finished", "finished"]
+        assert all(t["imported_by"] == t["zygote"] != t["agent"] for t in trials)  # imported once, ahead
+        assert {t["setting"] for t in trials} == {setting}  # read in the agents' environment, not the first one's
+    assert {t["zygote"] for t in seen["first"]}.isdisjoint(t["zygote"] for t in seen["second"])
+
+
+def test_a_library_that_starts_a_runtime_as_it_is_imported_is_left_to_the_agents(runs):
+    """JAX's backend started in the zygote: a fork of it would miss the backend's threads."""
+    seen = _script("runtime", runs)
+    assert seen["libraries"] == ["startsruntime"]
+    assert [t["state"] for t in seen["trials"]] == ["finished", "finished"]
+    assert all(t["imported_by"] == t["agent"] for t in seen["trials"])  # each agent imported it itself
+    assert "startsruntime" in seen["never"]
