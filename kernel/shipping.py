@@ -150,8 +150,9 @@ _NOT_PRELOADED = frozenset({"tensorflow"})  # its import starts a runtime: a pro
 
 
 def libraries(payload: bytes) -> list[str]:
-    """The installed libraries (top-level packages in a site-packages folder) that unpickling
-    ``payload`` imports, as far as this process has them loaded: what an agent's first trial
+    """The modules of installed libraries (packages in a site-packages folder) that unpickling
+    ``payload`` imports, and that running it will (a name its code uses, as ``import flax`` in
+    the function does), as far as this process has them loaded: what an agent's first trial
     would otherwise spend its first seconds importing, so a launcher may load them into the
     process its agents are forked from (plugins/launchers/local.py). A module of the user's that
     the pickle names (a function defined in one travels by reference) counts for the libraries
@@ -163,26 +164,28 @@ def libraries(payload: bytes) -> list[str]:
     try:
         for _, arg, _ in pickletools.genops(payload):  # a module's name, or a global's ("sklearn.datasets._base")
             if isinstance(arg, str) and len(arg) < 200:
-                named.update((arg, arg.split(".", 1)[0]))
+                named.add(arg)
     except Exception:  # not a pickle this scan can read: nothing to preload
         return []
-    found = {n.split(".", 1)[0] for n in named if _installed(n.split(".", 1)[0])}
+    found = {n for n in named if _installed(n)}
     for name in named - found:
         module = sys.modules.get(name)
-        if isinstance(module, types.ModuleType) and not _installed(name) and name not in sys.stdlib_module_names:
-            found.update(top for value in list(vars(module).values()) if _installed(top := _top(value)))
+        if isinstance(module, types.ModuleType) and name.split(".", 1)[0] not in sys.stdlib_module_names:
+            found.update(m for value in list(vars(module).values()) if _installed(m := _module_of(value)))
     return sorted(found)
 
 
-def _top(value: Any) -> str:
-    """The top-level package a module, function or class belongs to ('' for anything else)."""
+def _module_of(value: Any) -> str:
+    """The module a module, function or class is, or is defined in ('' for anything else)."""
     name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
-    return name.split(".", 1)[0] if isinstance(name, str) else ""
+    return name if isinstance(name, str) else ""
 
 
 def _installed(name: str) -> bool:
-    module = sys.modules.get(name)
-    if module is None or name in sys.stdlib_module_names or name in _NOT_PRELOADED or name == "__main__":
+    """``name`` is a module loaded here, of a package installed in a site-packages folder."""
+    top = name.split(".", 1)[0]
+    if name not in sys.modules or top in sys.stdlib_module_names or top in _NOT_PRELOADED or top == "__main__":
         return False
-    where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), None)
+    package = sys.modules.get(top)
+    where = getattr(package, "__file__", None) or next(iter(getattr(package, "__path__", [])), None)
     return isinstance(where, str) and bool({"site-packages", "dist-packages"} & set(Path(where).parts))

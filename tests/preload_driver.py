@@ -13,13 +13,14 @@ from kernel import lagom, shipping
 from plugins.launchers.local import LocalLauncher, _Zygote
 
 LIBRARIES = {
-    "envprobe": "import os\nSETTING = os.environ.get('PROBE_SETTING')\nPID = os.getpid()\n",
-    "startsruntime": "import os, jax\njax.devices()\nPID = os.getpid()\n",
+    "envprobe/__init__.py": "import os\nSETTING = os.environ.get('PROBE_SETTING')\nPID = os.getpid()\n",
+    "envprobe/deep.py": "import os\nPID = os.getpid()\n\ndef where():\n    return PID\n",  # not imported by envprobe
+    "startsruntime/__init__.py": "import os, jax\njax.devices()\nPID = os.getpid()\n",
 }
 USER = {  # the user's own modules, beside the script: never loaded ahead
-    "probe_user": "import os, envprobe\n\ndef train(hparams):\n"
-                  "    return {'score': float(hparams['n']), 'setting': envprobe.SETTING,\n"
-                  "            'imported_by': envprobe.PID, 'agent': os.getpid(), 'zygote': os.getppid()}\n",
+    "probe_user": "import os, envprobe\nfrom envprobe.deep import where\n\ndef train(hparams):\n"
+                  "    return {'score': float(hparams['n']), 'setting': envprobe.SETTING, 'imported_by': envprobe.PID,\n"
+                  "            'deep_imported_by': where(), 'agent': os.getpid(), 'zygote': os.getppid()}\n",
     "runtime_user": "import os, startsruntime\n\ndef train(hparams):\n"
                     "    return {'score': float(hparams['n']), 'imported_by': startsruntime.PID, 'agent': os.getpid()}\n",
 }
@@ -28,8 +29,8 @@ USER = {  # the user's own modules, beside the script: never loaded ahead
 def install(runs: str) -> None:
     site, user = Path(runs, "lib", "site-packages"), Path(runs, "user")
     for name, text in LIBRARIES.items():
-        (site / name).mkdir(parents=True)
-        (site / name / "__init__.py").write_text(text)
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text)
     user.mkdir()
     for name, text in USER.items():
         (user / f"{name}.py").write_text(text)

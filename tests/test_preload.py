@@ -23,10 +23,11 @@ def _script(scenario: str, runs: Path) -> dict:
 
 def test_agents_find_the_functions_libraries_imported_in_the_environment_they_run_in(runs):
     seen = _script("environments", runs)
-    assert seen["libraries"] == ["envprobe"]  # not the user's module that holds the function, nor os
+    # not the user's module that holds the function, nor os; the submodule it takes a function from
+    assert seen["libraries"] == ["envprobe", "envprobe.deep"]
     for trials, setting in ((seen["first"], "1"), (seen["second"], "2")):
         assert [t["state"] for t in trials] == ["finished", "finished"]
-        assert all(t["imported_by"] == t["zygote"] != t["agent"] for t in trials)  # imported once, ahead
+        assert all(t["imported_by"] == t["deep_imported_by"] == t["zygote"] != t["agent"] for t in trials)
         assert {t["setting"] for t in trials} == {setting}  # read in the agents' environment, not the first one's
     assert {t["zygote"] for t in seen["first"]}.isdisjoint(t["zygote"] for t in seen["second"])
 
@@ -38,3 +39,15 @@ def test_a_library_that_starts_a_runtime_as_it_is_imported_is_left_to_the_agents
     assert [t["state"] for t in seen["trials"]] == ["finished", "finished"]
     assert all(t["imported_by"] == t["agent"] for t in seen["trials"])  # each agent imported it itself
     assert "startsruntime" in seen["never"]
+
+
+def test_the_libraries_named_are_those_a_function_sent_by_value_imports_even_inside_itself():
+    from kernel import shipping
+
+    namespace = {"__name__": "a_notebook_cell"}  # not importable: the function travels by value
+    exec("import json\ndef train(hparams):\n    import msgpack\n    return json.dumps(msgpack.packb(1).hex())",
+         namespace)
+    names = shipping.libraries(shipping.pack(namespace["train"]))
+    assert "msgpack" in names and "json" not in names  # installed, and imported in the function; not stdlib
+    assert not any(n.split(".")[0] in ("a_notebook_cell", "__main__", "kernel") for n in names)
+    assert shipping.libraries(b"not a pickle") == []
