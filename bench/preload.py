@@ -4,11 +4,13 @@ itself (``LAGOM_PRELOAD=0``), measured side by side.
 
     python bench/preload.py                 # 3 rounds, 3 searches per process
     python bench/preload.py --rounds 1
+    python bench/preload.py --workers 4     # more agents than cores
 
 Two ways a user's agents come from the clean zygote rather than a fork of the script: *tried*,
 the script calls ``train`` once in its own process before ``lagom()`` (JAX's backend starts
 there, so the script may not be forked); *notebook*, ``lagom()`` runs in a thread, as in
-Jupyter. Each runs the README's search (random over ``lr`` and 3 widths, 20 trials, 2 agents)
+Jupyter. Each runs the README's search (random over ``lr`` and 3 widths, 20 trials, 2 agents
+or ``--workers``)
 ``--searches`` times in one process, as a notebook's cells or a script's loop would, on a
 compilation cache warmed before the first round. Each process is started anew, cases
 interleaved; the figures are the medians over rounds of the first search's wall clock and of
@@ -35,7 +37,7 @@ from _common import emit  # noqa: E402
 CASES = [("tried", "1"), ("tried", "0"), ("notebook", "1"), ("notebook", "0")]
 
 
-def child(case: str, searches: int, runs: str) -> list[float]:
+def child(case: str, searches: int, runs: str, workers: int) -> list[float]:
     from compile import readme_after
 
     from contexts import HyperparameterSearch, Searchspace
@@ -50,7 +52,7 @@ def child(case: str, searches: int, runs: str) -> list[float]:
     def one(seed: int) -> None:
         began = time.perf_counter()
         lagom(readme["train"], HyperparameterSearch(sp, optimizer="randomsearch", num_trials=20, direction="max",
-                                                    metric="accuracy", workers=2, seed=seed),
+                                                    metric="accuracy", workers=workers, seed=seed),
               path=runs, verbose=0, report=False)
         walls.append(round(time.perf_counter() - began, 3))
 
@@ -64,9 +66,10 @@ def child(case: str, searches: int, runs: str) -> list[float]:
     return walls
 
 
-def run_child(case: str, preload: str, searches: int, cache: str, runs: str) -> list[float]:
+def run_child(case: str, preload: str, searches: int, cache: str, runs: str, workers: int = 2) -> list[float]:
     env = {**os.environ, "LAGOM_PRELOAD": preload, "JAX_COMPILATION_CACHE_DIR": cache, "LAGOM_REPORT": "0"}
-    out = subprocess.run([sys.executable, __file__, "--child", case, "--searches", str(searches), "--runs", runs],
+    out = subprocess.run([sys.executable, __file__, "--child", case, "--searches", str(searches), "--runs", runs,
+                          "--workers", str(workers)],
                          env=env, capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         raise SystemExit(f"{case} (LAGOM_PRELOAD={preload}) failed:\n{out.stderr[-3000:]}")
@@ -77,11 +80,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--searches", type=int, default=3, help="searches per process (default 3)")
+    ap.add_argument("--workers", type=int, default=2, help="agents per search (default 2)")
     ap.add_argument("--child", choices=["tried", "notebook"], help=argparse.SUPPRESS)
     ap.add_argument("--runs", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.searches, args.runs)))
+        print(json.dumps(child(args.child, args.searches, args.runs, args.workers)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         cache, runs = os.path.join(tmp, "cache"), os.path.join(tmp, "runs")
@@ -89,7 +93,8 @@ def main() -> None:
         walls: dict[str, list[list[float]]] = {f"{c}_preload{p}": [] for c, p in CASES}
         for _ in range(args.rounds):
             for case, preload in CASES:
-                walls[f"{case}_preload{preload}"].append(run_child(case, preload, args.searches, cache, runs))
+                walls[f"{case}_preload{preload}"].append(run_child(case, preload, args.searches, cache, runs,
+                                                                  args.workers))
     figures = {}
     for name, rounds in walls.items():
         figures[f"{name}_first_s"] = statistics.median(r[0] for r in rounds)
@@ -98,7 +103,7 @@ def main() -> None:
         print(f"{name:22s} first {figures[f'{name}_first_s']:.2f} s"
               + (f", later {figures[f'{name}_later_s']:.2f} s" if args.searches > 1 else "")
               + f"   (all: {rounds})", flush=True)
-    emit({"rounds": args.rounds, "searches": args.searches, **figures})
+    emit({"rounds": args.rounds, "searches": args.searches, "workers": args.workers, **figures})
 
 
 if __name__ == "__main__":
