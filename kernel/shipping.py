@@ -145,7 +145,7 @@ def import_path() -> list[str]:
     return list(dict.fromkeys([p for p in sys.path if p] + [os.getcwd()]))
 
 
-PRELOAD_SCAN = 8 << 20  # a function pickled larger than this is not read for the libraries it names
+PRELOAD_SCAN = 2 << 20  # a function pickled larger than this is not read for the libraries it names
 _NOT_PRELOADED = frozenset({"tensorflow"})  # its import starts a runtime: a process that has it is not forked
 
 

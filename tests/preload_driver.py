@@ -14,15 +14,18 @@ from plugins.launchers.local import LocalLauncher, _Zygote
 
 LIBRARIES = {
     "envprobe/__init__.py": "import os\nSETTING = os.environ.get('PROBE_SETTING')\nPID = os.getpid()\n",
-    "envprobe/deep.py": "import os\nPID = os.getpid()\n\ndef where():\n    return PID\n",  # not imported by envprobe
+    # a submodule the package does not import itself
+    "envprobe/deep.py": "import os\nPID = os.getpid()\n\ndef where():\n    return PID\n",
     "startsruntime/__init__.py": "import os, jax\njax.devices()\nPID = os.getpid()\n",
 }
 USER = {  # the user's own modules, beside the script: never loaded ahead
     "probe_user": "import os, envprobe\nfrom envprobe.deep import where\n\ndef train(hparams):\n"
-                  "    return {'score': float(hparams['n']), 'setting': envprobe.SETTING, 'imported_by': envprobe.PID,\n"
-                  "            'deep_imported_by': where(), 'agent': os.getpid(), 'zygote': os.getppid()}\n",
+                  "    return {'score': float(hparams['n']), 'setting': envprobe.SETTING,\n"
+                  "            'imported_by': envprobe.PID, 'deep_imported_by': where(),\n"
+                  "            'agent': os.getpid(), 'zygote': os.getppid()}\n",
     "runtime_user": "import os, startsruntime\n\ndef train(hparams):\n"
-                    "    return {'score': float(hparams['n']), 'imported_by': startsruntime.PID, 'agent': os.getpid()}\n",
+                    "    return {'score': float(hparams['n']), 'imported_by': startsruntime.PID,\n"
+                    "            'agent': os.getpid()}\n",
 }
 
 

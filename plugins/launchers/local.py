@@ -23,11 +23,12 @@ started, as after a try of the function in the script; ``lagom()`` runs in a not
 the clean zygote, one per process and environment, started with the agent's modules and no
 thread or ZeroMQ context; before it forks an experiment's agents it imports the installed
 libraries the function imports (kernel/shipping.py's ``libraries``: JAX, optax, scikit-learn;
-never the user's own modules, which may change between experiments), so they are paid once per
-process, and a notebook's second search starts as fast as a script's. ``preload_libraries=False``
-or ``LAGOM_PRELOAD=0`` leaves them to each agent. Each fork sets its own environment, working directory, ``sys.path`` and log
-before the agent runs, so it is the agent a fresh ``python -m kernel.agent`` would be, with the
-driver's modules loaded (a restarted one comes from the same zygote).
+never the user's own modules, which may change between experiments), so they are paid once
+per process, and a notebook's second search starts as fast as a script's
+(``preload_libraries=False`` or ``LAGOM_PRELOAD=0`` leaves them to each agent). Each fork sets
+its own environment, working directory, ``sys.path`` and log before the agent runs, so it is
+the agent a fresh ``python -m kernel.agent`` would be, with the driver's modules loaded (a
+restarted one comes from the same zygote).
 ``LocalLauncher(from_driver=False)`` or ``LAGOM_FORK_DRIVER=0`` keeps to the clean zygote;
 ``LocalLauncher(python=...)`` (another interpreter) starts fresh processes.
 """
@@ -247,7 +248,8 @@ class LocalLauncher(Launcher):
         self.not_from_driver: str | None = None  # why this experiment's agents were not forked from the driver
         self._zygote: _Zygote | None = None
         self._libraries: list[str] = []
-        self._load_libraries = preload_libraries if preload_libraries is not None else os.environ.get(PRELOAD_ENV, "1") != "0"
+        self._load_libraries = (preload_libraries if preload_libraries is not None
+                                else os.environ.get(PRELOAD_ENV, "1") != "0")
         self.not_preloaded: str | None = None  # why the clean zygote could not load the function's libraries
         self.env = dict(env or {})
         self.max_restarts = max_restarts
