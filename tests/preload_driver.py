@@ -17,6 +17,8 @@ LIBRARIES = {
     # a submodule the package does not import itself
     "envprobe/deep.py": "import os\nPID = os.getpid()\n\ndef where():\n    return PID\n",
     "startsruntime/__init__.py": "import os, jax\njax.devices()\nPID = os.getpid()\n",
+    "startsthread/__init__.py": "import os, threading, time\nPID = os.getpid()\n"
+                                "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n",
 }
 USER = {  # the user's own modules, beside the script: never loaded ahead
     "probe_user": "import os, envprobe\nfrom envprobe.deep import where\n\ndef train(hparams):\n"
@@ -26,6 +28,9 @@ USER = {  # the user's own modules, beside the script: never loaded ahead
     "runtime_user": "import os, startsruntime\n\ndef train(hparams):\n"
                     "    return {'score': float(hparams['n']), 'imported_by': startsruntime.PID,\n"
                     "            'agent': os.getpid()}\n",
+    "thread_user": "import os, startsthread\n\ndef train(hparams):\n"
+                   "    return {'score': float(hparams['n']), 'imported_by': startsthread.PID,\n"
+                   "            'agent': os.getpid()}\n",
 }
 
 
@@ -61,11 +66,12 @@ def environments(runs: str) -> dict:
 
 
 def runtime(runs: str) -> dict:
-    """A library that starts JAX's backend as it is imported."""
+    """A library that starts JAX's backend as it is imported, and one that starts a thread."""
     import runtime_user
+    import thread_user
 
     return {"libraries": shipping.libraries(shipping.pack(runtime_user.train)), "trials": run(runtime_user.train),
-            "never": sorted(_Zygote.never)}
+            "thread_trials": run(thread_user.train), "never": sorted(_Zygote.never)}
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import os
 import selectors
 import signal
 import sys
+import threading
 import time
 
 import cloudpickle  # noqa: F401  (warm: every agent unpickles the function with it)
@@ -49,7 +50,8 @@ def _preload(names: list[str]) -> dict:
     ``libraries``), once, so every agent forked from here has them. Their output goes nowhere
     (stdout is the launcher's reply pipe); one that fails to import is left to the agent, whose
     trial then says why. One that started a runtime (JAX's backend, CUDA) makes a later fork
-    unsafe: then this zygote forks nothing more and says so, and the launcher starts another."""
+    unsafe, as does one that started a thread (missing in a child, which might wait on it forever):
+    then this zygote forks nothing more and says so, and the launcher starts another."""
     global _unsafe
     start, loaded, failed = time.perf_counter(), [], []
     saved = [os.dup(1), os.dup(2)]
@@ -73,6 +75,9 @@ def _preload(names: list[str]) -> dict:
             os.dup2(old, fd)
             os.close(old)
         os.close(null)
+    threads = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
+    if threads:
+        _unsafe = _unsafe or f"their imports started threads ({', '.join(threads)})"
     _unsafe = _unsafe or forking.runtime_started()
     return {"preloaded": loaded, "failed": failed, "seconds": round(time.perf_counter() - start, 3),
             "unsafe": _unsafe}
