@@ -17,6 +17,7 @@ LIBRARIES = {
     # a submodule the package does not import itself
     "envprobe/deep.py": "import os\nPID = os.getpid()\n\ndef where():\n    return PID\n",
     "startsruntime/__init__.py": "import os, jax\njax.devices()\nPID = os.getpid()\n",
+    "hangs/__init__.py": "import os, time\nif os.environ.get('PROBE_HANG'):\n    time.sleep(3600)\n",
     "startsthread/__init__.py": "import os, threading, time\nPID = os.getpid()\n"
                                 "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n",
 }
@@ -72,6 +73,21 @@ def runtime(runs: str) -> dict:
 
     return {"libraries": shipping.libraries(shipping.pack(runtime_user.train)), "trials": run(runtime_user.train),
             "thread_trials": run(thread_user.train), "never": sorted(_Zygote.never)}
+
+
+def hang(runs: str) -> dict:
+    """A library whose import does not end in the zygote (given 2 s here, not 120)."""
+    import hangs  # noqa: F401  (loaded here, as the user's script would have it)
+
+    os.environ["PROBE_HANG"] = "1"
+    zygote = _Zygote.get()
+    why = zygote.preload(["hangs"], timeout=2.0)
+    gone = zygote._reader.join(10) or not zygote._reader.is_alive()  # killed: its replies ended
+    os.environ.pop("PROBE_HANG")
+    os.environ["PROBE_SETTING"] = "1"
+    trials = run(__import__("probe_user").train)
+    return {"why": why, "retired": zygote.retired, "gone": gone, "dead": zygote.dead, "trials": trials,
+            "new_zygote": _Zygote.get().pid != zygote.pid}
 
 
 if __name__ == "__main__":

@@ -52,3 +52,10 @@ def test_the_libraries_named_are_those_a_function_sent_by_value_imports_even_ins
     assert "msgpack" in names and "json" not in names  # installed, and imported in the function; not stdlib
     assert not any(n.split(".")[0] in ("a_notebook_cell", "__main__", "kernel") for n in names)
     assert shipping.libraries(b"not a pickle") == []
+
+
+def test_a_zygote_whose_import_does_not_end_is_killed_and_agents_come_from_another(runs):
+    seen = _script("hang", runs)
+    assert "did not end in 2 s" in seen["why"]
+    assert seen["retired"] and seen["gone"] and seen["dead"] and seen["new_zygote"]
+    assert [t["state"] for t in seen["trials"]] == ["finished", "finished"]

@@ -162,23 +162,27 @@ class _Zygote:
             raise OSError(forked)
         return forked
 
-    def preload(self, names: list[str], timeout: float = PRELOAD_S) -> None:
+    def preload(self, names: list[str], timeout: float = PRELOAD_S) -> str | None:
         """Have the zygote import ``names`` (what the function will import) for every agent it
         forks from now on. One that leaves the zygote unsafe to fork, or an import that does not
-        end, retires it: the next ``get`` starts another, which never loads those again."""
+        end, retires it (the next ``get`` starts another, which never loads those again); then
+        this says why."""
         names = [n for n in names if n not in self.loaded and n not in _Zygote.never]
         if not names:
-            return
+            return None
         with self._request_lock:
             self._send({"preload": names})
             try:
                 answer = self._preloads.get(timeout=timeout)
             except queue.Empty:
-                answer = {"unsafe": f"its imports did not end in {timeout:.0f} s"}
+                answer = {"unsafe": f"importing {', '.join(names)} did not end in {timeout:.0f} s"}
+                if not self._ended:  # stuck in an import, it would never read its stdin's end
+                    _signal(self.pid, signal.SIGKILL)
         self.loaded.update(answer.get("preloaded", ()))
         if answer.get("unsafe"):
             self.retired = True
             _Zygote.never.update(names)
+        return answer.get("unsafe")
 
     def _send(self, request: dict) -> None:
         self.requests.write(json.dumps(request).encode() + b"\n")
@@ -318,8 +322,8 @@ class LocalLauncher(Launcher):
         self._libraries = list(libraries) if self._load_libraries else []
 
     def _preload(self, env: dict[str, str]) -> None:
-        try:
-            _Zygote.get(env).preload(self._libraries)  # one it leaves unsafe is retired: _forked gets another
+        try:  # a zygote left unsafe is retired: _forked gets another
+            self.not_preloaded = _Zygote.get(env).preload(self._libraries)
         except (OSError, ValueError) as exc:
             self.not_preloaded = str(exc)
 
