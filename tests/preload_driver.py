@@ -26,9 +26,9 @@ USER = {  # the user's own modules, beside the script: never loaded ahead
                   "    return {'score': float(hparams['n']), 'setting': envprobe.SETTING,\n"
                   "            'imported_by': envprobe.PID, 'deep_imported_by': where(),\n"
                   "            'agent': os.getpid(), 'zygote': os.getppid()}\n",
-    "runtime_user": "import os, startsruntime\n\ndef train(hparams):\n"
+    "runtime_user": "import os, envprobe, startsruntime\n\ndef train(hparams):\n"
                     "    return {'score': float(hparams['n']), 'imported_by': startsruntime.PID,\n"
-                    "            'agent': os.getpid()}\n",
+                    "            'safe_imported_by': envprobe.PID, 'agent': os.getpid(), 'zygote': os.getppid()}\n",
     "thread_user": "import os, startsthread\n\ndef train(hparams):\n"
                    "    return {'score': float(hparams['n']), 'imported_by': startsthread.PID,\n"
                    "            'agent': os.getpid()}\n",

@@ -165,8 +165,8 @@ class _Zygote:
     def preload(self, names: list[str], timeout: float = PRELOAD_S) -> str | None:
         """Have the zygote import ``names`` (what the function will import) for every agent it
         forks from now on. One that leaves the zygote unsafe to fork, or an import that does not
-        end, retires it (the next ``get`` starts another, which never loads those again); then
-        this says why."""
+        end, retires it (the next ``get`` starts another, which never loads that one again, nor
+        all of ``names`` when it is not known which import hung); then this says why."""
         names = [n for n in names if n not in self.loaded and n not in _Zygote.never]
         if not names:
             return None
@@ -181,7 +181,7 @@ class _Zygote:
         self.loaded.update(answer.get("preloaded", ()))
         if answer.get("unsafe"):
             self.retired = True
-            _Zygote.never.update(names)
+            _Zygote.never.update([answer["culprit"]] if answer.get("culprit") else names)
         return answer.get("unsafe")
 
     def _send(self, request: dict) -> None:
@@ -322,8 +322,15 @@ class LocalLauncher(Launcher):
         self._libraries = list(libraries) if self._load_libraries else []
 
     def _preload(self, env: dict[str, str]) -> None:
-        try:  # a zygote left unsafe is retired: _forked gets another
-            self.not_preloaded = _Zygote.get(env).preload(self._libraries)
+        """The clean zygote for ``env`` loads the function's libraries; one that a library left
+        unsafe is retired, and another loads the rest (at most three tries)."""
+        try:
+            for _ in range(3):
+                zygote = _Zygote.get(env)
+                why = zygote.preload(self._libraries)
+                self.not_preloaded = why or self.not_preloaded
+                if not zygote.retired:
+                    return
         except (OSError, ValueError) as exc:
             self.not_preloaded = str(exc)
 

@@ -49,11 +49,12 @@ def _preload(names: list[str]) -> dict:
     """Import the libraries an experiment's function imports (kernel/shipping.py's
     ``libraries``), once, so every agent forked from here has them. Their output goes nowhere
     (stdout is the launcher's reply pipe); one that fails to import is left to the agent, whose
-    trial then says why. One that started a runtime (JAX's backend, CUDA) makes a later fork
-    unsafe, as does one that started a thread (missing in a child, which might wait on it forever):
-    then this zygote forks nothing more and says so, and the launcher starts another."""
+    trial then says why. One that started a runtime (JAX's backend, CUDA) or a thread (missing
+    in a child, which might wait on it forever) makes a later fork unsafe: then the imports stop
+    there, this zygote forks nothing more, and the reply names the culprit, so the launcher
+    starts another that loads the rest."""
     global _unsafe
-    start, loaded, failed = time.perf_counter(), [], []
+    start, loaded, failed, culprit = time.perf_counter(), [], [], None
     saved = [os.dup(1), os.dup(2)]
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
@@ -65,6 +66,10 @@ def _preload(names: list[str]) -> dict:
                 loaded.append(name)
             except BaseException:  # noqa: BLE001 (an import may even sys.exit: the agent's to report)
                 failed.append(name)
+            _unsafe = _unsafe or _unsafe_to_fork()
+            if _unsafe:
+                culprit = name
+                break
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -75,12 +80,18 @@ def _preload(names: list[str]) -> dict:
             os.dup2(old, fd)
             os.close(old)
         os.close(null)
+    return {"preloaded": loaded, "failed": failed, "seconds": round(time.perf_counter() - start, 3),
+            "unsafe": _unsafe and f"importing {culprit}: {_unsafe}", "culprit": culprit}
+
+
+def _unsafe_to_fork() -> str | None:
     threads = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
     if threads:
-        _unsafe = _unsafe or f"their imports started threads ({', '.join(threads)})"
-    _unsafe = _unsafe or forking.runtime_started()
-    return {"preloaded": loaded, "failed": failed, "seconds": round(time.perf_counter() - start, 3),
-            "unsafe": _unsafe}
+        return f"it started threads ({', '.join(threads)})"
+    started = forking.runtime_started()
+    return f"{started} started" if started else None
+
+
 inprocess.single_strategy()  # warm: found once here, not by every agent (it reads every package's entry points)
 
 
