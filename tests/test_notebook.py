@@ -97,6 +97,29 @@ def test_without_ipywidgets_the_progress_is_one_output_updated_in_place(tmp_path
     assert len(shown) == 1 and "4/4 trials" in shown[0] and "best score=" in shown[0]
 
 
+PRELOADED = '''
+import json, os
+import numpy as np
+
+def where_numpy(hparams, reporter):  # its agent's parent: the zygote, numpy's library mapped there?
+    return {"score": float(np.float64(hparams["x"])),
+            "zygote_has_numpy": float("_multiarray_umath" in open(f"/proc/{os.getppid()}/maps").read())}
+
+seen = [[t.result["zygote_has_numpy"] for t in lagom(where_numpy, search(1), path=RUNS, verbose=0).trials]
+        for _ in range(2)]
+print(json.dumps(seen))
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_notebooks_agents_come_from_a_zygote_that_loaded_the_functions_libraries(tmp_path):
+    """lagom() runs in a thread of the notebook's kernel, which is not forked: the clean zygote
+    imports numpy, which the function uses, before it forks the agents of each search."""
+    outputs = notebook(tmp_path, PRELOADED.replace("RUNS", repr(str(tmp_path / "runs"))))
+    printed = "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
+    assert json.loads(printed.strip().splitlines()[-1]) == [[1.0] * 4, [1.0] * 4], outputs
+
+
 ASYNC_MAIN = '''
 import asyncio, sys, time
 sys.path[:0] = {path!r}
