@@ -18,6 +18,8 @@ LIBRARIES = {
     "envprobe/deep.py": "import os\nPID = os.getpid()\n\ndef where():\n    return PID\n",
     "startsruntime/__init__.py": "import os, jax\njax.devices()\nPID = os.getpid()\n",
     "hangs/__init__.py": "import os, time\nif os.environ.get('PROBE_HANG'):\n    time.sleep(3600)\n",
+    "grabssignals/__init__.py": "import signal\nsignal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+                                "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n",
     "startsthread/__init__.py": "import os, threading, time\nPID = os.getpid()\n"
                                 "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n",
 }
@@ -29,6 +31,10 @@ USER = {  # the user's own modules, beside the script: never loaded ahead
     "runtime_user": "import os, envprobe, startsruntime\n\ndef train(hparams):\n"
                     "    return {'score': float(hparams['n']), 'imported_by': startsruntime.PID,\n"
                     "            'safe_imported_by': envprobe.PID, 'agent': os.getpid(), 'zygote': os.getppid()}\n",
+    "signals_user": "import os, grabssignals\n\ndef train(hparams):\n"
+                    "    if hparams['n'] == 0 and os.environ.get('LAGOM_AGENT_RESTARTS', '0') == '0':\n"
+                    "        os._exit(3)  # the agent dies: the zygote must hear of it\n"
+                    "    return {'score': float(hparams['n'])}\n",
     "thread_user": "import os, startsthread\n\ndef train(hparams):\n"
                    "    return {'score': float(hparams['n']), 'imported_by': startsthread.PID,\n"
                    "            'agent': os.getpid()}\n",
@@ -73,6 +79,15 @@ def runtime(runs: str) -> dict:
 
     return {"libraries": shipping.libraries(shipping.pack(runtime_user.train)), "trials": run(runtime_user.train),
             "thread_trials": run(thread_user.train), "never": sorted(_Zygote.never)}
+
+
+def signals(runs: str) -> dict:
+    """A library that sets the zygote's SIGCHLD and SIGTERM handlers as it is imported, and an
+    agent that dies."""
+    import signals_user
+
+    result = lagom(signals_user.train, search(), launcher=LocalLauncher(), path=RUNS, verbose=0, report=False)
+    return {"trials": [{"state": t.state, "error": t.error or ""} for t in result.trials]}
 
 
 def hang(runs: str) -> dict:

@@ -61,3 +61,12 @@ def test_a_zygote_whose_import_does_not_end_is_killed_and_agents_come_from_anoth
     assert "did not end in 2 s" in seen["why"]
     assert seen["retired"] and seen["gone"] and seen["dead"] and seen["new_zygote"]
     assert [t["state"] for t in seen["trials"]] == ["finished", "finished"]
+
+
+def test_a_library_that_sets_signal_handlers_as_it_is_imported_leaves_the_zygotes_alone(runs):
+    """The zygote hears of its agents' exits through SIGCHLD: a library's SIG_IGN there would
+    have it miss a dead agent, whose trial would wait on the kernel's silence timeout instead."""
+    seen = _script("signals", runs)
+    states = sorted((t["state"], t["error"]) for t in seen["trials"])
+    assert states[0][0] == "failed" and "exit code 3" in states[0][1], states
+    assert states[1][0] == "finished"

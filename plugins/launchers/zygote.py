@@ -55,6 +55,7 @@ def _preload(names: list[str]) -> dict:
     starts another that loads the rest."""
     global _unsafe
     start, loaded, failed, culprit = time.perf_counter(), [], [], None
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM)}
     saved = [os.dup(1), os.dup(2)]
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
@@ -80,6 +81,8 @@ def _preload(names: list[str]) -> dict:
             os.dup2(old, fd)
             os.close(old)
         os.close(null)
+        for sig, handler in handlers.items():  # a library's own would be the agents' (and lose exits)
+            signal.signal(sig, handler)
     return {"preloaded": loaded, "failed": failed, "seconds": round(time.perf_counter() - start, 3),
             "unsafe": _unsafe and f"importing {culprit}: {_unsafe}", "culprit": culprit}
 
