@@ -23,6 +23,8 @@ if python3 -c "import zmq, msgpack, cloudpickle" 2> /dev/null; then
   # the compile share of the README's search and the main job, before and after (needs sklearn too)
   if python3 -c "import sklearn" 2> /dev/null; then
     python3 bench/compile.py | tail -n 1
+    # agents from the clean zygote that loaded JAX for them (its import must not start CUDA there)
+    python3 bench/preload.py --rounds 1 --searches 2 | tail -n 1
     # packed search on the GPU: MLP and CNN, K = 1..64 lanes, trials per minute (Optuna too, if there)
     python3 bench/pack.py --seconds 60 --packs 1 4 16 64 $(python3 -c "import optuna" 2> /dev/null || echo --no-optuna) | tail -n 1
   fi
