@@ -60,6 +60,9 @@ def compile_lines(trials: list[Trial]) -> list[str]:
         lines.append(f"    {again} of {later} trials of a shape seen before compiled again: hyperparameters closed over "
                      f"by a jitted step are baked into it as constants; hand them to the step as arguments "
                      f"(def step(state, batch, hparams) with strategy.step: docs/compile.md)")
+    elif spent > total / 2 and compiled > cached:  # what a first run on a host shows: say it is paid once
+        lines.append("    most programs were new to this host's compilation cache (a first run, or new shapes): "
+                     "a later run loads them; each distinct shape (a width, a depth, a choice) compiles its own")
     return lines
 
 

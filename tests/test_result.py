@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel.result import NoBestTrial, Result
+from kernel.result import NoBestTrial, Result, compile_lines
 from kernel.trials import Trial
 
 
@@ -83,3 +83,21 @@ def test_a_single_run_says_what_it_returned_not_a_metric_it_never_had(runs):
 
     text = str(lagom(train, Single(), path=runs, verbose=0))
     assert "returned: {'acc': 0.5, 'loss': 1.25}" in text and "None" not in text
+
+
+def test_the_compile_summary_says_why_compiling_was_most_of_the_time():
+    """Three cases a user meets: a first run on a host (programs new to its cache: paid once),
+    hyperparameters baked into the step (trials of a seen shape compile again), a warm run."""
+    def trials(width_of, compiled, cached, compile_s=0.9):
+        return [Trial(id=i, params={"width": width_of(i), "lr": 0.1 * i}, started=float(i), ended=i + 1.0,
+                      compile_s=compile_s, programs_compiled=compiled, programs_cached=cached, traced=["lr"])
+                for i in range(6)]
+
+    first_run = compile_lines(trials(lambda i: 8 * i, compiled=3, cached=0))  # every width new
+    assert first_run[0].startswith("  XLA compilation: 90% of trial time") and "18 programs compiled" in first_run[0]
+    assert len(first_run) == 2 and "new to this host's compilation cache" in first_run[1]
+    baked = compile_lines(trials(lambda i: 8 * (i % 2), compiled=3, cached=0))  # seen widths compile again
+    assert len(baked) == 2 and "baked into it as constants" in baked[1]
+    warm = compile_lines(trials(lambda i: 8 * i, compiled=0, cached=3))
+    assert len(warm) == 1 and "0 programs compiled, 18 loaded" in warm[0]
+    assert compile_lines(trials(lambda i: 8 * i, compiled=3, cached=0, compile_s=0.2))[1:] == []  # not most of it
