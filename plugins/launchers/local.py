@@ -174,14 +174,14 @@ class _Zygote:
             self._send({"preload": names})
             try:
                 answer = self._preloads.get(timeout=timeout)
-            except queue.Empty:
-                answer = {"unsafe": f"importing {', '.join(names)} did not end in {timeout:.0f} s"}
+            except queue.Empty:  # which import hangs is not known: none of them is loaded again
+                answer = {"unsafe": f"importing {', '.join(names)} did not end in {timeout:.0f} s", "culprits": names}
                 if not self._ended:  # stuck in an import, it would never read its stdin's end
                     _signal(self.pid, signal.SIGKILL)
         self.loaded.update(answer.get("preloaded", ()))
         if answer.get("unsafe"):
             self.retired = True
-            _Zygote.never.update([answer["culprit"]] if answer.get("culprit") else names)
+            _Zygote.never.update(answer.get("culprits", ()))
         return answer.get("unsafe")
 
     def _send(self, request: dict) -> None:

@@ -17,11 +17,12 @@ Protocol, JSON lines. Launcher -> zygote on stdin: ``{"argv", "env", "cwd", "pat
 (an agent's command-line arguments, environment, working directory, ``sys.path`` and log file),
 or ``{"preload": [names]}``. Zygote -> launcher on stdout: ``{"pid": N}`` for each agent
 requested, in order (``{"pid": null, "error": E}`` once it may fork no more), ``{"preloaded":
-[names], "failed": [names], "seconds": S, "unsafe": why or null}`` for each preload, and
-``{"exit": N, "code": C}`` when an agent ends (C as ``Popen.returncode``: negative for a
-signal). The zygote leaves when its stdin closes: the launcher's process ended, killed or not, and with it
-the kernel its agents served, so it ends them first (SIGTERM) rather than leave them waiting
-out their ``--patience`` for a kernel that is gone (a resume starts agents of its own).
+[names], "failed": [names], "seconds": S, "unsafe": why or null, "culprits": [names]}`` for
+each preload, and ``{"exit": N, "code": C}`` when an agent ends (C as ``Popen.returncode``:
+negative for a signal). The zygote leaves when its stdin closes: the launcher's process ended,
+killed or not, and with it the kernel its agents served, so it ends them first (SIGTERM)
+rather than leave them waiting out their ``--patience`` for a kernel that is gone (a resume
+starts agents of its own).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ from kernel.agent import cli, inprocess
 from . import forking
 
 _inherited: list = []
-_unsafe: str | None = None  # why this zygote forks no more: a library it loaded started a runtime
+_unsafe: str | None = None  # why this zygote forks no more: a library it loaded started a runtime or a thread
 
 
 def _preload(names: list[str]) -> dict:
@@ -55,6 +56,8 @@ def _preload(names: list[str]) -> dict:
     starts another that loads the rest."""
     global _unsafe
     start, loaded, failed, culprit = time.perf_counter(), [], [], None
+    if _unsafe:  # asked by a launcher that took this zygote before it was retired
+        return {"preloaded": [], "failed": [], "seconds": 0.0, "unsafe": _unsafe, "culprits": []}
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM)}
     saved = [os.dup(1), os.dup(2)]
     null = os.open(os.devnull, os.O_WRONLY)
@@ -83,8 +86,10 @@ def _preload(names: list[str]) -> dict:
         os.close(null)
         for sig, handler in handlers.items():  # a library's own would be the agents' (and lose exits)
             signal.signal(sig, handler)
+    if _unsafe:
+        _unsafe = f"importing {culprit}: {_unsafe}"
     return {"preloaded": loaded, "failed": failed, "seconds": round(time.perf_counter() - start, 3),
-            "unsafe": _unsafe and f"importing {culprit}: {_unsafe}", "culprit": culprit}
+            "unsafe": _unsafe, "culprits": [culprit] if culprit else []}
 
 
 def _unsafe_to_fork() -> str | None:
