@@ -107,14 +107,14 @@ def first_step_probe(start_of):
     return probe
 
 
-def search(fn, cache: str, runs: str, seed: int, budget: int | None = None) -> dict:
+def search(fn, cache: str, runs: str, seed: int, budget: int | None = None, workers: int = 2) -> dict:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
     if budget is not None:
         fn = with_budget(fn, budget)
     sp = Searchspace(lr=("DOUBLE", [1e-4, 1e-1], "log"), width=("DISCRETE", [32, 64, 128]))
     began = time.perf_counter()
     result = lagom(fn, HyperparameterSearch(sp, optimizer="randomsearch", num_trials=20, direction="max",
-                                            metric="accuracy", workers=2, seed=seed), path=runs, verbose=0,
+                                            metric="accuracy", workers=workers, seed=seed), path=runs, verbose=0,
                    report=False)
     return figures(result, time.perf_counter() - began)
 

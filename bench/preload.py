@@ -9,10 +9,9 @@ itself (``LAGOM_PRELOAD=0``), measured side by side.
 Two ways a user's agents come from the clean zygote rather than a fork of the script: *tried*,
 the script calls ``train`` once in its own process before ``lagom()`` (JAX's backend starts
 there, so the script may not be forked); *notebook*, ``lagom()`` runs in a thread, as in
-Jupyter. Each runs the README's search (random over ``lr`` and 3 widths, 20 trials, 2 agents
-or ``--workers``)
-``--searches`` times in one process, as a notebook's cells or a script's loop would, on a
-compilation cache warmed before the first round. Each process is started anew, cases
+Jupyter. Each runs the README's search (bench/compile.py's: random over ``lr`` and 3 widths,
+20 trials, 2 agents or ``--workers``) ``--searches`` times in one process, as a notebook's
+cells or a script's loop would, on a compilation cache warmed before the first round. Each process is started anew, cases
 interleaved; the figures are the medians over rounds of the first search's wall clock and of
 the later ones'.
 """
@@ -26,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -38,23 +36,15 @@ CASES = [("tried", "1"), ("tried", "0"), ("notebook", "1"), ("notebook", "0")]
 
 
 def child(case: str, searches: int, runs: str, workers: int) -> list[float]:
-    from compile import readme_after
-
-    from contexts import HyperparameterSearch, Searchspace
-    from kernel import lagom
+    from compile import readme_after, search
 
     readme = readme_after()
-    sp = Searchspace(lr=("DOUBLE", [1e-4, 1e-1], "log"), width=("DISCRETE", [32, 64, 128]))
     if case == "tried":  # the function tried once by hand: JAX's backend starts in this process
         readme["train"]({"lr": 1e-3, "width": 32, "budget": 1}, type("R", (), {"broadcast": lambda *a, **k: None})())
-    walls: list[float] = []
+    cache, walls = os.environ["JAX_COMPILATION_CACHE_DIR"], []
 
     def one(seed: int) -> None:
-        began = time.perf_counter()
-        lagom(readme["train"], HyperparameterSearch(sp, optimizer="randomsearch", num_trials=20, direction="max",
-                                                    metric="accuracy", workers=workers, seed=seed),
-              path=runs, verbose=0, report=False)
-        walls.append(round(time.perf_counter() - began, 3))
+        walls.append(search(readme["train"], cache, runs, seed, workers=workers)["wall_s"])
 
     for seed in range(searches):
         if case == "notebook":
