@@ -11,9 +11,9 @@ the script calls ``train`` once in its own process before ``lagom()`` (JAX's bac
 there, so the script may not be forked); *notebook*, ``lagom()`` runs in a thread, as in
 Jupyter. Each runs the README's search (bench/compile.py's: random over ``lr`` and 3 widths,
 20 trials, 2 agents or ``--workers``) ``--searches`` times in one process, as a notebook's
-cells or a script's loop would, on a compilation cache warmed before the first round. Each process is started anew, cases
-interleaved; the figures are the medians over rounds of the first search's wall clock and of
-the later ones'.
+cells or a script's loop would, on a compilation cache warmed before the first round. Each
+process is started anew, cases interleaved; the figures are the medians over rounds of the
+first search's wall clock and of the later ones'.
 """
 from __future__ import annotations
 
