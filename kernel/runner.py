@@ -18,7 +18,7 @@ from typing import Any, Callable
 from transports import Listener
 from transports.codec import kernel_codec, token_key
 
-from . import records, replay, shipping
+from . import records, replay
 from .controller import ExperimentError, Interrupted
 from .deadlines import Deadlines
 from .driver import Kernel
@@ -125,7 +125,7 @@ async def _serve(kernel: Kernel, plan: Plan, *, listen: str | None, insecure: bo
     try:
         preload = getattr(plan.launch, "preload", None)  # the local launcher's: see shipping.libraries
         if callable(preload):
-            preload(shipping.libraries(plan.function))
+            preload(plan.function)
         plan.launch.start(url=kernel.listener.address.for_local_agents().url, token=plan.token,
                           count=plan.context.workers, insecure=insecure, log_dir=kernel.folder.agents_dir,
                           on_exit=kernel.agent_exited)

@@ -35,9 +35,8 @@ from kernel.agent.blackbox import ENV as BOX_ENV
 from kernel.agent.cli import RESTARTS_ENV, TOKEN_ENV
 
 # Read when an agent starts, not when a library is imported: they may differ from the driver's.
-LATE = frozenset({TOKEN_ENV, BOX_ENV, RESTARTS_ENV, "PYTHONPATH", "PYTHONUNBUFFERED", "CUDA_VISIBLE_DEVICES",
-                  "XLA_PYTHON_CLIENT_PREALLOCATE"})
 PER_AGENT = frozenset({TOKEN_ENV, BOX_ENV, RESTARTS_ENV})  # set for each agent alone: never a zygote's
+LATE = PER_AGENT | {"PYTHONPATH", "PYTHONUNBUFFERED", "CUDA_VISIBLE_DEVICES", "XLA_PYTHON_CLIENT_PREALLOCATE"}
 FRESH_GC = gc.get_threshold()  # the process's, before a kernel raises them while it serves
 _pinned: list = []  # what the child must never finalize (a ZeroMQ context's destroy would hang it)
 

@@ -50,7 +50,7 @@ from typing import Callable
 from kernel.agent.blackbox import ENV as BOX_ENV
 from kernel.agent.blackbox import last_trial
 from kernel.agent.cli import TOKEN_ENV
-from kernel.shipping import import_path
+from kernel.shipping import import_path, libraries
 
 from . import forking
 from .base import Exit, Launcher, OnExit
@@ -251,7 +251,7 @@ class LocalLauncher(Launcher):
         self.from_driver = from_driver if from_driver is not None else os.environ.get(FORK_ENV, "1") != "0"
         self.not_from_driver: str | None = None  # why this experiment's agents were not forked from the driver
         self._zygote: _Zygote | None = None
-        self._libraries: list[str] = []
+        self._function: bytes | None = None  # pickled, when the runner hands it over (preload)
         self._load_libraries = (preload_libraries if preload_libraries is not None
                                 else os.environ.get(PRELOAD_ENV, "1") != "0")
         self.not_preloaded: str | None = None  # why the clean zygote could not load the function's libraries
@@ -276,7 +276,7 @@ class LocalLauncher(Launcher):
         gpus = [{**own, **self.env} for own in gpu_environments(host_gpus(), count)]  # env= still wins
         self._slot_env = dict(zip(ids, gpus))
         self._zygote = self._from_driver(env, gpus)
-        if self._zygote is None and self._fork and self._libraries:
+        if self._zygote is None and self._fork and self._function is not None:
             self._preload(env)
         for agent_id in ids:
             self._spawn(agent_id, agent_id, 0)
@@ -315,19 +315,23 @@ class LocalLauncher(Launcher):
             self.not_from_driver = str(exc)
             return None
 
-    def preload(self, libraries: list[str]) -> None:
-        """The installed libraries the function imports (kernel/shipping.py): agents forked from
-        the clean zygote find them imported there, once for all of them and for later experiments
-        of this process, instead of importing them each (a fork of the driver has them already)."""
-        self._libraries = list(libraries) if self._load_libraries else []
+    def preload(self, function: bytes) -> None:
+        """The pickled training function: agents forked from the clean zygote find the installed
+        libraries it imports (kernel/shipping.py's ``libraries``) imported there, once for all
+        of them and for later experiments of this process, instead of importing them each (a
+        fork of the driver has them already, so it is read only where that fork is not made)."""
+        self._function = function if self._load_libraries else None
 
     def _preload(self, env: dict[str, str]) -> None:
         """The clean zygote for ``env`` loads the function's libraries; one that a library left
         unsafe is retired, and another loads the rest (at most three tries)."""
+        names = libraries(self._function)
+        if not names:
+            return
         try:
             for _ in range(3):
                 zygote = _Zygote.get(env)
-                why = zygote.preload(self._libraries)
+                why = zygote.preload(names)
                 self.not_preloaded = why or self.not_preloaded
                 if not zygote.retired:
                     return
